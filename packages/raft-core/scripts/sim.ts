@@ -1,0 +1,51 @@
+// Runs the deterministic simulator over many seeds:
+//   pnpm --filter @rockraft/raft-core sim -- --seeds 100000 [--start 1] [--nodes 3|5|both] [--steps 3000]
+// Prints a summary and, for each failing seed, what failed and the command that replays it.
+import { parseArgs } from "node:util";
+import { runSeed, type RunResult } from "../test/sim/run.js";
+
+const { values } = parseArgs({
+  args: process.argv.slice(2).filter((arg) => arg !== "--"),
+  options: {
+    seeds: { type: "string", default: "1000" },
+    start: { type: "string", default: "1" },
+    nodes: { type: "string", default: "both" },
+    steps: { type: "string", default: "3000" },
+  },
+});
+const seeds = Number(values.seeds);
+const start = Number(values.start);
+const steps = Number(values.steps);
+const clusterSizes = values.nodes === "both" ? [3, 5] : [Number(values.nodes)];
+
+const began = performance.now();
+let runs = 0;
+let failures = 0;
+let worstTicksToLeader = 0;
+const totals = { proposals: 0, acked: 0, reads: 0, readsServed: 0, crashes: 0 };
+for (let seed = start; seed < start + seeds; seed++) {
+  for (const nodes of clusterSizes) {
+    const result: RunResult = runSeed({ seed, nodes, steps });
+    runs++;
+    for (const key of Object.keys(totals) as (keyof typeof totals)[])
+      totals[key] += result.stats[key];
+    worstTicksToLeader = Math.max(worstTicksToLeader, result.ticksToLeader ?? 0);
+    if (!result.ok) {
+      failures++;
+      console.log(result.failure);
+    }
+  }
+  if ((seed - start + 1) % 1000 === 0) {
+    console.log(
+      `... ${seed - start + 1} seeds, ${failures} failures, ${((performance.now() - began) / 1000).toFixed(0)} s`,
+    );
+  }
+}
+const seconds = (performance.now() - began) / 1000;
+console.log(
+  `${runs} runs (seeds ${start}..${start + seeds - 1}, ${clusterSizes.join("+")} nodes, ${steps} steps each): ` +
+    `${failures} failed in ${seconds.toFixed(1)} s; ` +
+    `${totals.acked}/${totals.proposals} writes acknowledged, ${totals.readsServed}/${totals.reads} reads served, ` +
+    `${totals.crashes} crashes; slowest recovery after healing: ${worstTicksToLeader} ticks to a leader`,
+);
+process.exit(failures === 0 ? 0 : 1);

@@ -1,0 +1,229 @@
+import { encodeConfState, makeConfState } from "./conf-state.js";
+import { Raft, type RaftOptions, type Status } from "./raft.js";
+import {
+  hardStateEqual,
+  type ConfState,
+  type HardState,
+  type Message,
+  type NodeId,
+  type Ready,
+  type SoftState,
+} from "./types.js";
+
+interface HandedOut {
+  readonly lastEntry: { readonly index: number; readonly term: number } | undefined;
+  readonly snapshotIndex: number | undefined;
+  readonly lastCommitted: number | undefined;
+  /** Responses to ourselves (our vote, our own append acknowledgement), due once persisted. */
+  readonly selfMessages: readonly Message[];
+}
+
+/**
+ * The driving API of one Raft node: feed it ticks, messages and requests; take a `Ready`,
+ * carry out its duties (see `Ready`), then `advance()`. Synchronous and deterministic.
+ *
+ * ```ts
+ * const node = new RawNode({ id: 1, storage, prng: createPrng(seed), electionTick: 10, heartbeatTick: 1 });
+ * node.tick(); node.step(message); node.propose(data);
+ * if (node.hasReady()) { const rd = node.ready(); ... ; node.advance(); }
+ * ```
+ */
+export class RawNode {
+  private readonly raft: Raft;
+  private prevSoftState: SoftState;
+  private prevHardState: HardState;
+  private handedOut: HandedOut | undefined;
+
+  constructor(options: RaftOptions) {
+    this.raft = new Raft(options);
+    this.prevSoftState = this.raft.softState();
+    this.prevHardState = this.raft.hardState();
+  }
+
+  get id(): NodeId {
+    return this.raft.id;
+  }
+
+  /**
+   * Creates the first configuration of a brand-new cluster on this node (the seed's
+   * `initialize`): a config entry at index 1, term 1, committed. Throws
+   * RAFT_ALREADY_INITIALIZED if the node has any state; it never resets one.
+   */
+  bootstrap(members: { voters: readonly NodeId[]; learners?: readonly NodeId[] }): void {
+    this.raft.bootstrap(makeConfState(members.voters, members.learners ?? []));
+  }
+
+  /** Advances logical time by one tick (elections, heartbeats, CheckQuorum, transfer timeout). */
+  tick(): void {
+    this.raft.tick();
+  }
+
+  /** Delivers a message from a peer. Messages addressed to another node are ignored. */
+  step(message: Message): void {
+    if (message.to !== this.raft.id) return;
+    // A peer must never impersonate us: our own responses only come back through advance().
+    if (message.from === this.raft.id) return;
+    this.raft.step(message);
+  }
+
+  /** Starts an election now, if this node may (a voter that is not already leader). */
+  campaign(): void {
+    this.raft.hup("election");
+  }
+
+  /**
+   * Proposes application entries. On the leader, returns where they landed (the first
+   * entry's index and term); on a follower, forwards them and returns undefined. Throws
+   * RaftError RAFT_PROPOSAL_DROPPED with a `reason` when they cannot be taken.
+   */
+  propose(data: Uint8Array | readonly Uint8Array[]): { index: number; term: number } | undefined {
+    const list = data instanceof Uint8Array ? [data] : data;
+    return this.raft.propose(list);
+  }
+
+  /** Proposes a new configuration as a config entry (membership changes build on this). */
+  proposeConfig(conf: ConfState): { index: number; term: number } | undefined {
+    return this.raft.propose([encodeConfState(conf)], "config");
+  }
+
+  /** Requests a linearizable read point; see `Raft.readIndex`. */
+  readIndex(context: string): void {
+    this.raft.readIndex(context);
+  }
+
+  /** Asks the leader to hand leadership to `target` (thesis §3.10). */
+  transferLeader(target: NodeId): void {
+    this.raft.transferLeader(target);
+  }
+
+  reportUnreachable(id: NodeId): void {
+    this.raft.reportUnreachable(id);
+  }
+
+  reportSnapshot(id: NodeId, ok: boolean): void {
+    this.raft.reportSnapshot(id, ok);
+  }
+
+  status(): Status {
+    return this.raft.status();
+  }
+
+  /** Runs the node's own invariant checks; throws RaftError RAFT_INVARIANT on violation. */
+  checkInvariants(): void {
+    this.raft.checkInvariants();
+  }
+
+  hasReady(): boolean {
+    if (this.handedOut !== undefined) return false;
+    const raft = this.raft;
+    const soft = raft.softState();
+    return (
+      raft.msgs.length > 0 ||
+      raft.msgsAfterPersist.length > 0 ||
+      raft.log.unstable().length > 0 ||
+      raft.log.pendingSnapshot() !== undefined ||
+      raft.log.hasNextCommittedEntries() ||
+      raft.readStates.length > 0 ||
+      !hardStateEqual(raft.hardState(), this.prevHardState) ||
+      soft.lead !== this.prevSoftState.lead ||
+      soft.role !== this.prevSoftState.role ||
+      soft.term !== this.prevSoftState.term
+    );
+  }
+
+  /** Takes the pending work; its duties are listed on `Ready`. Then call `advance()`. */
+  ready(): Ready {
+    if (this.handedOut !== undefined) {
+      throw new TypeError("ready(): the previous Ready has not been advanced yet");
+    }
+    const raft = this.raft;
+    const log = raft.log;
+
+    const soft = raft.softState();
+    const softChanged =
+      soft.lead !== this.prevSoftState.lead ||
+      soft.role !== this.prevSoftState.role ||
+      soft.term !== this.prevSoftState.term;
+    const hard = raft.hardState();
+    const hardChanged = !hardStateEqual(hard, this.prevHardState);
+
+    const snapshot = log.pendingSnapshot();
+    const entries = log.unstable().slice();
+    const committedEntries = log.nextCommittedEntries(raft.maxCommittedBytesPerReady());
+    const lastEntry = entries[entries.length - 1];
+
+    const selfMessages: Message[] = [];
+    const persistedMessages: Message[] = [];
+    for (const m of raft.msgsAfterPersist) {
+      if (m.to === raft.id) selfMessages.push(m);
+      else persistedMessages.push(m);
+    }
+    if (raft.role === "leader" && lastEntry !== undefined) {
+      // The leader's own acknowledgement, counted toward commit once these are durable.
+      selfMessages.push({
+        type: "MsgAppResp",
+        from: raft.id,
+        to: raft.id,
+        term: raft.term,
+        index: lastEntry.index,
+        reject: false,
+        rejectHint: 0,
+        logTerm: 0,
+      });
+    }
+    const messages = raft.msgs;
+    raft.msgs = [];
+    raft.msgsAfterPersist = [];
+    const readStates = raft.readStates;
+    raft.readStates = [];
+
+    const mustSync =
+      entries.length > 0 ||
+      snapshot !== undefined ||
+      hard.term !== this.prevHardState.term ||
+      hard.vote !== this.prevHardState.vote;
+
+    if (softChanged) this.prevSoftState = soft;
+    this.prevHardState = hard;
+    this.handedOut = {
+      lastEntry:
+        lastEntry === undefined ? undefined : { index: lastEntry.index, term: lastEntry.term },
+      snapshotIndex: snapshot?.metadata.index,
+      lastCommitted: committedEntries[committedEntries.length - 1]?.index,
+      selfMessages,
+    };
+    return {
+      softState: softChanged ? soft : undefined,
+      hardState: hardChanged ? hard : undefined,
+      snapshot,
+      entries,
+      committedEntries,
+      messages,
+      persistedMessages,
+      readStates,
+      mustSync,
+    };
+  }
+
+  /** Acknowledges that the last Ready's duties are done (Ready duty 5). */
+  advance(): void {
+    const done = this.handedOut;
+    if (done === undefined) throw new TypeError("advance(): no Ready is outstanding");
+    this.handedOut = undefined;
+    const log = this.raft.log;
+    if (done.snapshotIndex !== undefined) {
+      log.stableSnapshotTo(done.snapshotIndex);
+      if (done.snapshotIndex > log.applied) log.applied = done.snapshotIndex;
+    }
+    if (done.lastEntry !== undefined) log.stableTo(done.lastEntry.index, done.lastEntry.term);
+    if (done.lastCommitted !== undefined && done.lastCommitted > log.applied) {
+      log.appliedTo(done.lastCommitted);
+    }
+    for (const m of done.selfMessages) this.raft.step(m);
+  }
+}
+
+/** The node's internal state machine, for this package's own tests and simulator only. */
+export function raftOf(node: RawNode): Raft {
+  return node["raft"];
+}
