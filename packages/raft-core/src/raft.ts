@@ -255,7 +255,7 @@ export class Raft {
     this.role = "follower";
   }
 
-  private becomePreCandidate(): void {
+  becomePreCandidate(): void {
     if (this.role === "leader") throw new RaftError("RAFT_INVARIANT", "leader cannot pre-campaign");
     // PreVote (thesis §9.6) changes neither term nor vote: only a real election does.
     this.stepRole = this.stepCandidate;
@@ -264,7 +264,7 @@ export class Raft {
     this.role = "pre-candidate";
   }
 
-  private becomeCandidate(): void {
+  becomeCandidate(): void {
     if (this.role === "leader") throw new RaftError("RAFT_INVARIANT", "leader cannot campaign");
     this.reset(this.term + 1);
     this.stepRole = this.stepCandidate;
@@ -272,7 +272,7 @@ export class Raft {
     this.role = "candidate";
   }
 
-  private becomeLeader(): void {
+  becomeLeader(): void {
     if (this.role !== "candidate") {
       throw new RaftError("RAFT_INVARIANT", `only a candidate becomes leader, not a ${this.role}`);
     }
