@@ -51,9 +51,9 @@ function same(a: unknown, b: unknown): boolean {
     return a.length === b.length && a.every((item, i) => same(item, b[i]));
   }
   if (typeof a === "object" && typeof b === "object" && a !== null && b !== null) {
-    const keys = Object.keys(a as object);
+    const keys = Object.keys(a);
     return (
-      keys.length === Object.keys(b as object).length &&
+      keys.length === Object.keys(b).length &&
       keys.every((key) =>
         same((a as Record<string, unknown>)[key], (b as Record<string, unknown>)[key]),
       )
@@ -112,7 +112,7 @@ export function storageConformanceTests(options: StorageConformanceOptions): voi
   const { test, create } = options;
   const withHarness = (
     name: string,
-    body: (harness: StorageHarness) => Promise<StorageHarness | void>,
+    body: (harness: StorageHarness) => Promise<StorageHarness | void> | void,
   ) =>
     test(name, async () => {
       const harness = await create();
@@ -124,7 +124,7 @@ export function storageConformanceTests(options: StorageConformanceOptions): voi
       }
     });
 
-  withHarness("an empty storage has no entries, an empty hard state and no members", async (h) => {
+  withHarness("an empty storage has no entries, an empty hard state and no members", (h) => {
     const s = h.storage;
     expectEqual(s.firstIndex(), 1, "firstIndex");
     expectEqual(s.lastIndex(), 0, "lastIndex");
