@@ -176,15 +176,25 @@ export class RaftLog {
     return this.unstableSnapshot;
   }
 
-  /** Entries up to (index, term) are durable: drop them from the unstable part. */
-  stableTo(index: number, term: number): void {
-    // If a newer leader replaced the entry meanwhile, the write was of entries since
-    // overwritten; they stay unstable so their replacement is written.
-    if (index < this.unstableOffset || this.term(index) !== term) return;
-    const count = index + 1 - this.unstableOffset;
-    if (count > this.unstableEntries.length) return;
-    this.unstableEntries = this.unstableEntries.slice(count);
-    this.unstableOffset = index + 1;
+  /**
+   * `written` (a Ready's entries) are durable: drop them from the unstable part. Entries a
+   * newer leader replaced meanwhile stay unstable, so their replacements get written; the
+   * unchanged prefix before them is stable.
+   */
+  stableEntries(written: readonly Entry[]): void {
+    let stableCount = 0;
+    const last = written[written.length - 1];
+    if (last !== undefined && this.unstableEntries[last.index - this.unstableOffset] === last) {
+      stableCount = last.index + 1 - this.unstableOffset;
+    } else {
+      for (const entry of written) {
+        if (this.unstableEntries[entry.index - this.unstableOffset] !== entry) break;
+        stableCount = entry.index + 1 - this.unstableOffset;
+      }
+    }
+    if (stableCount <= 0) return;
+    this.unstableEntries = this.unstableEntries.slice(stableCount);
+    this.unstableOffset += stableCount;
   }
 
   stableSnapshotTo(index: number): void {

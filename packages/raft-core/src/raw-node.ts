@@ -3,6 +3,7 @@ import { Raft, type RaftOptions, type Status } from "./raft.js";
 import {
   hardStateEqual,
   type ConfState,
+  type Entry,
   type HardState,
   type Message,
   type NodeId,
@@ -11,7 +12,7 @@ import {
 } from "./types.js";
 
 interface HandedOut {
-  readonly lastEntry: { readonly index: number; readonly term: number } | undefined;
+  readonly entries: readonly Entry[];
   readonly snapshotIndex: number | undefined;
   readonly lastCommitted: number | undefined;
   /** Responses to ourselves (our vote, our own append acknowledgement), due once persisted. */
@@ -186,8 +187,7 @@ export class RawNode {
     if (softChanged) this.prevSoftState = soft;
     this.prevHardState = hard;
     this.handedOut = {
-      lastEntry:
-        lastEntry === undefined ? undefined : { index: lastEntry.index, term: lastEntry.term },
+      entries,
       snapshotIndex: snapshot?.metadata.index,
       lastCommitted: committedEntries[committedEntries.length - 1]?.index,
       selfMessages,
@@ -215,7 +215,7 @@ export class RawNode {
       log.stableSnapshotTo(done.snapshotIndex);
       if (done.snapshotIndex > log.applied) log.applied = done.snapshotIndex;
     }
-    if (done.lastEntry !== undefined) log.stableTo(done.lastEntry.index, done.lastEntry.term);
+    log.stableEntries(done.entries);
     if (done.lastCommitted !== undefined && done.lastCommitted > log.applied) {
       log.appliedTo(done.lastCommitted);
     }

@@ -150,7 +150,8 @@ export class TestNetwork {
         member.readStates.push(...ready.readStates);
         pending.push(...ready.messages, ...ready.persistedMessages);
       }
-      if (pending.length === 0) return;
+      if (pending.length === 0 && ![...this.members.values()].some((m) => m.node.hasReady()))
+        return;
     }
     throw new Error("the network did not stabilize within 10000 rounds");
   }
