@@ -22,6 +22,8 @@ export interface RunResult {
   /** Ticks from healing until a leader was known, or undefined if none. */
   readonly ticksToLeader: number | undefined;
   readonly stats: SimCluster["stats"];
+  /** Every node's final term, commit, applied index and applied-state hash. */
+  readonly fingerprint: string;
 }
 
 export function replayCommand(seed: number, nodes: number): string {
@@ -47,6 +49,7 @@ export function runSeed(options: RunOptions): RunResult {
     steps: cluster.steps,
     ticksToLeader,
     stats: cluster.stats,
+    fingerprint: fingerprint(cluster),
   });
   try {
     const chaosSteps = options.steps ?? 3000;
@@ -93,5 +96,15 @@ export function runSeed(options: RunOptions): RunResult {
     steps: cluster.steps,
     ticksToLeader,
     stats: cluster.stats,
+    fingerprint: fingerprint(cluster),
   };
+}
+
+function fingerprint(cluster: SimCluster): string {
+  return cluster.nodes
+    .map((node) => {
+      const raft = node.raft();
+      return `${node.id}:${raft.term}:${raft.log.committed}:${node.applied}:${node.appliedHash}`;
+    })
+    .join(" ");
 }
