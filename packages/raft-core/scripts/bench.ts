@@ -79,12 +79,10 @@ function run(batch: number): { entries: number; seconds: number; heapMB: number 
   const start = leader.applied;
   const began = performance.now();
   const deadline = began + seconds * 1000;
-  let rounds = 0;
   while (performance.now() < deadline) {
     // Keep a few batches in flight so that replication pipelines.
     if (leader.node.status().lastIndex - leader.applied < 4 * batch) leader.node.propose(datas);
     inbox = round(members, inbox);
-    rounds++;
   }
   const elapsed = (performance.now() - began) / 1000;
   return {
