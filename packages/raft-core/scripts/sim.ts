@@ -11,6 +11,7 @@ const { values } = parseArgs({
     start: { type: "string", default: "1" },
     nodes: { type: "string", default: "both" },
     steps: { type: "string", default: "3000" },
+    churn: { type: "boolean", default: false },
   },
 });
 const seeds = Number(values.seeds);
@@ -22,10 +23,18 @@ const began = performance.now();
 let runs = 0;
 let failures = 0;
 let worstTicksToLeader = 0;
-const totals = { proposals: 0, acked: 0, reads: 0, readsServed: 0, crashes: 0 };
+const totals = {
+  proposals: 0,
+  acked: 0,
+  reads: 0,
+  readsServed: 0,
+  crashes: 0,
+  membershipChanges: 0,
+  snapshotsInstalled: 0,
+};
 for (let seed = start; seed < start + seeds; seed++) {
   for (const nodes of clusterSizes) {
-    const result: RunResult = runSeed({ seed, nodes, steps });
+    const result: RunResult = runSeed({ seed, nodes, steps, churn: values.churn });
     runs++;
     for (const key of Object.keys(totals) as (keyof typeof totals)[])
       totals[key] += result.stats[key];
@@ -43,9 +52,9 @@ for (let seed = start; seed < start + seeds; seed++) {
 }
 const seconds = (performance.now() - began) / 1000;
 console.log(
-  `${runs} runs (seeds ${start}..${start + seeds - 1}, ${clusterSizes.join("+")} nodes, ${steps} steps each): ` +
+  `${runs} runs (seeds ${start}..${start + seeds - 1}, ${clusterSizes.join("+")} nodes, ${steps} steps each${values.churn ? ", with membership churn and snapshots" : ""}): ` +
     `${failures} failed in ${seconds.toFixed(1)} s; ` +
     `${totals.acked}/${totals.proposals} writes acknowledged, ${totals.readsServed}/${totals.reads} reads served, ` +
-    `${totals.crashes} crashes; slowest recovery after healing: ${worstTicksToLeader} ticks to a leader`,
+    `${totals.crashes} crashes, ${totals.membershipChanges} membership changes, ${totals.snapshotsInstalled} snapshots installed; slowest recovery after healing: ${worstTicksToLeader} ticks to a leader`,
 );
 process.exit(failures === 0 ? 0 : 1);

@@ -1,4 +1,10 @@
-import { allMembers, decodeConfState, encodeConfState, isEmptyConfState } from "./conf-state.js";
+import {
+  allMembers,
+  decodeConfState,
+  encodeConfState,
+  isEmptyConfState,
+  makeConfState,
+} from "./conf-state.js";
 import { RaftError, type DropReason } from "./errors.js";
 import { RaftLog } from "./log.js";
 import type { Prng } from "./prng.js";
@@ -60,6 +66,10 @@ export interface RaftOptions {
   readonly readMode?: ReadMode;
   /** Drop proposals on followers instead of forwarding them to the leader; default false. */
   readonly disableProposalForwarding?: boolean;
+  /** Ask for a snapshot (`Ready.snapshotDue`) once this many entries were applied since the last; 0 = never. Default 5000. */
+  readonly snapshotInterval?: number;
+  /** Entries kept in the log behind a snapshot when compacting; default 1000. */
+  readonly snapshotKeepEntries?: number;
   /**
    * Deliberate rule breaking, for tests that prove the simulator's checkers can fail.
    * Never set outside tests.
@@ -120,6 +130,11 @@ export class Raft {
   /** Messages to send only once the current unstable state is durable (Ready duty 3). */
   msgsAfterPersist: Message[] = [];
   readStates: ReadState[] = [];
+  /** The applied index at which the snapshot policy last asked for a snapshot, if pending. */
+  snapshotDue: number | undefined;
+  private snapshotRequestedAt = 0;
+  /** Entries up to this index may be discarded from the log (a snapshot covers them). */
+  pendingCompaction: number | undefined;
 
   // Membership: the snapshot's configuration, then every config entry in the log after it.
   // The newest one is in effect as soon as it is appended (thesis §4.1).
@@ -134,8 +149,6 @@ export class Raft {
   private heartbeatElapsed = 0;
   private randomizedElectionTimeout = 0;
   leadTransferee: NodeId = NONE;
-  /** Index of the newest config entry proposed by this leader; one change at a time. */
-  pendingConfIndex = 0;
 
   private readRequests: ReadRequest[] = [];
   private pendingReadIndexMessages: MsgReadIndex[] = [];
@@ -166,6 +179,8 @@ export class Raft {
       checkQuorum: options.checkQuorum ?? true,
       readMode: options.readMode ?? "safe",
       disableProposalForwarding: options.disableProposalForwarding ?? false,
+      snapshotInterval: options.snapshotInterval ?? 5000,
+      snapshotKeepEntries: options.snapshotKeepEntries ?? 1000,
     };
 
     const storage = options.storage;
@@ -207,9 +222,17 @@ export class Raft {
     return { lead: this.lead, role: this.role, term: this.term };
   }
 
-  /** A voter in the current configuration may campaign; learners and strangers may not. */
+  /**
+   * A voter of the configuration in effect may campaign. So may a voter of the previous
+   * configuration while the newest one is uncommitted: a leader removing itself may still
+   * be needed to replicate C_new (thesis §4.2.2, Figure 4.6); it does not count its own vote.
+   * Learners and strangers never campaign.
+   */
   promotable(): boolean {
-    return this.quorum.isVoter(this.id);
+    if (this.quorum.isVoter(this.id)) return true;
+    if (this.latestConfigIndex() <= this.log.committed) return false;
+    const previous = this.configEntries[this.configEntries.length - 2]?.conf ?? this.baseConf;
+    return previous.voters.includes(this.id) || previous.votersOutgoing.includes(this.id);
   }
 
   maxCommittedBytesPerReady(): number {
@@ -287,8 +310,6 @@ export class Raft {
       self.match = this.log.stableIndex();
       self.next = this.log.lastIndex() + 1;
     }
-    // Config entries after the commit index may still be pending: one change at a time.
-    this.pendingConfIndex = this.log.lastIndex();
     // A no-op of the new term commits everything before it (§5.4.2, §8).
     this.appendEntries([{ index: 0, term: 0, type: "normal", data: new Uint8Array(0) }]);
   }
@@ -311,7 +332,6 @@ export class Raft {
       pr.next = next;
       pr.recentActive = pr.id === this.id;
     }
-    this.pendingConfIndex = 0;
     this.readRequests = [];
     this.pendingReadIndexMessages = [];
   }
@@ -602,11 +622,8 @@ export class Raft {
    * Appends client entries on the leader; returns the index of the first. Throws
    * RAFT_PROPOSAL_DROPPED (with a reason) when this node cannot take them now.
    */
-  propose(
-    datas: readonly Uint8Array[],
-    type: Entry["type"] = "normal",
-  ): { index: number; term: number } | undefined {
-    const entries: Entry[] = datas.map((data) => ({ index: 0, term: 0, type, data }));
+  propose(datas: readonly Uint8Array[]): { index: number; term: number } | undefined {
+    const entries: Entry[] = datas.map((data) => ({ index: 0, term: 0, type: "normal", data }));
     if (this.role === "leader") {
       const index = this.appendProposal(entries, this.id);
       return { index, term: this.term };
@@ -623,7 +640,7 @@ export class Raft {
       "transfer-in-progress": `leadership is being transferred to ${this.leadTransferee}`,
       "not-a-member": "this leader is not a member of the configuration",
       "forwarding-disabled": "this node is not the leader and proposal forwarding is off",
-      "config-change-in-progress": `a configuration change (index ${this.pendingConfIndex}) is still pending`,
+      "config-change-in-progress": `a configuration change (index ${this.latestConfigIndex()}) is still in progress`,
       "not-leader": "this node is not the leader",
     };
     throw new RaftError("RAFT_PROPOSAL_DROPPED", `proposal dropped: ${why[reason]}`, {
@@ -641,9 +658,9 @@ export class Raft {
     if (entries.length === 0) return this.log.lastIndex() + 1;
     if (!this.progress.has(this.id)) return drop("not-a-member");
     if (this.leadTransferee !== NONE) return drop("transfer-in-progress");
-    for (const entry of entries) {
-      if (entry.type !== "config") continue;
-      if (this.pendingConfIndex > this.log.applied) return drop("config-change-in-progress");
+    if (entries.some((entry) => entry.type === "config")) {
+      // Config entries come only from changeMembership on this leader.
+      if (from !== this.id) return drop("not-leader");
     }
     const first = this.log.lastIndex() + 1;
     this.appendEntries(entries);
@@ -678,11 +695,70 @@ export class Raft {
     for (const entry of entries) {
       if (entry.type === "config") {
         this.configEntries.push({ index: entry.index, conf: decodeConfState(entry.data) });
-        if (this.role === "leader") this.pendingConfIndex = entry.index;
         changed = true;
       }
     }
     if (changed) this.applyConf(this.currentConf());
+  }
+
+  /** Index of the entry (or snapshot) the configuration in effect comes from. */
+  latestConfigIndex(): number {
+    const last = this.configEntries[this.configEntries.length - 1];
+    return last === undefined ? this.log.firstIndex() - 1 : last.index;
+  }
+
+  /** A change is in progress until its entry commits and any joint configuration is left. */
+  membershipChangeInProgress(): boolean {
+    return this.latestConfigIndex() > this.log.committed || this.conf.votersOutgoing.length > 0;
+  }
+
+  /**
+   * Changes the membership to `target` (thesis §4.3). A change of voters goes through the
+   * joint configuration C_old,new, then C_new, which the leader proposes by itself once the
+   * joint entry commits; a change of learners alone needs no joint step. Each entry takes
+   * effect when appended. One change at a time.
+   */
+  changeMembership(target: ConfState): { index: number; term: number } {
+    if (this.role !== "leader") {
+      throw new RaftError(
+        "RAFT_REQUEST_REFUSED",
+        this.lead === NONE
+          ? "membership change refused: there is no leader"
+          : `membership change refused: node ${this.id} is not the leader (node ${this.lead} is)`,
+        { reason: this.lead === NONE ? "no-leader" : "not-leader", leader: this.lead },
+      );
+    }
+    if (this.membershipChangeInProgress()) {
+      throw new RaftError(
+        "RAFT_REQUEST_REFUSED",
+        `membership change refused: the change at index ${this.latestConfigIndex()} is still in progress`,
+        { reason: "config-change-in-progress", leader: this.id },
+      );
+    }
+    if (this.leadTransferee !== NONE) {
+      throw new RaftError(
+        "RAFT_REQUEST_REFUSED",
+        `membership change refused: leadership is being transferred to ${this.leadTransferee}`,
+        { reason: "transfer-in-progress", leader: this.id },
+      );
+    }
+    const votersChange = !sameIds(target.voters, this.conf.voters);
+    const next: ConfState = votersChange
+      ? makeConfState(target.voters, target.learners, this.conf.voters)
+      : makeConfState(target.voters, target.learners);
+    const index = this.log.lastIndex() + 1;
+    this.appendEntries([{ index: 0, term: 0, type: "config", data: encodeConfState(next) }]);
+    this.bcastAppend();
+    return { index, term: this.term };
+  }
+
+  /** Once C_old,new commits, the leader proposes C_new (thesis §4.3). */
+  private maybeLeaveJoint(): void {
+    if (this.role !== "leader" || this.conf.votersOutgoing.length === 0) return;
+    if (this.latestConfigIndex() > this.log.committed) return;
+    const next = makeConfState(this.conf.voters, this.conf.learners);
+    this.appendEntries([{ index: 0, term: 0, type: "config", data: encodeConfState(next) }]);
+    this.bcastAppend();
   }
 
   private scanConfigEntries(lo: number, hi: number): void {
@@ -844,6 +920,7 @@ export class Raft {
   private maybeCommit(): boolean {
     const index = this.quorum.committedIndex((id) => this.progress.get(id)?.match);
     if (!this.log.maybeCommit(index, this.term)) return false;
+    this.maybeLeaveJoint();
     this.maybeStepDownAfterRemoval();
     return true;
   }
@@ -1090,6 +1167,40 @@ export class Raft {
     this.applyConf(this.baseConf);
   }
 
+  // ---- Snapshots (§7) ------------------------------------------------------------------
+
+  /** After applying: asks for a snapshot when the policy says one is due. */
+  maybeRequestSnapshot(): void {
+    const interval = this.options.snapshotInterval;
+    if (interval === 0) return;
+    const since = Math.max(this.log.storage.snapshot().metadata.index, this.snapshotRequestedAt);
+    if (this.log.applied - since >= interval) {
+      this.snapshotRequestedAt = this.log.applied;
+      this.snapshotDue = this.log.applied;
+    }
+  }
+
+  /**
+   * The application made a snapshot of its state through `index` durable and put it in the
+   * storage view. The log before it is compacted, keeping `snapshotKeepEntries` entries so
+   * that slightly lagging followers still catch up from the log.
+   */
+  snapshotTaken(index: number): void {
+    const stored = this.log.storage.snapshot().metadata.index;
+    if (stored !== index) {
+      throw new RangeError(
+        `snapshotTaken(${index}): the storage's snapshot is at index ${stored}; install the snapshot in the storage view first`,
+      );
+    }
+    if (index > this.log.applied) {
+      throw new RangeError(`snapshotTaken(${index}): beyond the applied index ${this.log.applied}`);
+    }
+    const compactTo = index - this.options.snapshotKeepEntries;
+    if (compactTo >= this.log.storage.firstIndex() && compactTo > (this.pendingCompaction ?? 0)) {
+      this.pendingCompaction = compactTo;
+    }
+  }
+
   // ---- Peers ---------------------------------------------------------------------------
 
   /** The transport could not reach `id`: stop pipelining to it and probe again. */
@@ -1163,6 +1274,16 @@ function validateOptions(options: RaftOptions): void {
   positive("maxBytesPerMsg", options.maxBytesPerMsg);
   positive("maxInflightMsgs", options.maxInflightMsgs);
   positive("maxCommittedBytesPerReady", options.maxCommittedBytesPerReady);
+  for (const [name, value] of [
+    ["snapshotInterval", options.snapshotInterval],
+    ["snapshotKeepEntries", options.snapshotKeepEntries],
+  ] as const) {
+    if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
+      throw new RangeError(
+        `RaftOptions.${name}: expected a non-negative integer, got ${String(value)}`,
+      );
+    }
+  }
   if (options.heartbeatTick >= options.electionTick) {
     throw new RangeError(
       `RaftOptions.electionTick (${options.electionTick}) must be greater than heartbeatTick (${options.heartbeatTick})`,
@@ -1180,4 +1301,8 @@ function validateOptions(options: RaftOptions): void {
   if (typeof options.prng?.nextInt !== "function") {
     throw new TypeError("RaftOptions.prng: expected a Prng (see createPrng)");
   }
+}
+
+function sameIds(a: readonly NodeId[], b: readonly NodeId[]): boolean {
+  return a.length === b.length && a.every((id, i) => id === b[i]);
 }

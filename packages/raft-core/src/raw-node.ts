@@ -1,4 +1,4 @@
-import { encodeConfState, makeConfState } from "./conf-state.js";
+import { makeConfState } from "./conf-state.js";
 import { Raft, type RaftOptions, type Status } from "./raft.js";
 import {
   hardStateEqual,
@@ -82,9 +82,74 @@ export class RawNode {
     return this.raft.propose(list);
   }
 
-  /** Proposes a new configuration as a config entry (membership changes build on this). */
-  proposeConfig(conf: ConfState): { index: number; term: number } | undefined {
-    return this.raft.propose([encodeConfState(conf)], "config");
+  /**
+   * Changes the cluster's membership to `voters` and `learners` by joint consensus (thesis
+   * §4.3): a change of voters goes through C_old,new, then C_new (proposed by the leader
+   * itself once the joint entry commits). Only on the leader, one change at a time; otherwise
+   * throws RaftError RAFT_REQUEST_REFUSED with a `reason`.
+   */
+  changeMembership(target: { voters: readonly NodeId[]; learners?: readonly NodeId[] }): {
+    index: number;
+    term: number;
+  } {
+    const conf = makeConfState(target.voters, target.learners ?? []);
+    const ids = [...conf.voters, ...conf.learners];
+    if (conf.voters.length === 0) {
+      throw new RangeError("changeMembership: the configuration needs at least one voter");
+    }
+    if (!ids.every((id) => Number.isSafeInteger(id) && id > 0)) {
+      throw new RangeError(
+        `changeMembership: node ids must be positive integers, got ${ids.join(", ")}`,
+      );
+    }
+    const both = conf.learners.filter((id) => conf.voters.includes(id));
+    if (both.length > 0) {
+      throw new RangeError(
+        `changeMembership: node ${both[0]} cannot be both a voter and a learner`,
+      );
+    }
+    return this.raft.changeMembership(conf);
+  }
+
+  /** Adds `id` as a learner: it receives the log but never votes or counts. */
+  addLearner(id: NodeId): { index: number; term: number } {
+    const conf = this.raft.conf;
+    return this.changeMembership({ voters: conf.voters, learners: [...conf.learners, id] });
+  }
+
+  /** Makes learner (or new node) `id` a voter. */
+  promote(id: NodeId): { index: number; term: number } {
+    const conf = this.raft.conf;
+    return this.changeMembership({
+      voters: [...conf.voters, id],
+      learners: conf.learners.filter((learner) => learner !== id),
+    });
+  }
+
+  /** Makes voter `id` a learner. */
+  demote(id: NodeId): { index: number; term: number } {
+    const conf = this.raft.conf;
+    return this.changeMembership({
+      voters: conf.voters.filter((voter) => voter !== id),
+      learners: [...conf.learners, id],
+    });
+  }
+
+  /** Removes `id` from the cluster, voter or learner. */
+  remove(id: NodeId): { index: number; term: number } {
+    const conf = this.raft.conf;
+    return this.changeMembership({
+      voters: conf.voters.filter((voter) => voter !== id),
+      learners: conf.learners.filter((learner) => learner !== id),
+    });
+  }
+
+  /**
+   * The application made a snapshot through `index` durable and installed it in the
+   * storage view; the core schedules compaction of the log before it (`Ready.compactIndex`).
+   */
+  snapshotTaken(index: number): void {
+    this.raft.snapshotTaken(index);
   }
 
   /** Requests a linearizable read point; see `Raft.readIndex`. */
@@ -125,6 +190,8 @@ export class RawNode {
       raft.log.pendingSnapshot() !== undefined ||
       raft.log.hasNextCommittedEntries() ||
       raft.readStates.length > 0 ||
+      raft.snapshotDue !== undefined ||
+      raft.pendingCompaction !== undefined ||
       !hardStateEqual(raft.hardState(), this.prevHardState) ||
       soft.lead !== this.prevSoftState.lead ||
       soft.role !== this.prevSoftState.role ||
@@ -177,6 +244,10 @@ export class RawNode {
     raft.msgsAfterPersist = [];
     const readStates = raft.readStates;
     raft.readStates = [];
+    const compactIndex = raft.pendingCompaction;
+    raft.pendingCompaction = undefined;
+    const snapshotDue = raft.snapshotDue;
+    raft.snapshotDue = undefined;
 
     const mustSync =
       entries.length > 0 ||
@@ -202,6 +273,8 @@ export class RawNode {
       persistedMessages,
       readStates,
       mustSync,
+      compactIndex,
+      snapshotDue,
     };
   }
 
@@ -220,6 +293,7 @@ export class RawNode {
       log.appliedTo(done.lastCommitted);
     }
     for (const m of done.selfMessages) this.raft.step(m);
+    this.raft.maybeRequestSnapshot();
   }
 }
 

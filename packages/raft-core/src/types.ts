@@ -202,6 +202,12 @@ export type MessageType = Message["type"];
  * 5. **Call `advance()`**, after which the next `ready()` may be taken. Between `ready()`
  *    and `advance()` the node may keep being stepped and ticked.
  *
+ * Installing `snapshot` also replaces the state machine's state with the snapshot's data.
+ * `compactIndex`, when set, lets the caller discard log entries up to and including it
+ * (a durable snapshot covers them), after step 2. `snapshotDue`, when set, says the
+ * snapshot policy wants a snapshot of the state machine: build it (at any applied index),
+ * make it durable, install it in the storage view, then call `snapshotTaken(index)`.
+ *
  * `softState` is informational (role, leader, term changes) and needs no action.
  */
 export interface Ready {
@@ -215,4 +221,8 @@ export interface Ready {
   readonly readStates: readonly ReadState[];
   /** True when step 2 must fsync: the hard state's term or vote, entries or a snapshot changed. */
   readonly mustSync: boolean;
+  /** Log entries up to and including this index may be discarded. */
+  readonly compactIndex: number | undefined;
+  /** The snapshot policy asks for a snapshot; the applied index when it did. */
+  readonly snapshotDue: number | undefined;
 }

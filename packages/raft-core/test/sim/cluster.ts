@@ -1,8 +1,11 @@
 import {
+  EMPTY_CONF_STATE,
   MemoryStorage,
   RaftError,
   RawNode,
   createPrng,
+  decodeConfState,
+  type ConfState,
   type Entry,
   type Message,
   type RaftOptions,
@@ -56,7 +59,14 @@ export const CHAOS: FaultProfile = {
 
 export interface SimOptions {
   readonly seed: number;
+  /** Voters of the initial configuration (ids 1..nodes). */
   readonly nodes: number;
+  /** Node ids that exist (up to 7); those past `nodes` start empty, outside the cluster. */
+  readonly maxNodes?: number;
+  /** Mean time units between membership changes at the leader; 0 = none. */
+  readonly churnInterval?: number;
+  /** Mean time units between snapshots taken at random nodes; 0 = only when the policy asks. */
+  readonly snapshotInterval?: number;
   readonly faults: FaultProfile;
   /** Mean time units between client operations. */
   readonly clientInterval?: number;
@@ -92,6 +102,8 @@ export class SimNode {
   /** Applied state: the applied index and a hash chain over applied entries. */
   applied = 0;
   appliedHash = 0;
+  /** Membership as of the applied index (what a snapshot records). */
+  appliedConf: ConfState = EMPTY_CONF_STATE;
   readonly reads = new Map<string, PendingRead>();
   lastRole = "follower";
   lastTerm = 0;
@@ -112,6 +124,7 @@ export class SimNode {
     const snapshot = this.disk.snapshot();
     this.applied = snapshot.metadata.index;
     this.appliedHash = snapshotHash(snapshot);
+    this.appliedConf = snapshot.metadata.confState;
     this.raw = this.makeRaw(this);
     this.lastRole = "follower";
     this.lastCommit = this.disk.hardState().commit;
@@ -139,8 +152,11 @@ function snapshotHash(snapshot: Snapshot): number {
 }
 
 type SimEvent =
+  | { kind: "churn" }
+  | { kind: "snapshot" }
   | { kind: "tick"; node: number }
   | { kind: "deliver"; message: Message }
+  | { kind: "snapshot-status"; leader: number; follower: number; ok: boolean }
   | { kind: "persisted"; node: number; incarnation: number }
   | { kind: "client" }
   | { kind: "fault" };
@@ -154,6 +170,8 @@ export interface Observer {
   onApply?(cluster: SimCluster, node: SimNode, entry: Entry): void;
   /** A read at `node` got its read index. */
   onReadIndex?(cluster: SimCluster, node: SimNode, read: PendingRead): void;
+  /** A node's state machine reached a new applied index (by applying or restoring a snapshot). */
+  afterApply?(cluster: SimCluster, node: SimNode): void;
 }
 
 /**
@@ -178,7 +196,9 @@ export class SimCluster {
     reads: 0,
     readsServed: 0,
     crashes: 0,
-    elections: 0,
+    membershipChanges: 0,
+    snapshotsTaken: 0,
+    snapshotsInstalled: 0,
   };
   private readonly queue = new EventQueue<SimEvent>();
   private readonly writes = new Map<string, PendingWrite>();
@@ -192,7 +212,8 @@ export class SimCluster {
     this.faults = options.faults;
     this.prng = createPrng(options.seed);
     const ids = Array.from({ length: options.nodes }, (_, i) => i + 1);
-    for (const id of ids) {
+    const allIds = Array.from({ length: options.maxNodes ?? options.nodes }, (_, i) => i + 1);
+    for (const id of allIds) {
       const nodeSeed = this.prng.nextInt(0x7fffffff);
       const node = new SimNode(id, (self) => {
         return new RawNode({
@@ -204,6 +225,8 @@ export class SimCluster {
           applied: self.applied,
           maxEntriesPerMsg: 16,
           maxInflightMsgs: 8,
+          snapshotInterval: 40,
+          snapshotKeepEntries: 5,
           ...options.raft,
         });
       });
@@ -218,6 +241,19 @@ export class SimCluster {
     this.finishWrite(first);
     this.queue.push(1 + this.prng.nextInt(options.clientInterval ?? 15), { kind: "client" });
     if (this.faults.faultInterval > 0) this.scheduleFault();
+    if ((options.churnInterval ?? 0) > 0) this.schedule("churn", options.churnInterval!);
+    if ((options.snapshotInterval ?? 0) > 0) this.schedule("snapshot", options.snapshotInterval!);
+  }
+
+  private schedule(kind: "churn" | "snapshot", interval: number): void {
+    this.queue.push(this.now + 1 + this.prng.nextInt(2 * interval), { kind });
+  }
+
+  /** Nodes of the latest configuration the leader (or else node 1) knows. */
+  members(): SimNode[] {
+    const conf = (this.leader() ?? this.nodes[0]!).raft().conf;
+    const ids = new Set([...conf.voters, ...conf.votersOutgoing, ...conf.learners]);
+    return this.nodes.filter((node) => ids.has(node.id));
   }
 
   observe(observer: Observer): void {
@@ -317,10 +353,18 @@ export class SimCluster {
         return;
       }
       case "deliver": {
-        const node = this.node(event.message.to);
-        if (node.up) node.raw.step(event.message);
+        const message = event.message;
+        const node = this.node(message.to);
+        if (node.up) node.raw.step(message);
+        // The transport reports how a snapshot transfer ended (here: at delivery).
+        if (message.type === "MsgSnap") {
+          this.reportSnapshot(message.from, message.to, node.up);
+        }
         return;
       }
+      case "snapshot-status":
+        this.reportSnapshot(event.leader, event.follower, event.ok);
+        return;
       case "persisted": {
         const node = this.node(event.node);
         if (node.up && node.incarnation === event.incarnation) this.finishWrite(node);
@@ -343,6 +387,16 @@ export class SimCluster {
           this.scheduleFault();
         }
         return;
+      case "churn":
+        this.changeMembership();
+        this.schedule("churn", this.options.churnInterval!);
+        return;
+      case "snapshot": {
+        const up = this.upNodes();
+        if (up.length > 0) this.takeSnapshot(up[this.prng.nextInt(up.length)]!);
+        this.schedule("snapshot", this.options.snapshotInterval!);
+        return;
+      }
     }
   }
 
@@ -381,15 +435,75 @@ export class SimCluster {
     }
   }
 
+  /** One random membership change at the leader: add, promote, demote, remove, replace it. */
+  private changeMembership(): void {
+    const leader = this.leader();
+    if (leader === undefined) return;
+    const conf = leader.raft().conf;
+    const members = new Set([...conf.voters, ...conf.learners]);
+    const outsiders = this.nodes.map((n) => n.id).filter((id) => !members.has(id));
+    const pick = (ids: readonly number[]) => ids[this.prng.nextInt(ids.length)];
+    const raw = leader.raw;
+    const choice = this.prng.nextInt(5);
+    try {
+      if (choice === 0 && outsiders.length > 0) raw.addLearner(pick(outsiders)!);
+      else if (choice === 1 && conf.learners.length > 0) raw.promote(pick(conf.learners)!);
+      else if (choice === 2 && conf.voters.length > 1) raw.demote(pick(conf.voters)!);
+      else if (choice === 3 && conf.voters.length > 1)
+        raw.remove(pick([...conf.voters, ...conf.learners])!);
+      else if (choice === 4) {
+        // Replace the leader: it leaves and another node joins as a voter, in one change.
+        const replacement = pick([...outsiders, ...conf.learners]);
+        if (replacement === undefined) return;
+        raw.changeMembership({
+          voters: [...conf.voters.filter((id) => id !== leader.id), replacement],
+          learners: conf.learners.filter((id) => id !== replacement),
+        });
+      } else return;
+      this.stats.membershipChanges++;
+    } catch (error) {
+      if (!(error instanceof RaftError && error.code === "RAFT_REQUEST_REFUSED")) throw error;
+    }
+  }
+
+  /** The node snapshots its applied state; the core then compacts its log. */
+  private takeSnapshot(node: SimNode): void {
+    if (node.applied <= node.disk.snapshot().metadata.index) return;
+    const data = new Uint8Array(4);
+    new DataView(data.buffer).setUint32(0, node.appliedHash);
+    node.disk.createSnapshot(node.applied, node.appliedConf, data);
+    node.raw.snapshotTaken(node.applied);
+    this.stats.snapshotsTaken++;
+  }
+
   private restartNode(node: SimNode): void {
     node.restart();
     this.tracker.update(node.id, node.log());
   }
 
+  private reportSnapshot(leader: number, follower: number, ok: boolean): void {
+    const node = this.node(leader);
+    if (node.up) node.raw.reportSnapshot(follower, ok);
+  }
+
   private send(messages: readonly Message[]): void {
     for (const message of messages) {
-      if (this.blocked.has(`${message.from}>${message.to}`)) continue;
-      if (this.prng.nextFloat() < this.faults.dropRate) continue;
+      if (
+        this.blocked.has(`${message.from}>${message.to}`) ||
+        this.prng.nextFloat() < this.faults.dropRate
+      ) {
+        if (message.type === "MsgSnap") {
+          // A lost snapshot stream fails at the sender after a while.
+          const event = {
+            kind: "snapshot-status",
+            leader: message.from,
+            follower: message.to,
+            ok: false,
+          } as const;
+          this.queue.push(this.now + 1 + this.prng.nextInt(this.faults.maxLatency), event);
+        }
+        continue;
+      }
       this.queue.push(this.now + 1 + this.prng.nextInt(this.faults.maxLatency), {
         kind: "deliver",
         message,
@@ -426,6 +540,9 @@ export class SimCluster {
       node.disk.applySnapshot(ready.snapshot);
       node.applied = ready.snapshot.metadata.index;
       node.appliedHash = snapshotHash(ready.snapshot);
+      node.appliedConf = ready.snapshot.metadata.confState;
+      this.stats.snapshotsInstalled++;
+      for (const observer of this.observers) observer.afterApply?.(this, node);
     }
     node.disk.append(ready.entries);
     if (ready.hardState !== undefined) node.disk.setHardState(ready.hardState);
@@ -438,7 +555,9 @@ export class SimCluster {
       for (const observer of this.observers) observer.onReadIndex?.(this, node, read);
     }
     this.serveReads(node);
+    if (ready.compactIndex !== undefined) node.disk.compact(ready.compactIndex);
     node.raw.advance();
+    if (ready.snapshotDue !== undefined) this.takeSnapshot(node);
     this.tracker.update(node.id, node.log());
   }
 
@@ -452,6 +571,8 @@ export class SimCluster {
     for (const observer of this.observers) observer.onApply?.(this, node, entry);
     node.applied = entry.index;
     node.appliedHash = (Math.imul(node.appliedHash ^ entry.index, 0x9e3779b1) ^ entry.term) >>> 0;
+    if (entry.type === "config") node.appliedConf = decodeConfState(entry.data);
+    for (const observer of this.observers) observer.afterApply?.(this, node);
     const write = this.writes.get(`${node.id}/${entry.index}`);
     if (write !== undefined) {
       this.writes.delete(`${node.id}/${entry.index}`);

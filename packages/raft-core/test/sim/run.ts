@@ -11,6 +11,8 @@ export interface RunOptions {
   readonly faults?: FaultProfile;
   readonly raft?: SimOptions["raft"];
   readonly readShare?: number;
+  /** Membership churn and snapshots (issue 4's faults): ids up to 7, changes, compaction. */
+  readonly churn?: boolean;
 }
 
 export interface RunResult {
@@ -38,6 +40,7 @@ export function runSeed(options: RunOptions): RunResult {
     nodes,
     faults: options.faults ?? CHAOS,
     readShare: options.readShare ?? 0.3,
+    ...(options.churn === true ? { maxNodes: 7, churnInterval: 150, snapshotInterval: 200 } : {}),
     ...(options.raft === undefined ? {} : { raft: options.raft }),
   });
   for (const invariant of allInvariants()) cluster.observe(invariant);
@@ -75,7 +78,7 @@ export function runSeed(options: RunOptions): RunResult {
         marker = undefined; // That leader lost its term; propose again at the next one.
         return false;
       }
-      return cluster.nodes.every((node) => node.applied >= marker!.index);
+      return cluster.members().every((node) => node.applied >= marker!.index);
     };
     cluster.runUntil(deadline, live);
     if (!live()) {
@@ -83,7 +86,7 @@ export function runSeed(options: RunOptions): RunResult {
       return fail(
         leader === undefined
           ? `liveness: no leader within ${options.healTicks ?? 200} ticks after healing`
-          : `liveness: a write proposed at leader ${leader.id} after healing was not applied on every node within ${options.healTicks ?? 200} ticks (applied: ${cluster.nodes.map((n) => `${n.id}:${n.applied}`).join(" ")})`,
+          : `liveness: a write proposed at leader ${leader.id} after healing was not applied on every member within ${options.healTicks ?? 200} ticks (applied: ${cluster.nodes.map((n) => `${n.id}:${n.applied}`).join(" ")})`,
       );
     }
   } catch (error) {

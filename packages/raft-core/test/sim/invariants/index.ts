@@ -1,4 +1,5 @@
 import type { Observer } from "../cluster.js";
+import { committedConfig } from "./committed-config.js";
 import { electionSafety } from "./election-safety.js";
 import { leaderAppendOnly } from "./leader-append-only.js";
 import { leaderCompleteness } from "./leader-completeness.js";
@@ -17,5 +18,6 @@ export function allInvariants(): Observer[] {
     stateMachineSafety(),
     monotonicIndexes(),
     linearizableReads(),
+    committedConfig(),
   ];
 }
