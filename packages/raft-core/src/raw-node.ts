@@ -2,7 +2,6 @@ import { makeConfState } from "./conf-state.js";
 import { Raft, type RaftOptions, type Status } from "./raft.js";
 import {
   hardStateEqual,
-  type ConfState,
   type Entry,
   type HardState,
   type Message,
