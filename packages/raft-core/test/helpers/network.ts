@@ -38,13 +38,14 @@ export function newNode(id: number, storage: MemoryStorage, options: TestOptions
   });
 }
 
-/** Carries out one Ready's duties at once: persist, apply, advance. Returns it. */
+/** Carries out one Ready's duties at once: persist, apply, compact, advance. Returns it. */
 export function persist(node: RawNode, storage: MemoryStorage, applied?: Entry[]): Ready {
   const ready = node.ready();
   if (ready.snapshot !== undefined) storage.applySnapshot(ready.snapshot);
   storage.append(ready.entries);
   if (ready.hardState !== undefined) storage.setHardState(ready.hardState);
   applied?.push(...ready.committedEntries);
+  if (ready.compactIndex !== undefined) storage.compact(ready.compactIndex);
   node.advance();
   return ready;
 }
