@@ -176,6 +176,22 @@ export class MemoryStorage implements RaftStorage {
     return this.snapshotValue;
   }
 
+  /**
+   * Records `snapshot` as the latest snapshot without touching the log, for storage that
+   * loads a snapshot and a log which may still hold entries the snapshot covers.
+   */
+  setSnapshot(snapshot: Snapshot): void {
+    this.snapshotValue = snapshot;
+  }
+
+  /**
+   * Restarts the log empty after (index, term): the position of the last compacted entry.
+   * For loading durable state; entries are appended after it.
+   */
+  resetLog(index: number, term: number): void {
+    this.log = [{ index, term, type: "normal", data: new Uint8Array(0) }];
+  }
+
   /** Discards entries before `compactIndex`; the entry at it becomes the dummy. */
   compact(compactIndex: number): void {
     const offset = this.log[0]!.index;

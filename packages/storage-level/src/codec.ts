@@ -1,0 +1,233 @@
+// Binary encodings of everything stored, each value ending in a CRC32 of what precedes it,
+// so that corruption is detected and named rather than decoded into nonsense.
+import { crc32 } from "node:zlib";
+import {
+  decodeConfState,
+  encodeConfState,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type SnapshotMetadata,
+} from "@rockraft/raft-core";
+
+/** Thrown by decoders; the store turns it into STORAGE_CORRUPTED naming what and where. */
+export class DecodeError extends Error {
+  override readonly name = "DecodeError";
+}
+
+const ENTRY_VERSION = 1;
+const ENTRY_HEADER = 1 + 1 + 8 + 8;
+
+function writeU64(view: DataView, offset: number, value: number): void {
+  view.setUint32(offset, Math.floor(value / 0x1_0000_0000));
+  view.setUint32(offset + 4, value >>> 0);
+}
+
+function readU64(view: DataView, offset: number): number {
+  const value = view.getUint32(offset) * 0x1_0000_0000 + view.getUint32(offset + 4);
+  if (!Number.isSafeInteger(value))
+    throw new DecodeError(`a 64-bit value beyond 2^53 at byte ${offset}`);
+  return value;
+}
+
+function sealed(bytes: Uint8Array): Uint8Array {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  view.setUint32(bytes.byteLength - 4, crc32(bytes.subarray(0, bytes.byteLength - 4)));
+  return bytes;
+}
+
+function unseal(bytes: Uint8Array, minimum: number): DataView {
+  if (bytes.byteLength < minimum + 4) throw new DecodeError(`${bytes.byteLength} bytes, too short`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const stored = view.getUint32(bytes.byteLength - 4);
+  const actual = crc32(bytes.subarray(0, bytes.byteLength - 4));
+  if (stored !== actual) throw new DecodeError("checksum mismatch");
+  return view;
+}
+
+/** Log entry: version, type, index, term, data, CRC32. */
+export function encodeEntry(entry: Entry): Uint8Array {
+  const bytes = new Uint8Array(ENTRY_HEADER + entry.data.byteLength + 4);
+  const view = new DataView(bytes.buffer);
+  bytes[0] = ENTRY_VERSION;
+  bytes[1] = entry.type === "config" ? 1 : 0;
+  writeU64(view, 2, entry.index);
+  writeU64(view, 10, entry.term);
+  bytes.set(entry.data, ENTRY_HEADER);
+  return sealed(bytes);
+}
+
+export function decodeEntry(bytes: Uint8Array): Entry {
+  const view = unseal(bytes, ENTRY_HEADER);
+  if (bytes[0] !== ENTRY_VERSION) throw new DecodeError(`unknown entry version ${bytes[0]}`);
+  const type = bytes[1] === 0 ? "normal" : bytes[1] === 1 ? "config" : undefined;
+  if (type === undefined) throw new DecodeError(`unknown entry type ${bytes[1]}`);
+  return {
+    index: readU64(view, 2),
+    term: readU64(view, 10),
+    type,
+    data: bytes.slice(ENTRY_HEADER, bytes.byteLength - 4),
+  };
+}
+
+export function encodeHardState(state: HardState): Uint8Array {
+  const bytes = new Uint8Array(24 + 4);
+  const view = new DataView(bytes.buffer);
+  writeU64(view, 0, state.term);
+  writeU64(view, 8, state.vote);
+  writeU64(view, 16, state.commit);
+  return sealed(bytes);
+}
+
+export function decodeHardState(bytes: Uint8Array): HardState {
+  const view = unseal(bytes, 24);
+  return { term: readU64(view, 0), vote: readU64(view, 8), commit: readU64(view, 16) };
+}
+
+/** A log position: (index, term). */
+export interface LogPosition {
+  readonly index: number;
+  readonly term: number;
+}
+
+export function encodePosition(position: LogPosition): Uint8Array {
+  const bytes = new Uint8Array(16 + 4);
+  const view = new DataView(bytes.buffer);
+  writeU64(view, 0, position.index);
+  writeU64(view, 8, position.term);
+  return sealed(bytes);
+}
+
+export function decodePosition(bytes: Uint8Array): LogPosition {
+  const view = unseal(bytes, 16);
+  return { index: readU64(view, 0), term: readU64(view, 8) };
+}
+
+/** A position plus a membership: snapshot metadata, and a state machine's applied state. */
+export function encodeMetadata(metadata: SnapshotMetadata): Uint8Array {
+  const conf = encodeConfState(metadata.confState);
+  const bytes = new Uint8Array(16 + conf.byteLength + 4);
+  const view = new DataView(bytes.buffer);
+  writeU64(view, 0, metadata.index);
+  writeU64(view, 8, metadata.term);
+  bytes.set(conf, 16);
+  return sealed(bytes);
+}
+
+export function decodeMetadata(bytes: Uint8Array): SnapshotMetadata {
+  const view = unseal(bytes, 16);
+  let confState: ConfState;
+  try {
+    confState = decodeConfState(bytes.subarray(16, bytes.byteLength - 4));
+  } catch (cause) {
+    throw new DecodeError(`membership does not decode: ${(cause as Error).message}`);
+  }
+  return { index: readU64(view, 0), term: readU64(view, 8), confState };
+}
+
+export function encodeU32(value: number): Uint8Array {
+  const bytes = new Uint8Array(4 + 4);
+  new DataView(bytes.buffer).setUint32(0, value);
+  return sealed(bytes);
+}
+
+export function decodeU32(bytes: Uint8Array): number {
+  return unseal(bytes, 4).getUint32(0);
+}
+
+// ---- Commands: the KV state machine's log entry payloads -------------------------------
+
+/** A KV command, as carried in a normal log entry (DESIGN.md's client API). */
+export type Command =
+  | { readonly op: "put"; readonly key: Uint8Array; readonly value: Uint8Array }
+  | { readonly op: "delete"; readonly key: Uint8Array }
+  | {
+      readonly op: "cas";
+      readonly key: Uint8Array;
+      /** Succeeds when the key's presence equals this and, if present, its value equals `expected`. */
+      readonly expectFound: boolean;
+      readonly expected: Uint8Array;
+      readonly value: Uint8Array;
+    };
+
+const OP_PUT = 1;
+const OP_DELETE = 2;
+const OP_CAS = 3;
+
+/**
+ * Encodes a command: op byte, then length-prefixed (u32) fields; the last field runs to the
+ * end. put: key, value. delete: key. cas: expectFound byte, key, expected, value.
+ */
+export function encodeCommand(command: Command): Uint8Array {
+  const { key } = command;
+  switch (command.op) {
+    case "put": {
+      const bytes = new Uint8Array(1 + 4 + key.byteLength + command.value.byteLength);
+      bytes[0] = OP_PUT;
+      new DataView(bytes.buffer).setUint32(1, key.byteLength);
+      bytes.set(key, 5);
+      bytes.set(command.value, 5 + key.byteLength);
+      return bytes;
+    }
+    case "delete": {
+      const bytes = new Uint8Array(1 + 4 + key.byteLength);
+      bytes[0] = OP_DELETE;
+      new DataView(bytes.buffer).setUint32(1, key.byteLength);
+      bytes.set(key, 5);
+      return bytes;
+    }
+    case "cas": {
+      const { expected, value } = command;
+      const bytes = new Uint8Array(
+        2 + 4 + key.byteLength + 4 + expected.byteLength + value.byteLength,
+      );
+      const view = new DataView(bytes.buffer);
+      bytes[0] = OP_CAS;
+      bytes[1] = command.expectFound ? 1 : 0;
+      view.setUint32(2, key.byteLength);
+      bytes.set(key, 6);
+      view.setUint32(6 + key.byteLength, expected.byteLength);
+      bytes.set(expected, 10 + key.byteLength);
+      bytes.set(value, 10 + key.byteLength + expected.byteLength);
+      return bytes;
+    }
+  }
+}
+
+export function decodeCommand(bytes: Uint8Array): Command {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const field = (offset: number): [Uint8Array, number] => {
+    if (offset + 4 > bytes.byteLength) throw new DecodeError("command truncated");
+    const length = view.getUint32(offset);
+    const end = offset + 4 + length;
+    if (end > bytes.byteLength) throw new DecodeError("command truncated");
+    return [bytes.slice(offset + 4, end), end];
+  };
+  switch (bytes[0]) {
+    case OP_PUT: {
+      const [key, end] = field(1);
+      return { op: "put", key, value: bytes.slice(end) };
+    }
+    case OP_DELETE: {
+      const [key, end] = field(1);
+      if (end !== bytes.byteLength) throw new DecodeError("delete command has trailing bytes");
+      return { op: "delete", key };
+    }
+    case OP_CAS: {
+      if (bytes.byteLength < 2 || (bytes[1] !== 0 && bytes[1] !== 1)) {
+        throw new DecodeError("cas command truncated");
+      }
+      const [key, afterKey] = field(2);
+      const [expected, afterExpected] = field(afterKey);
+      return {
+        op: "cas",
+        key,
+        expectFound: bytes[1] === 1,
+        expected,
+        value: bytes.slice(afterExpected),
+      };
+    }
+    default:
+      throw new DecodeError(`unknown command op ${bytes[0]}`);
+  }
+}

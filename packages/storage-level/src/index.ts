@@ -1,0 +1,17 @@
+export {
+  FORMAT_VERSION,
+  LevelStorage,
+  type ApplyResult,
+  type OpenStorageOptions,
+  type PersistableReady,
+} from "./level-storage.js";
+export { StorageError, type StorageErrorCode } from "./errors.js";
+export { decodeCommand, encodeCommand, type Command } from "./codec.js";
+export type { SnapshotChunk, SnapshotInstaller, SnapshotReader } from "./snapshot.js";
+
+import { LevelStorage, type OpenStorageOptions } from "./level-storage.js";
+
+/** Opens (creating if needed) a node's store; see `LevelStorage.open`. */
+export function openStorage(options: OpenStorageOptions): Promise<LevelStorage> {
+  return LevelStorage.open(options);
+}

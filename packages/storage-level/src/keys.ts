@@ -1,0 +1,89 @@
+// The key layout of one node's LevelDB. Every key starts with a one-byte key space:
+//
+//   0x00 0x01            format version
+//   0x00 0x02            identity (cluster id, node id)
+//   0x00 0x03            hard state
+//   0x00 0x04            snapshot metadata
+//   0x00 0x05            active state machine generation
+//   0x00 0x06            log start: (index, term) of the last compacted entry
+//   0x01 index:u64be     Raft log entries (big-endian, so keys sort by index)
+//   0x02 gen:u32be 0x00  state machine metadata of a generation (applied log id, membership)
+//   0x02 gen:u32be 0x01 key   state machine data of a generation
+//
+// The state machine lives in generations: a snapshot is installed into a fresh generation,
+// and one small batch switches the active one, so an install is all or nothing.
+
+export const META_FORMAT = Uint8Array.of(0x00, 0x01);
+export const META_IDENTITY = Uint8Array.of(0x00, 0x02);
+export const META_HARD_STATE = Uint8Array.of(0x00, 0x03);
+export const META_SNAPSHOT = Uint8Array.of(0x00, 0x04);
+export const META_GENERATION = Uint8Array.of(0x00, 0x05);
+export const META_LOG_START = Uint8Array.of(0x00, 0x06);
+
+const LOG = 0x01;
+const STATE = 0x02;
+
+export function logKey(index: number): Uint8Array {
+  const key = new Uint8Array(9);
+  key[0] = LOG;
+  const view = new DataView(key.buffer);
+  view.setUint32(1, Math.floor(index / 0x1_0000_0000));
+  view.setUint32(5, index >>> 0);
+  return key;
+}
+
+export function logKeyIndex(key: Uint8Array): number {
+  const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
+  return view.getUint32(1) * 0x1_0000_0000 + view.getUint32(5);
+}
+
+export const LOG_START_KEY = logKey(0);
+export const LOG_END_KEY = Uint8Array.of(LOG + 1);
+
+function generationPrefix(generation: number, kind: number): Uint8Array {
+  const key = new Uint8Array(6);
+  key[0] = STATE;
+  new DataView(key.buffer).setUint32(1, generation);
+  key[5] = kind;
+  return key;
+}
+
+/** Range of every key of a generation: [gte, lt). */
+export function generationRange(generation: number): { gte: Uint8Array; lt: Uint8Array } {
+  const gte = new Uint8Array(5);
+  gte[0] = STATE;
+  new DataView(gte.buffer).setUint32(1, generation);
+  const lt = new Uint8Array(5);
+  lt[0] = STATE;
+  if (generation === 0xffffffff) lt[0] = STATE + 1;
+  else new DataView(lt.buffer).setUint32(1, generation + 1);
+  return { gte, lt };
+}
+
+export const STATE_START_KEY = Uint8Array.of(STATE);
+export const STATE_END_KEY = Uint8Array.of(STATE + 1);
+
+export function generationOf(key: Uint8Array): number {
+  return new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(1);
+}
+
+export function stateMetaKey(generation: number): Uint8Array {
+  return generationPrefix(generation, 0x00);
+}
+
+export function dataKey(generation: number, key: Uint8Array): Uint8Array {
+  const full = new Uint8Array(6 + key.byteLength);
+  full.set(generationPrefix(generation, 0x01), 0);
+  full.set(key, 6);
+  return full;
+}
+
+/** Range of a generation's data keys: [gte, lt). */
+export function dataRange(generation: number): { gte: Uint8Array; lt: Uint8Array } {
+  return { gte: generationPrefix(generation, 0x01), lt: generationPrefix(generation, 0x02) };
+}
+
+/** The user key of a data key. */
+export function userKey(full: Uint8Array): Uint8Array {
+  return full.subarray(6);
+}

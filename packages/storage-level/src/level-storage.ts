@@ -1,0 +1,662 @@
+import { mkdir } from "node:fs/promises";
+import { resolve } from "node:path";
+import { ClassicLevel } from "classic-level";
+import {
+  EMPTY_CONF_STATE,
+  MemoryStorage,
+  decodeConfState,
+  type ConfState,
+  type Entry,
+  type HardState,
+  type RaftStorage,
+  type Ready,
+  type SnapshotMetadata,
+} from "@rockraft/raft-core";
+import {
+  DecodeError,
+  decodeCommand,
+  decodeEntry,
+  decodeHardState,
+  decodeMetadata,
+  decodePosition,
+  decodeU32,
+  encodeEntry,
+  encodeHardState,
+  encodeMetadata,
+  encodePosition,
+  encodeU32,
+  type LogPosition,
+} from "./codec.js";
+import { StorageError } from "./errors.js";
+import {
+  LOG_END_KEY,
+  LOG_START_KEY,
+  META_FORMAT,
+  META_GENERATION,
+  META_HARD_STATE,
+  META_IDENTITY,
+  META_LOG_START,
+  META_SNAPSHOT,
+  STATE_END_KEY,
+  STATE_START_KEY,
+  dataKey,
+  generationOf,
+  generationRange,
+  logKey,
+  logKeyIndex,
+  stateMetaKey,
+} from "./keys.js";
+import { SnapshotInstaller, openSnapshotReader, type SnapshotReader } from "./snapshot.js";
+
+/** The on-disk format this version writes and reads. */
+export const FORMAT_VERSION = 1;
+
+type Db = ClassicLevel<Uint8Array, Uint8Array>;
+type BatchOp =
+  { type: "put"; key: Uint8Array; value: Uint8Array } | { type: "del"; key: Uint8Array };
+
+export interface OpenStorageOptions {
+  /** Directory of this node's database; created if missing. */
+  readonly dataPath: string;
+  /** Recorded on first open; a later open with another id is refused. */
+  readonly nodeId: number;
+  /** Recorded on first open; a later open with another id is refused. */
+  readonly clusterId: string;
+  /** LevelDB options (`[rocksdb]` in the config file). */
+  readonly maxOpenFiles?: number;
+  readonly cacheSize?: number;
+  readonly writeBufferSize?: number;
+  readonly blockSize?: number;
+  readonly compression?: boolean;
+}
+
+/** What `persist` needs of a Ready: the durable part. */
+export type PersistableReady = Pick<Ready, "entries" | "mustSync"> &
+  Partial<Pick<Ready, "snapshot" | "hardState" | "compactIndex">>;
+
+/** The outcome of applying one committed entry. */
+export type ApplyResult =
+  | { readonly index: number; readonly term: number; readonly kind: "noop" | "config" | "put" }
+  | {
+      readonly index: number;
+      readonly term: number;
+      readonly kind: "delete";
+      readonly found: boolean;
+    }
+  | {
+      readonly index: number;
+      readonly term: number;
+      readonly kind: "cas";
+      readonly succeeded: boolean;
+      readonly found: boolean;
+      /** The value before the command ran (undefined if the key was absent). */
+      readonly current: Uint8Array | undefined;
+    }
+  /** A payload that is not a command: every node skips it the same way. */
+  | {
+      readonly index: number;
+      readonly term: number;
+      readonly kind: "invalid";
+      readonly reason: string;
+    };
+
+const EMPTY = new Uint8Array(0);
+
+function keyString(key: Uint8Array): string {
+  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
+}
+
+/**
+ * One node's durable state in LevelDB: the Raft log and hard state, the KV state machine,
+ * and snapshots. `raftStorage` is the synchronous view raft-core reads; it changes only
+ * after the corresponding write is durable.
+ */
+export class LevelStorage {
+  readonly path: string;
+  /** The view raft-core reads (STYLE.md §8). */
+  readonly raftStorage: RaftStorage;
+  private readonly view: MemoryStorage;
+  private readonly db: Db;
+  private activeGeneration: number;
+  private nextGeneration: number;
+  private appliedState: SnapshotMetadata;
+  private readonly staged = new Map<number, number>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private failure: StorageError | undefined;
+  private closing: Promise<void> | undefined;
+
+  private constructor(
+    path: string,
+    db: Db,
+    view: MemoryStorage,
+    generation: number,
+    applied: SnapshotMetadata,
+  ) {
+    this.path = path;
+    this.db = db;
+    this.view = view;
+    this.raftStorage = view;
+    this.activeGeneration = generation;
+    this.nextGeneration = generation + 1;
+    this.appliedState = applied;
+  }
+
+  /**
+   * Opens (creating if needed) the store at `dataPath`. Refuses a path locked by another
+   * process (STORAGE_LOCKED), written for another node or cluster (STORAGE_IDENTITY_MISMATCH)
+   * or by a newer format (STORAGE_FORMAT), and corrupt data (STORAGE_CORRUPTED).
+   */
+  static async open(options: OpenStorageOptions): Promise<LevelStorage> {
+    if (!Number.isSafeInteger(options.nodeId) || options.nodeId <= 0) {
+      throw new RangeError(`openStorage: nodeId must be a positive integer, got ${options.nodeId}`);
+    }
+    if (typeof options.clusterId !== "string" || options.clusterId === "") {
+      throw new RangeError("openStorage: clusterId must be a non-empty string");
+    }
+    const path = resolve(options.dataPath);
+    try {
+      await mkdir(path, { recursive: true });
+    } catch (cause) {
+      throw new StorageError(
+        "STORAGE_IO",
+        path,
+        `data path ${path} cannot be created: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+    const db: Db = new ClassicLevel<Uint8Array, Uint8Array>(path, {
+      keyEncoding: "view",
+      valueEncoding: "view",
+    });
+    try {
+      await db.open({
+        createIfMissing: true,
+        errorIfExists: false,
+        ...(options.maxOpenFiles === undefined ? {} : { maxOpenFiles: options.maxOpenFiles }),
+        ...(options.cacheSize === undefined ? {} : { cacheSize: options.cacheSize }),
+        ...(options.writeBufferSize === undefined
+          ? {}
+          : { writeBufferSize: options.writeBufferSize }),
+        ...(options.blockSize === undefined ? {} : { blockSize: options.blockSize }),
+        ...(options.compression === undefined ? {} : { compression: options.compression }),
+      });
+    } catch (cause) {
+      const inner = (cause as { cause?: { code?: string; message?: string } }).cause;
+      if (inner?.code === "LEVEL_LOCKED") {
+        throw new StorageError(
+          "STORAGE_LOCKED",
+          path,
+          `data path ${path} is in use by another process (LevelDB lock held)`,
+          { cause },
+        );
+      }
+      throw new StorageError(
+        "STORAGE_IO",
+        path,
+        `data path ${path} cannot be opened as LevelDB: ${inner?.message ?? (cause as Error).message}`,
+        { cause },
+      );
+    }
+    try {
+      return await LevelStorage.load(path, db, options);
+    } catch (error) {
+      await db.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  private static async load(
+    path: string,
+    db: Db,
+    options: OpenStorageOptions,
+  ): Promise<LevelStorage> {
+    const corrupted = (what: string, error: unknown): never => {
+      const detail = error instanceof DecodeError ? error.message : String(error);
+      throw new StorageError("STORAGE_CORRUPTED", path, `data path ${path}: ${what}: ${detail}`, {
+        cause: error,
+      });
+    };
+    const decode = <T>(what: string, bytes: Uint8Array, decoder: (bytes: Uint8Array) => T): T => {
+      try {
+        return decoder(bytes);
+      } catch (error) {
+        return corrupted(what, error);
+      }
+    };
+
+    const identity = JSON.stringify({ clusterId: options.clusterId, nodeId: options.nodeId });
+    const formatBytes = await db.get(META_FORMAT);
+    if (formatBytes === undefined) {
+      const anyKey = await db.keys({ limit: 1 }).all();
+      if (anyKey.length > 0) {
+        corrupted("format marker", new DecodeError("missing, but the database is not empty"));
+      }
+      await db.batch(
+        [
+          { type: "put", key: META_FORMAT, value: encodeU32(FORMAT_VERSION) },
+          { type: "put", key: META_IDENTITY, value: new TextEncoder().encode(identity) },
+          { type: "put", key: META_GENERATION, value: encodeU32(1) },
+        ],
+        { sync: true },
+      );
+    } else {
+      const format = decode("format marker", formatBytes, decodeU32);
+      if (format > FORMAT_VERSION) {
+        throw new StorageError(
+          "STORAGE_FORMAT",
+          path,
+          `data path ${path} was written in storage format ${format}; this version reads format ${FORMAT_VERSION} (upgrade rockraft)`,
+        );
+      }
+      const stored = await db.get(META_IDENTITY);
+      const storedText = stored === undefined ? "" : new TextDecoder().decode(stored);
+      if (storedText !== identity) {
+        let who = storedText;
+        try {
+          const parsed = JSON.parse(storedText) as { clusterId: string; nodeId: number };
+          who = `node ${parsed.nodeId} of cluster "${parsed.clusterId}"`;
+        } catch {
+          corrupted("identity", new DecodeError(`not JSON: ${JSON.stringify(storedText)}`));
+        }
+        throw new StorageError(
+          "STORAGE_IDENTITY_MISMATCH",
+          path,
+          `data path ${path} belongs to ${who}, not node ${options.nodeId} of cluster "${options.clusterId}"`,
+        );
+      }
+    }
+
+    const generationBytes = await db.get(META_GENERATION);
+    const generation =
+      generationBytes === undefined
+        ? 1
+        : decode("state machine generation", generationBytes, decodeU32);
+    const hardStateBytes = await db.get(META_HARD_STATE);
+    const hardState: HardState =
+      hardStateBytes === undefined
+        ? { term: 0, vote: 0, commit: 0 }
+        : decode("hard state", hardStateBytes, decodeHardState);
+    const snapshotBytes = await db.get(META_SNAPSHOT);
+    const snapshot: SnapshotMetadata | undefined =
+      snapshotBytes === undefined
+        ? undefined
+        : decode("snapshot metadata", snapshotBytes, decodeMetadata);
+    const logStartBytes = await db.get(META_LOG_START);
+    const logStart: LogPosition =
+      logStartBytes === undefined
+        ? { index: snapshot?.index ?? 0, term: snapshot?.term ?? 0 }
+        : decode("log start", logStartBytes, decodePosition);
+    const appliedBytes = await db.get(stateMetaKey(generation));
+    const applied: SnapshotMetadata =
+      appliedBytes === undefined
+        ? { index: 0, term: 0, confState: EMPTY_CONF_STATE }
+        : decode("state machine's applied index", appliedBytes, decodeMetadata);
+
+    const entries: Entry[] = [];
+    let expected = logStart.index + 1;
+    for await (const [key, value] of db.iterator({ gte: LOG_START_KEY, lt: LOG_END_KEY })) {
+      const index = logKeyIndex(key);
+      const entry = decode(`log entry ${index}`, value, decodeEntry);
+      if (entry.index !== index)
+        corrupted(`log entry ${index}`, new DecodeError(`holds entry ${entry.index}`));
+      if (index !== expected) {
+        corrupted(
+          "log",
+          new DecodeError(
+            index < expected
+              ? `entry ${index} lies before the log start ${logStart.index + 1}`
+              : `gap: entry ${index} follows ${expected - 1}`,
+          ),
+        );
+      }
+      entries.push(entry);
+      expected++;
+    }
+
+    const view = new MemoryStorage();
+    if (snapshot !== undefined) view.setSnapshot({ metadata: snapshot, data: EMPTY });
+    view.resetLog(logStart.index, logStart.term);
+    view.append(entries);
+    view.setHardState(hardState);
+
+    const last = view.lastIndex();
+    if (snapshot !== undefined && logStart.index > snapshot.index) {
+      corrupted(
+        "log",
+        new DecodeError(`compacted to ${logStart.index}, past the snapshot at ${snapshot.index}`),
+      );
+    }
+    if (applied.index > last) {
+      corrupted(
+        "state machine",
+        new DecodeError(`applied index ${applied.index} is beyond the log's last index ${last}`),
+      );
+    }
+    if (hardState.commit > last) {
+      corrupted(
+        "hard state",
+        new DecodeError(`commit index ${hardState.commit} is beyond the log's last index ${last}`),
+      );
+    }
+    if (snapshot !== undefined && snapshot.index > applied.index) {
+      corrupted(
+        "snapshot",
+        new DecodeError(
+          `at index ${snapshot.index}, ahead of the state machine (applied ${applied.index})`,
+        ),
+      );
+    }
+
+    const store = new LevelStorage(path, db, view, generation, applied);
+    await store.dropOtherGenerations();
+    return store;
+  }
+
+  /** The state machine's applied position and membership. */
+  applied(): SnapshotMetadata {
+    return this.appliedState;
+  }
+
+  /**
+   * Persists a Ready's durable part as one LevelDB write batch, synced when the Ready
+   * requires it (Ready duty 2): an installed snapshot (switching to its staged state),
+   * entries (replacing any conflicting suffix), the hard state and log compaction, all or
+   * nothing. The view changes only once the batch is durable.
+   */
+  persist(ready: PersistableReady): Promise<void> {
+    return this.serialized(async () => {
+      const view = this.view;
+      const ops: BatchOp[] = [];
+      const snapshot = ready.snapshot;
+      let stagedGeneration: number | undefined;
+      let firstKept = view.firstIndex();
+      let lastKept = view.lastIndex();
+      if (snapshot !== undefined) {
+        const { index, term } = snapshot.metadata;
+        stagedGeneration = this.staged.get(index);
+        if (stagedGeneration === undefined) {
+          throw new StorageError(
+            "STORAGE_SNAPSHOT_INVALID",
+            this.path,
+            `no staged data for the snapshot at index ${index}: stream it with beginSnapshotInstall before its MsgSnap is stepped`,
+          );
+        }
+        ops.push({ type: "put", key: META_GENERATION, value: encodeU32(stagedGeneration) });
+        ops.push({ type: "put", key: META_SNAPSHOT, value: encodeMetadata(snapshot.metadata) });
+        ops.push({ type: "put", key: META_LOG_START, value: encodePosition({ index, term }) });
+        for (let i = firstKept; i <= lastKept; i++) ops.push({ type: "del", key: logKey(i) });
+        firstKept = index + 1;
+        lastKept = index;
+      }
+      const entries = ready.entries.filter((entry) => entry.index >= firstKept);
+      const firstNew = entries[0]?.index;
+      if (firstNew !== undefined) {
+        const lastNew = entries[entries.length - 1]!.index;
+        if (firstNew > lastKept + 1) {
+          throw new StorageError(
+            "STORAGE_CORRUPTED",
+            this.path,
+            `persist: entry ${firstNew} would leave a gap after ${lastKept}`,
+          );
+        }
+        for (let i = lastNew + 1; i <= lastKept; i++) ops.push({ type: "del", key: logKey(i) });
+        for (const entry of entries)
+          ops.push({ type: "put", key: logKey(entry.index), value: encodeEntry(entry) });
+      }
+      if (ready.hardState !== undefined) {
+        ops.push({ type: "put", key: META_HARD_STATE, value: encodeHardState(ready.hardState) });
+      }
+      const compactIndex = snapshot === undefined ? ready.compactIndex : undefined;
+      const compacting = compactIndex !== undefined && compactIndex >= firstKept;
+      if (compacting) {
+        for (let i = firstKept; i <= compactIndex; i++) ops.push({ type: "del", key: logKey(i) });
+        ops.push({
+          type: "put",
+          key: META_LOG_START,
+          value: encodePosition({ index: compactIndex, term: view.term(compactIndex) }),
+        });
+      }
+      if (ops.length === 0) return;
+      await this.write(ops, ready.mustSync || snapshot !== undefined);
+
+      if (snapshot !== undefined) {
+        view.applySnapshot({ metadata: snapshot.metadata, data: EMPTY });
+        const previous = this.activeGeneration;
+        this.activeGeneration = stagedGeneration!;
+        this.staged.delete(snapshot.metadata.index);
+        this.appliedState = snapshot.metadata;
+        await this.db.clear(generationRange(previous));
+      }
+      if (entries.length > 0) view.append(entries);
+      if (ready.hardState !== undefined) view.setHardState(ready.hardState);
+      if (compacting) view.compact(compactIndex);
+    });
+  }
+
+  /**
+   * Applies committed entries to the KV state machine in one write batch that also records
+   * the last applied log id, so that applying again after a crash is exactly once. Entries
+   * at or below the applied index are skipped. Returns one result per entry applied.
+   *
+   * The batch is not synced: the log already holds these entries durably, and a crash at
+   * worst loses the batch, which is then applied again from the log.
+   */
+  apply(entries: readonly Entry[]): Promise<ApplyResult[]> {
+    return this.serialized(async () => {
+      const generation = this.activeGeneration;
+      const ops: BatchOp[] = [];
+      const overlay = new Map<string, Uint8Array | null>();
+      const results: ApplyResult[] = [];
+      let { index: lastIndex, term: lastTerm, confState } = this.appliedState;
+      const read = async (key: Uint8Array): Promise<Uint8Array | undefined> => {
+        const pending = overlay.get(keyString(key));
+        if (pending !== undefined) return pending ?? undefined;
+        return this.db.get(dataKey(generation, key));
+      };
+      for (const entry of entries) {
+        if (entry.index <= lastIndex) continue;
+        if (entry.index !== lastIndex + 1) {
+          throw new RangeError(
+            `apply: entry ${entry.index} does not follow the applied index ${lastIndex}`,
+          );
+        }
+        const { index, term } = entry;
+        lastIndex = index;
+        lastTerm = term;
+        if (entry.type === "config") {
+          confState = decodeConfState(entry.data);
+          results.push({ index, term, kind: "config" });
+          continue;
+        }
+        if (entry.data.byteLength === 0) {
+          results.push({ index, term, kind: "noop" });
+          continue;
+        }
+        let command;
+        try {
+          command = decodeCommand(entry.data);
+        } catch (error) {
+          results.push({ index, term, kind: "invalid", reason: (error as Error).message });
+          continue;
+        }
+        const key = keyString(command.key);
+        switch (command.op) {
+          case "put":
+            overlay.set(key, command.value);
+            ops.push({ type: "put", key: dataKey(generation, command.key), value: command.value });
+            results.push({ index, term, kind: "put" });
+            break;
+          case "delete": {
+            const found = (await read(command.key)) !== undefined;
+            overlay.set(key, null);
+            ops.push({ type: "del", key: dataKey(generation, command.key) });
+            results.push({ index, term, kind: "delete", found });
+            break;
+          }
+          case "cas": {
+            const current = await read(command.key);
+            const found = current !== undefined;
+            const succeeded =
+              found === command.expectFound && (!found || sameBytes(current, command.expected));
+            if (succeeded) {
+              overlay.set(key, command.value);
+              ops.push({
+                type: "put",
+                key: dataKey(generation, command.key),
+                value: command.value,
+              });
+            }
+            results.push({ index, term, kind: "cas", succeeded, found, current });
+            break;
+          }
+        }
+      }
+      if (results.length === 0) return results;
+      const applied: SnapshotMetadata = { index: lastIndex, term: lastTerm, confState };
+      ops.push({ type: "put", key: stateMetaKey(generation), value: encodeMetadata(applied) });
+      await this.write(ops, false);
+      this.appliedState = applied;
+      return results;
+    });
+  }
+
+  /** Reads a key from the applied state (not linearizable by itself: see ReadIndex). */
+  async get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    this.assertOpen();
+    return this.db.get(dataKey(this.activeGeneration, key));
+  }
+
+  /**
+   * Records a snapshot at the applied index (the state machine's durable state is the
+   * snapshot's data) and puts it in the view; returns its metadata, or undefined when the
+   * latest snapshot is already there. The write is synced, which in LevelDB also makes
+   * every earlier unsynced apply batch durable: compaction never outruns durable state.
+   */
+  takeSnapshot(): Promise<SnapshotMetadata | undefined> {
+    return this.serialized(async () => {
+      const metadata = this.appliedState;
+      if (metadata.index <= this.view.snapshot().metadata.index) return undefined;
+      await this.write(
+        [{ type: "put", key: META_SNAPSHOT, value: encodeMetadata(metadata) }],
+        true,
+      );
+      this.view.setSnapshot({ metadata, data: EMPTY });
+      return metadata;
+    });
+  }
+
+  /**
+   * Low level: declares the state machine applied through `index` with `confState` and
+   * records a snapshot there, in one synced batch; entries up to `index` will not be
+   * applied. For callers that bring the state to that point themselves (and for tests);
+   * the runtime uses `takeSnapshot`.
+   */
+  recordSnapshot(index: number, confState: ConfState): Promise<SnapshotMetadata> {
+    return this.serialized(async () => {
+      const metadata: SnapshotMetadata = { index, term: this.view.term(index), confState };
+      const value = encodeMetadata(metadata);
+      await this.write(
+        [
+          { type: "put", key: META_SNAPSHOT, value },
+          { type: "put", key: stateMetaKey(this.activeGeneration), value },
+        ],
+        true,
+      );
+      this.view.setSnapshot({ metadata, data: EMPTY });
+      this.appliedState = metadata;
+      return metadata;
+    });
+  }
+
+  /**
+   * Opens a consistent view of the state machine (one LevelDB read snapshot) to stream as
+   * a snapshot, in chunks of about `chunkBytes`. Writes go on meanwhile.
+   */
+  async openSnapshotReader(chunkBytes = 1024 * 1024): Promise<SnapshotReader> {
+    this.assertOpen();
+    return openSnapshotReader(this.db, this.activeGeneration, chunkBytes, this.path);
+  }
+
+  /**
+   * Starts receiving a snapshot's data into a fresh staging generation. When `finish`
+   * verifies the checksum, the data is staged for `metadata.index`; the Ready carrying the
+   * snapshot then switches to it atomically in `persist`.
+   */
+  async beginSnapshotInstall(metadata: SnapshotMetadata): Promise<SnapshotInstaller> {
+    this.assertOpen();
+    const generation = this.nextGeneration++;
+    await this.db.clear(generationRange(generation));
+    return new SnapshotInstaller(this.db, generation, metadata, this.path, (index, staged) => {
+      const previous = this.staged.get(index);
+      if (previous !== undefined && previous !== staged)
+        void this.db.clear(generationRange(previous));
+      this.staged.set(index, staged);
+    });
+  }
+
+  /** Waits for pending writes, then closes the database. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.queue.catch(() => undefined);
+      this.failure ??= new StorageError(
+        "STORAGE_CLOSED",
+        this.path,
+        `storage at ${this.path} is closed`,
+      );
+      await this.db.close();
+    })();
+    return this.closing;
+  }
+
+  private assertOpen(): void {
+    if (this.failure !== undefined) {
+      throw new StorageError("STORAGE_CLOSED", this.path, `storage at ${this.path} is closed`, {
+        cause: this.failure.code === "STORAGE_CLOSED" ? undefined : this.failure,
+      });
+    }
+  }
+
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      this.assertOpen();
+      return work();
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** A failed write stops the store: every later call rejects with it as the cause. */
+  private async write(ops: BatchOp[], sync: boolean): Promise<void> {
+    try {
+      await this.db.batch(ops, { sync });
+    } catch (cause) {
+      this.failure = new StorageError(
+        "STORAGE_IO",
+        this.path,
+        `write to ${this.path} failed: ${(cause as Error).message}`,
+        { cause },
+      );
+      throw this.failure;
+    }
+  }
+
+  /** Deletes staging leftovers and superseded state machine generations. */
+  private async dropOtherGenerations(): Promise<void> {
+    let from: Uint8Array = STATE_START_KEY;
+    for (;;) {
+      const [key] = await this.db.keys({ gte: from, lt: STATE_END_KEY, limit: 1 }).all();
+      if (key === undefined) return;
+      const generation = generationOf(key);
+      const range = generationRange(generation);
+      if (generation !== this.activeGeneration) await this.db.clear(range);
+      if (generation >= this.nextGeneration) this.nextGeneration = generation + 1;
+      from = range.lt;
+      if (range.lt[0] !== STATE_START_KEY[0]) return;
+    }
+  }
+}

@@ -1,0 +1,197 @@
+// Snapshot streams: the state machine's data as a sequence of records
+// [key length u32][key][value length u32][value], cut into chunks; the last chunk carries
+// the CRC32 of every byte of every chunk.
+import { crc32 } from "node:zlib";
+import type { ClassicLevel } from "classic-level";
+import type { SnapshotMetadata } from "@rockraft/raft-core";
+import { DecodeError, decodeMetadata, encodeMetadata } from "./codec.js";
+import { StorageError } from "./errors.js";
+import { dataKey, dataRange, stateMetaKey, userKey } from "./keys.js";
+
+type Db = ClassicLevel<Uint8Array, Uint8Array>;
+
+export interface SnapshotChunk {
+  /** Byte offset of `data` in the whole stream. */
+  readonly offset: number;
+  readonly data: Uint8Array;
+  /** True on the last chunk, which carries `checksum`. */
+  readonly last: boolean;
+  /** CRC32 of the whole stream; on the last chunk only. */
+  readonly checksum?: number;
+}
+
+export interface SnapshotReader {
+  /** The applied position and membership the data is exactly at. */
+  readonly metadata: SnapshotMetadata;
+  /** The data, in order; consume once. */
+  chunks(): AsyncGenerator<SnapshotChunk>;
+  /** Releases the read snapshot (also done when `chunks` finishes). */
+  close(): Promise<void>;
+}
+
+export async function openSnapshotReader(
+  db: Db,
+  generation: number,
+  chunkBytes: number,
+  path: string,
+): Promise<SnapshotReader> {
+  if (!(chunkBytes >= 1))
+    throw new RangeError(`openSnapshotReader: chunkBytes must be >= 1, got ${chunkBytes}`);
+  const readSnapshot = db.snapshot();
+  let closed = false;
+  const close = async () => {
+    if (closed) return;
+    closed = true;
+    await readSnapshot.close();
+  };
+  let metadata: SnapshotMetadata;
+  try {
+    const bytes = await db.get(stateMetaKey(generation), { snapshot: readSnapshot });
+    metadata =
+      bytes === undefined
+        ? { index: 0, term: 0, confState: { voters: [], learners: [], votersOutgoing: [] } }
+        : decodeMetadata(bytes);
+  } catch (cause) {
+    await close();
+    throw new StorageError(
+      "STORAGE_CORRUPTED",
+      path,
+      `data path ${path}: state machine metadata: ${String(cause)}`,
+      {
+        cause,
+      },
+    );
+  }
+  async function* chunks(): AsyncGenerator<SnapshotChunk> {
+    const iterator = db.iterator({ ...dataRange(generation), snapshot: readSnapshot });
+    let buffer = new Uint8Array(Math.max(chunkBytes, 64));
+    let used = 0;
+    let offset = 0;
+    let checksum = 0;
+    const flush = (last: boolean): SnapshotChunk => {
+      const data = buffer.slice(0, used);
+      checksum = crc32(data, checksum);
+      const chunk: SnapshotChunk = last ? { offset, data, last, checksum } : { offset, data, last };
+      offset += used;
+      used = 0;
+      return chunk;
+    };
+    const append = (bytes: Uint8Array) => {
+      if (used + bytes.byteLength > buffer.byteLength) {
+        const grown = new Uint8Array(Math.max(buffer.byteLength * 2, used + bytes.byteLength));
+        grown.set(buffer.subarray(0, used));
+        buffer = grown;
+      }
+      buffer.set(bytes, used);
+      used += bytes.byteLength;
+    };
+    const length = new Uint8Array(4);
+    const lengthView = new DataView(length.buffer);
+    try {
+      for await (const [key, value] of iterator) {
+        const user = userKey(key);
+        lengthView.setUint32(0, user.byteLength);
+        append(length);
+        append(user);
+        lengthView.setUint32(0, value.byteLength);
+        append(length);
+        append(value);
+        if (used >= chunkBytes) yield flush(false);
+      }
+      yield flush(true);
+    } finally {
+      await iterator.close();
+      await close();
+    }
+  }
+  return { metadata, chunks, close };
+}
+
+/** Receives a snapshot stream into a staging generation; see `LevelStorage.beginSnapshotInstall`. */
+export class SnapshotInstaller {
+  private received = 0;
+  private checksum = 0;
+  private remainder = new Uint8Array(0);
+  private done = false;
+
+  constructor(
+    private readonly db: Db,
+    private readonly generation: number,
+    readonly metadata: SnapshotMetadata,
+    private readonly path: string,
+    private readonly onStaged: (index: number, generation: number) => void,
+  ) {}
+
+  /** Writes one chunk; chunks must arrive in order with contiguous offsets. */
+  async write(chunk: Pick<SnapshotChunk, "offset" | "data">): Promise<void> {
+    if (this.done) throw this.invalid("a chunk arrived after the stream ended");
+    if (chunk.offset !== this.received) {
+      throw this.invalid(`chunk at offset ${chunk.offset}, expected ${this.received}`);
+    }
+    this.received += chunk.data.byteLength;
+    this.checksum = crc32(chunk.data, this.checksum);
+    let bytes = chunk.data;
+    if (this.remainder.byteLength > 0) {
+      const joined = new Uint8Array(this.remainder.byteLength + bytes.byteLength);
+      joined.set(this.remainder);
+      joined.set(bytes, this.remainder.byteLength);
+      bytes = joined;
+    }
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const ops: { type: "put"; key: Uint8Array; value: Uint8Array }[] = [];
+    let position = 0;
+    for (;;) {
+      if (position + 4 > bytes.byteLength) break;
+      const keyLength = view.getUint32(position);
+      if (position + 4 + keyLength + 4 > bytes.byteLength) break;
+      const valueLength = view.getUint32(position + 4 + keyLength);
+      const end = position + 8 + keyLength + valueLength;
+      if (end > bytes.byteLength) break;
+      const key = bytes.slice(position + 4, position + 4 + keyLength);
+      const value = bytes.slice(position + 8 + keyLength, end);
+      ops.push({ type: "put", key: dataKey(this.generation, key), value });
+      position = end;
+    }
+    this.remainder = bytes.slice(position);
+    if (ops.length > 0) await this.db.batch(ops);
+  }
+
+  /**
+   * Verifies the stream's checksum and stages the data for `metadata.index`. Throws
+   * STORAGE_SNAPSHOT_INVALID (and discards the data) on any mismatch.
+   */
+  async finish(checksum: number): Promise<void> {
+    if (this.done) throw this.invalid("the stream already ended");
+    this.done = true;
+    if (this.remainder.byteLength > 0) {
+      await this.abort();
+      throw this.invalid(
+        `the stream ends inside a record (${this.remainder.byteLength} bytes left over)`,
+      );
+    }
+    if (checksum >>> 0 !== this.checksum >>> 0) {
+      await this.abort();
+      throw this.invalid(
+        `checksum mismatch: received ${this.checksum >>> 0}, expected ${checksum >>> 0}`,
+      );
+    }
+    await this.db.put(stateMetaKey(this.generation), encodeMetadata(this.metadata));
+    this.onStaged(this.metadata.index, this.generation);
+  }
+
+  /** Discards everything received. */
+  async abort(): Promise<void> {
+    this.done = true;
+    const range = dataRange(this.generation);
+    await this.db.clear({ gte: stateMetaKey(this.generation), lt: range.lt });
+  }
+
+  private invalid(message: string): StorageError {
+    return new StorageError(
+      "STORAGE_SNAPSHOT_INVALID",
+      this.path,
+      `snapshot ${this.metadata.index} for ${this.path}: ${message}`,
+      { cause: new DecodeError(message) },
+    );
+  }
+}

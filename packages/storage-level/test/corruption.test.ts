@@ -1,0 +1,111 @@
+import { ClassicLevel } from "classic-level";
+import { afterEach, expect, test } from "vitest";
+import { StorageError } from "../src/index.js";
+import { logKey, stateMetaKey } from "../src/keys.js";
+import { encodeMetadata } from "../src/codec.js";
+import { TempDirs, append, entry, open, put } from "./helpers/store.js";
+
+// Corrupt data is named and refused; the node never runs on a guess.
+const dirs = new TempDirs();
+afterEach(() => dirs.cleanup());
+
+async function withRawDb(
+  dataPath: string,
+  change: (db: ClassicLevel<Uint8Array, Uint8Array>) => Promise<void>,
+) {
+  const db = new ClassicLevel<Uint8Array, Uint8Array>(dataPath, {
+    keyEncoding: "view",
+    valueEncoding: "view",
+  });
+  await change(db);
+  await db.close();
+}
+
+async function storeWithLog(): Promise<string> {
+  const dataPath = await dirs.make();
+  const store = await open(dataPath);
+  await append(store, [entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 2)], 3);
+  await store.close();
+  return dataPath;
+}
+
+async function openError(dataPath: string): Promise<StorageError> {
+  const error = await open(dataPath).then(
+    () => expect.fail("expected STORAGE_CORRUPTED"),
+    (caught: unknown) => caught as StorageError,
+  );
+  expect(error).toBeInstanceOf(StorageError);
+  expect(error.code).toBe("STORAGE_CORRUPTED");
+  return error;
+}
+
+test("an entry whose bytes changed fails its checksum, named by index", async () => {
+  const dataPath = await storeWithLog();
+  await withRawDb(dataPath, async (db) => {
+    const value = (await db.get(logKey(2)))!;
+    value[value.byteLength - 6] ^= 0xff;
+    await db.put(logKey(2), value);
+  });
+  expect((await openError(dataPath)).message).toBe(
+    `data path ${dataPath}: log entry 2: checksum mismatch`,
+  );
+});
+
+test("a truncated entry does not decode", async () => {
+  const dataPath = await storeWithLog();
+  await withRawDb(dataPath, (db) => db.put(logKey(3), Uint8Array.of(1, 2, 3)));
+  expect((await openError(dataPath)).message).toBe(
+    `data path ${dataPath}: log entry 3: 3 bytes, too short`,
+  );
+});
+
+test("a gap in the log is refused", async () => {
+  const dataPath = await storeWithLog();
+  await withRawDb(dataPath, (db) => db.del(logKey(2)));
+  expect((await openError(dataPath)).message).toBe(
+    `data path ${dataPath}: log: gap: entry 3 follows 1`,
+  );
+});
+
+test("an entry stored under another index is refused", async () => {
+  const dataPath = await storeWithLog();
+  await withRawDb(dataPath, async (db) => db.put(logKey(3), (await db.get(logKey(4)))!));
+  expect((await openError(dataPath)).message).toBe(
+    `data path ${dataPath}: log entry 3: holds entry 4`,
+  );
+});
+
+test("an applied index beyond the log's end is refused", async () => {
+  const dataPath = await dirs.make();
+  const store = await open(dataPath);
+  await append(store, [put(1, 1, "k", "v")], 1);
+  await store.apply([put(1, 1, "k", "v")]);
+  await store.close();
+  await withRawDb(dataPath, (db) =>
+    db.put(
+      stateMetaKey(1),
+      encodeMetadata({
+        index: 9,
+        term: 1,
+        confState: { voters: [1], learners: [], votersOutgoing: [] },
+      }),
+    ),
+  );
+  expect((await openError(dataPath)).message).toBe(
+    `data path ${dataPath}: state machine: applied index 9 is beyond the log's last index 1`,
+  );
+});
+
+test("a commit index beyond the log's end is refused", async () => {
+  const dataPath = await dirs.make();
+  const store = await open(dataPath);
+  await store.persist({
+    entries: [entry(1, 1)],
+    hardState: { term: 1, vote: 1, commit: 5 },
+    mustSync: true,
+  });
+  await store.close();
+  expect((await openError(dataPath)).message).toBe(
+    `data path ${dataPath}: hard state: commit index 5 is beyond the log's last index 1`,
+  );
+});

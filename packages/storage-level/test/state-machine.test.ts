@@ -1,0 +1,206 @@
+import { encodeConfState } from "@rockraft/raft-core";
+import { afterEach, describe, expect, test } from "vitest";
+import { decodeCommand, encodeCommand, type Command } from "../src/index.js";
+import { TempDirs, append, bytes, entry, open, put, text } from "./helpers/store.js";
+
+const dirs = new TempDirs();
+afterEach(() => dirs.cleanup());
+
+const command = (index: number, value: Command) => ({
+  index,
+  term: 1,
+  type: "normal" as const,
+  data: encodeCommand(value),
+});
+
+describe("the command codec", () => {
+  test.each<[string, Command]>([
+    ["put", { op: "put", key: bytes("k"), value: bytes("v") }],
+    ["put of an empty value", { op: "put", key: bytes("k"), value: new Uint8Array() }],
+    ["delete", { op: "delete", key: bytes("key") }],
+    [
+      "cas",
+      {
+        op: "cas",
+        key: bytes("k"),
+        expectFound: true,
+        expected: bytes("old"),
+        value: bytes("new"),
+      },
+    ],
+    [
+      "cas on absence",
+      {
+        op: "cas",
+        key: bytes("k"),
+        expectFound: false,
+        expected: new Uint8Array(),
+        value: bytes("v"),
+      },
+    ],
+  ])("a %s round-trips", (_name, value) => {
+    expect(decodeCommand(encodeCommand(value))).toEqual(value);
+  });
+
+  test.each([
+    [Uint8Array.of(9), "unknown command op 9"],
+    [Uint8Array.of(1, 0, 0, 0, 9, 1), "command truncated"],
+    [Uint8Array.of(2, 0, 0, 0, 1, 65, 66), "delete command has trailing bytes"],
+  ])("malformed payloads are named (%j)", (payload, message) => {
+    expect(() => decodeCommand(payload)).toThrow(message);
+  });
+});
+
+describe("applying committed entries", () => {
+  test("put, delete and compare-and-swap, with their results", async () => {
+    const store = await open(await dirs.make());
+    const entries = [
+      command(1, { op: "put", key: bytes("a"), value: bytes("1") }),
+      command(2, {
+        op: "cas",
+        key: bytes("a"),
+        expectFound: true,
+        expected: bytes("1"),
+        value: bytes("2"),
+      }),
+      command(3, {
+        op: "cas",
+        key: bytes("a"),
+        expectFound: true,
+        expected: bytes("1"),
+        value: bytes("3"),
+      }),
+      command(4, {
+        op: "cas",
+        key: bytes("b"),
+        expectFound: false,
+        expected: new Uint8Array(),
+        value: bytes("x"),
+      }),
+      command(5, {
+        op: "cas",
+        key: bytes("b"),
+        expectFound: false,
+        expected: new Uint8Array(),
+        value: bytes("y"),
+      }),
+      command(6, { op: "delete", key: bytes("a") }),
+      command(7, { op: "delete", key: bytes("a") }),
+      { index: 8, term: 1, type: "normal" as const, data: new Uint8Array() },
+      entry(9, 1, "\u0009garbage"),
+    ];
+    await append(store, entries, 9);
+    const results = await store.apply(entries);
+    expect(
+      results.map((r) => ({ ...r, ...("current" in r ? { current: text(r.current) } : {}) })),
+    ).toEqual([
+      { index: 1, term: 1, kind: "put" },
+      { index: 2, term: 1, kind: "cas", succeeded: true, found: true, current: "1" },
+      { index: 3, term: 1, kind: "cas", succeeded: false, found: true, current: "2" },
+      { index: 4, term: 1, kind: "cas", succeeded: true, found: false, current: undefined },
+      { index: 5, term: 1, kind: "cas", succeeded: false, found: true, current: "x" },
+      { index: 6, term: 1, kind: "delete", found: true },
+      { index: 7, term: 1, kind: "delete", found: false },
+      { index: 8, term: 1, kind: "noop" },
+      { index: 9, term: 1, kind: "invalid", reason: "unknown command op 9" },
+    ]);
+    expect(text(await store.get(bytes("a")))).toBeUndefined();
+    expect(text(await store.get(bytes("b")))).toBe("x");
+    expect(store.applied().index).toBe(9);
+    await store.close();
+  });
+
+  test("a config entry updates the stored membership", async () => {
+    const store = await open(await dirs.make());
+    const conf = { voters: [1, 2, 3], learners: [4], votersOutgoing: [] };
+    const entries = [{ index: 1, term: 1, type: "config" as const, data: encodeConfState(conf) }];
+    await append(store, entries, 1);
+    expect(await store.apply(entries)).toEqual([{ index: 1, term: 1, kind: "config" }]);
+    expect(store.applied()).toEqual({ index: 1, term: 1, confState: conf });
+  });
+
+  test("applying is exactly once: entries at or below the applied index are skipped, across reopen", async () => {
+    const dataPath = await dirs.make();
+    const store = await open(dataPath);
+    const entries = [
+      put(1, 1, "k", "first"),
+      command(2, {
+        op: "cas",
+        key: bytes("k"),
+        expectFound: true,
+        expected: bytes("first"),
+        value: bytes("second"),
+      }),
+    ];
+    await append(store, entries, 2);
+    expect(await store.apply(entries)).toHaveLength(2);
+    expect(await store.apply(entries)).toEqual([]);
+    await store.close();
+    const reopened = await open(dataPath);
+    expect(reopened.applied().index).toBe(2);
+    expect(await reopened.apply(entries)).toEqual([]);
+    expect(text(await reopened.get(bytes("k")))).toBe("second");
+    await reopened.close();
+  });
+
+  test("an entry that does not follow the applied index is a programmer error", async () => {
+    const store = await open(await dirs.make());
+    await expect(store.apply([put(3, 1, "k", "v")])).rejects.toThrow(
+      new RangeError("apply: entry 3 does not follow the applied index 0"),
+    );
+    await store.close();
+  });
+});
+
+describe("persisting Readies", () => {
+  test("a conflicting suffix is replaced, in the view and on disk", async () => {
+    const dataPath = await dirs.make();
+    const store = await open(dataPath);
+    await append(store, [entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 1)]);
+    await store.persist({
+      entries: [entry(2, 2)],
+      hardState: { term: 2, vote: 1, commit: 1 },
+      mustSync: true,
+    });
+    expect(store.raftStorage.lastIndex()).toBe(2);
+    await store.close();
+    const reopened = await open(dataPath);
+    expect(reopened.raftStorage.entries(1, 3).map((e) => [e.index, e.term])).toEqual([
+      [1, 1],
+      [2, 2],
+    ]);
+    expect(reopened.raftStorage.initialState().hardState).toEqual({ term: 2, vote: 1, commit: 1 });
+    await reopened.close();
+  });
+
+  test("compaction deletes the covered prefix and is remembered across reopen", async () => {
+    const dataPath = await dirs.make();
+    const store = await open(dataPath);
+    const entries = [1, 2, 3, 4, 5, 6].map((i) => put(i, 1, `k${i}`, `v${i}`));
+    await append(store, entries, 6);
+    await store.apply(entries);
+    expect(await store.takeSnapshot()).toEqual({
+      index: 6,
+      term: 1,
+      confState: { voters: [], learners: [], votersOutgoing: [] },
+    });
+    expect(await store.takeSnapshot()).toBeUndefined();
+    await store.persist({ entries: [], compactIndex: 4, mustSync: false });
+    expect(store.raftStorage.firstIndex()).toBe(5);
+    await store.close();
+    const reopened = await open(dataPath);
+    expect([reopened.raftStorage.firstIndex(), reopened.raftStorage.lastIndex()]).toEqual([5, 6]);
+    expect(reopened.raftStorage.term(4)).toBe(1);
+    expect(reopened.raftStorage.snapshot().metadata.index).toBe(6);
+    await reopened.close();
+  });
+
+  test("the view changes only once the write is durable", async () => {
+    const store = await open(await dirs.make());
+    const pending = append(store, [entry(1, 1)]);
+    expect(store.raftStorage.lastIndex()).toBe(0);
+    await pending;
+    expect(store.raftStorage.lastIndex()).toBe(1);
+    await store.close();
+  });
+});
