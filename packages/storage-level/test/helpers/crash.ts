@@ -47,9 +47,9 @@ export async function crashRound(
   const observed = observe(child);
   try {
     await waitForLine(child, /^ready /);
-    if ("afterMs" in round.killAt)
-      await new Promise((resolve) => setTimeout(resolve, round.killAt.afterMs));
-    else await waitForLine(child, new RegExp(`^${round.killAt.marker} `));
+    const killAt = round.killAt;
+    if ("afterMs" in killAt) await new Promise((resolve) => setTimeout(resolve, killAt.afterMs));
+    else await waitForLine(child, new RegExp(`^${killAt.marker} `));
   } finally {
     child.kill("SIGKILL");
     await exited(child);
