@@ -43,7 +43,7 @@ test("an entry whose bytes changed fails its checksum, named by index", async ()
   const dataPath = await storeWithLog();
   await withRawDb(dataPath, async (db) => {
     const value = (await db.get(logKey(2)))!;
-    value[value.byteLength - 6] ^= 0xff;
+    value[value.byteLength - 6]! ^= 0xff;
     await db.put(logKey(2), value);
   });
   expect((await openError(dataPath)).message).toBe(
