@@ -1,0 +1,419 @@
+import { readFileSync } from "node:fs";
+import {
+  ChannelCredentials,
+  Metadata,
+  status as GrpcStatus,
+  type ServiceError,
+} from "@grpc/grpc-js";
+import {
+  ClusterClient,
+  type AddLearnerResponse,
+  type ChangeMembershipResponse,
+  type InitializeResponse,
+  type MetricsResponse,
+  type TransferLeaderResponse,
+  type TriggerSnapshotResponse,
+} from "./gen/rockraft/v1/cluster.js";
+import {
+  KVClient,
+  type CompareAndSwapResponse,
+  type DeleteResponse,
+  type GetResponse,
+  type LogId as WireLogId,
+  type PutResponse,
+} from "./gen/rockraft/v1/kv.js";
+import {
+  ERROR_CODE_METADATA,
+  LEADER_ADDR_METADATA,
+  LEADER_ID_METADATA,
+  TransportError,
+} from "./errors.js";
+import type { ClusterMetrics, LogId, Member } from "./handlers.js";
+import { toNumber } from "./wire.js";
+
+export type Bytes = Uint8Array | string;
+
+export interface ClientTlsOptions {
+  /** CA bundle to verify servers; system roots when absent. */
+  readonly caFile?: string;
+  /** A client certificate and key, for servers that require one (mutual TLS). */
+  readonly certFile?: string;
+  readonly keyFile?: string;
+}
+
+export interface RockraftClientOptions {
+  /** `host:port` of one or more nodes; the client finds the leader from there. */
+  readonly endpoints: readonly string[];
+  readonly tls?: ClientTlsOptions;
+  /** Deadline of each call, retries included; default 5000 ms. */
+  readonly timeoutMs?: number;
+  /** Largest message, in bytes; default 64 MiB. */
+  readonly maxMessageBytes?: number;
+}
+
+export interface CallOptions {
+  readonly timeoutMs?: number;
+}
+
+/** A failed client call: `code` is the gRPC status name; `leader` what the server knew. */
+export class RockraftClientError extends Error {
+  override readonly name = "RockraftClientError";
+  /** gRPC status name: UNAVAILABLE, INVALID_ARGUMENT, FAILED_PRECONDITION, DEADLINE_EXCEEDED, ... */
+  readonly code: string;
+  /** The server's stable error code (e.g. RAFT_PROPOSAL_DROPPED), when it sent one. */
+  readonly serverCode: string | undefined;
+  readonly leader: { readonly id: number; readonly addr: string | undefined } | undefined;
+  /** The endpoint that answered last. */
+  readonly endpoint: string;
+
+  constructor(
+    code: string,
+    message: string,
+    endpoint: string,
+    options: {
+      serverCode?: string | undefined;
+      leader?: RockraftClientError["leader"];
+      cause?: unknown;
+    } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.endpoint = endpoint;
+    this.serverCode = options.serverCode;
+    this.leader = options.leader;
+  }
+}
+
+const encoder = new TextEncoder();
+const asBytes = (value: Bytes): Buffer =>
+  typeof value === "string"
+    ? Buffer.from(encoder.encode(value))
+    : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+
+function logId(wire: WireLogId | undefined): LogId {
+  if (wire === undefined) return { term: 0, nodeId: 0, index: 0 };
+  return {
+    term: toNumber(wire.term, "log_id.term"),
+    nodeId: toNumber(wire.nodeId, "log_id.node_id"),
+    index: toNumber(wire.index, "log_id.index"),
+  };
+}
+
+function statusName(code: number): string {
+  return (GrpcStatus as unknown as Record<number, string>)[code] ?? `STATUS_${code}`;
+}
+
+interface Endpoint {
+  readonly address: string;
+  readonly kv: KVClient;
+  readonly cluster: ClusterClient;
+}
+
+/** Makes one unary call on an endpoint's generated client. */
+type Invoker<Response> = (
+  endpoint: Endpoint,
+  metadata: Metadata,
+  options: { deadline: number },
+  callback: (error: ServiceError | null, response: Response) => void,
+) => unknown;
+
+/**
+ * A client of a rockraft cluster's KV and Cluster services. It sends each call to the node
+ * it believes leads, follows the leader named in trailing metadata, and retries
+ * UNAVAILABLE with backoff on the other endpoints until the call's deadline.
+ */
+export class RockraftClient {
+  private readonly endpoints = new Map<string, Endpoint>();
+  private preferred: string;
+  private readonly credentials: ChannelCredentials;
+  private readonly timeoutMs: number;
+  private readonly maxMessageBytes: number;
+  private closed = false;
+
+  constructor(options: RockraftClientOptions) {
+    if (options.endpoints.length === 0)
+      throw new RangeError("RockraftClient: at least one endpoint is required");
+    this.timeoutMs = options.timeoutMs ?? 5_000;
+    this.maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
+    this.credentials = credentialsOf(options.tls);
+    for (const address of options.endpoints) this.endpoint(address);
+    this.preferred = options.endpoints[0]!;
+  }
+
+  async put(key: Bytes, value: Bytes, options: CallOptions = {}): Promise<{ logId: LogId }> {
+    const request = { key: asBytes(key), value: asBytes(value) };
+    const response = await this.call<PutResponse>(
+      (e, m, o, cb) => e.kv.put(request, m, o, cb),
+      options,
+    );
+    return { logId: logId(response.logId) };
+  }
+
+  /** A linearizable read; `value` is undefined when the key is absent. */
+  async get(
+    key: Bytes,
+    options: CallOptions = {},
+  ): Promise<{ found: boolean; value: Uint8Array | undefined }> {
+    const request = { key: asBytes(key) };
+    const response = await this.call<GetResponse>(
+      (e, m, o, cb) => e.kv.get(request, m, o, cb),
+      options,
+    );
+    return {
+      found: response.found,
+      value: response.found ? new Uint8Array(response.value) : undefined,
+    };
+  }
+
+  async delete(key: Bytes, options: CallOptions = {}): Promise<{ logId: LogId; found: boolean }> {
+    const request = { key: asBytes(key) };
+    const response = await this.call<DeleteResponse>(
+      (e, m, o, cb) => e.kv.delete(request, m, o, cb),
+      options,
+    );
+    return { logId: logId(response.logId), found: response.found };
+  }
+
+  /**
+   * Sets `value` if the key's presence equals `expectFound` and, when present, its value
+   * equals `expected`. Returns whether it did, and the key's state before.
+   */
+  async compareAndSwap(
+    request: { key: Bytes; expectFound: boolean; expected?: Bytes; value: Bytes },
+    options: CallOptions = {},
+  ): Promise<{
+    succeeded: boolean;
+    found: boolean;
+    current: Uint8Array | undefined;
+    logId: LogId;
+  }> {
+    const wire = {
+      key: asBytes(request.key),
+      expectFound: request.expectFound,
+      expected: asBytes(request.expected ?? new Uint8Array()),
+      value: asBytes(request.value),
+    };
+    const response = await this.call<CompareAndSwapResponse>(
+      (e, m, o, cb) => e.kv.compareAndSwap(wire, m, o, cb),
+      options,
+    );
+    return {
+      succeeded: response.succeeded,
+      found: response.found,
+      current: response.found ? new Uint8Array(response.current) : undefined,
+      logId: logId(response.logId),
+    };
+  }
+
+  /** Initializes a brand-new cluster through `endpoint` (default: the first endpoint). */
+  async initialize(
+    members: readonly Member[],
+    options: CallOptions & { endpoint?: string } = {},
+  ): Promise<{ initialized: boolean }> {
+    const request = { members: members.map((m) => ({ nodeId: BigInt(m.nodeId), addr: m.addr })) };
+    return this.callAt<InitializeResponse>(
+      options.endpoint ?? this.preferred,
+      (e, m, o, cb) => e.cluster.initialize(request, m, o, cb),
+      options,
+    );
+  }
+
+  /** One node's metrics (default: the node the client prefers). */
+  async metrics(options: CallOptions & { endpoint?: string } = {}): Promise<ClusterMetrics> {
+    const response = await this.callAt<MetricsResponse>(
+      options.endpoint ?? this.preferred,
+      (e, m, o, cb) => e.cluster.metrics({}, m, o, cb),
+      options,
+    );
+    return metricsFromWire(response);
+  }
+
+  async addLearner(member: Member, options: CallOptions = {}): Promise<{ logIndex: number }> {
+    const request = { member: { nodeId: BigInt(member.nodeId), addr: member.addr } };
+    const response = await this.call<AddLearnerResponse>(
+      (e, m, o, cb) => e.cluster.addLearner(request, m, o, cb),
+      options,
+    );
+    return { logIndex: toNumber(response.logIndex, "log_index") };
+  }
+
+  async changeMembership(
+    target: { voters: readonly Member[]; learners?: readonly Member[] },
+    options: CallOptions = {},
+  ): Promise<{ logIndex: number }> {
+    const wire = (list: readonly Member[]) =>
+      list.map((m) => ({ nodeId: BigInt(m.nodeId), addr: m.addr }));
+    const request = { voters: wire(target.voters), learners: wire(target.learners ?? []) };
+    const response = await this.call<ChangeMembershipResponse>(
+      (e, m, o, cb) => e.cluster.changeMembership(request, m, o, cb),
+      options,
+    );
+    return { logIndex: toNumber(response.logIndex, "log_index") };
+  }
+
+  async transferLeader(nodeId: number, options: CallOptions = {}): Promise<void> {
+    const request = { nodeId: BigInt(nodeId) };
+    await this.call<TransferLeaderResponse>(
+      (e, m, o, cb) => e.cluster.transferLeader(request, m, o, cb),
+      options,
+    );
+  }
+
+  async triggerSnapshot(
+    options: CallOptions & { endpoint?: string } = {},
+  ): Promise<{ snapshotIndex: number }> {
+    const response = await this.callAt<TriggerSnapshotResponse>(
+      options.endpoint ?? this.preferred,
+      (e, m, o, cb) => e.cluster.triggerSnapshot({}, m, o, cb),
+      options,
+    );
+    return { snapshotIndex: toNumber(response.snapshotIndex, "snapshot_index") };
+  }
+
+  /** The endpoint calls go to first (the last known leader). */
+  currentEndpoint(): string {
+    return this.preferred;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const endpoint of this.endpoints.values()) {
+      endpoint.kv.close();
+      endpoint.cluster.close();
+    }
+  }
+
+  private endpoint(address: string): Endpoint {
+    let endpoint = this.endpoints.get(address);
+    if (endpoint === undefined) {
+      const channelOptions = {
+        "grpc.max_send_message_length": this.maxMessageBytes,
+        "grpc.max_receive_message_length": this.maxMessageBytes,
+      };
+      endpoint = {
+        address,
+        kv: new KVClient(address, this.credentials, channelOptions),
+        cluster: new ClusterClient(address, this.credentials, channelOptions),
+      };
+      this.endpoints.set(address, endpoint);
+    }
+    return endpoint;
+  }
+
+  /** One call at one endpoint, no retries. */
+  private callAt<Response>(
+    address: string,
+    invoker: Invoker<Response>,
+    options: CallOptions,
+  ): Promise<Response> {
+    if (this.closed) throw new TransportError("TRANSPORT_CLOSED", "RockraftClient is closed");
+    const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
+    return this.invoke(this.endpoint(address), invoker, deadline);
+  }
+
+  /**
+   * A call with leader-following and retries: UNAVAILABLE moves to the leader named in
+   * the trailing metadata, or else to the next endpoint after a backoff, until the deadline.
+   */
+  private async call<Response>(
+    invoker: Invoker<Response>,
+    options: CallOptions,
+  ): Promise<Response> {
+    if (this.closed) throw new TransportError("TRANSPORT_CLOSED", "RockraftClient is closed");
+    const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
+    let backoff = 25;
+    let lastError: RockraftClientError | undefined;
+    while (Date.now() < deadline) {
+      const endpoint = this.endpoint(this.preferred);
+      try {
+        return await this.invoke(endpoint, invoker, deadline);
+      } catch (error) {
+        if (!(error instanceof RockraftClientError) || error.code !== "UNAVAILABLE") throw error;
+        lastError = error;
+        const leaderAddr = error.leader?.addr;
+        if (leaderAddr !== undefined && leaderAddr !== endpoint.address) {
+          this.preferred = leaderAddr;
+          continue; // follow the leader at once
+        }
+        const addresses = [...this.endpoints.keys()];
+        this.preferred = addresses[(addresses.indexOf(endpoint.address) + 1) % addresses.length]!;
+        const wait = Math.min(backoff, deadline - Date.now());
+        if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+        backoff = Math.min(backoff * 2, 1_000);
+      }
+    }
+    throw new RockraftClientError(
+      lastError === undefined ? "DEADLINE_EXCEEDED" : "UNAVAILABLE",
+      `no node could serve the call within its deadline: ${lastError?.message ?? "no answer"}`,
+      lastError?.endpoint ?? this.preferred,
+      { serverCode: lastError?.serverCode, leader: lastError?.leader, cause: lastError },
+    );
+  }
+
+  private invoke<Response>(
+    endpoint: Endpoint,
+    invoker: Invoker<Response>,
+    deadline: number,
+  ): Promise<Response> {
+    return new Promise((resolve, reject) => {
+      invoker(endpoint, new Metadata(), { deadline }, (error, response) => {
+        if (error === null) {
+          resolve(response);
+          return;
+        }
+        const id = error.metadata?.get(LEADER_ID_METADATA)[0];
+        const addr = error.metadata?.get(LEADER_ADDR_METADATA)[0];
+        const serverCode = error.metadata?.get(ERROR_CODE_METADATA)[0];
+        reject(
+          new RockraftClientError(
+            statusName(error.code),
+            `${endpoint.address}: ${error.details || error.message}`,
+            endpoint.address,
+            {
+              serverCode: serverCode === undefined ? undefined : String(serverCode),
+              leader:
+                id === undefined
+                  ? undefined
+                  : { id: Number(id), addr: addr === undefined ? undefined : String(addr) },
+              cause: error,
+            },
+          ),
+        );
+      });
+    });
+  }
+}
+
+function credentialsOf(tls: ClientTlsOptions | undefined): ChannelCredentials {
+  if (tls === undefined) return ChannelCredentials.createInsecure();
+  const read = (path: string | undefined) => (path === undefined ? null : readFileSync(path));
+  return ChannelCredentials.createSsl(read(tls.caFile), read(tls.keyFile), read(tls.certFile));
+}
+
+function metricsFromWire(m: MetricsResponse): ClusterMetrics {
+  const members = (list: MetricsResponse["voters"]) =>
+    list.map((member) => ({ nodeId: toNumber(member.nodeId, "node_id"), addr: member.addr }));
+  return {
+    nodeId: toNumber(m.nodeId, "node_id"),
+    initialized: m.initialized,
+    state: m.state,
+    currentTerm: toNumber(m.currentTerm, "current_term"),
+    currentLeader: toNumber(m.currentLeader, "current_leader"),
+    lastLogIndex: toNumber(m.lastLogIndex, "last_log_index"),
+    commitIndex: toNumber(m.commitIndex, "commit_index"),
+    lastApplied: {
+      index: toNumber(m.lastAppliedIndex, "last_applied_index"),
+      term: toNumber(m.lastAppliedTerm, "last_applied_term"),
+    },
+    voters: members(m.voters),
+    learners: members(m.learners),
+    votersOutgoing: members(m.votersOutgoing),
+    snapshotIndex: toNumber(m.snapshotIndex, "snapshot_index"),
+    replication: m.replication.map((r) => ({
+      nodeId: toNumber(r.nodeId, "node_id"),
+      matchIndex: toNumber(r.matchIndex, "match_index"),
+      nextIndex: toNumber(r.nextIndex, "next_index"),
+      state: r.state,
+    })),
+  };
+}

@@ -1,0 +1,74 @@
+import { status as GrpcStatus } from "@grpc/grpc-js";
+
+/** The gRPC statuses rockraft's services answer with (DESIGN.md's status-code contract). */
+export type RpcStatus =
+  | "INVALID_ARGUMENT"
+  | "FAILED_PRECONDITION"
+  | "UNAVAILABLE"
+  | "DEADLINE_EXCEEDED"
+  | "NOT_FOUND"
+  | "RESOURCE_EXHAUSTED"
+  | "PERMISSION_DENIED"
+  | "INTERNAL";
+
+/** Trailing metadata keys naming the leader when a node cannot serve a call itself. */
+export const LEADER_ID_METADATA = "rockraft-leader-id";
+export const LEADER_ADDR_METADATA = "rockraft-leader-addr";
+/** Trailing metadata key carrying the server-side error's stable code. */
+export const ERROR_CODE_METADATA = "rockraft-error-code";
+
+export interface LeaderHint {
+  readonly id: number;
+  /** The leader's advertised address, when known. */
+  readonly addr?: string;
+}
+
+/**
+ * Thrown by KV and Cluster handlers to answer a call with a status: UNAVAILABLE (with the
+ * leader, when known) when there is no leader or the node cannot serve; INVALID_ARGUMENT
+ * for bad input; FAILED_PRECONDITION when the cluster is not initialized. Any other error a
+ * handler throws becomes INTERNAL.
+ */
+export class RpcError extends Error {
+  override readonly name = "RpcError";
+  readonly status: RpcStatus;
+  readonly leader: LeaderHint | undefined;
+  /** A stable code of the underlying failure (e.g. RAFT_PROPOSAL_DROPPED), passed to clients. */
+  readonly code: string | undefined;
+
+  constructor(
+    status: RpcStatus,
+    message: string,
+    options: { leader?: LeaderHint; code?: string; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.status = status;
+    this.leader = options.leader;
+    this.code = options.code;
+  }
+}
+
+export function grpcStatusOf(status: RpcStatus): GrpcStatus {
+  return GrpcStatus[status];
+}
+
+/** Stable codes of {@link TransportError}. */
+export type TransportErrorCode =
+  /** The listen address is taken by another process. */
+  | "TRANSPORT_ADDRESS_IN_USE"
+  /** The listen address cannot be bound (bad host, no permission). */
+  | "TRANSPORT_BIND_FAILED"
+  /** TLS files cannot be read or used. */
+  | "TRANSPORT_TLS"
+  /** The server or peer transport was shut down. */
+  | "TRANSPORT_CLOSED";
+
+export class TransportError extends Error {
+  override readonly name = "TransportError";
+  readonly code: TransportErrorCode;
+
+  constructor(code: TransportErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+  }
+}

@@ -1,0 +1,343 @@
+import type { ChannelOptions, ClientWritableStream } from "@grpc/grpc-js";
+import type { Message, MsgSnap, NodeId } from "@rockraft/raft-core";
+import { TransportError } from "./errors.js";
+import {
+  RaftServiceClient,
+  type InstallSnapshotRequest,
+  type SendRequest,
+} from "./gen/rockraft/v1/raft.js";
+import { SILENT_LOGGER, type SnapshotSource, type TransportLogger } from "./handlers.js";
+import { DEFAULT_MAX_MESSAGE_BYTES } from "./server.js";
+import { channelCredentials, type TlsOptions } from "./tls.js";
+import { estimateSize, messageToWire, metadataToWire } from "./wire.js";
+
+export interface PeerTransportOptions {
+  readonly nodeId: NodeId;
+  readonly clusterId: string;
+  readonly tls?: TlsOptions | undefined;
+  /** Largest message sent; batches are cut below it (match the peers' server limit). */
+  readonly maxMessageBytes?: number;
+  /** Messages queued per peer before new ones are dropped; default 4096. */
+  readonly queueLimit?: number;
+  /** Reconnection backoff: first delay and cap, in ms (with ±20% jitter); default 100 and 3000. */
+  readonly backoffInitialMs?: number;
+  readonly backoffMaxMs?: number;
+  /** A message to `peer` was dropped (peer down, or its queue full): tell raft-core. */
+  readonly onUnreachable: (peer: NodeId) => void;
+  /** How a snapshot transfer to `peer` ended: tell raft-core (`reportSnapshot`). */
+  readonly onSnapshotStatus: (peer: NodeId, ok: boolean) => void;
+  /** Opens the snapshot to send for a MsgSnap (its metadata may be newer than the message's). */
+  readonly snapshotSource: () => Promise<SnapshotSource>;
+  readonly logger?: TransportLogger;
+}
+
+type State = "connecting" | "ready" | "backoff" | "closed";
+
+function jitter(ms: number): number {
+  return Math.round(ms * (0.8 + Math.random() * 0.4));
+}
+
+/** The connection to one peer: a long-lived Send stream fed from a bounded queue. */
+class PeerConnection {
+  private readonly client: RaftServiceClient;
+  private stream: ClientWritableStream<SendRequest> | undefined;
+  private state: State = "connecting";
+  private queue: Message[] = [];
+  private flushScheduled = false;
+  private waitingForDrain = false;
+  private backoffMs: number;
+  private timer: NodeJS.Timeout | undefined;
+  private snapshotInFlight = false;
+
+  constructor(
+    readonly peer: NodeId,
+    readonly address: string,
+    private readonly options: Required<
+      Pick<
+        PeerTransportOptions,
+        "queueLimit" | "backoffInitialMs" | "backoffMaxMs" | "maxMessageBytes"
+      >
+    > &
+      PeerTransportOptions,
+    channelOptions: ChannelOptions,
+  ) {
+    this.backoffMs = options.backoffInitialMs;
+    this.client = new RaftServiceClient(address, channelCredentials(options.tls), channelOptions);
+    this.connect();
+  }
+
+  enqueue(messages: Message[]): void {
+    if (this.state !== "ready") {
+      this.drop(messages.length, "peer is not connected");
+      return;
+    }
+    if (this.queue.length + messages.length > this.options.queueLimit) {
+      this.drop(messages.length, "send queue is full");
+      return;
+    }
+    for (const message of messages) this.queue.push(message);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  sendSnapshot(message: MsgSnap): void {
+    if (this.snapshotInFlight || this.state === "closed") return;
+    this.snapshotInFlight = true;
+    void this.streamSnapshot(message).then(
+      () => {
+        this.snapshotInFlight = false;
+        this.options.onSnapshotStatus(this.peer, true);
+      },
+      (error: unknown) => {
+        this.snapshotInFlight = false;
+        this.log().warn(
+          { peer: this.peer, err: (error as Error).message },
+          "snapshot transfer failed",
+        );
+        this.options.onSnapshotStatus(this.peer, false);
+      },
+    );
+  }
+
+  close(): void {
+    this.state = "closed";
+    clearTimeout(this.timer);
+    this.stream?.end();
+    this.stream = undefined;
+    this.queue = [];
+    this.client.close();
+  }
+
+  private log(): TransportLogger {
+    return this.options.logger ?? SILENT_LOGGER;
+  }
+
+  private connect(): void {
+    if (this.state === "closed") return;
+    this.state = "connecting";
+    this.client.waitForReady(Date.now() + Math.max(1_000, this.backoffMs), (error) => {
+      if (this.state === "closed") return;
+      if (error !== undefined && error !== null) {
+        this.down(error);
+        return;
+      }
+      this.openStream();
+    });
+  }
+
+  private openStream(): void {
+    const stream = this.client.send((error) => {
+      if (this.stream !== stream) return;
+      this.down(error ?? new Error("the peer ended the stream"));
+    });
+    this.stream = stream;
+    this.state = "ready";
+    this.backoffMs = this.options.backoffInitialMs;
+    this.log().info({ peer: this.peer, address: this.address }, "connected to peer");
+  }
+
+  private down(error: Error): void {
+    if (this.state === "closed") return;
+    const wasReady = this.state === "ready";
+    this.stream = undefined;
+    this.waitingForDrain = false;
+    const dropped = this.queue.length;
+    this.queue = [];
+    if (wasReady)
+      this.log().warn(
+        { peer: this.peer, address: this.address, err: error.message },
+        "lost connection to peer",
+      );
+    if (dropped > 0 || wasReady) this.options.onUnreachable(this.peer);
+    this.state = "backoff";
+    const delay = jitter(this.backoffMs);
+    this.backoffMs = Math.min(this.backoffMs * 2, this.options.backoffMaxMs);
+    this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  private drop(count: number, why: string): void {
+    this.log().debug({ peer: this.peer, count, why }, "dropped messages to peer");
+    this.options.onUnreachable(this.peer);
+  }
+
+  private flush(): void {
+    const stream = this.stream;
+    if (stream === undefined || this.waitingForDrain) return;
+    const budget = this.options.maxMessageBytes - 64 * 1024;
+    while (this.queue.length > 0) {
+      const batch: Message[] = [];
+      let size = 0;
+      while (this.queue.length > 0) {
+        const next = this.queue[0]!;
+        const nextSize = estimateSize(next);
+        if (nextSize > budget) {
+          this.queue.shift();
+          this.log().error(
+            { peer: this.peer, type: next.type, bytes: nextSize },
+            "dropped a message larger than the message size limit",
+          );
+          this.options.onUnreachable(this.peer);
+          continue;
+        }
+        if (batch.length > 0 && size + nextSize > budget) break;
+        batch.push(this.queue.shift()!);
+        size += nextSize;
+      }
+      if (batch.length === 0) continue;
+      const request: SendRequest = {
+        clusterId: this.options.clusterId,
+        from: BigInt(this.options.nodeId),
+        to: BigInt(this.peer),
+        messages: batch.map(messageToWire),
+      };
+      if (!stream.write(request)) {
+        this.waitingForDrain = true;
+        stream.once("drain", () => {
+          this.waitingForDrain = false;
+          this.flush();
+        });
+        return;
+      }
+    }
+  }
+
+  private async streamSnapshot(message: MsgSnap): Promise<void> {
+    const source = await this.options.snapshotSource();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const call: ClientWritableStream<InstallSnapshotRequest> = this.client.installSnapshot(
+          (error) => {
+            if (error !== null) reject(error);
+            else resolve();
+          },
+        );
+        void (async () => {
+          const write = async (request: InstallSnapshotRequest) => {
+            if (!call.write(request)) await new Promise((drained) => call.once("drain", drained));
+          };
+          try {
+            await write({
+              part: {
+                $case: "header",
+                value: {
+                  clusterId: this.options.clusterId,
+                  from: BigInt(this.options.nodeId),
+                  to: BigInt(this.peer),
+                  term: BigInt(message.term),
+                  metadata: metadataToWire(source.metadata),
+                },
+              },
+            });
+            for await (const chunk of source.chunks()) {
+              if (this.state === "closed")
+                throw new TransportError("TRANSPORT_CLOSED", "peer transport closed");
+              await write({
+                part: {
+                  $case: "chunk",
+                  value: {
+                    offset: BigInt(chunk.offset),
+                    data: Buffer.from(
+                      chunk.data.buffer,
+                      chunk.data.byteOffset,
+                      chunk.data.byteLength,
+                    ),
+                    last: chunk.last,
+                    checksum: chunk.checksum ?? 0,
+                  },
+                },
+              });
+            }
+            call.end();
+          } catch (error) {
+            call.cancel();
+            reject(error instanceof Error ? error : new Error(String(error)));
+          }
+        })();
+      });
+    } finally {
+      await source.close();
+    }
+  }
+}
+
+/**
+ * Sends raft-core's messages to peers: one long-lived stream per peer carrying batches, a
+ * bounded queue per peer, drops (reported as unreachable) when a peer is down or slow, and
+ * reconnection with exponential backoff and jitter. A slow or dead peer never blocks the
+ * others. Snapshots go on their own stream, in chunks.
+ */
+export class PeerTransport {
+  private readonly peers = new Map<NodeId, PeerConnection>();
+  private readonly options: ConstructorParameters<typeof PeerConnection>[2];
+  private readonly channelOptions: ChannelOptions;
+  private closed = false;
+
+  constructor(options: PeerTransportOptions) {
+    const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.options = {
+      ...options,
+      maxMessageBytes,
+      queueLimit: options.queueLimit ?? 4096,
+      backoffInitialMs: options.backoffInitialMs ?? 100,
+      backoffMaxMs: options.backoffMaxMs ?? 3_000,
+    };
+    this.channelOptions = {
+      "grpc.max_send_message_length": maxMessageBytes,
+      "grpc.max_receive_message_length": maxMessageBytes,
+      "grpc.keepalive_time_ms": 10_000,
+      "grpc.keepalive_timeout_ms": 5_000,
+      "grpc.keepalive_permit_without_calls": 1,
+      "grpc.initial_reconnect_backoff_ms": this.options.backoffInitialMs,
+      "grpc.max_reconnect_backoff_ms": this.options.backoffMaxMs,
+    };
+  }
+
+  /** Sets the peers' addresses (the node's own id is ignored); connections follow changes. */
+  setPeers(peers: Iterable<readonly [NodeId, string]>): void {
+    if (this.closed) return;
+    const wanted = new Map([...peers].filter(([id]) => id !== this.options.nodeId));
+    for (const [id, connection] of this.peers) {
+      if (wanted.get(id) !== connection.address) {
+        connection.close();
+        this.peers.delete(id);
+      }
+    }
+    for (const [id, address] of wanted) {
+      if (!this.peers.has(id)) {
+        this.peers.set(id, new PeerConnection(id, address, this.options, this.channelOptions));
+      }
+    }
+  }
+
+  /** Queues messages for their peers (Ready's `messages` and `persistedMessages`). */
+  send(messages: readonly Message[]): void {
+    if (this.closed) return;
+    const byPeer = new Map<NodeId, Message[]>();
+    for (const message of messages) {
+      const connection = this.peers.get(message.to);
+      if (connection === undefined) {
+        this.options.onUnreachable(message.to);
+        continue;
+      }
+      if (message.type === "MsgSnap") {
+        connection.sendSnapshot(message);
+        continue;
+      }
+      const list = byPeer.get(message.to);
+      if (list === undefined) byPeer.set(message.to, [message]);
+      else list.push(message);
+    }
+    for (const [peer, list] of byPeer) this.peers.get(peer)!.enqueue(list);
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const connection of this.peers.values()) connection.close();
+    this.peers.clear();
+  }
+}

@@ -1,0 +1,445 @@
+import { fileURLToPath } from "node:url";
+import {
+  Metadata,
+  Server,
+  status as GrpcStatus,
+  type sendUnaryData,
+  type ServerReadableStream,
+  type ServerUnaryCall,
+  type ServiceError,
+} from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import type { Message, NodeId } from "@rockraft/raft-core";
+import {
+  ERROR_CODE_METADATA,
+  LEADER_ADDR_METADATA,
+  LEADER_ID_METADATA,
+  RpcError,
+  TransportError,
+  grpcStatusOf,
+} from "./errors.js";
+import {
+  ClusterService,
+  MetricsResponse,
+  type ClusterServer,
+  type Member as WireMember,
+} from "./gen/rockraft/v1/cluster.js";
+import { KVService, type KVServer, type LogId as WireLogId } from "./gen/rockraft/v1/kv.js";
+import {
+  RaftServiceService,
+  type InstallSnapshotRequest,
+  type RaftServiceServer,
+  type SendRequest,
+} from "./gen/rockraft/v1/raft.js";
+import {
+  SILENT_LOGGER,
+  type CallContext,
+  type ClusterHandler,
+  type KvHandler,
+  type LogId,
+  type Member,
+  type PeerHandler,
+  type SnapshotSink,
+  type TransportLogger,
+} from "./handlers.js";
+import { serverCredentials, type TlsOptions } from "./tls.js";
+import { WireError, messageFromWire, metadataFromWire, toNumber } from "./wire.js";
+
+/** Services whose health the server reports through grpc.health.v1.Health. */
+export const SERVICE_NAMES = {
+  kv: "rockraft.v1.KV",
+  cluster: "rockraft.v1.Cluster",
+  raft: "rockraft.v1.RaftService",
+} as const;
+
+export interface ServerOptions {
+  readonly nodeId: NodeId;
+  readonly clusterId: string;
+  /** `host:port` to bind; port 0 picks a free one (see `port`). */
+  readonly address: string;
+  readonly tls?: TlsOptions | undefined;
+  /** Largest message accepted, in bytes (a full append batch or snapshot chunk must fit). */
+  readonly maxMessageBytes?: number;
+  readonly kv: KvHandler;
+  readonly cluster: ClusterHandler;
+  readonly peer: PeerHandler;
+  readonly logger?: TransportLogger;
+}
+
+/** 64 MiB: room for a 1 MiB append batch of maximum-size entries, with margin. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+const protoDir = fileURLToPath(new URL("../proto", import.meta.url));
+
+function contextOf(call: {
+  getDeadline(): Date | number;
+  on(event: "cancelled", listener: () => void): unknown;
+}) {
+  const controller = new AbortController();
+  const raw = call.getDeadline();
+  const deadline = raw instanceof Date ? raw.getTime() : raw;
+  let timer: NodeJS.Timeout | undefined;
+  if (Number.isFinite(deadline)) {
+    timer = setTimeout(
+      () => controller.abort(new RpcError("DEADLINE_EXCEEDED", "the call's deadline passed")),
+      Math.max(0, deadline - Date.now()),
+    );
+  }
+  call.on("cancelled", () =>
+    controller.abort(new RpcError("DEADLINE_EXCEEDED", "the call was cancelled")),
+  );
+  const context: CallContext = {
+    signal: controller.signal,
+    deadline: Number.isFinite(deadline) ? deadline : Infinity,
+  };
+  return { context, done: () => clearTimeout(timer) };
+}
+
+function wireLogId(id: LogId): WireLogId {
+  return { term: BigInt(id.term), nodeId: BigInt(id.nodeId), index: BigInt(id.index) };
+}
+
+function wireMember(member: Member): WireMember {
+  return { nodeId: BigInt(member.nodeId), addr: member.addr };
+}
+
+function memberFromWire(member: WireMember | undefined, field: string): Member {
+  if (member === undefined) throw new RpcError("INVALID_ARGUMENT", `${field}: missing`);
+  const nodeId = toNumber(member.nodeId, `${field}.node_id`);
+  if (nodeId <= 0)
+    throw new RpcError(
+      "INVALID_ARGUMENT",
+      `${field}.node_id: expected a positive node id, got ${nodeId}`,
+    );
+  return { nodeId, addr: member.addr };
+}
+
+/**
+ * One gRPC server per node on its `raft_addr`: the peer service, the client KV service,
+ * the Cluster admin service, grpc.health.v1.Health and reflection.
+ */
+export class RockraftServer {
+  /** The bound port (useful with port 0). */
+  readonly port: number;
+  private readonly server: Server;
+  private readonly health: HealthImplementation;
+  private closing: Promise<void> | undefined;
+
+  private constructor(server: Server, health: HealthImplementation, port: number) {
+    this.server = server;
+    this.health = health;
+    this.port = port;
+  }
+
+  static async start(options: ServerOptions): Promise<RockraftServer> {
+    const logger = options.logger ?? SILENT_LOGGER;
+    const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    const credentials = serverCredentials(options.tls);
+    const server = new Server({
+      "grpc.max_receive_message_length": maxMessageBytes,
+      "grpc.max_send_message_length": maxMessageBytes,
+      "grpc.keepalive_permit_without_calls": 1,
+      "grpc.http2.min_ping_interval_without_data_ms": 5_000,
+    });
+
+    const fail = (error: unknown, what: string): ServiceError => {
+      if (error instanceof RpcError) {
+        const metadata = new Metadata();
+        if (error.leader !== undefined && error.leader.id > 0) {
+          metadata.set(LEADER_ID_METADATA, String(error.leader.id));
+          if (error.leader.addr !== undefined)
+            metadata.set(LEADER_ADDR_METADATA, error.leader.addr);
+        }
+        if (error.code !== undefined) metadata.set(ERROR_CODE_METADATA, error.code);
+        return Object.assign(new Error(error.message), {
+          code: grpcStatusOf(error.status),
+          details: error.message,
+          metadata,
+        });
+      }
+      if (error instanceof WireError) {
+        return Object.assign(new Error(error.message), {
+          code: GrpcStatus.INVALID_ARGUMENT,
+          details: error.message,
+          metadata: new Metadata(),
+        });
+      }
+      logger.error({ err: error, call: what }, "handler failed");
+      const message = `internal error in ${what}: ${(error as Error).message}`;
+      return Object.assign(new Error(message), {
+        code: GrpcStatus.INTERNAL,
+        details: message,
+        metadata: new Metadata(),
+      });
+    };
+
+    function unary<Request, Response>(
+      what: string,
+      handle: (request: Request, context: CallContext) => Promise<Response>,
+    ) {
+      return (call: ServerUnaryCall<Request, Response>, callback: sendUnaryData<Response>) => {
+        const { context, done } = contextOf(call);
+        handle(call.request, context).then(
+          (response) => {
+            done();
+            callback(null, response);
+          },
+          (error: unknown) => {
+            done();
+            callback(fail(error, what));
+          },
+        );
+      };
+    }
+
+    const { kv, cluster, peer } = options;
+    const kvServer: KVServer = {
+      put: unary("KV.Put", async (request, context) => ({
+        logId: wireLogId((await kv.put(request.key, request.value, context)).logId),
+      })),
+      get: unary("KV.Get", async (request, context) => {
+        const result = await kv.get(request.key, context);
+        return { found: result.found, value: Buffer.from(result.value) };
+      }),
+      delete: unary("KV.Delete", async (request, context) => {
+        const result = await kv.delete(request.key, context);
+        return { logId: wireLogId(result.logId), found: result.found };
+      }),
+      compareAndSwap: unary("KV.CompareAndSwap", async (request, context) => {
+        const result = await kv.compareAndSwap(request, context);
+        return {
+          succeeded: result.succeeded,
+          found: result.found,
+          current: Buffer.from(result.current),
+          logId: wireLogId(result.logId),
+        };
+      }),
+    };
+
+    const clusterServer: ClusterServer = {
+      initialize: unary("Cluster.Initialize", (request, context) =>
+        cluster.initialize(
+          request.members.map((m, i) => memberFromWire(m, `members[${i}]`)),
+          context,
+        ),
+      ),
+      metrics: unary("Cluster.Metrics", async (_request, context) => {
+        const m = await cluster.metrics(context);
+        return MetricsResponse.fromPartial({
+          nodeId: BigInt(m.nodeId),
+          initialized: m.initialized,
+          state: m.state,
+          currentTerm: BigInt(m.currentTerm),
+          currentLeader: BigInt(m.currentLeader),
+          lastLogIndex: BigInt(m.lastLogIndex),
+          commitIndex: BigInt(m.commitIndex),
+          lastAppliedIndex: BigInt(m.lastApplied.index),
+          lastAppliedTerm: BigInt(m.lastApplied.term),
+          voters: m.voters.map(wireMember),
+          learners: m.learners.map(wireMember),
+          votersOutgoing: m.votersOutgoing.map(wireMember),
+          snapshotIndex: BigInt(m.snapshotIndex),
+          replication: m.replication.map((r) => ({
+            nodeId: BigInt(r.nodeId),
+            matchIndex: BigInt(r.matchIndex),
+            nextIndex: BigInt(r.nextIndex),
+            state: r.state,
+          })),
+        });
+      }),
+      addLearner: unary("Cluster.AddLearner", async (request, context) => ({
+        logIndex: BigInt(
+          (await cluster.addLearner(memberFromWire(request.member, "member"), context)).logIndex,
+        ),
+      })),
+      changeMembership: unary("Cluster.ChangeMembership", async (request, context) => {
+        const target = {
+          voters: request.voters.map((m, i) => memberFromWire(m, `voters[${i}]`)),
+          learners: request.learners.map((m, i) => memberFromWire(m, `learners[${i}]`)),
+        };
+        return { logIndex: BigInt((await cluster.changeMembership(target, context)).logIndex) };
+      }),
+      transferLeader: unary("Cluster.TransferLeader", async (request, context) => {
+        await cluster.transferLeader(toNumber(request.nodeId, "node_id"), context);
+        return {};
+      }),
+      triggerSnapshot: unary("Cluster.TriggerSnapshot", async (_request, context) => ({
+        snapshotIndex: BigInt((await cluster.triggerSnapshot(context)).snapshotIndex),
+      })),
+    };
+
+    const refuse = (status: "FAILED_PRECONDITION" | "INVALID_ARGUMENT", message: string) =>
+      new RpcError(status, message);
+    const checkPeer = (clusterId: string, to: bigint): void => {
+      if (clusterId !== options.clusterId) {
+        throw refuse(
+          "FAILED_PRECONDITION",
+          `refused: message from cluster "${clusterId}", this node belongs to cluster "${options.clusterId}"`,
+        );
+      }
+      if (toNumber(to, "to") !== options.nodeId) {
+        throw refuse(
+          "FAILED_PRECONDITION",
+          `refused: message for node ${to}, this is node ${options.nodeId}`,
+        );
+      }
+    };
+
+    const raftServer: RaftServiceServer = {
+      send: (call: ServerReadableStream<SendRequest, unknown>, callback) => {
+        let failed = false;
+        call.on("data", (batch: SendRequest) => {
+          if (failed) return;
+          try {
+            checkPeer(batch.clusterId, batch.to);
+            const from = toNumber(batch.from, "from");
+            const messages: Message[] = batch.messages.map(messageFromWire);
+            for (const message of messages) {
+              if (message.from !== from || message.to !== options.nodeId) {
+                throw refuse(
+                  "INVALID_ARGUMENT",
+                  `refused: a message from ${message.from} to ${message.to} in a batch from ${from} to ${options.nodeId}`,
+                );
+              }
+            }
+            peer.receive(messages);
+          } catch (error) {
+            failed = true;
+            logger.warn(
+              { peer: String(batch.from), cluster: batch.clusterId, err: (error as Error).message },
+              "refused a peer message batch",
+            );
+            callback(fail(error, "RaftService.Send"));
+          }
+        });
+        call.on("end", () => {
+          if (!failed) callback(null, {});
+        });
+        call.on("error", () => undefined);
+      },
+      installSnapshot: (call: ServerReadableStream<InstallSnapshotRequest, unknown>, callback) => {
+        void (async () => {
+          let sink: SnapshotSink | undefined;
+          let header:
+            | { from: number; term: number; metadata: ReturnType<typeof metadataFromWire> }
+            | undefined;
+          let finished = false;
+          // A sender that gives up (or dies) cancels the call: end the stream so the loop
+          // below stops and the partial data is discarded.
+          call.on("cancelled", () =>
+            call.destroy(new WireError("the sender cancelled the snapshot stream")),
+          );
+          try {
+            for await (const request of call as AsyncIterable<InstallSnapshotRequest>) {
+              const part = request.part;
+              if (header === undefined) {
+                if (part?.$case !== "header")
+                  throw new WireError("a snapshot stream must start with its header");
+                checkPeer(part.value.clusterId, part.value.to);
+                const from = toNumber(part.value.from, "from");
+                const metadata = metadataFromWire(part.value.metadata);
+                header = { from, term: toNumber(part.value.term, "term"), metadata };
+                sink = await peer.beginSnapshot(metadata, from);
+                continue;
+              }
+              if (part?.$case !== "chunk")
+                throw new WireError("a second header in a snapshot stream");
+              if (finished) throw new WireError("a chunk after the last chunk");
+              await sink!.write({
+                offset: toNumber(part.value.offset, "offset"),
+                data: part.value.data,
+              });
+              if (part.value.last) {
+                await sink!.finish(part.value.checksum);
+                finished = true;
+              }
+            }
+            if (header === undefined || !finished)
+              throw new WireError("the snapshot stream ended before its last chunk");
+            peer.receive([
+              {
+                type: "MsgSnap",
+                from: header.from,
+                to: options.nodeId,
+                term: header.term,
+                snapshot: { metadata: header.metadata, data: new Uint8Array(0) },
+              },
+            ]);
+            callback(null, {});
+          } catch (error) {
+            if (!finished) await sink?.abort().catch(() => undefined);
+            logger.warn(
+              { err: (error as Error).message, snapshot: header?.metadata.index },
+              "snapshot install failed",
+            );
+            callback(fail(error, "RaftService.InstallSnapshot"));
+          }
+        })();
+      },
+    };
+
+    server.addService(RaftServiceService, raftServer);
+    server.addService(KVService, kvServer);
+    server.addService(ClusterService, clusterServer);
+    const health = new HealthImplementation({
+      "": "NOT_SERVING",
+      [SERVICE_NAMES.kv]: "NOT_SERVING",
+      [SERVICE_NAMES.cluster]: "SERVING",
+      [SERVICE_NAMES.raft]: "SERVING",
+    });
+    health.addToServer(server);
+    const definitions = loadSync(
+      ["rockraft/v1/raft.proto", "rockraft/v1/kv.proto", "rockraft/v1/cluster.proto"],
+      {
+        includeDirs: [protoDir],
+      },
+    );
+    new ReflectionService(definitions).addToServer(server);
+
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(options.address, credentials, (error, bound) => {
+        if (error === null) {
+          resolve(bound);
+          return;
+        }
+        const inUse = /EADDRINUSE|address already in use/i.test(error.message);
+        reject(
+          new TransportError(
+            inUse ? "TRANSPORT_ADDRESS_IN_USE" : "TRANSPORT_BIND_FAILED",
+            inUse
+              ? `${options.address} is already in use by another process`
+              : `cannot listen on ${options.address}: ${error.message}`,
+            { cause: error },
+          ),
+        );
+      });
+    });
+    logger.info({ address: options.address, port }, "gRPC server listening");
+    return new RockraftServer(server, health, port);
+  }
+
+  /** Reports whether this node can serve clients (grpc.health.v1: "" and rockraft.v1.KV). */
+  setServing(serving: boolean): void {
+    const status = serving ? "SERVING" : "NOT_SERVING";
+    this.health.setStatus("", status);
+    this.health.setStatus(SERVICE_NAMES.kv, status);
+  }
+
+  /** Stops accepting calls; waits up to `graceMs` for calls in flight, then cuts them. */
+  shutdown(graceMs = 2_000): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      this.setServing(false);
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+    return this.closing;
+  }
+}

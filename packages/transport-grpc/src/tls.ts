@@ -1,0 +1,78 @@
+import { readFileSync } from "node:fs";
+import { ChannelCredentials, ServerCredentials } from "@grpc/grpc-js";
+import { TransportError } from "./errors.js";
+
+/** TLS settings (the `[tls]` table of `@rockraft/config`): PEM file paths. */
+export interface TlsOptions {
+  /** CA bundle used to verify the other side; system roots when absent. */
+  readonly caFile?: string | undefined;
+  /** This node's certificate chain, presented as server and as client. */
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** Mutual TLS: refuse clients without a certificate signed by `caFile`. */
+  readonly requireClientCert?: boolean;
+}
+
+function read(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (cause) {
+    throw new TransportError(
+      "TRANSPORT_TLS",
+      `tls: cannot read the ${what} ${path}: ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
+  }
+}
+
+export function serverCredentials(tls: TlsOptions | undefined): ServerCredentials {
+  if (tls === undefined) return ServerCredentials.createInsecure();
+  const ca = tls.caFile === undefined ? null : read(tls.caFile, "CA file");
+  const requireClientCert = tls.requireClientCert ?? false;
+  if (requireClientCert && ca === null) {
+    throw new TransportError(
+      "TRANSPORT_TLS",
+      "tls: requireClientCert needs a caFile to verify client certificates",
+    );
+  }
+  try {
+    return ServerCredentials.createSsl(
+      ca,
+      [
+        {
+          cert_chain: read(tls.certFile, "certificate"),
+          private_key: read(tls.keyFile, "private key"),
+        },
+      ],
+      requireClientCert,
+    );
+  } catch (cause) {
+    if (cause instanceof TransportError) throw cause;
+    throw new TransportError(
+      "TRANSPORT_TLS",
+      `tls: unusable certificate or key: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+}
+
+export function channelCredentials(tls: TlsOptions | undefined): ChannelCredentials {
+  if (tls === undefined) return ChannelCredentials.createInsecure();
+  const ca = tls.caFile === undefined ? null : read(tls.caFile, "CA file");
+  try {
+    return ChannelCredentials.createSsl(
+      ca,
+      read(tls.keyFile, "private key"),
+      read(tls.certFile, "certificate"),
+    );
+  } catch (cause) {
+    if (cause instanceof TransportError) throw cause;
+    throw new TransportError(
+      "TRANSPORT_TLS",
+      `tls: unusable certificate or key: ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+}
