@@ -1,0 +1,300 @@
+import {
+  ChannelCredentials,
+  credentials,
+  loadPackageDefinition,
+  type Client,
+  type ServiceError,
+} from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { protoPath as healthProtoPath } from "grpc-health-check";
+import { afterEach, describe, expect, test } from "vitest";
+import {
+  RockraftClient,
+  RockraftClientError,
+  RpcError,
+  TransportError,
+  type KvHandler,
+  type LogId,
+} from "../src/index.js";
+import { startServer, stubKv } from "./helpers/servers.js";
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function server(overrides: Parameters<typeof startServer>[0] = {}) {
+  const started = await startServer(overrides);
+  cleanups.push(() => started.server.shutdown(100));
+  return started;
+}
+
+function client(endpoints: string[], timeoutMs = 2_000) {
+  const result = new RockraftClient({ endpoints, timeoutMs });
+  cleanups.push(() => result.close());
+  return result;
+}
+
+/** A KV store in memory that is "leader" while `leading()` and otherwise names `leader`. */
+function kvNode(
+  nodeId: number,
+  leading: () => boolean,
+  leader: () => { id: number; addr: string },
+): KvHandler & { data: Map<string, Uint8Array> } {
+  const data = new Map<string, Uint8Array>();
+  let index = 0;
+  const check = () => {
+    if (!leading())
+      throw new RpcError("UNAVAILABLE", `node ${nodeId} is not the leader`, {
+        leader: leader(),
+        code: "RAFT_NOT_LEADER",
+      });
+  };
+  const logId = (): LogId => ({ term: 1, nodeId, index: ++index });
+  const key = (k: Uint8Array) => Buffer.from(k).toString("hex");
+  return {
+    data,
+    put: (k, v) => {
+      check();
+      data.set(key(k), v);
+      return Promise.resolve({ logId: logId() });
+    },
+    get: (k) => {
+      check();
+      const value = data.get(key(k));
+      return Promise.resolve({ found: value !== undefined, value: value ?? new Uint8Array() });
+    },
+    delete: (k) => {
+      check();
+      return Promise.resolve({ logId: logId(), found: data.delete(key(k)) });
+    },
+    compareAndSwap: (request) => {
+      check();
+      const current = data.get(key(request.key));
+      const found = current !== undefined;
+      const succeeded =
+        found === request.expectFound &&
+        (!found || Buffer.compare(current, request.expected) === 0);
+      if (succeeded) data.set(key(request.key), request.value);
+      return Promise.resolve({
+        succeeded,
+        found,
+        current: current ?? new Uint8Array(),
+        logId: logId(),
+      });
+    },
+  };
+}
+
+describe("the KV service and the client", () => {
+  test("put, get, delete and compare-and-swap, with string or byte keys", async () => {
+    const { address } = await server({
+      kv: kvNode(
+        2,
+        () => true,
+        () => ({ id: 2, addr: "" }),
+      ),
+    });
+    const kv = client([address]);
+    expect(await kv.put("my_key", "my_value")).toEqual({ logId: { term: 1, nodeId: 2, index: 1 } });
+    expect(await kv.get(new TextEncoder().encode("my_key"))).toEqual({
+      found: true,
+      value: new TextEncoder().encode("my_value"),
+    });
+    expect(await kv.get("missing")).toEqual({ found: false, value: undefined });
+    const swapped = await kv.compareAndSwap({
+      key: "my_key",
+      expectFound: true,
+      expected: "my_value",
+      value: "v2",
+    });
+    expect([swapped.succeeded, swapped.found, new TextDecoder().decode(swapped.current)]).toEqual([
+      true,
+      true,
+      "my_value",
+    ]);
+    const refused = await kv.compareAndSwap({ key: "my_key", expectFound: false, value: "v3" });
+    expect([refused.succeeded, refused.found]).toEqual([false, true]);
+    expect((await kv.delete("my_key")).found).toBe(true);
+    expect((await kv.delete("my_key")).found).toBe(false);
+  });
+
+  test("the client follows the leader named in trailing metadata, and follows a leader change", async () => {
+    let leaderId = 2;
+    const addresses: Record<number, string> = {};
+    const nodeA = kvNode(
+      1,
+      () => leaderId === 1,
+      () => ({ id: leaderId, addr: addresses[leaderId]! }),
+    );
+    const nodeB = kvNode(
+      2,
+      () => leaderId === 2,
+      () => ({ id: leaderId, addr: addresses[leaderId]! }),
+    );
+    const a = await server({ nodeId: 1, kv: nodeA });
+    const b = await server({ nodeId: 2, kv: nodeB });
+    addresses[1] = a.address;
+    addresses[2] = b.address;
+    const kv = client([a.address]);
+    expect((await kv.put("k", "1")).logId.nodeId).toBe(2);
+    expect(kv.currentEndpoint()).toBe(b.address);
+    leaderId = 1; // leadership moves: node 2 now names node 1
+    expect((await kv.put("k", "2")).logId.nodeId).toBe(1);
+    expect(kv.currentEndpoint()).toBe(a.address);
+  });
+
+  test("without any leader, the call fails UNAVAILABLE at its deadline, with what the server said", async () => {
+    const { address } = await server();
+    const kv = client([address], 300);
+    const error = await kv.put("k", "v").catch((e: unknown) => e as RockraftClientError);
+    expect(error).toBeInstanceOf(RockraftClientError);
+    expect(error).toMatchObject({ code: "UNAVAILABLE", endpoint: address });
+    expect((error as Error).message).toBe(
+      `no node could serve the call within its deadline: ${address}: not serving`,
+    );
+  });
+
+  test.each([
+    [
+      "INVALID_ARGUMENT",
+      new RpcError("INVALID_ARGUMENT", "key: expected 1 to 4096 bytes, got 0", {
+        code: "KV_INVALID_KEY",
+      }),
+    ],
+    ["FAILED_PRECONDITION", new RpcError("FAILED_PRECONDITION", "the cluster is not initialized")],
+    ["INTERNAL", new Error("boom")],
+  ])("a handler's error becomes status %s", async (status, thrown) => {
+    const { address } = await server({ kv: { ...stubKv, put: () => Promise.reject(thrown) } });
+    const error = await client([address])
+      .put("k", "v")
+      .catch((e: unknown) => e as RockraftClientError);
+    expect(error).toBeInstanceOf(RockraftClientError);
+    expect((error as RockraftClientError).code).toBe(status);
+    if (thrown instanceof RpcError) {
+      expect((error as Error).message).toBe(`${address}: ${thrown.message}`);
+      expect((error as RockraftClientError).serverCode).toBe(thrown.code);
+    } else {
+      expect((error as Error).message).toBe(`${address}: internal error in KV.Put: boom`);
+    }
+  });
+
+  test("a handler sees the call's deadline and an abort signal when it passes", async () => {
+    let sawDeadline = 0;
+    const { address } = await server({
+      kv: {
+        ...stubKv,
+        get: (_key, context) => {
+          sawDeadline = context.deadline;
+          return new Promise((_resolve, reject) =>
+            context.signal.addEventListener("abort", () => reject(context.signal.reason as Error)),
+          );
+        },
+      },
+    });
+    const began = Date.now();
+    const error = await client([address], 200)
+      .get("k")
+      .catch((e: unknown) => e as RockraftClientError);
+    expect((error as RockraftClientError).code).toBe("DEADLINE_EXCEEDED");
+    expect(sawDeadline).toBeGreaterThanOrEqual(began + 150);
+  });
+});
+
+describe("the server", () => {
+  test("health reports NOT_SERVING until the node can serve, then SERVING", async () => {
+    const { server: started, address } = await server();
+    const definition = loadSync(healthProtoPath, { enums: String });
+    const Health = (
+      loadPackageDefinition(definition) as unknown as {
+        grpc: {
+          health: {
+            v1: {
+              Health: new (
+                address: string,
+                creds: ChannelCredentials,
+              ) => Client & Record<string, unknown>;
+            };
+          };
+        };
+      }
+    ).grpc.health.v1.Health;
+    const health = new Health(address, credentials.createInsecure());
+    cleanups.push(() => health.close());
+    const check = (service: string) =>
+      new Promise<string>((resolve, reject) =>
+        (
+          health.check as (
+            r: object,
+            cb: (e: ServiceError | null, r: { status: string }) => void,
+          ) => void
+        ).call(health, { service }, (error, response) =>
+          error ? reject(error) : resolve(response.status),
+        ),
+      );
+    expect(await check("")).toBe("NOT_SERVING");
+    expect(await check("rockraft.v1.Cluster")).toBe("SERVING");
+    started.setServing(true);
+    expect(await check("")).toBe("SERVING");
+    expect(await check("rockraft.v1.KV")).toBe("SERVING");
+    started.setServing(false);
+    expect(await check("rockraft.v1.KV")).toBe("NOT_SERVING");
+  });
+
+  test("reflection lists the services", async () => {
+    const { address } = await server();
+    const definition = loadSync("grpc/reflection/v1alpha/reflection.proto", {
+      includeDirs: [
+        new URL("../node_modules/@grpc/reflection/build/proto", import.meta.url).pathname,
+      ],
+    });
+    const Reflection = (
+      loadPackageDefinition(definition) as unknown as {
+        grpc: {
+          reflection: {
+            v1alpha: {
+              ServerReflection: new (
+                a: string,
+                c: ChannelCredentials,
+              ) => Client & Record<string, unknown>;
+            };
+          };
+        };
+      }
+    ).grpc.reflection.v1alpha.ServerReflection;
+    const reflection = new Reflection(address, credentials.createInsecure());
+    cleanups.push(() => reflection.close());
+    const names = await new Promise<string[]>((resolve, reject) => {
+      const call = (
+        reflection.serverReflectionInfo as () => NodeJS.ReadWriteStream & { end(): void }
+      ).call(reflection);
+      call.on("data", (response: { listServicesResponse?: { service: { name: string }[] } }) => {
+        resolve((response.listServicesResponse?.service ?? []).map((s) => s.name).sort());
+        call.end();
+      });
+      call.on("error", reject);
+      call.write({ listServices: "" } as never);
+    });
+    expect(names).toEqual(
+      expect.arrayContaining(["rockraft.v1.Cluster", "rockraft.v1.KV", "rockraft.v1.RaftService"]),
+    );
+  });
+
+  test("an address in use is refused with TRANSPORT_ADDRESS_IN_USE", async () => {
+    const { server: first } = await server();
+    const error = await startServer({ address: `127.0.0.1:${first.port}` }).catch(
+      (e: unknown) => e as TransportError,
+    );
+    expect(error).toBeInstanceOf(TransportError);
+    expect([(error as TransportError).code, (error as Error).message]).toEqual([
+      "TRANSPORT_ADDRESS_IN_USE",
+      `127.0.0.1:${first.port} is already in use by another process`,
+    ]);
+  });
+
+  test("shutdown is idempotent", async () => {
+    const { server: started } = await startServer();
+    await Promise.all([started.shutdown(50), started.shutdown(50)]);
+    await started.shutdown(50);
+  });
+});

@@ -1,0 +1,189 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, describe, expect, test } from "vitest";
+import {
+  PeerTransport,
+  RockraftClient,
+  RockraftClientError,
+  TransportError,
+} from "../src/index.js";
+import { makeCertificates } from "./helpers/certs.js";
+import { startServer, stubCluster, waitFor } from "./helpers/servers.js";
+
+const dir = mkdtempSync(join(tmpdir(), "rockraft-tls-"));
+const certs = makeCertificates(dir);
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+const metricsCluster = {
+  ...stubCluster,
+  metrics: () =>
+    Promise.resolve({
+      nodeId: 2,
+      initialized: true,
+      state: "leader",
+      currentTerm: 1,
+      currentLeader: 2,
+      lastLogIndex: 1,
+      commitIndex: 1,
+      lastApplied: { index: 1, term: 1 },
+      voters: [],
+      learners: [],
+      votersOutgoing: [],
+      snapshotIndex: 0,
+      replication: [],
+    }),
+};
+
+async function tlsServer(requireClientCert: boolean) {
+  const started = await startServer({
+    cluster: metricsCluster,
+    tls: {
+      caFile: certs.caFile,
+      certFile: certs.certFile,
+      keyFile: certs.keyFile,
+      requireClientCert,
+    },
+  });
+  cleanups.push(() => started.server.shutdown(100));
+  return started;
+}
+
+function clientOf(address: string, tls: ConstructorParameters<typeof RockraftClient>[0]["tls"]) {
+  const client = new RockraftClient({
+    endpoints: [address],
+    timeoutMs: 2_000,
+    ...(tls === undefined ? {} : { tls }),
+  });
+  cleanups.push(() => client.close());
+  return client;
+}
+
+describe("TLS", () => {
+  test("a client that trusts the CA is served over TLS", async () => {
+    const { address } = await tlsServer(false);
+    const metrics = await clientOf(address, { caFile: certs.caFile }).metrics();
+    expect(metrics.state).toBe("leader");
+  });
+
+  test("a plaintext client is refused by a TLS server", async () => {
+    const { address } = await tlsServer(false);
+    const error = await clientOf(address, undefined)
+      .metrics()
+      .catch((e: unknown) => e as RockraftClientError);
+    expect(error).toBeInstanceOf(RockraftClientError);
+    expect((error as RockraftClientError).code).toBe("UNAVAILABLE");
+  });
+
+  test("a client that does not trust the server's CA is refused", async () => {
+    const { address } = await tlsServer(false);
+    const error = await clientOf(address, { caFile: certs.strangerCertFile })
+      .metrics()
+      .catch((e: unknown) => e as RockraftClientError);
+    expect((error as RockraftClientError).code).toBe("UNAVAILABLE");
+  });
+});
+
+describe("mutual TLS", () => {
+  test("a client with a certificate from the cluster's CA is accepted", async () => {
+    const { address } = await tlsServer(true);
+    const client = clientOf(address, {
+      caFile: certs.caFile,
+      certFile: certs.certFile,
+      keyFile: certs.keyFile,
+    });
+    expect((await client.metrics()).nodeId).toBe(2);
+  });
+
+  test("a client without a certificate is refused", async () => {
+    const { address } = await tlsServer(true);
+    const error = await clientOf(address, { caFile: certs.caFile })
+      .metrics()
+      .catch((e: unknown) => e as RockraftClientError);
+    expect((error as RockraftClientError).code).toBe("UNAVAILABLE");
+  });
+
+  test("a client with a certificate from another CA is refused", async () => {
+    const { address } = await tlsServer(true);
+    const client = clientOf(address, {
+      caFile: certs.caFile,
+      certFile: certs.strangerCertFile,
+      keyFile: certs.strangerKeyFile,
+    });
+    const error = await client.metrics().catch((e: unknown) => e as RockraftClientError);
+    expect((error as RockraftClientError).code).toBe("UNAVAILABLE");
+  });
+
+  test("peers with valid certificates exchange messages; a peer without one is refused", async () => {
+    const { inbox, address } = await tlsServer(true);
+    const make = (tls: ConstructorParameters<typeof PeerTransport>[0]["tls"]) => {
+      const unreachable: number[] = [];
+      const peers = new PeerTransport({
+        nodeId: 1,
+        clusterId: "test",
+        tls,
+        backoffInitialMs: 20,
+        onUnreachable: (peer) => unreachable.push(peer),
+        onSnapshotStatus: () => undefined,
+        snapshotSource: () => Promise.reject(new Error("none")),
+      });
+      peers.setPeers([[2, address]]);
+      cleanups.push(() => peers.close());
+      return { peers, unreachable };
+    };
+    const message = {
+      type: "MsgHeartbeat" as const,
+      from: 1,
+      to: 2,
+      term: 1,
+      commit: 0,
+      context: "",
+    };
+    const stranger = make({
+      caFile: certs.caFile,
+      certFile: certs.strangerCertFile,
+      keyFile: certs.strangerKeyFile,
+    });
+    const trusted = make({
+      caFile: certs.caFile,
+      certFile: certs.certFile,
+      keyFile: certs.keyFile,
+    });
+    await waitFor(() => {
+      trusted.peers.send([message]);
+      return inbox.messages.length > 0;
+    }, "the trusted peer's message");
+    for (let i = 0; i < 20; i++) {
+      stranger.peers.send([{ ...message, commit: 99 }]);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect(stranger.unreachable.length).toBeGreaterThan(0);
+    expect(inbox.messages.filter((m) => m.type === "MsgHeartbeat" && m.commit === 99)).toEqual([]);
+  });
+
+  test("requiring client certificates without a CA is a configuration error", async () => {
+    const error = await startServer({
+      tls: { certFile: certs.certFile, keyFile: certs.keyFile, requireClientCert: true },
+    }).catch((e: unknown) => e as TransportError);
+    expect(error).toBeInstanceOf(TransportError);
+    expect([(error as TransportError).code, (error as Error).message]).toEqual([
+      "TRANSPORT_TLS",
+      "tls: requireClientCert needs a caFile to verify client certificates",
+    ]);
+  });
+
+  test("an unreadable certificate file is named", async () => {
+    const error = await startServer({
+      tls: { certFile: join(dir, "missing.pem"), keyFile: certs.keyFile },
+    }).catch((e: unknown) => e as TransportError);
+    expect((error as TransportError).code).toBe("TRANSPORT_TLS");
+    expect((error as Error).message).toMatch(
+      new RegExp(`^tls: cannot read the certificate ${dir}/missing.pem: ENOENT`),
+    );
+  });
+});
