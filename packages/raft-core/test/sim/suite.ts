@@ -22,13 +22,17 @@ export function simulateSeeds(
   }
   for (let start = firstSeed; start < firstSeed + seeds; start += BATCH) {
     const end = Math.min(start + BATCH, firstSeed + seeds) - 1;
-    test(`seeds ${start}..${end} keep every invariant and recover after healing`, () => {
-      const failures: string[] = [];
-      for (let seed = start; seed <= end; seed++) {
-        const result = runSeed({ ...run, seed });
-        if (!result.ok) failures.push(result.failure!);
-      }
-      expect(failures, failures.join("\n")).toEqual([]);
-    });
+    test(
+      `seeds ${start}..${end} keep every invariant and recover after healing`,
+      { timeout: 120_000 },
+      () => {
+        const failures: string[] = [];
+        for (let seed = start; seed <= end; seed++) {
+          const result = runSeed({ ...run, seed });
+          if (!result.ok) failures.push(result.failure!);
+        }
+        expect(failures, failures.join("\n")).toEqual([]);
+      },
+    );
   }
 }
