@@ -442,7 +442,8 @@ export class SimCluster {
     const conf = leader.raft().conf;
     const members = new Set([...conf.voters, ...conf.learners]);
     const outsiders = this.nodes.map((n) => n.id).filter((id) => !members.has(id));
-    const pick = (ids: readonly number[]) => ids[this.prng.nextInt(ids.length)];
+    const pick = (ids: readonly number[]) =>
+      ids.length === 0 ? undefined : ids[this.prng.nextInt(ids.length)];
     const raw = leader.raw;
     const choice = this.prng.nextInt(5);
     try {
