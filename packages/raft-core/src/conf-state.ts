@@ -15,11 +15,13 @@ export function makeConfState(
   voters: readonly NodeId[],
   learners: readonly NodeId[] = [],
   votersOutgoing: readonly NodeId[] = [],
+  context?: string,
 ): ConfState {
   return Object.freeze({
     voters: Object.freeze(sortedUnique(voters)),
     learners: Object.freeze(sortedUnique(learners)),
     votersOutgoing: Object.freeze(sortedUnique(votersOutgoing)),
+    ...(context === undefined ? {} : { context }),
   });
 }
 
@@ -30,6 +32,7 @@ export function encodeConfState(conf: ConfState): Uint8Array {
       voters: conf.voters,
       learners: conf.learners,
       votersOutgoing: conf.votersOutgoing,
+      ...(conf.context === undefined ? {} : { context: conf.context }),
     }),
   );
 }
@@ -48,7 +51,8 @@ export function decodeConfState(data: Uint8Array): ConfState {
     parsed === null ||
     !validIds(value.voters) ||
     !validIds(value.learners ?? []) ||
-    !validIds(value.votersOutgoing ?? [])
+    !validIds(value.votersOutgoing ?? []) ||
+    (value.context !== undefined && typeof value.context !== "string")
   ) {
     throw new RangeError("config entry: expected { voters, learners, votersOutgoing } of node ids");
   }
@@ -56,6 +60,7 @@ export function decodeConfState(data: Uint8Array): ConfState {
     value.voters,
     (value.learners ?? []) as NodeId[],
     (value.votersOutgoing ?? []) as NodeId[],
+    value.context as string | undefined,
   );
 }
 
@@ -65,7 +70,8 @@ export function confStateEqual(a: ConfState, b: ConfState): boolean {
   return (
     same(a.voters, b.voters) &&
     same(a.learners, b.learners) &&
-    same(a.votersOutgoing, b.votersOutgoing)
+    same(a.votersOutgoing, b.votersOutgoing) &&
+    a.context === b.context
   );
 }
 

@@ -744,8 +744,8 @@ export class Raft {
     }
     const votersChange = !sameIds(target.voters, this.conf.voters);
     const next: ConfState = votersChange
-      ? makeConfState(target.voters, target.learners, this.conf.voters)
-      : makeConfState(target.voters, target.learners);
+      ? makeConfState(target.voters, target.learners, this.conf.voters, target.context)
+      : makeConfState(target.voters, target.learners, [], target.context);
     const index = this.log.lastIndex() + 1;
     this.appendEntries([{ index: 0, term: 0, type: "config", data: encodeConfState(next) }]);
     this.bcastAppend();
@@ -756,7 +756,7 @@ export class Raft {
   private maybeLeaveJoint(): void {
     if (this.role !== "leader" || this.conf.votersOutgoing.length === 0) return;
     if (this.latestConfigIndex() > this.log.committed) return;
-    const next = makeConfState(this.conf.voters, this.conf.learners);
+    const next = makeConfState(this.conf.voters, this.conf.learners, [], this.conf.context);
     this.appendEntries([{ index: 0, term: 0, type: "config", data: encodeConfState(next) }]);
     this.bcastAppend();
   }

@@ -2,6 +2,7 @@ import { makeConfState } from "./conf-state.js";
 import { Raft, type RaftOptions, type Status } from "./raft.js";
 import {
   hardStateEqual,
+  type ConfState,
   type Entry,
   type HardState,
   type Message,
@@ -49,8 +50,12 @@ export class RawNode {
    * `initialize`): a config entry at index 1, term 1, committed. Throws
    * RAFT_ALREADY_INITIALIZED if the node has any state; it never resets one.
    */
-  bootstrap(members: { voters: readonly NodeId[]; learners?: readonly NodeId[] }): void {
-    this.raft.bootstrap(makeConfState(members.voters, members.learners ?? []));
+  bootstrap(members: {
+    voters: readonly NodeId[];
+    learners?: readonly NodeId[];
+    context?: string;
+  }): void {
+    this.raft.bootstrap(makeConfState(members.voters, members.learners ?? [], [], members.context));
   }
 
   /** Advances logical time by one tick (elections, heartbeats, CheckQuorum, transfer timeout). */
@@ -87,11 +92,16 @@ export class RawNode {
    * itself once the joint entry commits). Only on the leader, one change at a time; otherwise
    * throws RaftError RAFT_REQUEST_REFUSED with a `reason`.
    */
-  changeMembership(target: { voters: readonly NodeId[]; learners?: readonly NodeId[] }): {
+  changeMembership(target: {
+    voters: readonly NodeId[];
+    learners?: readonly NodeId[];
+    /** Opaque data carried with the configuration (kept through the joint step). */
+    context?: string;
+  }): {
     index: number;
     term: number;
   } {
-    const conf = makeConfState(target.voters, target.learners ?? []);
+    const conf = makeConfState(target.voters, target.learners ?? [], [], target.context);
     const ids = [...conf.voters, ...conf.learners];
     if (conf.voters.length === 0) {
       throw new RangeError("changeMembership: the configuration needs at least one voter");
@@ -113,13 +123,18 @@ export class RawNode {
   /** Adds `id` as a learner: it receives the log but never votes or counts. */
   addLearner(id: NodeId): { index: number; term: number } {
     const conf = this.raft.conf;
-    return this.changeMembership({ voters: conf.voters, learners: [...conf.learners, id] });
+    return this.changeMembership({
+      ...contextOf(conf),
+      voters: conf.voters,
+      learners: [...conf.learners, id],
+    });
   }
 
   /** Makes learner (or new node) `id` a voter. */
   promote(id: NodeId): { index: number; term: number } {
     const conf = this.raft.conf;
     return this.changeMembership({
+      ...contextOf(conf),
       voters: [...conf.voters, id],
       learners: conf.learners.filter((learner) => learner !== id),
     });
@@ -129,6 +144,7 @@ export class RawNode {
   demote(id: NodeId): { index: number; term: number } {
     const conf = this.raft.conf;
     return this.changeMembership({
+      ...contextOf(conf),
       voters: conf.voters.filter((voter) => voter !== id),
       learners: [...conf.learners, id],
     });
@@ -138,6 +154,7 @@ export class RawNode {
   remove(id: NodeId): { index: number; term: number } {
     const conf = this.raft.conf;
     return this.changeMembership({
+      ...contextOf(conf),
       voters: conf.voters.filter((voter) => voter !== id),
       learners: conf.learners.filter((learner) => learner !== id),
     });
@@ -299,4 +316,8 @@ export class RawNode {
 /** The node's internal state machine, for this package's own tests and simulator only. */
 export function raftOf(node: RawNode): Raft {
   return node["raft"];
+}
+
+function contextOf(conf: ConfState): { context?: string } {
+  return conf.context === undefined ? {} : { context: conf.context };
 }

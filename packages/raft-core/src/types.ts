@@ -43,6 +43,11 @@ export interface ConfState {
   readonly voters: readonly NodeId[];
   readonly learners: readonly NodeId[];
   readonly votersOutgoing: readonly NodeId[];
+  /**
+   * Opaque data the application attaches to a configuration and the core carries along
+   * (like etcd's ConfChange context): rockraft's runtime keeps members' addresses here.
+   */
+  readonly context?: string;
 }
 
 export const EMPTY_CONF_STATE: ConfState = Object.freeze({

@@ -196,6 +196,20 @@ describe("joint consensus", () => {
     expect(leader.log.committed).toBe(leader.log.lastIndex());
   });
 
+  test("a configuration's context is carried through the joint step to every member", () => {
+    const network = cluster();
+    network.member(1).node.changeMembership({ voters: [1, 2, 4], context: '{"4":"10.0.0.4:1"}' });
+    network.stabilize();
+    for (const id of [1, 2, 4]) {
+      expect(network.raft(id).conf).toEqual({
+        voters: [1, 2, 4],
+        learners: [],
+        votersOutgoing: [],
+        context: '{"4":"10.0.0.4:1"}',
+      });
+    }
+  });
+
   test("a second change while one is in progress is refused", () => {
     const network = cluster();
     network.drop("MsgAppResp");
