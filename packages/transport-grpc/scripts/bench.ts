@@ -5,7 +5,13 @@
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import type { Entry, Message } from "@rockraft/raft-core";
-import { PeerTransport, RockraftClient, RockraftServer, RpcError, type KvHandler } from "../src/index.js";
+import {
+  PeerTransport,
+  RockraftClient,
+  RockraftServer,
+  RpcError,
+  type KvHandler,
+} from "../src/index.js";
 
 const { values } = parseArgs({
   args: process.argv.slice(2).filter((arg) => arg !== "--"),
@@ -40,13 +46,16 @@ const server = await RockraftServer.start({
   peer: {
     receive: (messages) => {
       received += messages.length;
-      for (const m of messages) if (m.type === "MsgApp") for (const e of m.entries) receivedBytes += e.data.byteLength;
+      for (const m of messages)
+        if (m.type === "MsgApp") for (const e of m.entries) receivedBytes += e.data.byteLength;
     },
     beginSnapshot: () => Promise.reject(new Error("bench")),
   },
 });
 const address = `127.0.0.1:${server.port}`;
-console.log(`transport-grpc bench: ${seconds} s per row, ${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`);
+console.log(
+  `transport-grpc bench: ${seconds} s per row, ${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
+);
 console.log("");
 console.log("| peer stream: entries per MsgApp | messages/s | entries/s | MB/s (payload) |");
 console.log("|---:|---:|---:|---:|");
@@ -65,8 +74,22 @@ while (received === 0) {
   await new Promise((resolve) => setTimeout(resolve, 20));
 }
 for (const perMessage of [1, 64]) {
-  const entries: Entry[] = Array.from({ length: perMessage }, (_, i) => ({ index: i + 1, term: 1, type: "normal", data: value }));
-  const message: Message = { type: "MsgApp", from: 1, to: 2, term: 1, index: 0, logTerm: 0, entries, commit: 0 };
+  const entries: Entry[] = Array.from({ length: perMessage }, (_, i) => ({
+    index: i + 1,
+    term: 1,
+    type: "normal",
+    data: value,
+  }));
+  const message: Message = {
+    type: "MsgApp",
+    from: 1,
+    to: 2,
+    term: 1,
+    index: 0,
+    logTerm: 0,
+    entries,
+    commit: 0,
+  };
   received = 0;
   receivedBytes = 0;
   const began = performance.now();
@@ -81,7 +104,9 @@ for (const perMessage of [1, 64]) {
     await new Promise((resolve) => setImmediate(resolve));
   }
   const elapsed = (performance.now() - began) / 1000;
-  console.log(`| ${perMessage} | ${fmt(received / elapsed)} | ${fmt((received * perMessage) / elapsed)} | ${(receivedBytes / elapsed / 2 ** 20).toFixed(1)} |`);
+  console.log(
+    `| ${perMessage} | ${fmt(received / elapsed)} | ${fmt((received * perMessage) / elapsed)} | ${(receivedBytes / elapsed / 2 ** 20).toFixed(1)} |`,
+  );
 }
 peers.close();
 

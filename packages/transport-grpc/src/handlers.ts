@@ -84,10 +84,10 @@ export interface SnapshotSource {
 }
 
 export interface PeerHandler {
-  /** Raft messages from a peer, in the order sent. */
-  receive(messages: Message[]): void;
+  /** Raft messages from peer `from` (which advertises `fromAddr`), in the order sent. */
+  receive(messages: Message[], from: NodeId, fromAddr: string): void;
   /** A snapshot stream from `from` begins; returns where to write its data. */
-  beginSnapshot(metadata: SnapshotMetadata, from: NodeId): Promise<SnapshotSink>;
+  beginSnapshot(metadata: SnapshotMetadata, from: NodeId, fromAddr: string): Promise<SnapshotSink>;
 }
 
 /** Structured log lines; pino's methods fit. Defaults to silence. */

@@ -14,6 +14,8 @@ import { estimateSize, messageToWire, metadataToWire } from "./wire.js";
 export interface PeerTransportOptions {
   readonly nodeId: NodeId;
   readonly clusterId: string;
+  /** This node's advertised address, sent with every batch so peers can answer. */
+  readonly advertiseAddr?: string;
   readonly tls?: TlsOptions | undefined;
   /** Largest message sent; batches are cut below it (match the peers' server limit). */
   readonly maxMessageBytes?: number;
@@ -194,6 +196,7 @@ class PeerConnection {
         from: BigInt(this.options.nodeId),
         to: BigInt(this.peer),
         messages: batch.map(messageToWire),
+        fromAddr: this.options.advertiseAddr ?? "",
       };
       if (!stream.write(request)) {
         this.waitingForDrain = true;
@@ -230,6 +233,7 @@ class PeerConnection {
                   to: BigInt(this.peer),
                   term: BigInt(message.term),
                   metadata: metadataToWire(source.metadata),
+                  fromAddr: this.options.advertiseAddr ?? "",
                 },
               },
             });

@@ -304,7 +304,7 @@ export class RockraftServer {
                 );
               }
             }
-            peer.receive(messages);
+            peer.receive(messages, from, batch.fromAddr);
           } catch (error) {
             failed = true;
             logger.warn(
@@ -323,7 +323,12 @@ export class RockraftServer {
         void (async () => {
           let sink: SnapshotSink | undefined;
           let header:
-            | { from: number; term: number; metadata: ReturnType<typeof metadataFromWire> }
+            | {
+                from: number;
+                term: number;
+                metadata: ReturnType<typeof metadataFromWire>;
+                fromAddr: string;
+              }
             | undefined;
           let finished = false;
           // A sender that gives up (or dies) cancels the call: end the stream so the loop
@@ -340,8 +345,13 @@ export class RockraftServer {
                 checkPeer(part.value.clusterId, part.value.to);
                 const from = toNumber(part.value.from, "from");
                 const metadata = metadataFromWire(part.value.metadata);
-                header = { from, term: toNumber(part.value.term, "term"), metadata };
-                sink = await peer.beginSnapshot(metadata, from);
+                header = {
+                  from,
+                  term: toNumber(part.value.term, "term"),
+                  metadata,
+                  fromAddr: part.value.fromAddr,
+                };
+                sink = await peer.beginSnapshot(metadata, from, part.value.fromAddr);
                 continue;
               }
               if (part?.$case !== "chunk")
@@ -358,15 +368,19 @@ export class RockraftServer {
             }
             if (header === undefined || !finished)
               throw new WireError("the snapshot stream ended before its last chunk");
-            peer.receive([
-              {
-                type: "MsgSnap",
-                from: header.from,
-                to: options.nodeId,
-                term: header.term,
-                snapshot: { metadata: header.metadata, data: new Uint8Array(0) },
-              },
-            ]);
+            peer.receive(
+              [
+                {
+                  type: "MsgSnap",
+                  from: header.from,
+                  to: options.nodeId,
+                  term: header.term,
+                  snapshot: { metadata: header.metadata, data: new Uint8Array(0) },
+                },
+              ],
+              header.from,
+              header.fromAddr,
+            );
             callback(null, {});
           } catch (error) {
             if (!finished) await sink?.abort().catch(() => undefined);

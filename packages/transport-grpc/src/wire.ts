@@ -218,6 +218,7 @@ export function confStateToWire(conf: ConfState): WireConfState {
     voters: ids(conf.voters),
     learners: ids(conf.learners),
     votersOutgoing: ids(conf.votersOutgoing),
+    context: conf.context ?? "",
   };
 }
 
@@ -231,7 +232,7 @@ export function metadataToWire(metadata: SnapshotMetadata): WireSnapshotMetadata
 
 export function metadataFromWire(wire: WireSnapshotMetadata | undefined): SnapshotMetadata {
   if (wire === undefined) throw new WireError("snapshot header without metadata");
-  const conf = wire.confState ?? { voters: [], learners: [], votersOutgoing: [] };
+  const conf = wire.confState ?? { voters: [], learners: [], votersOutgoing: [], context: "" };
   return {
     index: toNumber(wire.index, "snapshot index"),
     term: toNumber(wire.term, "snapshot term"),
@@ -239,6 +240,7 @@ export function metadataFromWire(wire: WireSnapshotMetadata | undefined): Snapsh
       voters: numbers(conf.voters, "voter"),
       learners: numbers(conf.learners, "learner"),
       votersOutgoing: numbers(conf.votersOutgoing, "outgoing voter"),
+      ...(conf.context === "" ? {} : { context: conf.context }),
     },
   };
 }
