@@ -1,0 +1,312 @@
+import type { Config } from "@rockraft/config";
+import type { NodeId } from "@rockraft/raft-core";
+import type { ApplyResult, Command } from "@rockraft/storage-level";
+import { RockraftError } from "./errors.js";
+import type { NodeRuntime } from "./node.js";
+import { Wait, type LogId, type Member, type NodeMetrics } from "./wait.js";
+
+export type Bytes = Uint8Array | string;
+
+/** A member as the seed example names it. */
+export interface RaftNodeInfo {
+  readonly nodeId: NodeId;
+  readonly rpcAddr: string;
+}
+
+export interface CallOptions {
+  /** Deadline of the call; default 10000 ms. */
+  readonly timeoutMs?: number;
+}
+
+/** How `read` reaches its value. */
+export type ReadMode =
+  /** ReadIndex: the leader confirms it still leads, then the read is served once applied (default). */
+  | "linearizable"
+  /** This node's applied state, without any round trip: may be stale. */
+  | "local";
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+const encoder = new TextEncoder();
+const bytes = (value: Bytes): Uint8Array =>
+  typeof value === "string" ? encoder.encode(value) : value;
+
+/**
+ * What `raftNode.raft()` offers: the seed's `initialize` and `client_write`, reads, the
+ * other KV operations, metrics and waiting, and cluster administration. Any node accepts
+ * any call: writes on a follower are forwarded to the leader, reads use ReadIndex.
+ */
+export class RaftApi {
+  constructor(
+    private readonly runtime: NodeRuntime,
+    private readonly config: Config,
+  ) {}
+
+  /**
+   * Creates the cluster with these members (a map or array of `{ nodeId, rpcAddr }`) on this
+   * node. On a node that is already initialized it changes nothing and resolves with
+   * `{ initialized: false }` (and logs that it did so).
+   */
+  async initialize(
+    members: ReadonlyMap<NodeId, RaftNodeInfo> | readonly RaftNodeInfo[],
+  ): Promise<{ initialized: boolean }> {
+    const list: RaftNodeInfo[] =
+      members instanceof Map
+        ? [...(members as ReadonlyMap<NodeId, RaftNodeInfo>).values()]
+        : [...(members as readonly RaftNodeInfo[])];
+    if (list.length === 0)
+      throw new RockraftError(
+        "RAFT_INVALID_ARGUMENT",
+        "initialize: at least one member is required",
+      );
+    const ids = new Set<number>();
+    for (const member of list) {
+      if (!Number.isSafeInteger(member.nodeId) || member.nodeId <= 0) {
+        throw new RockraftError(
+          "RAFT_INVALID_ARGUMENT",
+          `initialize: node id ${member.nodeId} is not a positive integer`,
+        );
+      }
+      if (ids.has(member.nodeId))
+        throw new RockraftError(
+          "RAFT_INVALID_ARGUMENT",
+          `initialize: node ${member.nodeId} is listed twice`,
+        );
+      ids.add(member.nodeId);
+    }
+    if (!ids.has(this.config.node.nodeId)) {
+      throw new RockraftError(
+        "RAFT_INVALID_ARGUMENT",
+        `initialize: the members must include this node (${this.config.node.nodeId})`,
+      );
+    }
+    const initialized = await this.runtime.initialize(
+      list.map((m) => ({ nodeId: m.nodeId, addr: m.rpcAddr })),
+    );
+    if (!initialized)
+      this.runtime.logger.info("initialize: this node is already initialized; nothing changed");
+    return { initialized };
+  }
+
+  /** Writes `value` at `key`; resolves with the entry's log id once committed and applied. */
+  async clientWrite(
+    request: { key: Bytes; value: Bytes },
+    options: CallOptions = {},
+  ): Promise<{ logId: LogId }> {
+    const key = this.checkKey(request.key);
+    const value = this.checkValue(request.value);
+    const { logId } = await this.write({ op: "put", key, value }, options, (client, timeoutMs) =>
+      client.put(key, value, { timeoutMs }).then((r) => ({ logId: r.logId })),
+    );
+    return { logId };
+  }
+
+  /** Deletes `key`; resolves once applied, saying whether it existed. */
+  async delete(key: Bytes, options: CallOptions = {}): Promise<{ logId: LogId; found: boolean }> {
+    const checked = this.checkKey(key);
+    const { result, logId } = await this.write(
+      { op: "delete", key: checked },
+      options,
+      (client, timeoutMs) =>
+        client
+          .delete(checked, { timeoutMs })
+          .then((r) => ({ logId: r.logId, result: { kind: "delete", found: r.found } as const })),
+    );
+    return { logId, found: result.kind === "delete" && result.found };
+  }
+
+  /**
+   * Sets `value` if the key's presence equals `expectFound` and, when present, its value
+   * equals `expected`. Resolves with whether it did, and the key's state before.
+   */
+  async compareAndSwap(
+    request: { key: Bytes; expectFound: boolean; expected?: Bytes; value: Bytes },
+    options: CallOptions = {},
+  ): Promise<{
+    succeeded: boolean;
+    found: boolean;
+    current: Uint8Array | undefined;
+    logId: LogId;
+  }> {
+    const key = this.checkKey(request.key);
+    const value = this.checkValue(request.value);
+    const expected = bytes(request.expected ?? new Uint8Array());
+    const command: Command = { op: "cas", key, expectFound: request.expectFound, expected, value };
+    const { result, logId } = await this.write(command, options, (client, timeoutMs) =>
+      client
+        .compareAndSwap({ key, expectFound: request.expectFound, expected, value }, { timeoutMs })
+        .then((r) => ({
+          logId: r.logId,
+          result: {
+            kind: "cas",
+            succeeded: r.succeeded,
+            found: r.found,
+            current: r.current,
+          } as const,
+        })),
+    );
+    if (result.kind !== "cas") throw new Error(`compareAndSwap: unexpected result ${result.kind}`);
+    return { succeeded: result.succeeded, found: result.found, current: result.current, logId };
+  }
+
+  /** Reads `key` (linearizable by default); undefined when absent. */
+  async read(
+    key: Bytes,
+    options: CallOptions & { mode?: ReadMode } = {},
+  ): Promise<Uint8Array | undefined> {
+    const checked = this.checkKey(key);
+    if ((options.mode ?? "linearizable") === "linearizable") {
+      await this.runtime.readIndex(options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    }
+    return this.runtime.storage.get(checked);
+  }
+
+  /** This node's metrics now. */
+  metrics(): NodeMetrics {
+    return this.runtime.metrics();
+  }
+
+  /** Calls `listener` whenever the metrics change; returns the unsubscribe function. */
+  subscribe(listener: (metrics: NodeMetrics) => void): () => void {
+    return this.runtime.waiter.subscribe(listener);
+  }
+
+  /** Waits for a condition with a deadline: `wait({ timeoutMs: 5000 }).appliedIndex(7, "after put x")`. */
+  wait(options: { timeoutMs?: number } = {}): Wait {
+    return new Wait(this.runtime.waiter, options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  }
+
+  /** Adds a learner (receives the log, never votes); resolves once the change is applied. */
+  async addLearner(member: RaftNodeInfo, options: CallOptions = {}): Promise<{ logIndex: number }> {
+    const metrics = this.runtime.metrics();
+    const voters = metrics.membership.voters;
+    const learners = [
+      ...metrics.membership.learners.filter((m) => m.nodeId !== member.nodeId),
+      { nodeId: member.nodeId, addr: member.rpcAddr },
+    ];
+    return this.changeMembershipTo({ voters, learners }, options, (client, timeoutMs) =>
+      client.addLearner({ nodeId: member.nodeId, addr: member.rpcAddr }, { timeoutMs }),
+    );
+  }
+
+  /**
+   * Sets the voters and learners (joint consensus when the voters change); resolves once
+   * the change is applied on this node.
+   */
+  async changeMembership(
+    target: { voters: readonly RaftNodeInfo[]; learners?: readonly RaftNodeInfo[] },
+    options: CallOptions = {},
+  ): Promise<{ logIndex: number }> {
+    const toMember = (m: RaftNodeInfo): Member => ({ nodeId: m.nodeId, addr: m.rpcAddr });
+    const voters = target.voters.map(toMember);
+    const learners = (target.learners ?? []).map(toMember);
+    return this.changeMembershipTo({ voters, learners }, options, (client, timeoutMs) =>
+      client.changeMembership({ voters, learners }, { timeoutMs }),
+    );
+  }
+
+  /** Asks the leader to hand leadership to `nodeId`; resolves once that node leads. */
+  async transferLeader(nodeId: NodeId, options: CallOptions = {}): Promise<void> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.runtime.transferLeader(nodeId);
+    await this.wait({ timeoutMs }).metrics(
+      (m) => m.currentLeader === nodeId,
+      `node ${nodeId} to lead`,
+    );
+  }
+
+  /** Takes a snapshot of this node's state now; resolves with its index. */
+  async triggerSnapshot(): Promise<{ snapshotIndex: number }> {
+    return { snapshotIndex: await this.runtime.triggerSnapshot() };
+  }
+
+  private async write(
+    command: Command,
+    options: CallOptions,
+    forward: (
+      client: ReturnType<NodeRuntime["leaderClient"]>,
+      timeoutMs: number,
+    ) => Promise<{
+      logId: LogId;
+      result?:
+        | ApplyResult
+        | { kind: "delete"; found: boolean }
+        | { kind: "cas"; succeeded: boolean; found: boolean; current: Uint8Array | undefined };
+    }>,
+  ): Promise<{
+    result:
+      | ApplyResult
+      | { kind: "delete"; found: boolean }
+      | { kind: "cas"; succeeded: boolean; found: boolean; current: Uint8Array | undefined };
+    logId: LogId;
+  }> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const deadline = Date.now() + timeoutMs;
+    try {
+      return await this.runtime.write(command, timeoutMs);
+    } catch (error) {
+      if (!(error instanceof RockraftError) || error.code !== "RAFT_NOT_LEADER") throw error;
+    }
+    // A follower: the leader does the write.
+    try {
+      const forwarded = await forward(
+        this.runtime.leaderClient(),
+        Math.max(1, deadline - Date.now()),
+      );
+      return {
+        logId: forwarded.logId,
+        result: forwarded.result ?? {
+          index: forwarded.logId.index,
+          term: forwarded.logId.term,
+          kind: "put",
+        },
+      };
+    } catch (error) {
+      throw this.runtime.forwardError(error);
+    }
+  }
+
+  private async changeMembershipTo(
+    target: { voters: readonly Member[]; learners: readonly Member[] },
+    options: CallOptions,
+    forward: (
+      client: ReturnType<NodeRuntime["leaderClient"]>,
+      timeoutMs: number,
+    ) => Promise<{ logIndex: number }>,
+  ): Promise<{ logIndex: number }> {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (this.runtime.metrics().state === "leader") {
+      return { logIndex: await this.runtime.changeMembership(target, timeoutMs) };
+    }
+    try {
+      return await forward(this.runtime.leaderClient(), timeoutMs);
+    } catch (error) {
+      throw this.runtime.forwardError(error);
+    }
+  }
+
+  private checkKey(key: Bytes): Uint8Array {
+    const checked = bytes(key);
+    const limit = this.config.limits.maxKeyBytes;
+    if (checked.byteLength === 0)
+      throw new RockraftError("RAFT_INVALID_ARGUMENT", "key: expected a non-empty key");
+    if (checked.byteLength > limit) {
+      throw new RockraftError(
+        "RAFT_INVALID_ARGUMENT",
+        `key: ${checked.byteLength} bytes is over the limit of ${limit} (limits.max_key_bytes)`,
+      );
+    }
+    return checked;
+  }
+
+  private checkValue(value: Bytes): Uint8Array {
+    const checked = bytes(value);
+    const limit = this.config.limits.maxValueBytes;
+    if (checked.byteLength > limit) {
+      throw new RockraftError(
+        "RAFT_INVALID_ARGUMENT",
+        `value: ${checked.byteLength} bytes is over the limit of ${limit} (limits.max_value_bytes)`,
+      );
+    }
+    return checked;
+  }
+}

@@ -1,0 +1,130 @@
+import type { Config } from "@rockraft/config";
+import { openStorage } from "@rockraft/storage-level";
+import { RockraftServer } from "@rockraft/transport-grpc";
+import type { Logger } from "pino";
+import { RaftApi } from "./api.js";
+import { RockraftError } from "./errors.js";
+import { createLogger } from "./logger.js";
+import { NodeMetricsExporter } from "./metrics.js";
+import { NodeRuntime } from "./node.js";
+import { maxMessageBytesOf } from "./options.js";
+import { clusterHandler, kvHandler, peerHandler } from "./services.js";
+import type { NodeMetrics } from "./wait.js";
+
+export interface BuildOptions {
+  /** A pino logger to use instead of one made from the `[log]` config. */
+  readonly logger?: Logger;
+}
+
+/** A started node: storage open, Raft running, gRPC serving. */
+export class RaftNode {
+  /** Resolves once `shutdown` has finished. */
+  readonly closed: Promise<void>;
+  private resolveClosed!: () => void;
+  private shutdownPromise: Promise<void> | undefined;
+
+  constructor(
+    private readonly runtime: NodeRuntime,
+    private readonly server: RockraftServer,
+    private readonly api: RaftApi,
+    private readonly exporter: NodeMetricsExporter | undefined,
+    /** The port the gRPC server is bound to (useful when the config says port 0). */
+    readonly port: number,
+    /** The port of the Prometheus endpoint, when `[metrics]` is configured. */
+    readonly metricsPort: number | undefined,
+  ) {
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+  }
+
+  /** The Raft API: initialize, clientWrite, read, metrics, wait, membership, ... */
+  raft(): RaftApi {
+    return this.api;
+  }
+
+  metrics(): NodeMetrics {
+    return this.api.metrics();
+  }
+
+  /**
+   * Stops ticking, lets in-flight work settle, stops the gRPC server (waiting briefly for
+   * calls in flight), closes storage and the metrics endpoint. Idempotent.
+   */
+  shutdown(): Promise<void> {
+    this.shutdownPromise ??= (async () => {
+      const reason = new RockraftError(
+        "RAFT_NODE_STOPPED",
+        `node ${this.runtime.nodeId} is shut down`,
+      );
+      await this.server.shutdown(1_000);
+      await this.runtime.stop(reason);
+      await this.runtime.storage.close();
+      await this.exporter?.close();
+      this.runtime.logger.info("node shut down");
+      this.runtime.logger.flush();
+      this.resolveClosed();
+    })();
+    return this.shutdownPromise;
+  }
+}
+
+/** Builds a node from its config, as the seed's `RaftNodeBuilder::build(&config)`. */
+export const RaftNodeBuilder = {
+  /**
+   * Opens storage at `storage.dataPath`, restores Raft from it, starts the gRPC server on
+   * `node.raftAddr` with every service, and returns the running node. Fails with the
+   * storage's or transport's error (locked data path, port in use, ...), leaving nothing open.
+   */
+  async build(config: Config, options: BuildOptions = {}): Promise<RaftNode> {
+    const logger = options.logger ?? createLogger(config.log, config.node.nodeId);
+    const storage = await openStorage({
+      dataPath: config.storage.dataPath,
+      nodeId: config.node.nodeId,
+      clusterId: config.cluster.clusterId,
+      maxOpenFiles: config.storage.maxOpenFiles,
+      cacheSize: config.storage.cacheSize,
+      writeBufferSize: config.storage.writeBufferSize,
+      blockSize: config.storage.blockSize,
+      compression: config.storage.compression,
+    });
+    const exporter = new NodeMetricsExporter(config.node.nodeId);
+    const runtime = new NodeRuntime(config, storage, logger, exporter);
+    const api = new RaftApi(runtime, config);
+    let server: RockraftServer;
+    try {
+      server = await RockraftServer.start({
+        nodeId: config.node.nodeId,
+        clusterId: config.cluster.clusterId,
+        address: config.node.raftAddr,
+        tls: config.tls,
+        maxMessageBytes: maxMessageBytesOf(config),
+        kv: kvHandler(api, runtime),
+        cluster: clusterHandler(api, runtime),
+        peer: peerHandler(runtime),
+        logger: logger.child({ component: "grpc" }),
+      });
+    } catch (error) {
+      await runtime.stop(new RockraftError("RAFT_NODE_STOPPED", "the gRPC server did not start"));
+      await storage.close();
+      throw error;
+    }
+    runtime.attachServer(server);
+    let metricsPort: number | undefined;
+    if (config.metrics !== undefined) {
+      try {
+        metricsPort = await exporter.listen(config.metrics.addr, config.metrics.path);
+      } catch (error) {
+        await server.shutdown(0);
+        await runtime.stop(
+          new RockraftError("RAFT_NODE_STOPPED", "the metrics endpoint did not start"),
+        );
+        await storage.close();
+        throw error;
+      }
+    }
+    logger.info(
+      { raftAddr: config.node.raftAddr, port: server.port, dataPath: config.storage.dataPath },
+      "node started",
+    );
+    return new RaftNode(runtime, server, api, exporter, server.port, metricsPort);
+  },
+};

@@ -1,0 +1,44 @@
+/** Stable codes of {@link RockraftError}; callers branch on these, never on messages. */
+export type RockraftErrorCode =
+  /** This node is not the leader and the call must go to the leader (see `leader`). */
+  | "RAFT_NOT_LEADER"
+  /** No leader is known within the call's deadline. Retry later. */
+  | "RAFT_NO_LEADER"
+  /** The proposal was not accepted, or a newer leader replaced it before it committed. Retry. */
+  | "RAFT_PROPOSAL_DROPPED"
+  /** The call's deadline passed; a write's outcome is then unknown. */
+  | "RAFT_TIMEOUT"
+  /** Bad input: empty key, key or value over the configured limit, bad members. */
+  | "RAFT_INVALID_ARGUMENT"
+  /** The cluster is not initialized on this node yet. */
+  | "RAFT_NOT_INITIALIZED"
+  /** A membership change or transfer was refused (see `reason`). */
+  | "RAFT_REQUEST_REFUSED"
+  /** A `wait()` condition did not hold within its timeout. */
+  | "RAFT_WAIT_TIMEOUT"
+  /** The node was shut down, or stopped after a fatal failure (see `cause`). */
+  | "RAFT_NODE_STOPPED";
+
+export class RockraftError extends Error {
+  override readonly name = "RockraftError";
+  readonly code: RockraftErrorCode;
+  /** The leader, when known: where to retry. */
+  readonly leader: { readonly id: number; readonly addr: string | undefined } | undefined;
+  /** A finer reason for dropped or refused requests (raft-core's reason). */
+  readonly reason: string | undefined;
+
+  constructor(
+    code: RockraftErrorCode,
+    message: string,
+    options: {
+      leader?: RockraftError["leader"];
+      reason?: string | undefined;
+      cause?: unknown;
+    } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.leader = options.leader;
+    this.reason = options.reason;
+  }
+}

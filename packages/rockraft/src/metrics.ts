@@ -1,0 +1,129 @@
+import { createServer, type Server } from "node:http";
+import { parseAddress } from "@rockraft/config";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { NodeMetrics } from "./wait.js";
+
+const ROLES = ["follower", "pre-candidate", "candidate", "leader"] as const;
+
+/** The node's metrics in Prometheus format (prom-client), optionally served over HTTP. */
+export class NodeMetricsExporter {
+  readonly registry = new Registry();
+  readonly proposals: Counter;
+  readonly snapshotsTaken: Counter;
+  readonly snapshotsInstalled: Counter;
+  readonly snapshotsSent: Counter;
+  readonly applyLatency: Histogram;
+  private readonly role: Gauge;
+  private readonly term: Gauge;
+  private readonly commitIndex: Gauge;
+  private readonly appliedIndex: Gauge;
+  private readonly lastLogIndex: Gauge;
+  private readonly replicationLag: Gauge;
+  private server: Server | undefined;
+
+  constructor(nodeId: number) {
+    const registers = [this.registry];
+    this.registry.setDefaultLabels({ node_id: String(nodeId) });
+    this.role = new Gauge({
+      name: "rockraft_role",
+      help: "1 for this node's current role",
+      labelNames: ["role"],
+      registers,
+    });
+    this.term = new Gauge({ name: "rockraft_term", help: "Current term", registers });
+    this.commitIndex = new Gauge({
+      name: "rockraft_commit_index",
+      help: "Commit index",
+      registers,
+    });
+    this.appliedIndex = new Gauge({
+      name: "rockraft_applied_index",
+      help: "Last applied index",
+      registers,
+    });
+    this.lastLogIndex = new Gauge({
+      name: "rockraft_last_log_index",
+      help: "Last log index",
+      registers,
+    });
+    this.replicationLag = new Gauge({
+      name: "rockraft_replication_lag_entries",
+      help: "On the leader: entries each follower lacks",
+      labelNames: ["peer"],
+      registers,
+    });
+    this.proposals = new Counter({
+      name: "rockraft_proposals_total",
+      help: "Entries proposed by this node as leader",
+      registers,
+    });
+    this.snapshotsTaken = new Counter({
+      name: "rockraft_snapshots_taken_total",
+      help: "Snapshots taken",
+      registers,
+    });
+    this.snapshotsInstalled = new Counter({
+      name: "rockraft_snapshots_installed_total",
+      help: "Snapshots installed from a leader",
+      registers,
+    });
+    this.snapshotsSent = new Counter({
+      name: "rockraft_snapshots_sent_total",
+      help: "Snapshots sent to followers",
+      registers,
+    });
+    this.applyLatency = new Histogram({
+      name: "rockraft_apply_latency_seconds",
+      help: "From proposal to applied, on the leader",
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+  }
+
+  update(m: NodeMetrics): void {
+    for (const role of ROLES) this.role.set({ role }, m.state === role ? 1 : 0);
+    this.term.set(m.currentTerm);
+    this.commitIndex.set(m.commitIndex);
+    this.appliedIndex.set(m.lastApplied?.index ?? 0);
+    this.lastLogIndex.set(m.lastLogIndex);
+    this.replicationLag.reset();
+    for (const progress of m.replication) {
+      if (progress.nodeId !== m.nodeId)
+        this.replicationLag.set(
+          { peer: String(progress.nodeId) },
+          Math.max(0, m.lastLogIndex - progress.matchIndex),
+        );
+    }
+  }
+
+  /** Serves `path` on `addr` (`host:port`); resolves with the bound port. */
+  async listen(addr: string, path: string): Promise<number> {
+    const parsed = parseAddress(addr);
+    if (parsed === undefined) throw new RangeError(`metrics address ${addr}: expected host:port`);
+    const server = createServer((request, response) => {
+      if (request.url !== path) {
+        response.writeHead(404).end();
+        return;
+      }
+      this.registry.metrics().then(
+        (body) => response.writeHead(200, { "content-type": this.registry.contentType }).end(body),
+        (error: unknown) => response.writeHead(500).end(String(error)),
+      );
+    });
+    this.server = server;
+    const host = parsed.host.replace(/^\[|\]$/g, "");
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(parsed.port, host, () => resolve());
+    });
+    const address = server.address();
+    return typeof address === "object" && address !== null ? address.port : parsed.port;
+  }
+
+  async close(): Promise<void> {
+    const server = this.server;
+    if (server === undefined) return;
+    this.server = undefined;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}

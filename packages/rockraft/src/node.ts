@@ -1,0 +1,728 @@
+import { randomInt } from "node:crypto";
+import type { Config } from "@rockraft/config";
+import {
+  NONE,
+  RaftError,
+  RawNode,
+  createPrng,
+  type ConfState,
+  type Message,
+  type NodeId,
+  type ReadState,
+  type SoftState,
+} from "@rockraft/raft-core";
+import {
+  encodeCommand,
+  type ApplyResult,
+  type Command,
+  type LevelStorage,
+} from "@rockraft/storage-level";
+import {
+  PeerTransport,
+  RockraftClient,
+  RockraftClientError,
+  type RockraftServer,
+  type SnapshotSink,
+} from "@rockraft/transport-grpc";
+import type { Logger } from "pino";
+import { RockraftError } from "./errors.js";
+import { NodeMetricsExporter } from "./metrics.js";
+import { maxMessageBytesOf, raftOptionsOf } from "./options.js";
+import { Waiter, type NodeMetrics, type Member, type LogId } from "./wait.js";
+
+interface Proposal {
+  readonly data: Uint8Array;
+  readonly resolve: (applied: { result: ApplyResult; logId: LogId }) => void;
+  readonly reject: (error: Error) => void;
+  readonly deadline: number;
+}
+
+interface PendingWrite {
+  readonly term: number;
+  readonly resolve: (applied: { result: ApplyResult; logId: LogId }) => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: NodeJS.Timeout;
+  readonly proposedAt: number;
+}
+
+interface PendingRead {
+  readonly resolve: (index: number) => void;
+  readonly reject: (error: Error) => void;
+  readonly deadline: number;
+}
+
+/** Parsed addresses from a configuration's context (see `addressContext`). */
+function addressesOf(conf: ConfState): Map<NodeId, string> {
+  const result = new Map<NodeId, string>();
+  if (conf.context === undefined) return result;
+  try {
+    const parsed = JSON.parse(conf.context) as { addresses?: Record<string, string> };
+    for (const [id, addr] of Object.entries(parsed.addresses ?? {})) result.set(Number(id), addr);
+  } catch {
+    // A context that is not ours: no addresses.
+  }
+  return result;
+}
+
+export function addressContext(addresses: ReadonlyMap<NodeId, string>): string {
+  const sorted = [...addresses].sort(([a], [b]) => a - b);
+  return JSON.stringify({
+    addresses: Object.fromEntries(sorted.map(([id, addr]) => [String(id), addr])),
+  });
+}
+
+/**
+ * The runtime under a RaftNode: it drives raft-core with storage and transport. One loop
+ * takes each Ready and carries out its duties in order (send, persist, send what waited,
+ * apply, advance); messages, ticks and requests arrive between Readies and are stepped in
+ * at once; proposals and reads that arrive together go in as one batch.
+ */
+export class NodeRuntime {
+  readonly nodeId: NodeId;
+  readonly raw: RawNode;
+  readonly waiter = new Waiter(() => this.metrics());
+  private readonly transport: PeerTransport;
+  private server: RockraftServer | undefined;
+  private readonly learnedAddresses = new Map<NodeId, string>();
+  private addresses = new Map<NodeId, string>();
+  private readonly leaderOfTerm = new Map<number, NodeId>();
+  private softState: SoftState = { lead: NONE, role: "follower", term: 0 };
+  private lastApplied: LogId | undefined;
+  private snapshotIndex: number;
+
+  private proposals: Proposal[] = [];
+  private readonly writes = new Map<number, PendingWrite>();
+  private reads: PendingRead[] = [];
+  private readonly readBatches = new Map<string, PendingRead[]>();
+  private readonly readyReads: { index: number; read: PendingRead }[] = [];
+  private readCounter = 0;
+  private readonly forwardClients = new Map<string, RockraftClient>();
+
+  private wakeUp: (() => void) | undefined;
+  private woken = false;
+  private ticker: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private failure: Error | undefined;
+  readonly loopDone: Promise<void>;
+  private readonly metricsExporter: NodeMetricsExporter | undefined;
+
+  constructor(
+    readonly config: Config,
+    readonly storage: LevelStorage,
+    readonly logger: Logger,
+    metricsExporter: NodeMetricsExporter | undefined,
+  ) {
+    this.nodeId = config.node.nodeId;
+    this.metricsExporter = metricsExporter;
+    this.raw = new RawNode({
+      id: this.nodeId,
+      storage: storage.raftStorage,
+      prng: createPrng(randomInt(0x7fffffff)),
+      applied: storage.applied().index,
+      ...raftOptionsOf(config),
+    });
+    const applied = storage.applied();
+    this.lastApplied =
+      applied.index === 0 ? undefined : { term: applied.term, nodeId: NONE, index: applied.index };
+    this.snapshotIndex = storage.raftStorage.snapshot().metadata.index;
+    this.transport = new PeerTransport({
+      nodeId: this.nodeId,
+      clusterId: config.cluster.clusterId,
+      advertiseAddr: config.node.advertiseAddr,
+      tls: config.tls,
+      maxMessageBytes: maxMessageBytesOf(config),
+      onUnreachable: (peer) => this.raw.reportUnreachable(peer),
+      onSnapshotStatus: (peer, ok) => {
+        this.raw.reportSnapshot(peer, ok);
+        if (ok) this.metricsExporter?.snapshotsSent.inc();
+        this.wake();
+      },
+      snapshotSource: () => storage.openSnapshotReader(config.raft.snapshotChunkBytes),
+      logger: logger.child({ component: "peers" }),
+    });
+    this.refreshAddresses();
+    this.loopDone = this.loop();
+    this.ticker = setInterval(() => {
+      this.raw.tick();
+      this.wake();
+    }, config.raft.tickIntervalMs);
+  }
+
+  attachServer(server: RockraftServer): void {
+    this.server = server;
+    this.updateServing();
+  }
+
+  // ---- Inputs ----------------------------------------------------------------------------
+
+  /** Messages from a peer (PeerHandler.receive). */
+  receive(messages: Message[], from: NodeId, fromAddr: string): void {
+    if (this.failure !== undefined || this.stopping) return;
+    if (fromAddr !== "" && this.learnedAddresses.get(from) !== fromAddr) {
+      this.learnedAddresses.set(from, fromAddr);
+      this.refreshAddresses();
+    }
+    try {
+      for (const message of messages) this.raw.step(message);
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
+    this.wake();
+  }
+
+  beginSnapshot(
+    metadata: Parameters<LevelStorage["beginSnapshotInstall"]>[0],
+  ): Promise<SnapshotSink> {
+    this.assertRunning();
+    return this.storage.beginSnapshotInstall(metadata);
+  }
+
+  /** Bootstraps a new cluster on this node; false when it already has state. */
+  async initialize(members: readonly Member[]): Promise<boolean> {
+    this.assertRunning();
+    const status = this.raw.status();
+    if (status.lastIndex > 0 || status.hardState.term > 0) return false;
+    const addresses = new Map(members.map((m) => [m.nodeId, m.addr]));
+    this.raw.bootstrap({
+      voters: members.map((m) => m.nodeId),
+      context: addressContext(addresses),
+    });
+    this.refreshAddresses();
+    // Campaign at once, as the seed's node 1 does; the election completes when a quorum is up.
+    this.raw.campaign();
+    this.wake();
+    await this.waiter.until(
+      (m) => m.lastApplied !== undefined && m.lastApplied.index >= 1,
+      "the initial configuration to be applied",
+      30_000,
+    );
+    return true;
+  }
+
+  /** Proposes a command; resolves once committed and applied (forwarding to the leader if needed). */
+  async write(command: Command, timeoutMs: number): Promise<{ result: ApplyResult; logId: LogId }> {
+    this.assertRunning();
+    const deadline = Date.now() + timeoutMs;
+    await this.awaitLeader(deadline);
+    if (this.softState.role !== "leader") {
+      throw this.notLeader();
+    }
+    return new Promise((resolve, reject) => {
+      this.proposals.push({ data: encodeCommand(command), resolve, reject, deadline });
+      this.wake();
+    });
+  }
+
+  /** A linearizable read point: resolves with an index to wait for before reading. */
+  async readIndex(timeoutMs: number): Promise<number> {
+    this.assertRunning();
+    const deadline = Date.now() + timeoutMs;
+    await this.awaitLeader(deadline);
+    const index = await new Promise<number>((resolve, reject) => {
+      this.reads.push({ resolve, reject, deadline });
+      this.wake();
+    });
+    await this.awaitApplied(index, deadline);
+    return index;
+  }
+
+  /** Resolves once the state machine has applied `index`. */
+  async awaitApplied(index: number, deadline: number): Promise<void> {
+    if ((this.lastApplied?.index ?? 0) >= index) return;
+    await this.waiter.until(
+      (m) => (m.lastApplied?.index ?? 0) >= index,
+      `applied index >= ${index}`,
+      Math.max(0, deadline - Date.now()),
+      "RAFT_TIMEOUT",
+    );
+  }
+
+  /** Waits (until `deadline`) for a known leader. */
+  async awaitLeader(deadline: number): Promise<void> {
+    if (this.softState.lead !== NONE) return;
+    if (!this.initialized()) {
+      throw new RockraftError(
+        "RAFT_NOT_INITIALIZED",
+        `node ${this.nodeId}: the cluster is not initialized on this node yet`,
+      );
+    }
+    try {
+      await this.waiter.until(
+        (m) => m.currentLeader !== undefined,
+        "a leader",
+        Math.max(0, deadline - Date.now()),
+      );
+    } catch (error) {
+      if (error instanceof RockraftError && error.code === "RAFT_WAIT_TIMEOUT") {
+        throw new RockraftError(
+          "RAFT_NO_LEADER",
+          `node ${this.nodeId}: no leader within the deadline`,
+          { cause: error },
+        );
+      }
+      throw error;
+    }
+  }
+
+  /** The client that forwards calls to the current leader. */
+  leaderClient(): RockraftClient {
+    const addr = this.leaderAddress();
+    if (addr === undefined) throw this.notLeader();
+    let client = this.forwardClients.get(addr);
+    if (client === undefined) {
+      const tls = this.config.tls;
+      client = new RockraftClient({
+        endpoints: [addr],
+        maxMessageBytes: maxMessageBytesOf(this.config),
+        ...(tls === undefined
+          ? {}
+          : {
+              tls: {
+                ...(tls.caFile === undefined ? {} : { caFile: tls.caFile }),
+                certFile: tls.certFile,
+                keyFile: tls.keyFile,
+              },
+            }),
+      });
+      this.forwardClients.set(addr, client);
+    }
+    return client;
+  }
+
+  leaderAddress(): string | undefined {
+    const lead = this.softState.lead;
+    return lead === NONE ? undefined : this.addresses.get(lead);
+  }
+
+  notLeader(): RockraftError {
+    const lead = this.softState.lead;
+    return lead === NONE
+      ? new RockraftError("RAFT_NO_LEADER", `node ${this.nodeId}: there is no leader`)
+      : new RockraftError(
+          "RAFT_NOT_LEADER",
+          `node ${this.nodeId} is not the leader (node ${lead} is)`,
+          {
+            leader: { id: lead, addr: this.addresses.get(lead) },
+          },
+        );
+  }
+
+  /** Maps a forwarding failure to a RockraftError. */
+  forwardError(error: unknown): Error {
+    if (!(error instanceof RockraftClientError)) return error as Error;
+    const code =
+      error.code === "INVALID_ARGUMENT"
+        ? "RAFT_INVALID_ARGUMENT"
+        : error.code === "DEADLINE_EXCEEDED"
+          ? "RAFT_TIMEOUT"
+          : error.code === "FAILED_PRECONDITION"
+            ? "RAFT_NOT_INITIALIZED"
+            : error.serverCode === "RAFT_PROPOSAL_DROPPED"
+              ? "RAFT_PROPOSAL_DROPPED"
+              : "RAFT_NO_LEADER";
+    return new RockraftError(code, `forwarded to the leader: ${error.message}`, { cause: error });
+  }
+
+  /** Changes membership on the leader; resolves once the change is applied here. */
+  async changeMembership(
+    target: { voters: readonly Member[]; learners: readonly Member[] },
+    timeoutMs: number,
+  ): Promise<number> {
+    this.assertRunning();
+    const deadline = Date.now() + timeoutMs;
+    const addresses = new Map(this.addresses);
+    for (const member of [...target.voters, ...target.learners])
+      addresses.set(member.nodeId, member.addr);
+    const keep = new Set([...target.voters, ...target.learners].map((m) => m.nodeId));
+    for (const id of [...addresses.keys()]) if (!keep.has(id)) addresses.delete(id);
+    let position: { index: number; term: number };
+    try {
+      position = this.raw.changeMembership({
+        voters: target.voters.map((m) => m.nodeId),
+        learners: target.learners.map((m) => m.nodeId),
+        context: addressContext(addresses),
+      });
+    } catch (error) {
+      throw this.refusal(error);
+    }
+    this.refreshAddresses();
+    this.wake();
+    // Done when the change (and the leaving of a joint configuration) is applied here.
+    await this.waiter.until(
+      (m) =>
+        (m.lastApplied?.index ?? 0) >= position.index && m.membership.votersOutgoing.length === 0,
+      `the membership change at index ${position.index} to be applied`,
+      Math.max(0, deadline - Date.now()),
+      "RAFT_TIMEOUT",
+    );
+    return position.index;
+  }
+
+  transferLeader(target: NodeId): void {
+    this.assertRunning();
+    try {
+      this.raw.transferLeader(target);
+    } catch (error) {
+      throw this.refusal(error);
+    }
+    this.wake();
+  }
+
+  async triggerSnapshot(): Promise<number> {
+    this.assertRunning();
+    const metadata = await this.storage.takeSnapshot();
+    if (metadata === undefined) return this.snapshotIndex;
+    this.snapshotIndex = metadata.index;
+    this.raw.snapshotTaken(metadata.index);
+    this.metricsExporter?.snapshotsTaken.inc();
+    this.wake();
+    return metadata.index;
+  }
+
+  // ---- State -----------------------------------------------------------------------------
+
+  initialized(): boolean {
+    const status = this.raw.status();
+    return status.confState.voters.length > 0 || status.lastIndex > 0;
+  }
+
+  metrics(): NodeMetrics {
+    const status = this.raw.status();
+    const member = (id: NodeId): Member => ({ nodeId: id, addr: this.addresses.get(id) ?? "" });
+    const lead = status.softState.lead;
+    return {
+      nodeId: this.nodeId,
+      initialized: this.initialized(),
+      state: status.softState.role,
+      currentTerm: status.hardState.term,
+      currentLeader: lead === NONE ? undefined : lead,
+      lastLogIndex: status.lastIndex,
+      commitIndex: status.hardState.commit,
+      lastApplied: this.lastApplied,
+      membership: {
+        voters: status.confState.voters.map(member),
+        learners: status.confState.learners.map(member),
+        votersOutgoing: status.confState.votersOutgoing.map(member),
+      },
+      snapshotIndex: this.snapshotIndex,
+      replication: [...status.progress].map(([nodeId, progress]) => ({
+        nodeId,
+        matchIndex: progress.match,
+        nextIndex: progress.next,
+        state: progress.state,
+      })),
+      stopped: this.failure !== undefined || this.stopping,
+    };
+  }
+
+  /** Stops ticking and the loop; settles pending calls. Storage and server are the caller's. */
+  async stop(reason: Error): Promise<void> {
+    if (this.stopping) return this.loopDone;
+    this.stopping = true;
+    clearInterval(this.ticker);
+    this.wake();
+    await this.loopDone;
+    this.transport.close();
+    for (const client of this.forwardClients.values()) client.close();
+    this.rejectAll(reason);
+    this.waiter.close(reason);
+  }
+
+  stoppedBy(): Error | undefined {
+    return this.failure;
+  }
+
+  // ---- The loop --------------------------------------------------------------------------
+
+  private wake(): void {
+    this.woken = true;
+    const wakeUp = this.wakeUp;
+    this.wakeUp = undefined;
+    wakeUp?.();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping && this.failure === undefined) {
+      if (!this.woken) await new Promise<void>((resolve) => (this.wakeUp = resolve));
+      this.woken = false;
+      if (this.stopping) break;
+      try {
+        await this.drain();
+      } catch (error) {
+        this.fail(error);
+      }
+    }
+  }
+
+  /** Takes Readies until there is nothing left to do. */
+  private async drain(): Promise<void> {
+    this.flushProposals();
+    this.flushReads();
+    while (this.raw.hasReady() && !this.stopping) {
+      const ready = this.raw.ready();
+      if (ready.softState !== undefined) this.onSoftState(ready.softState);
+      this.transport.send(ready.messages);
+      await this.storage.persist(ready);
+      this.transport.send(ready.persistedMessages);
+      if (ready.snapshot !== undefined) {
+        this.snapshotIndex = ready.snapshot.metadata.index;
+        this.lastApplied = {
+          term: ready.snapshot.metadata.term,
+          nodeId: this.leaderOfTerm.get(ready.snapshot.metadata.term) ?? NONE,
+          index: ready.snapshot.metadata.index,
+        };
+        this.metricsExporter?.snapshotsInstalled.inc();
+        this.logger.info(
+          { index: ready.snapshot.metadata.index },
+          "installed a snapshot from the leader",
+        );
+      }
+      if (ready.committedEntries.length > 0) {
+        const results = await this.storage.apply(ready.committedEntries);
+        this.onApplied(results);
+      }
+      this.onReadStates(ready.readStates);
+      if (ready.snapshotDue !== undefined) await this.triggerSnapshot();
+      this.raw.advance();
+      this.refreshAddresses();
+      this.serveReads();
+      this.publish();
+      this.flushProposals();
+      this.flushReads();
+    }
+    this.publish();
+  }
+
+  private flushProposals(): void {
+    if (this.proposals.length === 0) return;
+    const batch = this.proposals;
+    this.proposals = [];
+    const now = Date.now();
+    const live = batch.filter((p) => {
+      if (p.deadline > now) return true;
+      p.reject(
+        new RockraftError("RAFT_TIMEOUT", "the write's deadline passed before it was proposed"),
+      );
+      return false;
+    });
+    if (live.length === 0) return;
+    let position: { index: number; term: number } | undefined;
+    try {
+      position = this.raw.propose(live.map((p) => p.data));
+    } catch (error) {
+      const dropped =
+        error instanceof RaftError
+          ? new RockraftError("RAFT_PROPOSAL_DROPPED", error.message, {
+              reason: error.reason,
+              leader:
+                error.leader === NONE
+                  ? undefined
+                  : { id: error.leader, addr: this.addresses.get(error.leader) },
+              cause: error,
+            })
+          : (error as Error);
+      for (const proposal of live) proposal.reject(dropped);
+      return;
+    }
+    if (position === undefined) {
+      // Forwarded by raft-core: this node lost leadership in between; the caller retries.
+      for (const proposal of live) proposal.reject(this.notLeader());
+      return;
+    }
+    this.metricsExporter?.proposals.inc(live.length);
+    live.forEach((proposal, i) => {
+      const index = position.index + i;
+      const timer = setTimeout(
+        () => {
+          if (this.writes.delete(index)) {
+            proposal.reject(
+              new RockraftError(
+                "RAFT_TIMEOUT",
+                `entry ${index} was not applied within the deadline; its outcome is unknown`,
+              ),
+            );
+          }
+        },
+        Math.max(0, proposal.deadline - Date.now()),
+      );
+      this.writes.set(index, {
+        term: position.term,
+        resolve: proposal.resolve,
+        reject: proposal.reject,
+        timer,
+        proposedAt: performance.now(),
+      });
+    });
+  }
+
+  private flushReads(): void {
+    if (this.reads.length === 0) return;
+    const now = Date.now();
+    const batch = this.reads.filter((read) => {
+      if (read.deadline > now) return true;
+      read.reject(
+        new RockraftError(
+          "RAFT_TIMEOUT",
+          "the read's deadline passed before a leader confirmed it",
+        ),
+      );
+      return false;
+    });
+    this.reads = [];
+    if (batch.length === 0) return;
+    const context = `${this.nodeId}/${++this.readCounter}`;
+    try {
+      this.raw.readIndex(context);
+    } catch {
+      // No leader right now: keep them for the next wake-up (a leader may appear).
+      this.reads = batch;
+      return;
+    }
+    this.readBatches.set(context, batch);
+  }
+
+  private onReadStates(states: readonly ReadState[]): void {
+    for (const state of states) {
+      const batch = this.readBatches.get(state.context);
+      if (batch === undefined) continue;
+      this.readBatches.delete(state.context);
+      for (const read of batch) read.resolve(state.index);
+    }
+  }
+
+  private serveReads(): void {
+    // Reads resolve their index; awaiting the applied index is done by the caller.
+    const now = Date.now();
+    for (const [context, batch] of this.readBatches) {
+      if (batch.every((read) => read.deadline <= now)) {
+        this.readBatches.delete(context);
+        for (const read of batch)
+          read.reject(
+            new RockraftError("RAFT_TIMEOUT", "no read index from the leader within the deadline"),
+          );
+      }
+    }
+    if (this.reads.length > 0 && this.softState.lead !== NONE) this.wake();
+  }
+
+  private onApplied(results: readonly ApplyResult[]): void {
+    for (const result of results) {
+      const logId: LogId = {
+        term: result.term,
+        nodeId: this.leaderOfTerm.get(result.term) ?? NONE,
+        index: result.index,
+      };
+      this.lastApplied = logId;
+      const write = this.writes.get(result.index);
+      if (write === undefined) continue;
+      this.writes.delete(result.index);
+      clearTimeout(write.timer);
+      if (write.term === result.term) {
+        this.metricsExporter?.applyLatency.observe((performance.now() - write.proposedAt) / 1000);
+        write.resolve({ result, logId });
+      } else {
+        write.reject(
+          new RockraftError(
+            "RAFT_PROPOSAL_DROPPED",
+            `entry ${result.index} was replaced by a newer leader's entry before it committed`,
+          ),
+        );
+      }
+    }
+  }
+
+  private onSoftState(soft: SoftState): void {
+    const before = this.softState;
+    this.softState = soft;
+    if (soft.lead !== NONE) this.leaderOfTerm.set(soft.term, soft.lead);
+    if (before.lead !== soft.lead || before.role !== soft.role) {
+      this.logger.info(
+        { term: soft.term, leader: soft.lead, role: soft.role },
+        soft.lead === NONE ? "no leader" : `leader is node ${soft.lead}`,
+      );
+    }
+    this.updateServing();
+  }
+
+  private updateServing(): void {
+    this.server?.setServing(
+      this.failure === undefined && !this.stopping && this.softState.lead !== NONE,
+    );
+  }
+
+  private refreshAddresses(): void {
+    const next = new Map(this.learnedAddresses);
+    for (const [id, addr] of addressesOf(this.raw.status().confState)) next.set(id, addr);
+    next.set(this.nodeId, this.config.node.advertiseAddr);
+    const same =
+      next.size === this.addresses.size &&
+      [...next].every(([id, addr]) => this.addresses.get(id) === addr);
+    if (same) return;
+    this.addresses = next;
+    this.transport.setPeers(next);
+  }
+
+  private publish(): void {
+    const metrics = this.metrics();
+    this.metricsExporter?.update(metrics);
+    this.waiter.notify(metrics);
+  }
+
+  private refusal(error: unknown): Error {
+    if (!(error instanceof RaftError)) return error as Error;
+    if (error.reason === "not-leader" || error.reason === "no-leader") return this.notLeader();
+    return new RockraftError("RAFT_REQUEST_REFUSED", error.message, {
+      reason: error.reason,
+      cause: error,
+    });
+  }
+
+  private assertRunning(): void {
+    if (this.failure !== undefined) {
+      throw new RockraftError(
+        "RAFT_NODE_STOPPED",
+        `node ${this.nodeId} stopped after a failure: ${this.failure.message}`,
+        {
+          cause: this.failure,
+        },
+      );
+    }
+    if (this.stopping)
+      throw new RockraftError("RAFT_NODE_STOPPED", `node ${this.nodeId} is shut down`);
+  }
+
+  /** A storage failure or a broken invariant stops the node; every later call rejects with it. */
+  private fail(error: unknown): void {
+    if (this.failure !== undefined) return;
+    this.failure = error instanceof Error ? error : new Error(String(error));
+    this.logger.fatal({ err: this.failure }, "node stopped");
+    clearInterval(this.ticker);
+    this.updateServing();
+    const stopped = new RockraftError(
+      "RAFT_NODE_STOPPED",
+      `node ${this.nodeId} stopped after a failure: ${this.failure.message}`,
+      {
+        cause: this.failure,
+      },
+    );
+    this.rejectAll(stopped);
+    this.waiter.close(stopped);
+    this.wake();
+  }
+
+  private rejectAll(error: Error): void {
+    for (const proposal of this.proposals) proposal.reject(error);
+    this.proposals = [];
+    for (const write of this.writes.values()) {
+      clearTimeout(write.timer);
+      write.reject(error);
+    }
+    this.writes.clear();
+    for (const read of this.reads) read.reject(error);
+    this.reads = [];
+    for (const batch of this.readBatches.values()) for (const read of batch) read.reject(error);
+    this.readBatches.clear();
+    for (const { read } of this.readyReads) read.reject(error);
+  }
+}

@@ -1,0 +1,126 @@
+// The gRPC services' handlers: the transport calls these; they call the RaftApi and map
+// rockraft's errors to the status-code contract (DESIGN.md).
+import type {
+  ClusterHandler,
+  ClusterMetrics,
+  KvHandler,
+  PeerHandler,
+} from "@rockraft/transport-grpc";
+import { RpcError, type RpcStatus } from "@rockraft/transport-grpc";
+import type { RaftApi } from "./api.js";
+import { RockraftError } from "./errors.js";
+import type { NodeRuntime } from "./node.js";
+
+const STATUS: Record<RockraftError["code"], RpcStatus> = {
+  RAFT_NOT_LEADER: "UNAVAILABLE",
+  RAFT_NO_LEADER: "UNAVAILABLE",
+  RAFT_PROPOSAL_DROPPED: "UNAVAILABLE",
+  RAFT_NODE_STOPPED: "UNAVAILABLE",
+  RAFT_TIMEOUT: "DEADLINE_EXCEEDED",
+  RAFT_WAIT_TIMEOUT: "DEADLINE_EXCEEDED",
+  RAFT_INVALID_ARGUMENT: "INVALID_ARGUMENT",
+  RAFT_NOT_INITIALIZED: "FAILED_PRECONDITION",
+  RAFT_REQUEST_REFUSED: "FAILED_PRECONDITION",
+};
+
+function rpcError(error: unknown, runtime: NodeRuntime): unknown {
+  if (!(error instanceof RockraftError)) return error;
+  const leaderId = error.leader?.id ?? runtime.metrics().currentLeader;
+  const leaderAddr = error.leader?.addr ?? runtime.leaderAddress();
+  const leader =
+    leaderId === undefined || leaderId === runtime.nodeId
+      ? undefined
+      : { id: leaderId, ...(leaderAddr === undefined ? {} : { addr: leaderAddr }) };
+  return new RpcError(STATUS[error.code], error.message, {
+    code: error.code,
+    cause: error,
+    ...(leader === undefined ? {} : { leader }),
+  });
+}
+
+function mapped<Args extends unknown[], Result>(
+  runtime: NodeRuntime,
+  call: (...args: Args) => Promise<Result>,
+) {
+  return async (...args: Args): Promise<Result> => {
+    try {
+      return await call(...args);
+    } catch (error) {
+      throw rpcError(error, runtime);
+    }
+  };
+}
+
+const remaining = (deadline: number) =>
+  Number.isFinite(deadline) ? Math.max(1, deadline - Date.now()) : 10_000;
+
+export function kvHandler(api: RaftApi, runtime: NodeRuntime): KvHandler {
+  return {
+    put: mapped(runtime, (key, value, context) =>
+      api.clientWrite({ key, value }, { timeoutMs: remaining(context.deadline) }),
+    ),
+    get: mapped(runtime, async (key, context) => {
+      const value = await api.read(key, { timeoutMs: remaining(context.deadline) });
+      return { found: value !== undefined, value: value ?? new Uint8Array() };
+    }),
+    delete: mapped(runtime, (key, context) =>
+      api.delete(key, { timeoutMs: remaining(context.deadline) }),
+    ),
+    compareAndSwap: mapped(runtime, async (request, context) => {
+      const result = await api.compareAndSwap(request, { timeoutMs: remaining(context.deadline) });
+      return { ...result, current: result.current ?? new Uint8Array() };
+    }),
+  };
+}
+
+export function clusterHandler(api: RaftApi, runtime: NodeRuntime): ClusterHandler {
+  return {
+    initialize: mapped(runtime, (members) =>
+      api.initialize(members.map((m) => ({ nodeId: m.nodeId, rpcAddr: m.addr }))),
+    ),
+    metrics: mapped(runtime, (): Promise<ClusterMetrics> => {
+      const m = api.metrics();
+      return Promise.resolve({
+        nodeId: m.nodeId,
+        initialized: m.initialized,
+        state: m.state,
+        currentTerm: m.currentTerm,
+        currentLeader: m.currentLeader ?? 0,
+        lastLogIndex: m.lastLogIndex,
+        commitIndex: m.commitIndex,
+        lastApplied: { index: m.lastApplied?.index ?? 0, term: m.lastApplied?.term ?? 0 },
+        voters: m.membership.voters,
+        learners: m.membership.learners,
+        votersOutgoing: m.membership.votersOutgoing,
+        snapshotIndex: m.snapshotIndex,
+        replication: m.replication,
+      });
+    }),
+    addLearner: mapped(runtime, (member, context) =>
+      api.addLearner(
+        { nodeId: member.nodeId, rpcAddr: member.addr },
+        { timeoutMs: remaining(context.deadline) },
+      ),
+    ),
+    changeMembership: mapped(runtime, (target, context) =>
+      api.changeMembership(
+        {
+          voters: target.voters.map((m) => ({ nodeId: m.nodeId, rpcAddr: m.addr })),
+          learners: target.learners.map((m) => ({ nodeId: m.nodeId, rpcAddr: m.addr })),
+        },
+        { timeoutMs: remaining(context.deadline) },
+      ),
+    ),
+    transferLeader: mapped(runtime, (nodeId, context) =>
+      api.transferLeader(nodeId, { timeoutMs: remaining(context.deadline) }),
+    ),
+    triggerSnapshot: mapped(runtime, () => api.triggerSnapshot()),
+  };
+}
+
+export function peerHandler(runtime: NodeRuntime): PeerHandler {
+  return {
+    receive: (messages, from, fromAddr) => runtime.receive(messages, from, fromAddr),
+    beginSnapshot: (metadata) => runtime.beginSnapshot(metadata),
+  };
+}

@@ -1,0 +1,173 @@
+import type { NodeId, StateRole } from "@rockraft/raft-core";
+import { RockraftError, type RockraftErrorCode } from "./errors.js";
+
+export interface Member {
+  readonly nodeId: NodeId;
+  readonly addr: string;
+}
+
+/** A log entry's identity: the term and leader that created it, and its index. */
+export interface LogId {
+  readonly term: number;
+  /** The leader of that term, when known (0 otherwise). */
+  readonly nodeId: NodeId;
+  readonly index: number;
+}
+
+/** A node's view of itself and the cluster. */
+export interface NodeMetrics {
+  readonly nodeId: NodeId;
+  /** Whether this node has a configuration (was initialized or joined). */
+  readonly initialized: boolean;
+  readonly state: StateRole;
+  readonly currentTerm: number;
+  readonly currentLeader: NodeId | undefined;
+  readonly lastLogIndex: number;
+  readonly commitIndex: number;
+  readonly lastApplied: LogId | undefined;
+  readonly membership: {
+    readonly voters: readonly Member[];
+    readonly learners: readonly Member[];
+    /** Non-empty during a joint configuration. */
+    readonly votersOutgoing: readonly Member[];
+  };
+  readonly snapshotIndex: number;
+  /** Per member, on the leader: how far replication has come. */
+  readonly replication: readonly {
+    nodeId: NodeId;
+    matchIndex: number;
+    nextIndex: number;
+    state: string;
+  }[];
+  /** True once the node is shut down or stopped by a failure. */
+  readonly stopped: boolean;
+}
+
+interface Condition {
+  readonly test: (metrics: NodeMetrics) => boolean;
+  readonly resolve: (metrics: NodeMetrics) => void;
+  readonly reject: (error: Error) => void;
+}
+
+/** Conditions on metrics, checked each time the metrics change. */
+export class Waiter {
+  private readonly conditions = new Set<Condition>();
+  private readonly listeners = new Set<(metrics: NodeMetrics) => void>();
+  private closed: Error | undefined;
+
+  constructor(private readonly current: () => NodeMetrics) {}
+
+  subscribe(listener: (metrics: NodeMetrics) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  notify(metrics: NodeMetrics): void {
+    for (const listener of this.listeners) listener(metrics);
+    for (const condition of this.conditions) {
+      if (condition.test(metrics)) {
+        this.conditions.delete(condition);
+        condition.resolve(metrics);
+      }
+    }
+  }
+
+  /**
+   * Resolves with the metrics once `test` holds; rejects after `timeoutMs` with an error
+   * naming `what` and the last metrics seen.
+   */
+  until(
+    test: (metrics: NodeMetrics) => boolean,
+    what: string,
+    timeoutMs: number,
+    code: RockraftErrorCode = "RAFT_WAIT_TIMEOUT",
+  ): Promise<NodeMetrics> {
+    if (this.closed !== undefined) return Promise.reject(this.closed);
+    const now = this.current();
+    if (test(now)) return Promise.resolve(now);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.conditions.delete(condition);
+        const last = this.current();
+        reject(
+          new RockraftError(
+            code,
+            `timed out after ${timeoutMs} ms waiting for ${what}; last metrics: ${describeMetrics(last)}`,
+          ),
+        );
+      }, timeoutMs);
+      const condition: Condition = {
+        test,
+        resolve: (metrics) => {
+          clearTimeout(timer);
+          resolve(metrics);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      this.conditions.add(condition);
+    });
+  }
+
+  close(error: Error): void {
+    this.closed = error;
+    for (const condition of this.conditions) condition.reject(error);
+    this.conditions.clear();
+  }
+}
+
+export function describeMetrics(m: NodeMetrics): string {
+  const applied =
+    m.lastApplied === undefined ? "none" : `${m.lastApplied.index} (term ${m.lastApplied.term})`;
+  return (
+    `node ${m.nodeId} ${m.state}, term ${m.currentTerm}, leader ${m.currentLeader ?? "none"}, ` +
+    `last log ${m.lastLogIndex}, commit ${m.commitIndex}, applied ${applied}, ` +
+    `voters [${m.membership.voters.map((v) => v.nodeId).join(", ")}]`
+  );
+}
+
+/** `raftNode.raft().wait({ timeoutMs })`: waits on metrics with a deadline and a reason. */
+export class Wait {
+  constructor(
+    private readonly waiter: Waiter,
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** The state machine has applied `index` (`why` goes into a timeout's message). */
+  appliedIndex(index: number, why = ""): Promise<NodeMetrics> {
+    return this.waiter.until(
+      (m) => (m.lastApplied?.index ?? 0) >= index,
+      label(`applied index >= ${index}`, why),
+      this.timeoutMs,
+    );
+  }
+
+  /** Some node is known as leader. */
+  leader(why = ""): Promise<NodeMetrics> {
+    return this.waiter.until(
+      (m) => m.currentLeader !== undefined,
+      label("a leader", why),
+      this.timeoutMs,
+    );
+  }
+
+  /** This node is in `state` (e.g. "leader", "follower"). */
+  state(state: StateRole, why = ""): Promise<NodeMetrics> {
+    return this.waiter.until(
+      (m) => m.state === state,
+      label(`state ${state}`, why),
+      this.timeoutMs,
+    );
+  }
+
+  /** Any condition on the metrics. */
+  metrics(test: (metrics: NodeMetrics) => boolean, why: string): Promise<NodeMetrics> {
+    return this.waiter.until(test, why, this.timeoutMs);
+  }
+}
+
+function label(what: string, why: string): string {
+  return why === "" ? what : `${what} (${why})`;
+}
