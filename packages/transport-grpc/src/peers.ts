@@ -140,7 +140,7 @@ class PeerConnection {
     this.stream = stream;
     this.state = "ready";
     this.backoffMs = this.options.backoffInitialMs;
-    this.log().info({ peer: this.peer, address: this.address }, "connected to peer");
+    this.log().debug({ peer: this.peer, address: this.address }, "connected to peer");
   }
 
   private down(error: Error): void {

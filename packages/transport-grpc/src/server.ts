@@ -430,7 +430,7 @@ export class RockraftServer {
         );
       });
     });
-    logger.info({ address: options.address, port }, "gRPC server listening");
+    logger.debug({ address: options.address, port }, "gRPC server listening");
     return new RockraftServer(server, health, port);
   }
 
