@@ -1,6 +1,7 @@
 import type { Config } from "@rockraft/config";
 import type { NodeId } from "@rockraft/raft-core";
 import type { ApplyResult, Command } from "@rockraft/storage-level";
+import { RockraftClientError, type RockraftClient } from "@rockraft/transport-grpc";
 import { RockraftError } from "./errors.js";
 import type { NodeRuntime } from "./node.js";
 import { Wait, type LogId, type Member, type NodeMetrics } from "./wait.js";
@@ -26,6 +27,20 @@ export type ReadMode =
   | "local";
 
 const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** What a write yields, on the leader or forwarded to it. */
+type Written = {
+  readonly logId: LogId;
+  readonly result:
+    | ApplyResult
+    | { readonly kind: "delete"; readonly found: boolean }
+    | {
+        readonly kind: "cas";
+        readonly succeeded: boolean;
+        readonly found: boolean;
+        readonly current: Uint8Array | undefined;
+      };
+};
 const encoder = new TextEncoder();
 const bytes = (value: Bytes): Uint8Array =>
   typeof value === "string" ? encoder.encode(value) : value;
@@ -94,8 +109,13 @@ export class RaftApi {
   ): Promise<{ logId: LogId }> {
     const key = this.checkKey(request.key);
     const value = this.checkValue(request.value);
-    const { logId } = await this.write({ op: "put", key, value }, options, (client, timeoutMs) =>
-      client.put(key, value, { timeoutMs }).then((r) => ({ logId: r.logId })),
+    const { logId } = await this.write({ op: "put", key, value }, options, (client, callOptions) =>
+      client
+        .put(key, value, callOptions)
+        .then((r) => ({
+          logId: r.logId,
+          result: { index: r.logId.index, term: r.logId.term, kind: "put" },
+        })),
     );
     return { logId };
   }
@@ -106,9 +126,9 @@ export class RaftApi {
     const { result, logId } = await this.write(
       { op: "delete", key: checked },
       options,
-      (client, timeoutMs) =>
+      (client, callOptions) =>
         client
-          .delete(checked, { timeoutMs })
+          .delete(checked, callOptions)
           .then((r) => ({ logId: r.logId, result: { kind: "delete", found: r.found } as const })),
     );
     return { logId, found: result.kind === "delete" && result.found };
@@ -131,9 +151,9 @@ export class RaftApi {
     const value = this.checkValue(request.value);
     const expected = bytes(request.expected ?? new Uint8Array());
     const command: Command = { op: "cas", key, expectFound: request.expectFound, expected, value };
-    const { result, logId } = await this.write(command, options, (client, timeoutMs) =>
+    const { result, logId } = await this.write(command, options, (client, callOptions) =>
       client
-        .compareAndSwap({ key, expectFound: request.expectFound, expected, value }, { timeoutMs })
+        .compareAndSwap({ key, expectFound: request.expectFound, expected, value }, callOptions)
         .then((r) => ({
           logId: r.logId,
           result: {
@@ -219,49 +239,41 @@ export class RaftApi {
     return { snapshotIndex: await this.runtime.triggerSnapshot() };
   }
 
+  /**
+   * On the leader, proposes; on a follower, forwards to the leader. A leader that cannot be
+   * reached (down, or no longer leading) is looked up again until the deadline; a forwarded
+   * call that timed out is not retried, since its outcome is unknown.
+   */
   private async write(
     command: Command,
     options: CallOptions,
     forward: (
-      client: ReturnType<NodeRuntime["leaderClient"]>,
-      timeoutMs: number,
-    ) => Promise<{
-      logId: LogId;
-      result?:
-        | ApplyResult
-        | { kind: "delete"; found: boolean }
-        | { kind: "cas"; succeeded: boolean; found: boolean; current: Uint8Array | undefined };
-    }>,
-  ): Promise<{
-    result:
-      | ApplyResult
-      | { kind: "delete"; found: boolean }
-      | { kind: "cas"; succeeded: boolean; found: boolean; current: Uint8Array | undefined };
-    logId: LogId;
-  }> {
-    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const deadline = Date.now() + timeoutMs;
-    try {
-      return await this.runtime.write(command, timeoutMs);
-    } catch (error) {
-      if (!(error instanceof RockraftError) || error.code !== "RAFT_NOT_LEADER") throw error;
-    }
-    // A follower: the leader does the write.
-    try {
-      const forwarded = await forward(
-        this.runtime.leaderClient(),
-        Math.max(1, deadline - Date.now()),
-      );
-      return {
-        logId: forwarded.logId,
-        result: forwarded.result ?? {
-          index: forwarded.logId.index,
-          term: forwarded.logId.term,
-          kind: "put",
-        },
-      };
-    } catch (error) {
-      throw this.runtime.forwardError(error);
+      client: RockraftClient,
+      callOptions: { timeoutMs: number; once: true },
+    ) => Promise<Written>,
+  ): Promise<Written> {
+    const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    for (;;) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0)
+        throw new RockraftError(
+          "RAFT_TIMEOUT",
+          "the write's deadline passed while looking for the leader",
+        );
+      try {
+        return await this.runtime.write(command, remaining);
+      } catch (error) {
+        if (!(error instanceof RockraftError) || error.code !== "RAFT_NOT_LEADER") throw error;
+      }
+      try {
+        return await forward(this.runtime.leaderClient(), { timeoutMs: remaining, once: true });
+      } catch (error) {
+        if (!(error instanceof RockraftClientError) || error.code !== "UNAVAILABLE")
+          throw this.runtime.forwardError(error);
+        await new Promise((resolve) =>
+          setTimeout(resolve, Math.min(50, Math.max(0, deadline - Date.now()))),
+        );
+      }
     }
   }
 

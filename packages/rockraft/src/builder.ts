@@ -1,6 +1,6 @@
 import type { Config } from "@rockraft/config";
 import { openStorage } from "@rockraft/storage-level";
-import { RockraftServer } from "@rockraft/transport-grpc";
+import { RockraftServer, routeGrpcLogs } from "@rockraft/transport-grpc";
 import type { Logger } from "pino";
 import { RaftApi } from "./api.js";
 import { RockraftError } from "./errors.js";
@@ -76,6 +76,8 @@ export const RaftNodeBuilder = {
    */
   async build(config: Config, options: BuildOptions = {}): Promise<RaftNode> {
     const logger = options.logger ?? createLogger(config.log, config.node.nodeId);
+    // grpc-js prints its own diagnostics to standard error; keep them in our log instead.
+    routeGrpcLogs(logger.child({ component: "grpc-js" }));
     const storage = await openStorage({
       dataPath: config.storage.dataPath,
       nodeId: config.node.nodeId,

@@ -53,6 +53,8 @@ export interface RockraftClientOptions {
 
 export interface CallOptions {
   readonly timeoutMs?: number;
+  /** One attempt only: no leader-following, no retries (for callers that retry themselves). */
+  readonly once?: boolean;
 }
 
 /** A failed client call: `code` is the gRPC status name; `leader` what the server knew. */
@@ -328,6 +330,7 @@ export class RockraftClient {
       try {
         return await this.invoke(endpoint, invoker, deadline);
       } catch (error) {
+        if (options.once === true) throw error;
         if (!(error instanceof RockraftClientError) || error.code !== "UNAVAILABLE") throw error;
         lastError = error;
         const leaderAddr = error.leader?.addr;

@@ -1,5 +1,6 @@
 // What the runtime implements for the server: the KV and Cluster services, and the
 // receiving end of peer traffic. Handlers signal failures by throwing RpcError.
+import { logVerbosity, setLogVerbosity, setLogger } from "@grpc/grpc-js";
 import type { Message, NodeId, SnapshotMetadata } from "@rockraft/raft-core";
 
 /** Per-call context: aborted when the client cancels or the call's deadline passes. */
@@ -104,3 +105,14 @@ export const SILENT_LOGGER: TransportLogger = {
   warn: () => undefined,
   error: () => undefined,
 };
+
+/**
+ * Sends grpc-js's own diagnostics (which it otherwise prints to standard error) to
+ * `logger` at debug level. grpc-js has one global logger: call this once per process.
+ */
+export function routeGrpcLogs(logger: TransportLogger): void {
+  const line = (...args: unknown[]) =>
+    logger.debug({ source: "grpc-js" }, args.map(String).join(" "));
+  setLogger({ error: line, info: line, debug: line });
+  setLogVerbosity(logVerbosity.ERROR);
+}

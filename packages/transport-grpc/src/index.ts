@@ -25,6 +25,7 @@ export {
 } from "./errors.js";
 export {
   SILENT_LOGGER,
+  routeGrpcLogs,
   type CallContext,
   type ClusterHandler,
   type ClusterMetrics,
