@@ -60,7 +60,7 @@ export function decodeConfState(data: Uint8Array): ConfState {
     value.voters,
     (value.learners ?? []) as NodeId[],
     (value.votersOutgoing ?? []) as NodeId[],
-    value.context as string | undefined,
+    value.context,
   );
 }
 

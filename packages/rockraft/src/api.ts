@@ -110,12 +110,10 @@ export class RaftApi {
     const key = this.checkKey(request.key);
     const value = this.checkValue(request.value);
     const { logId } = await this.write({ op: "put", key, value }, options, (client, callOptions) =>
-      client
-        .put(key, value, callOptions)
-        .then((r) => ({
-          logId: r.logId,
-          result: { index: r.logId.index, term: r.logId.term, kind: "put" },
-        })),
+      client.put(key, value, callOptions).then((r) => ({
+        logId: r.logId,
+        result: { index: r.logId.index, term: r.logId.term, kind: "put" },
+      })),
     );
     return { logId };
   }
