@@ -238,15 +238,12 @@ export class NodeRuntime {
     );
   }
 
-  /** Waits (until `deadline`) for a known leader. */
+  /**
+   * Waits (until `deadline`) for a known leader. A node that is not initialized yet may be
+   * about to receive its configuration from a leader, so it waits too.
+   */
   async awaitLeader(deadline: number): Promise<void> {
     if (this.softState.lead !== NONE) return;
-    if (!this.initialized()) {
-      throw new RockraftError(
-        "RAFT_NOT_INITIALIZED",
-        `node ${this.nodeId}: the cluster is not initialized on this node yet`,
-      );
-    }
     try {
       await this.waiter.until(
         (m) => m.currentLeader !== undefined,
@@ -254,14 +251,19 @@ export class NodeRuntime {
         Math.max(0, deadline - Date.now()),
       );
     } catch (error) {
-      if (error instanceof RockraftError && error.code === "RAFT_WAIT_TIMEOUT") {
+      if (!(error instanceof RockraftError) || error.code !== "RAFT_WAIT_TIMEOUT") throw error;
+      if (!this.initialized()) {
         throw new RockraftError(
-          "RAFT_NO_LEADER",
-          `node ${this.nodeId}: no leader within the deadline`,
+          "RAFT_NOT_INITIALIZED",
+          `node ${this.nodeId}: the cluster is not initialized on this node`,
           { cause: error },
         );
       }
-      throw error;
+      throw new RockraftError(
+        "RAFT_NO_LEADER",
+        `node ${this.nodeId}: no leader within the deadline`,
+        { cause: error },
+      );
     }
   }
 
