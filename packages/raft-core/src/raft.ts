@@ -93,6 +93,8 @@ export interface Status {
   readonly applied: number;
   readonly lastIndex: number;
   readonly confState: ConfState;
+  /** Index of the entry (or snapshot) the configuration in effect comes from. */
+  readonly configIndex: number;
   readonly leadTransferee: NodeId;
   /** Replication progress per member; only on the leader, empty otherwise. */
   readonly progress: ReadonlyMap<NodeId, ProgressStatus>;
@@ -264,6 +266,7 @@ export class Raft {
       applied: this.log.applied,
       lastIndex: this.log.lastIndex(),
       confState: this.conf,
+      configIndex: this.latestConfigIndex(),
       leadTransferee: this.leadTransferee,
       progress,
     };

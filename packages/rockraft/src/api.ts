@@ -225,6 +225,7 @@ export class RaftApi {
   /** Asks the leader to hand leadership to `nodeId`; resolves once that node leads. */
   async transferLeader(nodeId: NodeId, options: CallOptions = {}): Promise<void> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    await this.runtime.awaitLeader(Date.now() + timeoutMs);
     this.runtime.transferLeader(nodeId);
     await this.wait({ timeoutMs }).metrics(
       (m) => m.currentLeader === nodeId,
@@ -284,6 +285,7 @@ export class RaftApi {
     ) => Promise<{ logIndex: number }>,
   ): Promise<{ logIndex: number }> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    await this.runtime.awaitLeader(Date.now() + timeoutMs);
     if (this.runtime.metrics().state === "leader") {
       return { logIndex: await this.runtime.changeMembership(target, timeoutMs) };
     }

@@ -352,8 +352,15 @@ export class NodeRuntime {
     this.wake();
     // Done when the change (and the leaving of a joint configuration) is applied here.
     await this.waiter.until(
-      (m) =>
-        (m.lastApplied?.index ?? 0) >= position.index && m.membership.votersOutgoing.length === 0,
+      (m) => {
+        const status = this.raw.status();
+        const applied = m.lastApplied?.index ?? 0;
+        return (
+          applied >= position.index &&
+          applied >= status.configIndex &&
+          status.confState.votersOutgoing.length === 0
+        );
+      },
       `the membership change at index ${position.index} to be applied`,
       Math.max(0, deadline - Date.now()),
       "RAFT_TIMEOUT",
