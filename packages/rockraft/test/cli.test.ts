@@ -1,0 +1,104 @@
+import { execFile } from "node:child_process";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { main } from "../src/cli.js";
+import { startCluster, type TestCluster } from "./helpers/cluster.js";
+
+let cluster: TestCluster;
+let endpoints: string;
+beforeAll(async () => {
+  cluster = await startCluster(3);
+  endpoints = [...cluster.configs.values()].map((c) => c.node.advertiseAddr).join(",");
+}, 60_000);
+afterAll(() => cluster.close());
+
+async function run(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(
+    [...args, "--endpoints", endpoints],
+    (l) => out.push(l),
+    (l) => err.push(l),
+  );
+  return { code, out: out.join("\n"), err: err.join("\n") };
+}
+
+test("kv put, get, cas and del, with exit codes", async () => {
+  expect(await run("kv", "put", "city", "Lyon")).toMatchObject({
+    code: 0,
+    out: expect.stringMatching(/^OK \(index \d+, term \d+\)$/),
+  });
+  expect(await run("kv", "get", "city")).toEqual({ code: 0, out: "Lyon", err: "" });
+  expect(await run("kv", "cas", "city", "Paris", "Nice")).toEqual({
+    code: 4,
+    out: 'not swapped: the key is "Lyon"',
+    err: "",
+  });
+  expect(await run("kv", "cas", "city", "Lyon", "Nice")).toEqual({
+    code: 0,
+    out: "swapped",
+    err: "",
+  });
+  expect(await run("kv", "cas", "--absent", "town", "Arles")).toEqual({
+    code: 0,
+    out: "swapped",
+    err: "",
+  });
+  expect(await run("kv", "del", "city")).toEqual({ code: 0, out: "deleted", err: "" });
+  expect(await run("kv", "get", "city")).toEqual({ code: 3, out: "(not found)", err: "" });
+  expect(JSON.parse((await run("kv", "get", "town", "--json")).out)).toEqual({
+    found: true,
+    value: "Arles",
+  });
+});
+
+test("cluster status and members", async () => {
+  const status = await run("cluster", "status");
+  expect(status.code).toBe(0);
+  expect(status.out.split("\n")).toHaveLength(3);
+  expect(status.out).toMatch(/node 1 {2}(leader|follower) +term \d+ {2}leader \d/);
+  const members = JSON.parse((await run("cluster", "members", "--json")).out) as {
+    voters: { nodeId: number }[];
+  };
+  expect(members.voters.map((v) => v.nodeId)).toEqual([1, 2, 3]);
+});
+
+test("bad usage exits 2 with a message; an unreachable cluster exits 1", async () => {
+  expect(await run("kv", "put", "only-a-key")).toMatchObject({
+    code: 2,
+    err: "rockraft: kv put expects <key> <value>",
+  });
+  expect(await run("cluster", "promote", "x")).toMatchObject({
+    code: 2,
+    err: 'rockraft: expected a node id (a positive integer), got "x"',
+  });
+  expect(await run("dance", "now")).toMatchObject({
+    code: 2,
+    err: expect.stringMatching(/^rockraft: unknown command "dance now"/),
+  });
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await main(
+    ["kv", "get", "k", "--endpoints", "127.0.0.1:1", "--timeout", "300"],
+    (l) => out.push(l),
+    (l) => err.push(l),
+  );
+  expect(code).toBe(1);
+  expect(err.join("\n")).toMatch(
+    /^rockraft: no node could serve the call within its deadline: .* \[UNAVAILABLE\]$/,
+  );
+});
+
+test("the installed bin runs as a command", async () => {
+  const bin = join(import.meta.dirname, "../bin/rockraft.js");
+  const { stdout } = await promisify(execFile)(process.execPath, [
+    bin,
+    "kv",
+    "get",
+    "town",
+    "--endpoints",
+    endpoints,
+  ]);
+  expect(stdout).toBe("Arles\n");
+});
