@@ -1195,8 +1195,12 @@ export class Raft {
         `snapshotTaken(${index}): the storage's snapshot is at index ${stored}; install the snapshot in the storage view first`,
       );
     }
-    if (index > this.log.applied) {
-      throw new RangeError(`snapshotTaken(${index}): beyond the applied index ${this.log.applied}`);
+    // The application may have applied entries this node handed out as committed before
+    // `advance()` records them as applied: the bound is the commit index.
+    if (index > this.log.committed) {
+      throw new RangeError(
+        `snapshotTaken(${index}): beyond the commit index ${this.log.committed}`,
+      );
     }
     const compactTo = index - this.options.snapshotKeepEntries;
     if (compactTo >= this.log.storage.firstIndex() && compactTo > (this.pendingCompaction ?? 0)) {

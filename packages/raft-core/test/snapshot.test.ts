@@ -71,7 +71,25 @@ describe("compaction", () => {
     expect(network.member(1).node.hasReady()).toBe(false);
   });
 
-  test("snapshotTaken must match the storage's snapshot and the applied index", () => {
+  test("a snapshot of entries applied but not yet advanced past may be reported before advance()", () => {
+    const network = new TestNetwork([1], { snapshotKeepEntries: 0 });
+    network.elect(1);
+    const { node, storage } = network.member(1);
+    node.propose(bytes("x"));
+    node.propose(bytes("y"));
+    let ready = node.ready();
+    storage.append(ready.entries);
+    node.advance(); // self-ack: the entries commit
+    ready = node.ready();
+    expect(ready.committedEntries.map((e) => e.index)).toEqual([2, 3]);
+    // The application applied 2..3 and snapshotted them before calling advance().
+    storage.createSnapshot(3, network.raft(1).conf, bytes("state@3"));
+    node.snapshotTaken(3);
+    node.advance();
+    expect(node.ready().compactIndex).toBe(3);
+  });
+
+  test("snapshotTaken must match the storage's snapshot and stay within the commit index", () => {
     const network = new TestNetwork([1]);
     network.elect(1);
     expect(() => network.member(1).node.snapshotTaken(1)).toThrow(

@@ -492,8 +492,8 @@ export class NodeRuntime {
         this.onApplied(results);
       }
       this.onReadStates(ready.readStates);
-      if (ready.snapshotDue !== undefined) await this.triggerSnapshot();
       this.raw.advance();
+      if (ready.snapshotDue !== undefined) await this.triggerSnapshot();
       this.refreshAddresses();
       this.serveReads();
       this.publish();
