@@ -14,19 +14,32 @@ import { parseArgs } from "node:util";
 
 const root = join(import.meta.dirname, "..");
 const { values } = parseArgs({
-  options: { seconds: { type: "string", default: "10" }, clients: { type: "string", default: "1,8,64,256" } },
+  options: {
+    seconds: { type: "string", default: "10" },
+    clients: { type: "string", default: "1,8,64,256" },
+  },
   args: process.argv.slice(2).filter((arg) => arg !== "--"),
 });
 const seconds = Number(values.seconds);
 const clientCounts = values.clients.split(",").map(Number);
 
-const build = spawnSync("pnpm", ["exec", "turbo", "run", "build", "--output-logs=errors-only"], { cwd: root, stdio: "inherit" });
+const build = spawnSync("pnpm", ["exec", "turbo", "run", "build", "--output-logs=errors-only"], {
+  cwd: root,
+  stdio: "inherit",
+});
 if (build.status !== 0) process.exit(1);
 const { RockraftClient } = await import(join(root, "packages/transport-grpc/dist/index.js"));
 
 async function freePorts(count) {
   const servers = await Promise.all(
-    Array.from({ length: count }, () => new Promise((resolve) => { const s = createServer(); s.listen(0, "127.0.0.1", () => resolve(s)); })),
+    Array.from(
+      { length: count },
+      () =>
+        new Promise((resolve) => {
+          const s = createServer();
+          s.listen(0, "127.0.0.1", () => resolve(s));
+        }),
+    ),
   );
   const ports = servers.map((s) => s.address().port);
   await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
@@ -41,34 +54,57 @@ function cpuSeconds(pid) {
 
 const dir = await mkdtemp(join(tmpdir(), "rockraft-bench-"));
 const ports = await freePorts(3);
-const members = ports.map((p, i) => `[[cluster.members]]\nnode_id = ${i + 1}\naddr = "127.0.0.1:${p}"\n`).join("\n");
+const members = ports
+  .map((p, i) => `[[cluster.members]]\nnode_id = ${i + 1}\naddr = "127.0.0.1:${p}"\n`)
+  .join("\n");
 const nodes = [];
 for (const [i, port] of ports.entries()) {
   const conf = join(dir, `node${i + 1}.toml`);
-  await writeFile(conf, `[node]\nnode_id = ${i + 1}\nraft_addr = "127.0.0.1:${port}"\n\n[rocksdb]\ndata_path = "${join(dir, `data${i + 1}`)}"\n\n[log]\nlevel = "warn"\n\n[cluster]\n${members}`);
-  const child = spawn(process.execPath, ["dist/main.js", "--conf", conf], { cwd: join(root, "apps/basic-example"), stdio: ["ignore", "pipe", "inherit"] });
+  await writeFile(
+    conf,
+    `[node]\nnode_id = ${i + 1}\nraft_addr = "127.0.0.1:${port}"\n\n[rocksdb]\ndata_path = "${join(dir, `data${i + 1}`)}"\n\n[log]\nlevel = "warn"\n\n[cluster]\n${members}`,
+  );
+  const child = spawn(process.execPath, ["dist/main.js", "--conf", conf], {
+    cwd: join(root, "apps/basic-example"),
+    stdio: ["ignore", "pipe", "inherit"],
+  });
   let output = "";
   child.stdout.on("data", (chunk) => (output += chunk));
   nodes.push({ child, output: () => output });
 }
 const stopAll = async () => {
   for (const node of nodes) node.child.kill("SIGINT");
-  await Promise.all(nodes.map((n) => new Promise((resolve) => (n.child.exitCode !== null ? resolve() : n.child.on("exit", resolve)))));
+  await Promise.all(
+    nodes.map(
+      (n) =>
+        new Promise((resolve) =>
+          n.child.exitCode !== null ? resolve() : n.child.on("exit", resolve),
+        ),
+    ),
+  );
   await rm(dir, { recursive: true, force: true });
 };
 process.on("SIGINT", () => void stopAll().then(() => process.exit(130)));
 const deadline = Date.now() + 60_000;
 while (!nodes.every((n) => /is running/.test(n.output()))) {
-  if (Date.now() > deadline) { console.error("the cluster did not start"); await stopAll(); process.exit(1); }
+  if (Date.now() > deadline) {
+    console.error("the cluster did not start");
+    await stopAll();
+    process.exit(1);
+  }
   await new Promise((resolve) => setTimeout(resolve, 100));
 }
 
 const value = new Uint8Array(256).fill(120);
 const endpoints = ports.map((p) => `127.0.0.1:${p}`);
-const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+const percentile = (sorted, p) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 
 async function phase(kind, concurrency) {
-  const clients = Array.from({ length: Math.min(concurrency, 16) }, () => new RockraftClient({ endpoints, timeoutMs: 10_000 }));
+  const clients = Array.from(
+    { length: Math.min(concurrency, 16) },
+    () => new RockraftClient({ endpoints, timeoutMs: 10_000 }),
+  );
   for (const client of clients) await client.get("warm-up").catch(() => undefined);
   const latencies = [];
   let errors = 0;
@@ -94,20 +130,33 @@ async function phase(kind, concurrency) {
   );
   const elapsed = (performance.now() - began) / 1000;
   const self = process.cpuUsage(selfBefore);
-  const cpu = nodes.reduce((sum, n) => sum + cpuSeconds(n.child.pid), 0) - cpuBefore + (self.user + self.system) / 1e6;
+  const cpu =
+    nodes.reduce((sum, n) => sum + cpuSeconds(n.child.pid), 0) -
+    cpuBefore +
+    (self.user + self.system) / 1e6;
   for (const client of clients) client.close();
   latencies.sort((a, b) => a - b);
-  return { ops: latencies.length / elapsed, p50: percentile(latencies, 50), p99: percentile(latencies, 99), cpuPerOp: cpu / Math.max(1, latencies.length), errors };
+  return {
+    ops: latencies.length / elapsed,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    cpuPerOp: cpu / Math.max(1, latencies.length),
+    errors,
+  };
 }
 
-console.log(`rockraft cluster bench: 3 nodes + load generator on one machine (${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}); ${seconds} s per row; 256-byte values, 10,000 keys; default config`);
+console.log(
+  `rockraft cluster bench: 3 nodes + load generator on one machine (${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}); ${seconds} s per row; 256-byte values, 10,000 keys; default config`,
+);
 console.log("");
 console.log("| op | clients | ops/s | p50 ms | p99 ms | CPU ms/op | errors |");
 console.log("|---|---:|---:|---:|---:|---:|---:|");
 for (const concurrency of clientCounts) {
   for (const kind of ["write", "read"]) {
     const r = await phase(kind, concurrency);
-    console.log(`| ${kind} | ${concurrency} | ${Math.round(r.ops).toLocaleString("en-US")} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${(r.cpuPerOp * 1000).toFixed(3)} | ${r.errors} |`);
+    console.log(
+      `| ${kind} | ${concurrency} | ${Math.round(r.ops).toLocaleString("en-US")} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${(r.cpuPerOp * 1000).toFixed(3)} | ${r.errors} |`,
+    );
   }
 }
 await stopAll();
