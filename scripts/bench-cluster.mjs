@@ -3,7 +3,8 @@
 // generator (in this process) driving the KV gRPC API with 1, 8, 64 and 256 concurrent
 // clients: 256-byte values over 10,000 keys, writes then linearizable reads. Reports
 // throughput, p50/p99 latency and CPU seconds per operation (nodes + load generator).
-//   pnpm bench:cluster [-- --seconds 10 --clients 1,8,64,256]
+//   pnpm bench:cluster [-- --seconds 10 --clients 1,8,64,256 --ops write,read --profile DIR]
+// With --profile, each node process writes a V8 CPU profile (.cpuprofile) into DIR.
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -17,6 +18,8 @@ const { values } = parseArgs({
   options: {
     seconds: { type: "string", default: "10" },
     clients: { type: "string", default: "1,8,64,256" },
+    ops: { type: "string", default: "write,read" },
+    profile: { type: "string" },
   },
   args: process.argv.slice(2).filter((arg) => arg !== "--"),
 });
@@ -64,7 +67,9 @@ for (const [i, port] of ports.entries()) {
     conf,
     `[node]\nnode_id = ${i + 1}\nraft_addr = "127.0.0.1:${port}"\n\n[rocksdb]\ndata_path = "${join(dir, `data${i + 1}`)}"\n\n[log]\nlevel = "warn"\n\n[cluster]\n${members}`,
   );
-  const child = spawn(process.execPath, ["dist/main.js", "--conf", conf], {
+  const profile =
+    values.profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${values.profile}`];
+  const child = spawn(process.execPath, [...profile, "dist/main.js", "--conf", conf], {
     cwd: join(root, "apps/basic-example"),
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -152,7 +157,7 @@ console.log("");
 console.log("| op | clients | ops/s | p50 ms | p99 ms | CPU ms/op | errors |");
 console.log("|---|---:|---:|---:|---:|---:|---:|");
 for (const concurrency of clientCounts) {
-  for (const kind of ["write", "read"]) {
+  for (const kind of values.ops.split(",")) {
     const r = await phase(kind, concurrency);
     console.log(
       `| ${kind} | ${concurrency} | ${Math.round(r.ops).toLocaleString("en-US")} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${(r.cpuPerOp * 1000).toFixed(3)} | ${r.errors} |`,

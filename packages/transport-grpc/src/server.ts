@@ -73,6 +73,9 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 const protoDir = fileURLToPath(new URL("../proto", import.meta.url));
 
+/** One shared abort reason: grpc-js reports "cancelled" at the end of many calls. */
+const CANCELLED = new RpcError("DEADLINE_EXCEEDED", "the call was cancelled");
+
 function contextOf(call: {
   getDeadline(): Date | number;
   on(event: "cancelled", listener: () => void): unknown;
@@ -87,9 +90,7 @@ function contextOf(call: {
       Math.max(0, deadline - Date.now()),
     );
   }
-  call.on("cancelled", () =>
-    controller.abort(new RpcError("DEADLINE_EXCEEDED", "the call was cancelled")),
-  );
+  call.on("cancelled", () => controller.abort(CANCELLED));
   const context: CallContext = {
     signal: controller.signal,
     deadline: Number.isFinite(deadline) ? deadline : Infinity,
