@@ -3,7 +3,9 @@
 // generator (in this process) driving the KV gRPC API with 1, 8, 64 and 256 concurrent
 // clients: 256-byte values over 10,000 keys, writes then linearizable reads. Reports
 // throughput, p50/p99 latency and CPU seconds per operation (nodes + load generator).
-//   pnpm bench:cluster [-- --seconds 10 --clients 1,8,64,256 --ops write,read --profile DIR]
+//   pnpm bench:cluster [-- --seconds 10 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd]
+// With --vs-etcd, the same load runs, alternating row by row, against a three-member etcd
+// cluster on 127.0.0.1 (Debian's etcd-server, installed when missing), and the ratios print.
 // With --profile, each node process writes a V8 CPU profile (.cpuprofile) into DIR.
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
@@ -20,6 +22,7 @@ const { values } = parseArgs({
     clients: { type: "string", default: "1,8,64,256" },
     ops: { type: "string", default: "write,read" },
     profile: { type: "string" },
+    "vs-etcd": { type: "boolean", default: false },
   },
   args: process.argv.slice(2).filter((arg) => arg !== "--"),
 });
@@ -105,15 +108,27 @@ const endpoints = ports.map((p) => `127.0.0.1:${p}`);
 const percentile = (sorted, p) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 
-async function phase(kind, concurrency) {
-  const clients = Array.from(
-    { length: Math.min(concurrency, 16) },
-    () => new RockraftClient({ endpoints, timeoutMs: 10_000 }),
-  );
+/** A system under load: makes client connections that can put and get. */
+const rockraftTarget = {
+  name: "rockraft",
+  cpuPids: () => nodes.map((n) => n.child.pid),
+  connect: () => {
+    const client = new RockraftClient({ endpoints, timeoutMs: 10_000 });
+    return {
+      put: (k, v) => client.put(k, v),
+      get: (k) => client.get(k),
+      close: () => client.close(),
+    };
+  },
+};
+
+async function phase(target, kind, concurrency) {
+  const clients = Array.from({ length: Math.min(concurrency, 16) }, () => target.connect());
   for (const client of clients) await client.get("warm-up").catch(() => undefined);
   const latencies = [];
   let errors = 0;
-  const cpuBefore = nodes.reduce((sum, n) => sum + cpuSeconds(n.child.pid), 0);
+  const pids = target.cpuPids();
+  const cpuBefore = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
   const selfBefore = process.cpuUsage();
   const began = performance.now();
   const end = began + seconds * 1000;
@@ -136,7 +151,7 @@ async function phase(kind, concurrency) {
   const elapsed = (performance.now() - began) / 1000;
   const self = process.cpuUsage(selfBefore);
   const cpu =
-    nodes.reduce((sum, n) => sum + cpuSeconds(n.child.pid), 0) -
+    pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) -
     cpuBefore +
     (self.user + self.system) / 1e6;
   for (const client of clients) client.close();
@@ -150,18 +165,109 @@ async function phase(kind, concurrency) {
   };
 }
 
+/** Three etcd members on 127.0.0.1 (Debian's etcd-server, installed when missing). */
+async function startEtcd() {
+  if (spawnSync("which", ["etcd"]).status !== 0) {
+    console.error("etcd not found: installing Debian's etcd-server...");
+    const install = spawnSync("apt-get", ["install", "-y", "etcd-server"], {
+      stdio: "inherit",
+      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+    });
+    if (install.status !== 0) throw new Error("apt-get install etcd-server failed");
+  }
+  const [c1, c2, c3, p1, p2, p3] = await freePorts(6);
+  const clientPorts = [c1, c2, c3];
+  const peerPorts = [p1, p2, p3];
+  const initialCluster = peerPorts.map((p, i) => `e${i + 1}=http://127.0.0.1:${p}`).join(",");
+  const members = clientPorts.map((port, i) =>
+    spawn(
+      "etcd",
+      [
+        "--name",
+        `e${i + 1}`,
+        "--data-dir",
+        join(dir, `etcd${i + 1}`),
+        "--listen-client-urls",
+        `http://127.0.0.1:${port}`,
+        "--advertise-client-urls",
+        `http://127.0.0.1:${port}`,
+        "--listen-peer-urls",
+        `http://127.0.0.1:${peerPorts[i]}`,
+        "--initial-advertise-peer-urls",
+        `http://127.0.0.1:${peerPorts[i]}`,
+        "--initial-cluster",
+        initialCluster,
+        "--initial-cluster-state",
+        "new",
+        "--log-level",
+        "error",
+      ],
+      { stdio: ["ignore", "ignore", "inherit"] },
+    ),
+  );
+  const { Etcd3 } = await import("etcd3");
+  const hosts = clientPorts.map((p) => `http://127.0.0.1:${p}`);
+  const probe = new Etcd3({ hosts });
+  const until = Date.now() + 30_000;
+  for (;;) {
+    try {
+      await probe.put("warm-up").value("x");
+      break;
+    } catch (error) {
+      if (Date.now() > until) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  }
+  probe.close();
+  return {
+    target: {
+      name: "etcd",
+      cpuPids: () => members.map((m) => m.pid),
+      connect: () => {
+        const client = new Etcd3({ hosts });
+        return {
+          put: (k, v) => client.put(k).value(Buffer.from(v)),
+          get: (k) => client.get(k).buffer(),
+          close: () => client.close(),
+        };
+      },
+    },
+    stop: async () => {
+      for (const m of members) m.kill("SIGTERM");
+      await Promise.all(
+        members.map(
+          (m) =>
+            new Promise((resolve) => (m.exitCode !== null ? resolve() : m.on("exit", resolve))),
+        ),
+      );
+    },
+  };
+}
+
 console.log(
-  `rockraft cluster bench: 3 nodes + load generator on one machine (${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}); ${seconds} s per row; 256-byte values, 10,000 keys; default config`,
+  `cluster bench: 3 nodes + load generator on one machine (${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}); ${seconds} s per row; 256-byte values, 10,000 keys; default configs`,
 );
 console.log("");
-console.log("| op | clients | ops/s | p50 ms | p99 ms | CPU ms/op | errors |");
-console.log("|---|---:|---:|---:|---:|---:|---:|");
+const etcd = values["vs-etcd"] ? await startEtcd() : undefined;
+const row = (name, kind, concurrency, r) =>
+  `| ${name} | ${kind} | ${concurrency} | ${Math.round(r.ops).toLocaleString("en-US")} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${(r.cpuPerOp * 1000).toFixed(3)} | ${r.errors} |`;
+console.log("| system | op | clients | ops/s | p50 ms | p99 ms | CPU ms/op | errors |");
+console.log("|---|---|---:|---:|---:|---:|---:|---:|");
+const ratios = [];
 for (const concurrency of clientCounts) {
   for (const kind of values.ops.split(",")) {
-    const r = await phase(kind, concurrency);
-    console.log(
-      `| ${kind} | ${concurrency} | ${Math.round(r.ops).toLocaleString("en-US")} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${(r.cpuPerOp * 1000).toFixed(3)} | ${r.errors} |`,
-    );
+    // The systems alternate row by row, so that both see the same machine conditions.
+    const ours = await phase(rockraftTarget, kind, concurrency);
+    console.log(row("rockraft", kind, concurrency, ours));
+    if (etcd !== undefined) {
+      const theirs = await phase(etcd.target, kind, concurrency);
+      console.log(row("etcd", kind, concurrency, theirs));
+      ratios.push(
+        `${kind} @ ${concurrency} clients: throughput ${(ours.ops / theirs.ops).toFixed(2)}×, p99 ${(ours.p99 / theirs.p99).toFixed(2)}× etcd's`,
+      );
+    }
   }
 }
+if (ratios.length > 0) console.log(`\nrockraft / etcd:\n${ratios.join("\n")}`);
+await etcd?.stop();
 await stopAll();
