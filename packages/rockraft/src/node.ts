@@ -472,7 +472,14 @@ export class NodeRuntime {
       const ready = this.raw.ready();
       if (ready.softState !== undefined) this.onSoftState(ready.softState);
       this.transport.send(ready.messages);
-      await this.storage.persist(ready);
+      // A Ready whose only durable change is the commit index needs no fsync: its hard state
+      // rides along with the apply batch below (one LevelDB write instead of two).
+      const commitOnly =
+        !ready.mustSync &&
+        ready.snapshot === undefined &&
+        ready.entries.length === 0 &&
+        ready.compactIndex === undefined;
+      if (!commitOnly) await this.storage.persist(ready);
       this.transport.send(ready.persistedMessages);
       if (ready.snapshot !== undefined) {
         this.snapshotIndex = ready.snapshot.metadata.index;
@@ -487,8 +494,9 @@ export class NodeRuntime {
           "installed a snapshot from the leader",
         );
       }
-      if (ready.committedEntries.length > 0) {
-        const results = await this.storage.apply(ready.committedEntries);
+      const hardState = commitOnly ? ready.hardState : undefined;
+      if (ready.committedEntries.length > 0 || hardState !== undefined) {
+        const results = await this.storage.apply(ready.committedEntries, { hardState });
         this.onApplied(results);
       }
       this.onReadStates(ready.readStates);

@@ -444,8 +444,15 @@ export class LevelStorage {
    *
    * The batch is not synced: the log already holds these entries durably, and a crash at
    * worst loses the batch, which is then applied again from the log.
+   *
+   * `hardState`, when given, is written in the same batch: a Ready whose only durable change
+   * is the commit index (no fsync needed) then costs one write instead of two. Its term and
+   * vote must be the stored ones (a change of either needs a synced `persist`).
    */
-  apply(entries: readonly Entry[]): Promise<ApplyResult[]> {
+  apply(
+    entries: readonly Entry[],
+    options: { hardState?: HardState | undefined } = {},
+  ): Promise<ApplyResult[]> {
     return this.serialized(async () => {
       const generation = this.activeGeneration;
       const ops: BatchOp[] = [];
@@ -515,11 +522,22 @@ export class LevelStorage {
           }
         }
       }
-      if (results.length === 0) return results;
+      const hardState = options.hardState;
+      if (hardState !== undefined) {
+        if (hardState.commit > this.view.lastIndex()) {
+          throw new RangeError(
+            `apply: commit index ${hardState.commit} is beyond the log's last index ${this.view.lastIndex()}`,
+          );
+        }
+        ops.push({ type: "put", key: META_HARD_STATE, value: encodeHardState(hardState) });
+      }
+      if (results.length === 0 && hardState === undefined) return results;
       const applied: SnapshotMetadata = { index: lastIndex, term: lastTerm, confState };
-      ops.push({ type: "put", key: stateMetaKey(generation), value: encodeMetadata(applied) });
+      if (results.length > 0)
+        ops.push({ type: "put", key: stateMetaKey(generation), value: encodeMetadata(applied) });
       await this.write(ops, false);
       this.appliedState = applied;
+      if (hardState !== undefined) this.view.setHardState(hardState);
       return results;
     });
   }

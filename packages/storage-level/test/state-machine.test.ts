@@ -143,6 +143,23 @@ describe("applying committed entries", () => {
     await reopened.close();
   });
 
+  test("a commit-only hard state can ride along with the apply batch", async () => {
+    const dataPath = await dirs.make();
+    const store = await open(dataPath);
+    const entries = [put(1, 1, "k", "v")];
+    await store.persist({ entries, hardState: { term: 1, vote: 1, commit: 0 }, mustSync: true });
+    await store.apply(entries, { hardState: { term: 1, vote: 1, commit: 1 } });
+    expect(store.raftStorage.initialState().hardState.commit).toBe(1);
+    await store.close();
+    const reopened = await open(dataPath);
+    expect(reopened.raftStorage.initialState().hardState).toEqual({ term: 1, vote: 1, commit: 1 });
+    expect(reopened.applied().index).toBe(1);
+    await expect(
+      reopened.apply([], { hardState: { term: 1, vote: 1, commit: 5 } }),
+    ).rejects.toThrow(new RangeError("apply: commit index 5 is beyond the log's last index 1"));
+    await reopened.close();
+  });
+
   test("an entry that does not follow the applied index is a programmer error", async () => {
     const store = await open(await dirs.make());
     await expect(store.apply([put(3, 1, "k", "v")])).rejects.toThrow(
