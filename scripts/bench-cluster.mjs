@@ -8,14 +8,16 @@
 // cluster on 127.0.0.1 (Debian's etcd-server, installed when missing), and the ratios print.
 // With --profile, each node process writes a V8 CPU profile (.cpuprofile) into DIR.
 import { spawn, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-
-const root = join(import.meta.dirname, "..");
+import {
+  buildAll,
+  cpuSeconds,
+  freePorts,
+  root,
+  startExampleCluster,
+} from "./lib/example-cluster.mjs";
 const { values } = parseArgs({
   options: {
     seconds: { type: "string", default: "10" },
@@ -29,82 +31,13 @@ const { values } = parseArgs({
 const seconds = Number(values.seconds);
 const clientCounts = values.clients.split(",").map(Number);
 
-const build = spawnSync("pnpm", ["exec", "turbo", "run", "build", "--output-logs=errors-only"], {
-  cwd: root,
-  stdio: "inherit",
-});
-if (build.status !== 0) process.exit(1);
+buildAll();
 const { RockraftClient } = await import(join(root, "packages/transport-grpc/dist/index.js"));
-
-async function freePorts(count) {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise((resolve) => {
-          const s = createServer();
-          s.listen(0, "127.0.0.1", () => resolve(s));
-        }),
-    ),
-  );
-  const ports = servers.map((s) => s.address().port);
-  await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  return ports;
-}
-
-const CLK_TCK = 100;
-function cpuSeconds(pid) {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
-}
-
-const dir = await mkdtemp(join(tmpdir(), "rockraft-bench-"));
-const ports = await freePorts(3);
-const members = ports
-  .map((p, i) => `[[cluster.members]]\nnode_id = ${i + 1}\naddr = "127.0.0.1:${p}"\n`)
-  .join("\n");
-const nodes = [];
-for (const [i, port] of ports.entries()) {
-  const conf = join(dir, `node${i + 1}.toml`);
-  await writeFile(
-    conf,
-    `[node]\nnode_id = ${i + 1}\nraft_addr = "127.0.0.1:${port}"\n\n[rocksdb]\ndata_path = "${join(dir, `data${i + 1}`)}"\n\n[log]\nlevel = "warn"\n\n[cluster]\n${members}`,
-  );
-  const profile =
-    values.profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${values.profile}`];
-  const child = spawn(process.execPath, [...profile, "dist/main.js", "--conf", conf], {
-    cwd: join(root, "apps/basic-example"),
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let output = "";
-  child.stdout.on("data", (chunk) => (output += chunk));
-  nodes.push({ child, output: () => output });
-}
-const stopAll = async () => {
-  for (const node of nodes) node.child.kill("SIGINT");
-  await Promise.all(
-    nodes.map(
-      (n) =>
-        new Promise((resolve) =>
-          n.child.exitCode !== null ? resolve() : n.child.on("exit", resolve),
-        ),
-    ),
-  );
-  await rm(dir, { recursive: true, force: true });
-};
-process.on("SIGINT", () => void stopAll().then(() => process.exit(130)));
-const deadline = Date.now() + 60_000;
-while (!nodes.every((n) => /is running/.test(n.output()))) {
-  if (Date.now() > deadline) {
-    console.error("the cluster did not start");
-    await stopAll();
-    process.exit(1);
-  }
-  await new Promise((resolve) => setTimeout(resolve, 100));
-}
+const profile =
+  values.profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${values.profile}`];
+const { dir, nodes, endpoints, stop: stopAll } = await startExampleCluster({ nodeArgs: profile });
 
 const value = new Uint8Array(256).fill(120);
-const endpoints = ports.map((p) => `127.0.0.1:${p}`);
 const percentile = (sorted, p) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 
