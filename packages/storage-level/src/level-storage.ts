@@ -126,6 +126,7 @@ export class LevelStorage {
   private appliedState: SnapshotMetadata;
   private readonly staged = new Map<number, number>();
   private queue: Promise<unknown> = Promise.resolve();
+  private backgroundCompaction: Promise<void> = Promise.resolve();
   private failure: StorageError | undefined;
   private closing: Promise<void> | undefined;
 
@@ -433,7 +434,16 @@ export class LevelStorage {
       }
       if (entries.length > 0) view.append(entries);
       if (ready.hardState !== undefined) view.setHardState(ready.hardState);
-      if (compacting) view.compact(compactIndex);
+      if (compacting) {
+        view.compact(compactIndex);
+        // Deleted log entries stay on disk as tombstones until LevelDB compacts them; ask it
+        // to, in the background, so that the data directory shrinks with the log.
+        const start = logKey(firstKept);
+        const end = logKey(compactIndex + 1);
+        this.backgroundCompaction = this.backgroundCompaction
+          .then(() => this.db.compactRange(start, end))
+          .catch(() => undefined);
+      }
     });
   }
 
@@ -620,6 +630,7 @@ export class LevelStorage {
   close(): Promise<void> {
     this.closing ??= (async () => {
       await this.queue.catch(() => undefined);
+      await this.backgroundCompaction;
       this.failure ??= new StorageError(
         "STORAGE_CLOSED",
         this.path,
