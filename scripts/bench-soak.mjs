@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 // `pnpm bench:soak`: one million 256-byte writes at 64 concurrent clients against three
 // example node processes with the default snapshot policy; reports each node's peak RSS and
-// its data directory's size against the live data once compaction has run.
+// its data directory's size against the live data once compaction has run. Values are
+// random, so that compression does not flatter the disk numbers.
 //   pnpm bench:soak [-- --writes 1000000 --clients 64 --keys 10000]
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
@@ -45,7 +47,7 @@ const clients = Array.from(
   { length: 16 },
   () => new RockraftClient({ endpoints, timeoutMs: 30_000 }),
 );
-const value = new Uint8Array(256).fill(115);
+// Random values: compressible ones would flatter the disk numbers (LevelDB uses Snappy).
 let issued = 0;
 let done = 0;
 let errors = 0;
@@ -62,7 +64,7 @@ await Promise.all(
     while (issued < totalWrites) {
       const n = issued++;
       try {
-        await client.put(`key-${n % keys}`, value);
+        await client.put(`key-${n % keys}`, randomBytes(256));
         done++;
       } catch {
         errors++;
