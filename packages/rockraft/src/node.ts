@@ -94,7 +94,6 @@ export class NodeRuntime {
   private readonly writes = new Map<number, PendingWrite>();
   private reads: PendingRead[] = [];
   private readonly readBatches = new Map<string, PendingRead[]>();
-  private readonly readyReads: { index: number; read: PendingRead }[] = [];
   private readCounter = 0;
   private readonly forwardClients = new Map<string, RockraftClient>();
 
@@ -503,7 +502,7 @@ export class NodeRuntime {
       this.raw.advance();
       if (ready.snapshotDue !== undefined) await this.triggerSnapshot();
       this.refreshAddresses();
-      this.serveReads();
+      this.expireReads();
       this.publish();
       this.flushProposals();
       this.flushReads();
@@ -608,8 +607,9 @@ export class NodeRuntime {
     }
   }
 
-  private serveReads(): void {
-    // Reads resolve their index; awaiting the applied index is done by the caller.
+  private expireReads(): void {
+    // Read batches whose every caller has given up are dropped; waiting for the applied
+    // index is the caller's part (readIndex awaits it).
     const now = Date.now();
     for (const [context, batch] of this.readBatches) {
       if (batch.every((read) => read.deadline <= now)) {
@@ -740,6 +740,5 @@ export class NodeRuntime {
     this.reads = [];
     for (const batch of this.readBatches.values()) for (const read of batch) read.reject(error);
     this.readBatches.clear();
-    for (const { read } of this.readyReads) read.reject(error);
   }
 }
