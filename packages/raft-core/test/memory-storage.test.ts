@@ -1,6 +1,6 @@
 import { test } from "vitest";
 import { MemoryStorage } from "../src/index.js";
-import { storageConformanceTests } from "../src/testing/index.js";
+import { storageConformanceTests } from "../testing/index.js";
 
 // MemoryStorage is the reference implementation of the storage contract.
 storageConformanceTests({
