@@ -331,7 +331,11 @@ export class RockraftClient {
         return await this.invoke(endpoint, invoker, deadline);
       } catch (error) {
         if (options.once === true) throw error;
-        if (!(error instanceof RockraftClientError) || error.code !== "UNAVAILABLE") throw error;
+        if (!(error instanceof RockraftClientError)) throw error;
+        // The deadline ran out during a retry: what the earlier answers said is the better
+        // account of why the call failed than the bare deadline of the last attempt.
+        if (error.code === "DEADLINE_EXCEEDED" && lastError !== undefined) break;
+        if (error.code !== "UNAVAILABLE") throw error;
         lastError = error;
         const leaderAddr = error.leader?.addr;
         if (leaderAddr !== undefined && leaderAddr !== endpoint.address) {

@@ -146,13 +146,39 @@ describe("the KV service and the client", () => {
 
   test("without any leader, the call fails UNAVAILABLE at its deadline, with what the server said", async () => {
     const { address } = await server();
-    const kv = client([address], 300);
+    const kv = client([address], 1_000);
     const error = await kv.put("k", "v").catch((e: unknown) => e as RockraftClientError);
     expect(error).toBeInstanceOf(RockraftClientError);
     expect(error).toMatchObject({ code: "UNAVAILABLE", endpoint: address });
     expect((error as Error).message).toBe(
       `no node could serve the call within its deadline: ${address}: not serving`,
     );
+  });
+
+  test("a deadline that passes during a retry reports the earlier UNAVAILABLE answer", async () => {
+    let calls = 0;
+    const put: KvHandler["put"] = () => {
+      calls += 1;
+      if (calls === 1) return Promise.reject(new RpcError("UNAVAILABLE", "election in progress"));
+      return new Promise(() => {}); // the retry never answers
+    };
+    const { address } = await server({ kv: { ...stubKv, put } });
+    const error = await client([address], 500)
+      .put("k", "v")
+      .catch((e: unknown) => e as RockraftClientError);
+    expect(calls).toBe(2);
+    expect(error).toMatchObject({ code: "UNAVAILABLE", endpoint: address });
+    expect((error as Error).message).toBe(
+      `no node could serve the call within its deadline: ${address}: election in progress`,
+    );
+  });
+
+  test("a call that never gets an answer fails DEADLINE_EXCEEDED", async () => {
+    const { address } = await server({ kv: { ...stubKv, put: () => new Promise(() => {}) } });
+    const error = await client([address], 300)
+      .put("k", "v")
+      .catch((e: unknown) => e as RockraftClientError);
+    expect(error).toMatchObject({ code: "DEADLINE_EXCEEDED", endpoint: address });
   });
 
   test.each([
