@@ -15,7 +15,7 @@ const root = join(import.meta.dirname, "..");
 
 function testedPackages() {
   const found = [];
-  for (const group of ["packages", "apps"]) {
+  for (const group of ["packages", "apps", "tests"]) {
     const dir = join(root, group);
     if (!existsSync(dir)) continue;
     for (const name of readdirSync(dir).sort()) {

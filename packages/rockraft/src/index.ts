@@ -4,3 +4,8 @@ export { RockraftError, type RockraftErrorCode } from "./errors.js";
 export { Wait, describeMetrics, type LogId, type Member, type NodeMetrics } from "./wait.js";
 export { createLogger } from "./logger.js";
 export { loadConfig, parseConfig, ConfigError, type Config } from "@rockraft/config";
+export {
+  RockraftClient,
+  RockraftClientError,
+  type RockraftClientOptions,
+} from "@rockraft/transport-grpc";
