@@ -9,15 +9,23 @@ export type ConfigErrorCode =
 
 /** One problem in a configuration, located by its key path (`node.node_id`, `cluster.members[1].addr`). */
 export interface ConfigIssue {
+  /** Key path of the problem, for example `cluster.members[1].addr`. */
   readonly path: string;
+  /** What was expected and what was found. */
   readonly message: string;
 }
 
+/** What a {@link ConfigError} is built from. */
 export interface ConfigErrorOptions {
+  /** The file path or source name. */
   readonly source: string;
+  /** Every problem found (for `CONFIG_INVALID`). */
   readonly issues?: readonly ConfigIssue[];
+  /** 1-based line of a syntax error. */
   readonly line?: number;
+  /** 1-based column of a syntax error. */
   readonly column?: number;
+  /** The underlying error, kept as `cause`. */
   readonly cause?: unknown;
 }
 
@@ -27,7 +35,9 @@ export interface ConfigErrorOptions {
  * `conf/node1.toml: node.node_id: expected a positive integer, got "abc"`.
  */
 export class ConfigError extends Error {
+  /** Always `"ConfigError"`. */
   override readonly name = "ConfigError";
+  /** Stable code to branch on. */
   readonly code: ConfigErrorCode;
   /** The file path (or the name given to `parseConfig`) the problems were found in. */
   readonly source: string;
@@ -35,6 +45,7 @@ export class ConfigError extends Error {
   readonly issues: readonly ConfigIssue[];
   /** 1-based position of a TOML syntax error. */
   readonly line: number | undefined;
+  /** 1-based column of a TOML syntax error. */
   readonly column: number | undefined;
 
   constructor(code: ConfigErrorCode, message: string, options: ConfigErrorOptions) {

@@ -1,5 +1,10 @@
 export { loadConfig, parseConfig, type ParseConfigOptions } from "./parse.js";
-export { ConfigError, type ConfigErrorCode, type ConfigIssue } from "./errors.js";
+export {
+  ConfigError,
+  type ConfigErrorCode,
+  type ConfigErrorOptions,
+  type ConfigIssue,
+} from "./errors.js";
 export type {
   ClusterConfig,
   ClusterMember,
@@ -14,4 +19,4 @@ export type {
   StorageConfig,
   TlsConfig,
 } from "./config.js";
-export { parseAddress } from "./schema.js";
+export { parseAddress, type Address } from "./schema.js";

@@ -7,6 +7,7 @@ import type { Config } from "./config.js";
 import { ConfigError, type ConfigIssue } from "./errors.js";
 import { knownKeys, parseAddress, sections, type Sections } from "./schema.js";
 
+/** Options of {@link parseConfig}. */
 export interface ParseConfigOptions {
   /** Names the text in error messages (a file path); also the base for relative paths. */
   readonly source?: string;

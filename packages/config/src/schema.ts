@@ -20,8 +20,16 @@ const boolean = () => z.boolean({ error: "expected true or false" });
 const ADDRESS_EXPECTED = 'expected "host:port" with a port from 1 to 65535';
 const ADDRESS = /^(\[[0-9a-fA-F:.]+\]|[^\s:[\]]+):(\d{1,5})$/;
 
+/** A `host:port` split in two. */
+export interface Address {
+  /** Host name or IP address; an IPv6 address keeps its brackets. */
+  readonly host: string;
+  /** Port, 1 to 65535. */
+  readonly port: number;
+}
+
 /** Splits `host:port` (IPv6 hosts in brackets); undefined when it does not parse. */
-export function parseAddress(address: string): { host: string; port: number } | undefined {
+export function parseAddress(address: string): Address | undefined {
   const match = ADDRESS.exec(address);
   if (!match) return undefined;
   const port = Number(match[2]);

@@ -11,6 +11,10 @@ function validIds(ids: unknown): ids is NodeId[] {
   return Array.isArray(ids) && ids.every((id) => Number.isSafeInteger(id) && (id as number) > 0);
 }
 
+/**
+ * A frozen membership with sorted, de-duplicated lists; throws RangeError on an invalid one (no
+ * voters, a non-positive id, a node both voter and learner).
+ */
 export function makeConfState(
   voters: readonly NodeId[],
   learners: readonly NodeId[] = [],
@@ -64,6 +68,7 @@ export function decodeConfState(data: Uint8Array): ConfState {
   );
 }
 
+/** Whether two memberships have the same voters, learners, outgoing voters and context. */
 export function confStateEqual(a: ConfState, b: ConfState): boolean {
   const same = (x: readonly NodeId[], y: readonly NodeId[]) =>
     x.length === y.length && x.every((id, i) => id === y[i]);

@@ -15,6 +15,7 @@ export type RaftErrorCode =
   /** A safety invariant does not hold; the node must stop. */
   | "RAFT_INVARIANT";
 
+/** Why a proposal, read or request was dropped or refused. */
 export type DropReason =
   | "no-leader"
   | "transfer-in-progress"
@@ -23,11 +24,15 @@ export type DropReason =
   | "config-change-in-progress"
   | "not-leader";
 
+/** An error from the core, with a stable `code`. */
 export class RaftError extends Error {
+  /** Always `"RaftError"`. */
   override readonly name = "RaftError";
+  /** Stable code to branch on. */
   readonly code: RaftErrorCode;
   /** For dropped or refused requests: a stable reason; the leader's id when one is known. */
   readonly reason: DropReason | undefined;
+  /** The leader this node knows, or 0 ({@link NONE}). */
   readonly leader: number;
 
   constructor(

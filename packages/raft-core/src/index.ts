@@ -1,7 +1,7 @@
-export { RawNode } from "./raw-node.js";
+export { RawNode, type MembershipTarget } from "./raw-node.js";
 export type { RaftOptions, ReadMode, Status, ProgressStatus } from "./raft.js";
 export { MemoryStorage, EMPTY_SNAPSHOT, limitSize, type RaftStorage } from "./storage.js";
-export { createPrng, type Prng } from "./prng.js";
+export { createPrng, type Prng, type SeededPrng } from "./prng.js";
 export { RaftError, type RaftErrorCode, type DropReason } from "./errors.js";
 export {
   allMembers,
@@ -23,6 +23,8 @@ export {
   type Entry,
   type EntryType,
   type HardState,
+  type InitialState,
+  type LogPosition,
   type Message,
   type MessageType,
   type MsgApp,

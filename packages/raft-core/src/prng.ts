@@ -4,11 +4,17 @@ export interface Prng {
   nextInt(bound: number): number;
 }
 
+/** A {@link Prng} that also draws floats, for simulations and jitter. */
+export interface SeededPrng extends Prng {
+  /** A uniformly distributed float in [0, 1). */
+  nextFloat(): number;
+}
+
 /**
  * A small, fast, seeded generator (SplitMix32-style mixing over a 32-bit state); good for
  * jitter and simulation, not for cryptography.
  */
-export function createPrng(seed: number): Prng & { nextFloat(): number } {
+export function createPrng(seed: number): SeededPrng {
   let state = seed >>> 0 || 0x9e3779b9;
   const next32 = (): number => {
     state = (state + 0x9e3779b9) >>> 0;

@@ -1,5 +1,6 @@
 import type { NodeId } from "./types.js";
 
+/** Outcome of an election so far. */
 export type VoteResult = "pending" | "won" | "lost";
 
 /**
@@ -14,6 +15,7 @@ export interface Quorum {
   voteResult(votes: ReadonlyMap<NodeId, boolean>): VoteResult;
   /** Every voter, sorted ascending. */
   voterIds(): readonly NodeId[];
+  /** Whether `id` votes in this quorum. */
   isVoter(id: NodeId): boolean;
 }
 

@@ -32,11 +32,17 @@ import {
   type StateRole,
 } from "./types.js";
 
+/**
+ * How the leader confirms it still leads before serving a read: `safe` (ReadIndex, a heartbeat
+ * round) or `lease` (its leader lease; needs CheckQuorum).
+ */
 export type ReadMode = "safe" | "lease";
 
 /** Options of one Raft node. Durations are in ticks of the caller's logical clock. */
 export interface RaftOptions {
+  /** This node's id: a positive integer. */
   readonly id: NodeId;
+  /** The storage view the node reads its durable state from. */
   readonly storage: RaftStorage;
   /** The injected source of election jitter. */
   readonly prng: Prng;
@@ -73,28 +79,48 @@ export interface RaftOptions {
   /**
    * Deliberate rule breaking, for tests that prove the simulator's checkers can fail.
    * Never set outside tests.
+   *
+   * @internal
    */
-  readonly testingUnsafe?: { readonly grantVotesWithoutLogCheck?: boolean };
+  readonly testingUnsafe?: {
+    /** Grant votes without the §5.4.1 up-to-date check. */
+    readonly grantVotesWithoutLogCheck?: boolean;
+  };
 }
 
+/** The leader's view of one member's replication. */
 export interface ProgressStatus {
+  /** Highest index known to match the leader's log. */
   readonly match: number;
+  /** Next index to send. */
   readonly next: number;
+  /** `probe` (finding the match), `replicate` (pipelining) or `snapshot` (sending one). */
   readonly state: Progress["state"];
+  /** Append messages sent and not yet acknowledged. */
   readonly inflight: number;
+  /** Whether the member was heard from in the current election timeout (CheckQuorum). */
   readonly recentActive: boolean;
+  /** Whether the member is a learner. */
   readonly isLearner: boolean;
 }
 
+/** A snapshot of a node's state, for metrics and tests. */
 export interface Status {
+  /** This node's id. */
   readonly id: NodeId;
+  /** The current hard state (possibly not yet durable). */
   readonly hardState: HardState;
+  /** Role, leader and term. */
   readonly softState: SoftState;
+  /** The index the application last reported applied (via `advance`). */
   readonly applied: number;
+  /** The last index of this node's log. */
   readonly lastIndex: number;
+  /** The membership in effect. */
   readonly confState: ConfState;
   /** Index of the entry (or snapshot) the configuration in effect comes from. */
   readonly configIndex: number;
+  /** The target of a leadership transfer in progress, or {@link NONE}. */
   readonly leadTransferee: NodeId;
   /** Replication progress per member; only on the leader, empty otherwise. */
   readonly progress: ReadonlyMap<NodeId, ProgressStatus>;

@@ -5,11 +5,22 @@ import {
   type ConfState,
   type Entry,
   type HardState,
+  type LogPosition,
   type Message,
   type NodeId,
   type Ready,
   type SoftState,
 } from "./types.js";
+
+/** The membership `changeMembership` moves the cluster to. */
+export interface MembershipTarget {
+  /** The voters afterwards; at least one. */
+  readonly voters: readonly NodeId[];
+  /** The learners afterwards; none when omitted. */
+  readonly learners?: readonly NodeId[];
+  /** Opaque data carried with the configuration (kept through the joint step). */
+  readonly context?: string;
+}
 
 interface HandedOut {
   readonly entries: readonly Entry[];
@@ -41,6 +52,7 @@ export class RawNode {
     this.prevHardState = this.raft.hardState();
   }
 
+  /** This node's id. */
   get id(): NodeId {
     return this.raft.id;
   }
@@ -81,7 +93,7 @@ export class RawNode {
    * entry's index and term); on a follower, forwards them and returns undefined. Throws
    * RaftError RAFT_PROPOSAL_DROPPED with a `reason` when they cannot be taken.
    */
-  propose(data: Uint8Array | readonly Uint8Array[]): { index: number; term: number } | undefined {
+  propose(data: Uint8Array | readonly Uint8Array[]): LogPosition | undefined {
     const list = data instanceof Uint8Array ? [data] : data;
     return this.raft.propose(list);
   }
@@ -92,15 +104,7 @@ export class RawNode {
    * itself once the joint entry commits). Only on the leader, one change at a time; otherwise
    * throws RaftError RAFT_REQUEST_REFUSED with a `reason`.
    */
-  changeMembership(target: {
-    voters: readonly NodeId[];
-    learners?: readonly NodeId[];
-    /** Opaque data carried with the configuration (kept through the joint step). */
-    context?: string;
-  }): {
-    index: number;
-    term: number;
-  } {
+  changeMembership(target: MembershipTarget): LogPosition {
     const conf = makeConfState(target.voters, target.learners ?? [], [], target.context);
     const ids = [...conf.voters, ...conf.learners];
     if (conf.voters.length === 0) {
@@ -121,7 +125,7 @@ export class RawNode {
   }
 
   /** Adds `id` as a learner: it receives the log but never votes or counts. */
-  addLearner(id: NodeId): { index: number; term: number } {
+  addLearner(id: NodeId): LogPosition {
     const conf = this.raft.conf;
     return this.changeMembership({
       ...contextOf(conf),
@@ -131,7 +135,7 @@ export class RawNode {
   }
 
   /** Makes learner (or new node) `id` a voter. */
-  promote(id: NodeId): { index: number; term: number } {
+  promote(id: NodeId): LogPosition {
     const conf = this.raft.conf;
     return this.changeMembership({
       ...contextOf(conf),
@@ -141,7 +145,7 @@ export class RawNode {
   }
 
   /** Makes voter `id` a learner. */
-  demote(id: NodeId): { index: number; term: number } {
+  demote(id: NodeId): LogPosition {
     const conf = this.raft.conf;
     return this.changeMembership({
       ...contextOf(conf),
@@ -151,7 +155,7 @@ export class RawNode {
   }
 
   /** Removes `id` from the cluster, voter or learner. */
-  remove(id: NodeId): { index: number; term: number } {
+  remove(id: NodeId): LogPosition {
     const conf = this.raft.conf;
     return this.changeMembership({
       ...contextOf(conf),
@@ -178,14 +182,23 @@ export class RawNode {
     this.raft.transferLeader(target);
   }
 
+  /**
+   * Tells the leader that a message to `id` was lost (a peer down, a queue full): its progress
+   * falls back to probing.
+   */
   reportUnreachable(id: NodeId): void {
     this.raft.reportUnreachable(id);
   }
 
+  /**
+   * Tells the leader how sending a snapshot to `id` ended: on success replication resumes after it,
+   * on failure it is retried.
+   */
   reportSnapshot(id: NodeId, ok: boolean): void {
     this.raft.reportSnapshot(id, ok);
   }
 
+  /** This node's current state. */
   status(): Status {
     return this.raft.status();
   }
@@ -195,6 +208,7 @@ export class RawNode {
     this.raft.checkInvariants();
   }
 
+  /** Whether `ready()` has work to hand out; false between `ready()` and `advance()`. */
   hasReady(): boolean {
     if (this.handedOut !== undefined) return false;
     const raft = this.raft;

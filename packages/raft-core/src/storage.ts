@@ -7,6 +7,7 @@ import {
   type ConfState,
   type Entry,
   type HardState,
+  type InitialState,
   type Snapshot,
 } from "./types.js";
 
@@ -17,7 +18,7 @@ import {
  */
 export interface RaftStorage {
   /** The saved hard state and the membership of the latest snapshot. */
-  initialState(): { hardState: HardState; confState: ConfState };
+  initialState(): InitialState;
   /**
    * Entries in [lo, hi): at least one when lo < hi, then as many more as fit in `maxBytes`
    * (by `entrySize`). Throws `RAFT_LOG_COMPACTED` if lo < firstIndex, `RAFT_LOG_UNAVAILABLE`
@@ -34,6 +35,7 @@ export interface RaftStorage {
   snapshot(): Snapshot;
 }
 
+/** The snapshot of a node that has none: index 0, term 0, no members. */
 export const EMPTY_SNAPSHOT: Snapshot = Object.freeze({
   metadata: Object.freeze({ index: 0, term: 0, confState: EMPTY_CONF_STATE }),
   data: new Uint8Array(0),
@@ -62,14 +64,16 @@ export class MemoryStorage implements RaftStorage {
   // at consecutive indexes.
   private log: Entry[] = [{ index: 0, term: 0, type: "normal", data: new Uint8Array(0) }];
 
-  initialState(): { hardState: HardState; confState: ConfState } {
+  initialState(): InitialState {
     return { hardState: this.hardStateValue, confState: this.snapshotValue.metadata.confState };
   }
 
+  /** The stored hard state. */
   hardState(): HardState {
     return this.hardStateValue;
   }
 
+  /** Replaces the stored hard state. */
   setHardState(hardState: HardState): void {
     this.hardStateValue = hardState;
   }

@@ -19,8 +19,11 @@ import {
  * `storage` once the returned promise (if any) resolves.
  */
 export interface StorageHarness {
+  /** The synchronous view raft-core reads. */
   readonly storage: RaftStorage;
+  /** Appends entries durably, replacing any stored suffix from the first one's index. */
   append(entries: readonly Entry[]): Promise<void> | void;
+  /** Stores the hard state durably. */
   setHardState(hardState: HardState): Promise<void> | void;
   /** Installs a snapshot received from a leader: the log restarts after it. */
   applySnapshot(snapshot: Snapshot): Promise<void> | void;
@@ -28,9 +31,11 @@ export interface StorageHarness {
   snapshotAndCompact(index: number, confState: ConfState, data: Uint8Array): Promise<void> | void;
   /** For durable implementations: close, reopen from disk and return the reopened harness. */
   reopen?(): Promise<StorageHarness>;
+  /** Releases the storage after a test. */
   close?(): Promise<void> | void;
 }
 
+/** Options of {@link storageConformanceTests}. */
 export interface StorageConformanceOptions {
   /** The test registrar of your test framework, e.g. vitest's or node:test's `test`. */
   readonly test: (name: string, fn: () => Promise<void>) => void;
