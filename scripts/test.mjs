@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// `pnpm test`: builds, typechecks, lints and tests every workspace package through turbo
-// (cached per package), then prints the closing line CI reads: `N passed, N failed`.
+// `pnpm test`: builds, typechecks, lints, builds the API docs (TypeDoc, validation on) and
+// tests every workspace package through turbo (cached per package), then prints the closing
+// line CI reads: `N passed, N failed`.
 //
 // Each package's `test` script writes vitest's JSON report to `.vitest-results.json`, which
 // turbo caches as the task's output and restores on a cache hit, so the count covers every
@@ -31,7 +32,7 @@ function testedPackages() {
 const packages = testedPackages();
 for (const pkg of packages) rmSync(join(pkg.dir, REPORT), { force: true });
 
-const tasks = ["build", "typecheck", "lint", "format:check", "test"];
+const tasks = ["build", "typecheck", "lint", "format:check", "docs", "test"];
 const turbo = spawnSync(
   "pnpm",
   ["exec", "turbo", "run", ...tasks, "--continue", ...process.argv.slice(2)],

@@ -1,19 +1,83 @@
 import type { Config } from "@rockraft/config";
 import type { NodeId } from "@rockraft/raft-core";
 import type { ApplyResult, Command } from "@rockraft/storage-level";
-import { RockraftClientError, type RockraftClient } from "@rockraft/transport-grpc";
+import {
+  RockraftClientError,
+  type InitializeResult,
+  type MembershipResult,
+  type RockraftClient,
+  type SnapshotResult,
+} from "@rockraft/transport-grpc";
 import { RockraftError } from "./errors.js";
 import type { NodeRuntime } from "./node.js";
 import { Wait, type LogId, type Member, type NodeMetrics } from "./wait.js";
 
+/** Keys and values: bytes, or a string stored as UTF-8. */
 export type Bytes = Uint8Array | string;
 
 /** A member as the seed example names it. */
 export interface RaftNodeInfo {
+  /** The member's node id. */
   readonly nodeId: NodeId;
+  /** The member's `host:port` for peers and clients. */
   readonly rpcAddr: string;
 }
 
+/** A write for {@link RaftApi.clientWrite}. */
+export interface WriteRequest {
+  /** The key, 1 byte up to `[limits] max_key_bytes`. */
+  readonly key: Bytes;
+  /** The value, up to `[limits] max_value_bytes`. */
+  readonly value: Bytes;
+}
+
+/** What {@link RaftApi.clientWrite} resolves with. */
+export interface WriteResult {
+  /** Where the write landed; it is committed and applied. */
+  readonly logId: LogId;
+}
+
+/** What {@link RaftApi.delete} resolves with. */
+export interface DeleteResult {
+  /** Where the delete landed; it is committed and applied. */
+  readonly logId: LogId;
+  /** Whether the key existed. */
+  readonly found: boolean;
+}
+
+/** A compare-and-swap for {@link RaftApi.compareAndSwap}. */
+export interface CompareAndSwapRequest {
+  /** The key. */
+  readonly key: Bytes;
+  /** Succeeds only if the key's presence equals this. */
+  readonly expectFound: boolean;
+  /** When `expectFound`: the value the key must hold. */
+  readonly expected?: Bytes;
+  /** The value written on success. */
+  readonly value: Bytes;
+}
+
+/** What {@link RaftApi.compareAndSwap} resolves with. */
+export interface CompareAndSwapResult {
+  /** Whether the value was swapped. */
+  readonly succeeded: boolean;
+  /** Whether the key existed before. */
+  readonly found: boolean;
+  /** The value before; undefined when the key was absent. */
+  readonly current: Uint8Array | undefined;
+  /** Where the command landed; it is committed and applied either way. */
+  readonly logId: LogId;
+}
+
+/** The membership {@link RaftApi.changeMembership} moves the cluster to. */
+export interface MembershipTarget {
+  /** The voters afterwards. */
+  readonly voters: readonly RaftNodeInfo[];
+  /** The learners afterwards; none when omitted. */
+  readonly learners?: readonly RaftNodeInfo[];
+}
+
+/** Options of each call. */
 export interface CallOptions {
   /** Deadline of the call; default 10000 ms. */
   readonly timeoutMs?: number;
@@ -51,6 +115,7 @@ const bytes = (value: Bytes): Uint8Array =>
  * any call: writes on a follower are forwarded to the leader, reads use ReadIndex.
  */
 export class RaftApi {
+  /** @internal Made by {@link RaftNodeBuilder.build}; reached through `raftNode.raft()`. */
   constructor(
     private readonly runtime: NodeRuntime,
     private readonly config: Config,
@@ -63,7 +128,7 @@ export class RaftApi {
    */
   async initialize(
     members: ReadonlyMap<NodeId, RaftNodeInfo> | readonly RaftNodeInfo[],
-  ): Promise<{ initialized: boolean }> {
+  ): Promise<InitializeResult> {
     const list: RaftNodeInfo[] =
       members instanceof Map
         ? [...(members as ReadonlyMap<NodeId, RaftNodeInfo>).values()]
@@ -103,10 +168,7 @@ export class RaftApi {
   }
 
   /** Writes `value` at `key`; resolves with the entry's log id once committed and applied. */
-  async clientWrite(
-    request: { key: Bytes; value: Bytes },
-    options: CallOptions = {},
-  ): Promise<{ logId: LogId }> {
+  async clientWrite(request: WriteRequest, options: CallOptions = {}): Promise<WriteResult> {
     const key = this.checkKey(request.key);
     const value = this.checkValue(request.value);
     const { logId } = await this.write({ op: "put", key, value }, options, (client, callOptions) =>
@@ -119,7 +181,7 @@ export class RaftApi {
   }
 
   /** Deletes `key`; resolves once applied, saying whether it existed. */
-  async delete(key: Bytes, options: CallOptions = {}): Promise<{ logId: LogId; found: boolean }> {
+  async delete(key: Bytes, options: CallOptions = {}): Promise<DeleteResult> {
     const checked = this.checkKey(key);
     const { result, logId } = await this.write(
       { op: "delete", key: checked },
@@ -137,14 +199,9 @@ export class RaftApi {
    * equals `expected`. Resolves with whether it did, and the key's state before.
    */
   async compareAndSwap(
-    request: { key: Bytes; expectFound: boolean; expected?: Bytes; value: Bytes },
+    request: CompareAndSwapRequest,
     options: CallOptions = {},
-  ): Promise<{
-    succeeded: boolean;
-    found: boolean;
-    current: Uint8Array | undefined;
-    logId: LogId;
-  }> {
+  ): Promise<CompareAndSwapResult> {
     const key = this.checkKey(request.key);
     const value = this.checkValue(request.value);
     const expected = bytes(request.expected ?? new Uint8Array());
@@ -194,7 +251,7 @@ export class RaftApi {
   }
 
   /** Adds a learner (receives the log, never votes); resolves once the change is applied. */
-  async addLearner(member: RaftNodeInfo, options: CallOptions = {}): Promise<{ logIndex: number }> {
+  async addLearner(member: RaftNodeInfo, options: CallOptions = {}): Promise<MembershipResult> {
     const metrics = this.runtime.metrics();
     const voters = metrics.membership.voters;
     const learners = [
@@ -211,9 +268,9 @@ export class RaftApi {
    * the change is applied on this node.
    */
   async changeMembership(
-    target: { voters: readonly RaftNodeInfo[]; learners?: readonly RaftNodeInfo[] },
+    target: MembershipTarget,
     options: CallOptions = {},
-  ): Promise<{ logIndex: number }> {
+  ): Promise<MembershipResult> {
     const toMember = (m: RaftNodeInfo): Member => ({ nodeId: m.nodeId, addr: m.rpcAddr });
     const voters = target.voters.map(toMember);
     const learners = (target.learners ?? []).map(toMember);
@@ -234,7 +291,7 @@ export class RaftApi {
   }
 
   /** Takes a snapshot of this node's state now; resolves with its index. */
-  async triggerSnapshot(): Promise<{ snapshotIndex: number }> {
+  async triggerSnapshot(): Promise<SnapshotResult> {
     return { snapshotIndex: await this.runtime.triggerSnapshot() };
   }
 
@@ -282,8 +339,8 @@ export class RaftApi {
     forward: (
       client: ReturnType<NodeRuntime["leaderClient"]>,
       timeoutMs: number,
-    ) => Promise<{ logIndex: number }>,
-  ): Promise<{ logIndex: number }> {
+    ) => Promise<MembershipResult>,
+  ): Promise<MembershipResult> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     await this.runtime.awaitLeader(Date.now() + timeoutMs);
     if (this.runtime.metrics().state === "leader") {

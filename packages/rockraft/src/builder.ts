@@ -11,6 +11,7 @@ import { maxMessageBytesOf } from "./options.js";
 import { clusterHandler, kvHandler, peerHandler } from "./services.js";
 import type { NodeMetrics } from "./wait.js";
 
+/** Options of {@link RaftNodeBuilder.build}. */
 export interface BuildOptions {
   /** A pino logger to use instead of one made from the `[log]` config. */
   readonly logger?: Logger;
@@ -23,6 +24,7 @@ export class RaftNode {
   private resolveClosed!: () => void;
   private shutdownPromise: Promise<void> | undefined;
 
+  /** @internal Made by {@link RaftNodeBuilder.build}. */
   constructor(
     private readonly runtime: NodeRuntime,
     private readonly server: RockraftServer,
@@ -41,6 +43,7 @@ export class RaftNode {
     return this.api;
   }
 
+  /** This node's metrics (the same as `raft().metrics()`). */
   metrics(): NodeMetrics {
     return this.api.metrics();
   }

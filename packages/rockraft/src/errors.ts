@@ -19,11 +19,22 @@ export type RockraftErrorCode =
   /** The node was shut down, or stopped after a fatal failure (see `cause`). */
   | "RAFT_NODE_STOPPED";
 
+/** The leader a node knows of: where to retry. */
+export interface LeaderInfo {
+  /** The leader's node id. */
+  readonly id: number;
+  /** The leader's address, when this node knows it. */
+  readonly addr: string | undefined;
+}
+
+/** An error of a rockraft call, with a stable `code`. */
 export class RockraftError extends Error {
+  /** Always `"RockraftError"`. */
   override readonly name = "RockraftError";
+  /** Stable code to branch on. */
   readonly code: RockraftErrorCode;
   /** The leader, when known: where to retry. */
-  readonly leader: { readonly id: number; readonly addr: string | undefined } | undefined;
+  readonly leader: LeaderInfo | undefined;
   /** A finer reason for dropped or refused requests (raft-core's reason). */
   readonly reason: string | undefined;
 

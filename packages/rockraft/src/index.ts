@@ -1,11 +1,34 @@
 export { RaftNode, RaftNodeBuilder, type BuildOptions } from "./builder.js";
-export { RaftApi, type Bytes, type CallOptions, type RaftNodeInfo, type ReadMode } from "./api.js";
-export { RockraftError, type RockraftErrorCode } from "./errors.js";
-export { Wait, describeMetrics, type LogId, type Member, type NodeMetrics } from "./wait.js";
+export {
+  RaftApi,
+  type Bytes,
+  type CallOptions,
+  type CompareAndSwapRequest,
+  type CompareAndSwapResult,
+  type DeleteResult,
+  type MembershipTarget,
+  type RaftNodeInfo,
+  type ReadMode,
+  type WriteRequest,
+  type WriteResult,
+} from "./api.js";
+export { RockraftError, type LeaderInfo, type RockraftErrorCode } from "./errors.js";
+export {
+  Wait,
+  describeMetrics,
+  type LogId,
+  type Member,
+  type Membership,
+  type NodeMetrics,
+  type ReplicationProgress,
+} from "./wait.js";
 export { createLogger } from "./logger.js";
 export { loadConfig, parseConfig, ConfigError, type Config } from "@rockraft/config";
 export {
   RockraftClient,
   RockraftClientError,
+  type InitializeResult,
+  type MembershipResult,
   type RockraftClientOptions,
+  type SnapshotResult,
 } from "@rockraft/transport-grpc";

@@ -1,44 +1,70 @@
 import type { NodeId, StateRole } from "@rockraft/raft-core";
 import { RockraftError, type RockraftErrorCode } from "./errors.js";
 
+/** A cluster member and its address. */
 export interface Member {
+  /** The member's node id. */
   readonly nodeId: NodeId;
+  /** The member's `host:port` for peers and clients. */
   readonly addr: string;
+}
+
+/** The members of a cluster configuration. */
+export interface Membership {
+  /** Voters (the incoming ones during a joint configuration). */
+  readonly voters: readonly Member[];
+  /** Learners. */
+  readonly learners: readonly Member[];
+  /** Non-empty during a joint configuration: the outgoing voters. */
+  readonly votersOutgoing: readonly Member[];
+}
+
+/** The leader's view of one member's replication. */
+export interface ReplicationProgress {
+  /** The member. */
+  readonly nodeId: NodeId;
+  /** Highest index known to match the leader's log. */
+  readonly matchIndex: number;
+  /** Next index the leader sends. */
+  readonly nextIndex: number;
+  /** `probe`, `replicate` or `snapshot`. */
+  readonly state: string;
 }
 
 /** A log entry's identity: the term and leader that created it, and its index. */
 export interface LogId {
+  /** Term of the entry. */
   readonly term: number;
   /** The leader of that term, when known (0 otherwise). */
   readonly nodeId: NodeId;
+  /** Log index of the entry. */
   readonly index: number;
 }
 
 /** A node's view of itself and the cluster. */
 export interface NodeMetrics {
+  /** This node's id. */
   readonly nodeId: NodeId;
   /** Whether this node has a configuration (was initialized or joined). */
   readonly initialized: boolean;
+  /** This node's role. */
   readonly state: StateRole;
+  /** Its current term. */
   readonly currentTerm: number;
+  /** The leader it knows of, if any. */
   readonly currentLeader: NodeId | undefined;
+  /** Last index of its log. */
   readonly lastLogIndex: number;
+  /** Its commit index. */
   readonly commitIndex: number;
+  /** The last entry its state machine applied, if any. */
   readonly lastApplied: LogId | undefined;
-  readonly membership: {
-    readonly voters: readonly Member[];
-    readonly learners: readonly Member[];
-    /** Non-empty during a joint configuration. */
-    readonly votersOutgoing: readonly Member[];
-  };
+  /** The membership in effect on this node. */
+  readonly membership: Membership;
+  /** Index of its latest snapshot (0 when none). */
   readonly snapshotIndex: number;
   /** Per member, on the leader: how far replication has come. */
-  readonly replication: readonly {
-    nodeId: NodeId;
-    matchIndex: number;
-    nextIndex: number;
-    state: string;
-  }[];
+  readonly replication: readonly ReplicationProgress[];
   /** True once the node is shut down or stopped by a failure. */
   readonly stopped: boolean;
 }
@@ -118,6 +144,7 @@ export class Waiter {
   }
 }
 
+/** One line describing `m`, as used in `wait()` timeouts: role, term, leader, indexes, voters. */
 export function describeMetrics(m: NodeMetrics): string {
   const applied =
     m.lastApplied === undefined ? "none" : `${m.lastApplied.index} (term ${m.lastApplied.term})`;
@@ -130,6 +157,7 @@ export function describeMetrics(m: NodeMetrics): string {
 
 /** `raftNode.raft().wait({ timeoutMs })`: waits on metrics with a deadline and a reason. */
 export class Wait {
+  /** @internal */
   constructor(
     private readonly waiter: Waiter,
     private readonly timeoutMs: number,

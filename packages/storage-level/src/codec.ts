@@ -139,14 +139,30 @@ export function decodeU32(bytes: Uint8Array): number {
 
 /** A KV command, as carried in a normal log entry (DESIGN.md's client API). */
 export type Command =
-  | { readonly op: "put"; readonly key: Uint8Array; readonly value: Uint8Array }
-  | { readonly op: "delete"; readonly key: Uint8Array }
   | {
+      /** Set `key` to `value`. */
+      readonly op: "put";
+      /** The key, 1 byte or more. */
+      readonly key: Uint8Array;
+      /** The value; may be empty. */
+      readonly value: Uint8Array;
+    }
+  | {
+      /** Remove `key`. */
+      readonly op: "delete";
+      /** The key. */
+      readonly key: Uint8Array;
+    }
+  | {
+      /** Compare-and-swap: set `key` to `value` if it holds what is expected. */
       readonly op: "cas";
+      /** The key. */
       readonly key: Uint8Array;
       /** Succeeds when the key's presence equals this and, if present, its value equals `expected`. */
       readonly expectFound: boolean;
+      /** The value expected when `expectFound` is true. */
       readonly expected: Uint8Array;
+      /** The value written on success. */
       readonly value: Uint8Array;
     };
 
@@ -194,6 +210,10 @@ export function encodeCommand(command: Command): Uint8Array {
   }
 }
 
+/**
+ * Decodes what {@link encodeCommand} wrote. Throws an `Error` named `DecodeError` that names
+ * the problem when the bytes are not a command.
+ */
 export function decodeCommand(bytes: Uint8Array): Command {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const field = (offset: number): [Uint8Array, number] => {

@@ -15,8 +15,11 @@ export type StorageErrorCode =
   /** The store was closed, or stopped after a failed write. */
   | "STORAGE_CLOSED";
 
+/** An error from the store, with a stable `code` and the data path concerned. */
 export class StorageError extends Error {
+  /** Always `"StorageError"`. */
   override readonly name = "StorageError";
+  /** Stable code to branch on. */
   readonly code: StorageErrorCode;
   /** The data path concerned. */
   readonly path: string;

@@ -55,6 +55,7 @@ type Db = ClassicLevel<Uint8Array, Uint8Array>;
 type BatchOp =
   { type: "put"; key: Uint8Array; value: Uint8Array } | { type: "del"; key: Uint8Array };
 
+/** Options of `LevelStorage.open`; the LevelDB ones come from `[rocksdb]` in the config file. */
 export interface OpenStorageOptions {
   /** Directory of this node's database; created if missing. */
   readonly dataPath: string;
@@ -62,11 +63,15 @@ export interface OpenStorageOptions {
   readonly nodeId: number;
   /** Recorded on first open; a later open with another id is refused. */
   readonly clusterId: string;
-  /** LevelDB options (`[rocksdb]` in the config file). */
+  /** LevelDB `maxOpenFiles`. */
   readonly maxOpenFiles?: number;
+  /** LevelDB block cache size in bytes. */
   readonly cacheSize?: number;
+  /** LevelDB memtable size in bytes. */
   readonly writeBufferSize?: number;
+  /** LevelDB block size in bytes. */
   readonly blockSize?: number;
+  /** Snappy compression of LevelDB blocks. */
   readonly compression?: boolean;
 }
 
@@ -76,27 +81,47 @@ export type PersistableReady = Pick<Ready, "entries" | "mustSync"> &
 
 /** The outcome of applying one committed entry. */
 export type ApplyResult =
-  | { readonly index: number; readonly term: number; readonly kind: "noop" | "config" | "put" }
   | {
+      /** Log index of the entry. */
       readonly index: number;
+      /** Term of the entry. */
       readonly term: number;
+      /** A leader's no-op, a membership change, or a put. */
+      readonly kind: "noop" | "config" | "put";
+    }
+  | {
+      /** Log index of the entry. */
+      readonly index: number;
+      /** Term of the entry. */
+      readonly term: number;
+      /** A delete. */
       readonly kind: "delete";
+      /** Whether the key existed. */
       readonly found: boolean;
     }
   | {
+      /** Log index of the entry. */
       readonly index: number;
+      /** Term of the entry. */
       readonly term: number;
+      /** A compare-and-swap. */
       readonly kind: "cas";
+      /** Whether the value was swapped. */
       readonly succeeded: boolean;
+      /** Whether the key existed before the command. */
       readonly found: boolean;
       /** The value before the command ran (undefined if the key was absent). */
       readonly current: Uint8Array | undefined;
     }
   /** A payload that is not a command: every node skips it the same way. */
   | {
+      /** Log index of the entry. */
       readonly index: number;
+      /** Term of the entry. */
       readonly term: number;
+      /** Not a command. */
       readonly kind: "invalid";
+      /** Why the payload did not decode. */
       readonly reason: string;
     };
 
@@ -116,6 +141,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
  * after the corresponding write is durable.
  */
 export class LevelStorage {
+  /** Absolute path of the database directory. */
   readonly path: string;
   /** The view raft-core reads (STYLE.md §8). */
   readonly raftStorage: RaftStorage;

@@ -10,9 +10,11 @@ import { dataKey, dataRange, stateMetaKey, userKey } from "./keys.js";
 
 type Db = ClassicLevel<Uint8Array, Uint8Array>;
 
+/** One piece of a snapshot stream. */
 export interface SnapshotChunk {
   /** Byte offset of `data` in the whole stream. */
   readonly offset: number;
+  /** The bytes at `offset`. */
   readonly data: Uint8Array;
   /** True on the last chunk, which carries `checksum`. */
   readonly last: boolean;
@@ -20,6 +22,7 @@ export interface SnapshotChunk {
   readonly checksum?: number;
 }
 
+/** A snapshot of the state machine being read out as a stream of chunks. */
 export interface SnapshotReader {
   /** The applied position and membership the data is exactly at. */
   readonly metadata: SnapshotMetadata;
@@ -114,9 +117,11 @@ export class SnapshotInstaller {
   private remainder = new Uint8Array(0);
   private done = false;
 
+  /** @internal Made by `LevelStorage.beginSnapshotInstall`. */
   constructor(
     private readonly db: Db,
     private readonly generation: number,
+    /** The position and membership the snapshot is at. */
     readonly metadata: SnapshotMetadata,
     private readonly path: string,
     private readonly onStaged: (index: number, generation: number) => void,

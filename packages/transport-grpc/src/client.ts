@@ -27,23 +27,78 @@ import {
   LEADER_ADDR_METADATA,
   LEADER_ID_METADATA,
   TransportError,
+  type LeaderHint,
 } from "./errors.js";
-import type { ClusterMetrics, LogId, Member } from "./handlers.js";
+import type {
+  ClusterMetrics,
+  DeleteResult,
+  InitializeResult,
+  LogId,
+  Member,
+  MembershipResult,
+  PutResult,
+  SnapshotResult,
+} from "./handlers.js";
 import { toNumber } from "./wire.js";
 
+/** Keys and values: bytes, or a string sent as UTF-8. */
 export type Bytes = Uint8Array | string;
 
+/** What {@link RockraftClient.get} returns. */
+export interface ReadResult {
+  /** Whether the key exists. */
+  readonly found: boolean;
+  /** The value; undefined when the key is absent. */
+  readonly value: Uint8Array | undefined;
+}
+
+/** A compare-and-swap request to {@link RockraftClient.compareAndSwap}. */
+export interface SwapRequest {
+  /** The key. */
+  readonly key: Bytes;
+  /** Succeeds only if the key's presence equals this. */
+  readonly expectFound: boolean;
+  /** When `expectFound`: the value the key must hold. */
+  readonly expected?: Bytes;
+  /** The value written on success. */
+  readonly value: Bytes;
+}
+
+/** What {@link RockraftClient.compareAndSwap} returns. */
+export interface SwapResult {
+  /** Whether the value was swapped. */
+  readonly succeeded: boolean;
+  /** Whether the key existed before. */
+  readonly found: boolean;
+  /** The value before; undefined when the key was absent. */
+  readonly current: Uint8Array | undefined;
+  /** Where the command landed; it is committed and applied either way. */
+  readonly logId: LogId;
+}
+
+/** The membership {@link RockraftClient.changeMembership} moves the cluster to. */
+export interface MembershipTarget {
+  /** The voters afterwards. */
+  readonly voters: readonly Member[];
+  /** The learners afterwards; none when omitted. */
+  readonly learners?: readonly Member[];
+}
+
+/** TLS settings of a {@link RockraftClient}. */
 export interface ClientTlsOptions {
   /** CA bundle to verify servers; system roots when absent. */
   readonly caFile?: string;
   /** A client certificate and key, for servers that require one (mutual TLS). */
   readonly certFile?: string;
+  /** The private key of `certFile`. */
   readonly keyFile?: string;
 }
 
+/** Options of {@link RockraftClient}. */
 export interface RockraftClientOptions {
   /** `host:port` of one or more nodes; the client finds the leader from there. */
   readonly endpoints: readonly string[];
+  /** TLS; plaintext when absent. */
   readonly tls?: ClientTlsOptions;
   /** Deadline of each call, retries included; default 5000 ms. */
   readonly timeoutMs?: number;
@@ -51,7 +106,9 @@ export interface RockraftClientOptions {
   readonly maxMessageBytes?: number;
 }
 
+/** Per-call options. */
 export interface CallOptions {
+  /** The call's deadline, retries included; default: the client's `timeoutMs`. */
   readonly timeoutMs?: number;
   /** One attempt only: no leader-following, no retries (for callers that retry themselves). */
   readonly once?: boolean;
@@ -59,12 +116,14 @@ export interface CallOptions {
 
 /** A failed client call: `code` is the gRPC status name; `leader` what the server knew. */
 export class RockraftClientError extends Error {
+  /** Always `"RockraftClientError"`. */
   override readonly name = "RockraftClientError";
   /** gRPC status name: UNAVAILABLE, INVALID_ARGUMENT, FAILED_PRECONDITION, DEADLINE_EXCEEDED, ... */
   readonly code: string;
   /** The server's stable error code (e.g. RAFT_PROPOSAL_DROPPED), when it sent one. */
   readonly serverCode: string | undefined;
-  readonly leader: { readonly id: number; readonly addr: string | undefined } | undefined;
+  /** The leader the server named, when it named one. */
+  readonly leader: LeaderHint | undefined;
   /** The endpoint that answered last. */
   readonly endpoint: string;
 
@@ -142,7 +201,8 @@ export class RockraftClient {
     this.preferred = options.endpoints[0]!;
   }
 
-  async put(key: Bytes, value: Bytes, options: CallOptions = {}): Promise<{ logId: LogId }> {
+  /** Writes `key`; resolves once the write is committed and applied. */
+  async put(key: Bytes, value: Bytes, options: CallOptions = {}): Promise<PutResult> {
     const request = { key: asBytes(key), value: asBytes(value) };
     const response = await this.call<PutResponse>(
       (e, m, o, cb) => e.kv.put(request, m, o, cb),
@@ -152,10 +212,7 @@ export class RockraftClient {
   }
 
   /** A linearizable read; `value` is undefined when the key is absent. */
-  async get(
-    key: Bytes,
-    options: CallOptions = {},
-  ): Promise<{ found: boolean; value: Uint8Array | undefined }> {
+  async get(key: Bytes, options: CallOptions = {}): Promise<ReadResult> {
     const request = { key: asBytes(key) };
     const response = await this.call<GetResponse>(
       (e, m, o, cb) => e.kv.get(request, m, o, cb),
@@ -167,7 +224,8 @@ export class RockraftClient {
     };
   }
 
-  async delete(key: Bytes, options: CallOptions = {}): Promise<{ logId: LogId; found: boolean }> {
+  /** Deletes `key`; resolves once committed and applied, with whether it existed. */
+  async delete(key: Bytes, options: CallOptions = {}): Promise<DeleteResult> {
     const request = { key: asBytes(key) };
     const response = await this.call<DeleteResponse>(
       (e, m, o, cb) => e.kv.delete(request, m, o, cb),
@@ -180,15 +238,7 @@ export class RockraftClient {
    * Sets `value` if the key's presence equals `expectFound` and, when present, its value
    * equals `expected`. Returns whether it did, and the key's state before.
    */
-  async compareAndSwap(
-    request: { key: Bytes; expectFound: boolean; expected?: Bytes; value: Bytes },
-    options: CallOptions = {},
-  ): Promise<{
-    succeeded: boolean;
-    found: boolean;
-    current: Uint8Array | undefined;
-    logId: LogId;
-  }> {
+  async compareAndSwap(request: SwapRequest, options: CallOptions = {}): Promise<SwapResult> {
     const wire = {
       key: asBytes(request.key),
       expectFound: request.expectFound,
@@ -211,7 +261,7 @@ export class RockraftClient {
   async initialize(
     members: readonly Member[],
     options: CallOptions & { endpoint?: string } = {},
-  ): Promise<{ initialized: boolean }> {
+  ): Promise<InitializeResult> {
     const request = { members: members.map((m) => ({ nodeId: BigInt(m.nodeId), addr: m.addr })) };
     return this.callAt<InitializeResponse>(
       options.endpoint ?? this.preferred,
@@ -230,7 +280,8 @@ export class RockraftClient {
     return metricsFromWire(response);
   }
 
-  async addLearner(member: Member, options: CallOptions = {}): Promise<{ logIndex: number }> {
+  /** Adds a learner; resolves once the change is applied. */
+  async addLearner(member: Member, options: CallOptions = {}): Promise<MembershipResult> {
     const request = { member: { nodeId: BigInt(member.nodeId), addr: member.addr } };
     const response = await this.call<AddLearnerResponse>(
       (e, m, o, cb) => e.cluster.addLearner(request, m, o, cb),
@@ -239,10 +290,11 @@ export class RockraftClient {
     return { logIndex: toNumber(response.logIndex, "log_index") };
   }
 
+  /** Changes the membership (joint consensus when voters change); resolves once applied. */
   async changeMembership(
-    target: { voters: readonly Member[]; learners?: readonly Member[] },
+    target: MembershipTarget,
     options: CallOptions = {},
-  ): Promise<{ logIndex: number }> {
+  ): Promise<MembershipResult> {
     const wire = (list: readonly Member[]) =>
       list.map((m) => ({ nodeId: BigInt(m.nodeId), addr: m.addr }));
     const request = { voters: wire(target.voters), learners: wire(target.learners ?? []) };
@@ -253,6 +305,7 @@ export class RockraftClient {
     return { logIndex: toNumber(response.logIndex, "log_index") };
   }
 
+  /** Hands leadership to voter `nodeId`; resolves once it leads. */
   async transferLeader(nodeId: number, options: CallOptions = {}): Promise<void> {
     const request = { nodeId: BigInt(nodeId) };
     await this.call<TransferLeaderResponse>(
@@ -261,9 +314,10 @@ export class RockraftClient {
     );
   }
 
+  /** Takes a snapshot on `endpoint` (default: the node the client prefers). */
   async triggerSnapshot(
     options: CallOptions & { endpoint?: string } = {},
-  ): Promise<{ snapshotIndex: number }> {
+  ): Promise<SnapshotResult> {
     const response = await this.callAt<TriggerSnapshotResponse>(
       options.endpoint ?? this.preferred,
       (e, m, o, cb) => e.cluster.triggerSnapshot({}, m, o, cb),
@@ -277,6 +331,7 @@ export class RockraftClient {
     return this.preferred;
   }
 
+  /** Closes every connection; later calls fail with TRANSPORT_CLOSED. */
   close(): void {
     this.closed = true;
     for (const endpoint of this.endpoints.values()) {
@@ -381,7 +436,9 @@ export class RockraftClient {
               leader:
                 id === undefined
                   ? undefined
-                  : { id: Number(id), addr: addr === undefined ? undefined : String(addr) },
+                  : addr === undefined
+                    ? { id: Number(id) }
+                    : { id: Number(id), addr: String(addr) },
               cause: error,
             },
           ),

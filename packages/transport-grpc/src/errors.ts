@@ -13,11 +13,14 @@ export type RpcStatus =
 
 /** Trailing metadata keys naming the leader when a node cannot serve a call itself. */
 export const LEADER_ID_METADATA = "rockraft-leader-id";
+/** Trailing metadata key with the leader's advertised address. */
 export const LEADER_ADDR_METADATA = "rockraft-leader-addr";
 /** Trailing metadata key carrying the server-side error's stable code. */
 export const ERROR_CODE_METADATA = "rockraft-error-code";
 
+/** The leader a node knows of, sent so that a client can go there. */
 export interface LeaderHint {
+  /** The leader's node id. */
   readonly id: number;
   /** The leader's advertised address, when known. */
   readonly addr?: string;
@@ -30,8 +33,11 @@ export interface LeaderHint {
  * handler throws becomes INTERNAL.
  */
 export class RpcError extends Error {
+  /** Always `"RpcError"`. */
   override readonly name = "RpcError";
+  /** The gRPC status the call is answered with. */
   readonly status: RpcStatus;
+  /** The leader, sent in trailing metadata, when known. */
   readonly leader: LeaderHint | undefined;
   /** A stable code of the underlying failure (e.g. RAFT_PROPOSAL_DROPPED), passed to clients. */
   readonly code: string | undefined;
@@ -48,6 +54,7 @@ export class RpcError extends Error {
   }
 }
 
+/** The numeric grpc-js status of a status name. */
 export function grpcStatusOf(status: RpcStatus): GrpcStatus {
   return GrpcStatus[status];
 }
@@ -63,8 +70,11 @@ export type TransportErrorCode =
   /** The server or peer transport was shut down. */
   | "TRANSPORT_CLOSED";
 
+/** An error of the server or peer transport, with a stable `code`. */
 export class TransportError extends Error {
+  /** Always `"TransportError"`. */
   override readonly name = "TransportError";
+  /** Stable code to branch on. */
   readonly code: TransportErrorCode;
 
   constructor(code: TransportErrorCode, message: string, options: { cause?: unknown } = {}) {

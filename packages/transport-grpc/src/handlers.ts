@@ -1,89 +1,212 @@
 // What the runtime implements for the server: the KV and Cluster services, and the
 // receiving end of peer traffic. Handlers signal failures by throwing RpcError.
 import { logVerbosity, setLogVerbosity, setLogger } from "@grpc/grpc-js";
-import type { Message, NodeId, SnapshotMetadata } from "@rockraft/raft-core";
+import type { LogPosition, Message, NodeId, SnapshotMetadata } from "@rockraft/raft-core";
 
 /** Per-call context: aborted when the client cancels or the call's deadline passes. */
 export interface CallContext {
+  /** Aborted when the client cancels or the deadline passes. */
   readonly signal: AbortSignal;
   /** The call's deadline (ms since the epoch), or Infinity. */
   readonly deadline: number;
 }
 
+/** Where a write landed in the log. */
 export interface LogId {
+  /** Term of the entry. */
   readonly term: number;
+  /** The leader that created the entry (0 when unknown). */
   readonly nodeId: number;
+  /** Log index of the entry. */
   readonly index: number;
 }
 
-export interface KvHandler {
-  put(key: Uint8Array, value: Uint8Array, context: CallContext): Promise<{ logId: LogId }>;
-  /** Linearizable read. */
-  get(key: Uint8Array, context: CallContext): Promise<{ found: boolean; value: Uint8Array }>;
-  delete(key: Uint8Array, context: CallContext): Promise<{ logId: LogId; found: boolean }>;
-  compareAndSwap(
-    request: { key: Uint8Array; expectFound: boolean; expected: Uint8Array; value: Uint8Array },
-    context: CallContext,
-  ): Promise<{ succeeded: boolean; found: boolean; current: Uint8Array; logId: LogId }>;
+/** Result of a put. */
+export interface PutResult {
+  /** Where the write landed; it is committed and applied. */
+  readonly logId: LogId;
 }
 
+/** Result of a get. */
+export interface GetResult {
+  /** Whether the key exists. */
+  readonly found: boolean;
+  /** The value; empty when not found. */
+  readonly value: Uint8Array;
+}
+
+/** Result of a delete. */
+export interface DeleteResult {
+  /** Where the delete landed; it is committed and applied. */
+  readonly logId: LogId;
+  /** Whether the key existed. */
+  readonly found: boolean;
+}
+
+/** A compare-and-swap request. */
+export interface CompareAndSwapRequest {
+  /** The key. */
+  readonly key: Uint8Array;
+  /** Succeeds only if the key's presence equals this. */
+  readonly expectFound: boolean;
+  /** When `expectFound`: the value the key must hold. */
+  readonly expected: Uint8Array;
+  /** The value written on success. */
+  readonly value: Uint8Array;
+}
+
+/** Result of a compare-and-swap. */
+export interface CompareAndSwapResult {
+  /** Whether the value was swapped. */
+  readonly succeeded: boolean;
+  /** Whether the key existed before. */
+  readonly found: boolean;
+  /** The value before (empty when absent). */
+  readonly current: Uint8Array;
+  /** Where the command landed; it is committed and applied either way. */
+  readonly logId: LogId;
+}
+
+/** The KV service, implemented by the runtime. */
+export interface KvHandler {
+  /** Writes `key`; resolves once committed and applied. */
+  put(key: Uint8Array, value: Uint8Array, context: CallContext): Promise<PutResult>;
+  /** Linearizable read. */
+  get(key: Uint8Array, context: CallContext): Promise<GetResult>;
+  /** Deletes `key`; resolves once committed and applied. */
+  delete(key: Uint8Array, context: CallContext): Promise<DeleteResult>;
+  /** Compare-and-swap; resolves once committed and applied. */
+  compareAndSwap(
+    request: CompareAndSwapRequest,
+    context: CallContext,
+  ): Promise<CompareAndSwapResult>;
+}
+
+/** A cluster member and its address. */
 export interface Member {
+  /** The member's node id. */
   readonly nodeId: NodeId;
+  /** The member's `host:port` for peers and clients. */
   readonly addr: string;
 }
 
+/** The leader's view of one member's replication. */
 export interface ReplicationStatus {
+  /** The member. */
   readonly nodeId: NodeId;
+  /** Highest index known to match the leader's log. */
   readonly matchIndex: number;
+  /** Next index the leader sends. */
   readonly nextIndex: number;
+  /** `probe`, `replicate` or `snapshot`. */
   readonly state: string;
 }
 
 /** A node's view of the cluster, as the Metrics call reports it. */
 export interface ClusterMetrics {
+  /** The node answering. */
   readonly nodeId: NodeId;
+  /** Whether it has a configuration. */
   readonly initialized: boolean;
+  /** `follower`, `pre-candidate`, `candidate` or `leader`. */
   readonly state: string;
+  /** Its current term. */
   readonly currentTerm: number;
   /** 0 when no leader is known. */
   readonly currentLeader: NodeId;
+  /** Last index of its log. */
   readonly lastLogIndex: number;
+  /** Its commit index. */
   readonly commitIndex: number;
-  readonly lastApplied: { readonly index: number; readonly term: number };
+  /** The last entry its state machine applied. */
+  readonly lastApplied: LogPosition;
+  /** Voters (the incoming ones during a joint configuration). */
   readonly voters: readonly Member[];
+  /** Learners. */
   readonly learners: readonly Member[];
+  /** Outgoing voters during a joint configuration; empty otherwise. */
   readonly votersOutgoing: readonly Member[];
+  /** Index of its latest snapshot (0 when none). */
   readonly snapshotIndex: number;
+  /** Per member, on the leader only. */
   readonly replication: readonly ReplicationStatus[];
 }
 
+/** Result of an initialize call. */
+export interface InitializeResult {
+  /** True if this call created the cluster; false if the node was already initialized. */
+  readonly initialized: boolean;
+}
+
+/** Result of a membership change. */
+export interface MembershipResult {
+  /** Log index of the (last) configuration entry of the change; it is applied. */
+  readonly logIndex: number;
+}
+
+/** Result of a snapshot request. */
+export interface SnapshotResult {
+  /** The index the snapshot covers. */
+  readonly snapshotIndex: number;
+}
+
+/** One chunk of an outgoing snapshot. */
+export interface SnapshotSourceChunk {
+  /** Byte offset of `data` in the stream. */
+  offset: number;
+  /** The bytes. */
+  data: Uint8Array;
+  /** True on the last chunk. */
+  last: boolean;
+  /** CRC32 of the whole stream, on the last chunk. */
+  checksum?: number;
+}
+
+/** Target of a membership change. */
+export interface MembershipChange {
+  /** The voters afterwards. */
+  readonly voters: readonly Member[];
+  /** The learners afterwards. */
+  readonly learners: readonly Member[];
+}
+
+/** The Cluster admin service, implemented by the runtime. */
 export interface ClusterHandler {
-  initialize(members: readonly Member[], context: CallContext): Promise<{ initialized: boolean }>;
+  /** Creates the cluster from `members`; `initialized: false` if it already was. */
+  initialize(members: readonly Member[], context: CallContext): Promise<InitializeResult>;
+  /** This node's view of the cluster. */
   metrics(context: CallContext): Promise<ClusterMetrics>;
-  addLearner(member: Member, context: CallContext): Promise<{ logIndex: number }>;
-  changeMembership(
-    target: { voters: readonly Member[]; learners: readonly Member[] },
-    context: CallContext,
-  ): Promise<{ logIndex: number }>;
+  /** Adds a learner; resolves with the log index of the change once applied. */
+  addLearner(member: Member, context: CallContext): Promise<MembershipResult>;
+  /** Changes the membership; resolves with the log index of the change once applied. */
+  changeMembership(target: MembershipChange, context: CallContext): Promise<MembershipResult>;
+  /** Hands leadership to `nodeId`; resolves once it leads. */
   transferLeader(nodeId: NodeId, context: CallContext): Promise<void>;
-  triggerSnapshot(context: CallContext): Promise<{ snapshotIndex: number }>;
+  /** Takes a snapshot now. */
+  triggerSnapshot(context: CallContext): Promise<SnapshotResult>;
 }
 
 /** Where a received snapshot's data goes (storage-level's SnapshotInstaller fits). */
 export interface SnapshotSink {
+  /** Writes one chunk; offsets are contiguous from 0. */
   write(chunk: { offset: number; data: Uint8Array }): Promise<void>;
   /** Verifies the stream's checksum and stages the data; throws if it does not match. */
   finish(checksum: number): Promise<void>;
+  /** Discards what was written. */
   abort(): Promise<void>;
 }
 
 /** A snapshot to send (storage-level's SnapshotReader fits). */
 export interface SnapshotSource {
+  /** The position and membership the snapshot is at. */
   readonly metadata: SnapshotMetadata;
-  chunks(): AsyncIterable<{ offset: number; data: Uint8Array; last: boolean; checksum?: number }>;
+  /** The data in order; the last chunk carries the stream's CRC32. */
+  chunks(): AsyncIterable<SnapshotSourceChunk>;
+  /** Releases the source. */
   close(): Promise<void>;
 }
 
+/** The receiving end of peer traffic, implemented by the runtime. */
 export interface PeerHandler {
   /** Raft messages from peer `from` (which advertises `fromAddr`), in the order sent. */
   receive(messages: Message[], from: NodeId, fromAddr: string): void;
@@ -93,12 +216,17 @@ export interface PeerHandler {
 
 /** Structured log lines; pino's methods fit. Defaults to silence. */
 export interface TransportLogger {
+  /** Logs at debug level. */
   debug(fields: object, message: string): void;
+  /** Logs at info level. */
   info(fields: object, message: string): void;
+  /** Logs at warn level. */
   warn(fields: object, message: string): void;
+  /** Logs at error level. */
   error(fields: object, message: string): void;
 }
 
+/** A logger that logs nothing. */
 export const SILENT_LOGGER: TransportLogger = {
   debug: () => undefined,
   info: () => undefined,

@@ -11,11 +11,15 @@ import { DEFAULT_MAX_MESSAGE_BYTES } from "./server.js";
 import { channelCredentials, type TlsOptions } from "./tls.js";
 import { estimateSize, messageToWire, metadataToWire } from "./wire.js";
 
+/** Options of {@link PeerTransport}. */
 export interface PeerTransportOptions {
+  /** This node's id, sent with every batch. */
   readonly nodeId: NodeId;
+  /** The cluster id, sent with every batch; peers refuse another cluster's. */
   readonly clusterId: string;
   /** This node's advertised address, sent with every batch so peers can answer. */
   readonly advertiseAddr?: string;
+  /** TLS for the connections to peers; plaintext when absent. */
   readonly tls?: TlsOptions | undefined;
   /** Largest message sent; batches are cut below it (match the peers' server limit). */
   readonly maxMessageBytes?: number;
@@ -23,6 +27,7 @@ export interface PeerTransportOptions {
   readonly queueLimit?: number;
   /** Reconnection backoff: first delay and cap, in ms (with ±20% jitter); default 100 and 3000. */
   readonly backoffInitialMs?: number;
+  /** Cap of the reconnection backoff, in ms. */
   readonly backoffMaxMs?: number;
   /** A message to `peer` was dropped (peer down, or its queue full): tell raft-core. */
   readonly onUnreachable: (peer: NodeId) => void;
@@ -30,6 +35,7 @@ export interface PeerTransportOptions {
   readonly onSnapshotStatus: (peer: NodeId, ok: boolean) => void;
   /** Opens the snapshot to send for a MsgSnap (its metadata may be newer than the message's). */
   readonly snapshotSource: () => Promise<SnapshotSource>;
+  /** Where connection changes and refusals are logged. */
   readonly logger?: TransportLogger;
 }
 
@@ -339,6 +345,7 @@ export class PeerTransport {
     for (const [peer, list] of byPeer) this.peers.get(peer)!.enqueue(list);
   }
 
+  /** Closes every peer connection; later sends are dropped. Idempotent. */
   close(): void {
     this.closed = true;
     for (const connection of this.peers.values()) connection.close();

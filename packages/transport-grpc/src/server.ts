@@ -49,22 +49,33 @@ import { WireError, messageFromWire, metadataFromWire, toNumber } from "./wire.j
 
 /** Services whose health the server reports through grpc.health.v1.Health. */
 export const SERVICE_NAMES = {
+  /** The client key-value service. */
   kv: "rockraft.v1.KV",
+  /** The admin service. */
   cluster: "rockraft.v1.Cluster",
+  /** The peer service. */
   raft: "rockraft.v1.RaftService",
 } as const;
 
+/** Options of {@link RockraftServer.start}. */
 export interface ServerOptions {
+  /** This node's id. */
   readonly nodeId: NodeId;
+  /** The cluster id; peer messages from another cluster are refused. */
   readonly clusterId: string;
   /** `host:port` to bind; port 0 picks a free one (see `port`). */
   readonly address: string;
+  /** TLS (and mutual TLS); plaintext when absent. */
   readonly tls?: TlsOptions | undefined;
   /** Largest message accepted, in bytes (a full append batch or snapshot chunk must fit). */
   readonly maxMessageBytes?: number;
+  /** Serves the KV service. */
   readonly kv: KvHandler;
+  /** Serves the Cluster service. */
   readonly cluster: ClusterHandler;
+  /** Receives peer messages and snapshots. */
   readonly peer: PeerHandler;
+  /** Where refusals and failures are logged. */
   readonly logger?: TransportLogger;
 }
 
@@ -134,6 +145,10 @@ export class RockraftServer {
     this.port = port;
   }
 
+  /**
+   * Binds `options.address` and serves every service. Fails with TransportError
+   * TRANSPORT_ADDRESS_IN_USE, TRANSPORT_BIND_FAILED or TRANSPORT_TLS.
+   */
   static async start(options: ServerOptions): Promise<RockraftServer> {
     const logger = options.logger ?? SILENT_LOGGER;
     const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;

@@ -8,6 +8,7 @@ export interface TlsOptions {
   readonly caFile?: string | undefined;
   /** This node's certificate chain, presented as server and as client. */
   readonly certFile: string;
+  /** This node's private key (PEM). */
   readonly keyFile: string;
   /** Mutual TLS: refuse clients without a certificate signed by `caFile`. */
   readonly requireClientCert?: boolean;
