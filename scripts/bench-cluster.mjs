@@ -45,8 +45,10 @@ const percentile = (sorted, p) =>
 const rockraftTarget = {
   name: "rockraft",
   cpuPids: () => nodes.map((n) => n.child.pid),
-  connect: () => {
-    const client = new RockraftClient({ endpoints, timeoutMs: 10_000 });
+  connect: (i) => {
+    // Connection i starts at node i % 3: clients spread over every node, as etcd3's do.
+    const rotated = endpoints.map((_, j) => endpoints[(i + j) % endpoints.length]);
+    const client = new RockraftClient({ endpoints: rotated, timeoutMs: 10_000 });
     return {
       put: (k, v) => client.put(k, v),
       get: (k) => client.get(k),
@@ -56,7 +58,7 @@ const rockraftTarget = {
 };
 
 async function phase(target, kind, concurrency) {
-  const clients = Array.from({ length: Math.min(concurrency, 16) }, () => target.connect());
+  const clients = Array.from({ length: Math.min(concurrency, 16) }, (_, i) => target.connect(i));
   for (const client of clients) await client.get("warm-up").catch(() => undefined);
   const latencies = [];
   let errors = 0;

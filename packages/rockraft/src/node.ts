@@ -1,4 +1,4 @@
-import { randomInt } from "node:crypto";
+import { randomBytes, randomInt } from "node:crypto";
 import type { Config } from "@rockraft/config";
 import {
   NONE,
@@ -32,13 +32,17 @@ import { Waiter, type NodeMetrics, type Member, type LogId } from "./wait.js";
 
 interface Proposal {
   readonly data: Uint8Array;
+  /** The tag inside `data` that finds this proposal again when a follower applies it. */
+  readonly requestId: string;
   readonly resolve: (applied: { result: ApplyResult; logId: LogId }) => void;
   readonly reject: (error: Error) => void;
   readonly deadline: number;
 }
 
 interface PendingWrite {
-  readonly term: number;
+  /** The term the entry was proposed in (undefined when forwarded: index and term unknown). */
+  readonly term: number | undefined;
+  readonly requestId: string;
   readonly resolve: (applied: { result: ApplyResult; logId: LogId }) => void;
   readonly reject: (error: Error) => void;
   readonly timer: NodeJS.Timeout;
@@ -62,6 +66,11 @@ function addressesOf(conf: ConfState): Map<NodeId, string> {
     // A context that is not ours: no addresses.
   }
   return result;
+}
+
+/** A request id as a map key. */
+function requestKey(id: Uint8Array): string {
+  return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString("latin1");
 }
 
 export function addressContext(addresses: ReadonlyMap<NodeId, string>): string {
@@ -91,7 +100,13 @@ export class NodeRuntime {
   private snapshotIndex: number;
 
   private proposals: Proposal[] = [];
+  /** Proposals this node leads, by log index. */
   private readonly writes = new Map<number, PendingWrite>();
+  /** Proposals raft-core forwarded to the leader (MsgProp), by request id. */
+  private readonly forwarded = new Map<string, PendingWrite>();
+  /** Random per process, so that request ids never repeat across restarts. */
+  private readonly requestPrefix = randomBytes(8);
+  private requestCounter = 0;
   private reads: PendingRead[] = [];
   private readonly readBatches = new Map<string, PendingRead[]>();
   private readCounter = 0;
@@ -199,7 +214,14 @@ export class NodeRuntime {
     return true;
   }
 
-  /** Proposes a command; resolves once committed and applied (forwarding to the leader if needed). */
+  /**
+   * Proposes a command on the leader; resolves once committed and applied. A follower
+   * refuses with RAFT_NOT_LEADER (the API forwards the call to the leader over gRPC, which
+   * fails fast and is retried while the leader changes). Each proposal carries a request
+   * id: if leadership is lost between this check and the proposal, raft-core forwards it to
+   * the new leader (MsgProp), and the id finds it again when it is applied here, so it is
+   * neither lost nor proposed twice.
+   */
   async write(command: Command, timeoutMs: number): Promise<{ result: ApplyResult; logId: LogId }> {
     this.assertRunning();
     const deadline = Date.now() + timeoutMs;
@@ -207,10 +229,24 @@ export class NodeRuntime {
     if (this.softState.role !== "leader") {
       throw this.notLeader();
     }
+    const id = this.nextRequestId();
     return new Promise((resolve, reject) => {
-      this.proposals.push({ data: encodeCommand(command), resolve, reject, deadline });
+      this.proposals.push({
+        data: encodeCommand({ ...command, requestId: id }),
+        requestId: requestKey(id),
+        resolve,
+        reject,
+        deadline,
+      });
       this.wake();
     });
+  }
+
+  private nextRequestId(): Uint8Array {
+    const id = new Uint8Array(12);
+    id.set(this.requestPrefix);
+    new DataView(id.buffer).setUint32(8, ++this.requestCounter >>> 0);
+    return id;
   }
 
   /** A linearizable read point: resolves with an index to wait for before reading. */
@@ -478,7 +514,12 @@ export class NodeRuntime {
         ready.snapshot === undefined &&
         ready.entries.length === 0 &&
         ready.compactIndex === undefined;
-      if (!commitOnly) await this.storage.persist(ready);
+      // Committed entries are applied in the same batch as the Ready's durable part (atomic,
+      // so still "after" it): one LevelDB write per Ready instead of two.
+      let applied: ApplyResult[] | undefined;
+      if (!commitOnly) {
+        applied = await this.storage.persist(ready, { apply: ready.committedEntries });
+      }
       this.transport.send(ready.persistedMessages);
       if (ready.snapshot !== undefined) {
         this.snapshotIndex = ready.snapshot.metadata.index;
@@ -493,9 +534,12 @@ export class NodeRuntime {
           "installed a snapshot from the leader",
         );
       }
-      const hardState = commitOnly ? ready.hardState : undefined;
-      if (ready.committedEntries.length > 0 || hardState !== undefined) {
-        const results = await this.storage.apply(ready.committedEntries, { hardState });
+      if (applied !== undefined) {
+        if (ready.committedEntries.length > 0) this.onApplied(applied);
+      } else if (ready.committedEntries.length > 0 || ready.hardState !== undefined) {
+        const results = await this.storage.apply(ready.committedEntries, {
+          hardState: ready.hardState,
+        });
         this.onApplied(results);
       }
       this.onReadStates(ready.readStates);
@@ -541,35 +585,58 @@ export class NodeRuntime {
       for (const proposal of live) proposal.reject(dropped);
       return;
     }
+    this.metricsExporter?.proposals.inc(live.length);
     if (position === undefined) {
-      // Forwarded by raft-core: this node lost leadership in between; the caller retries.
-      for (const proposal of live) proposal.reject(this.notLeader());
+      // This node lost leadership since `write` checked, and raft-core forwarded the batch
+      // to the new leader (MsgProp). Rejecting now would have the caller propose again (a
+      // second copy of the same write); instead each is found again by its request id when
+      // applied. One that the leader drops is noticed at its deadline (outcome unknown).
+      for (const proposal of live) {
+        this.forwarded.set(
+          proposal.requestId,
+          this.pending(proposal, undefined, () => {
+            this.forwarded.delete(proposal.requestId);
+          }),
+        );
+      }
       return;
     }
-    this.metricsExporter?.proposals.inc(live.length);
     live.forEach((proposal, i) => {
       const index = position.index + i;
-      const timer = setTimeout(
-        () => {
-          if (this.writes.delete(index)) {
-            proposal.reject(
-              new RockraftError(
-                "RAFT_TIMEOUT",
-                `entry ${index} was not applied within the deadline; its outcome is unknown`,
-              ),
-            );
-          }
-        },
-        Math.max(0, proposal.deadline - Date.now()),
+      this.writes.set(
+        index,
+        this.pending(proposal, position.term, () => this.writes.delete(index)),
       );
-      this.writes.set(index, {
-        term: position.term,
-        resolve: proposal.resolve,
-        reject: proposal.reject,
-        timer,
-        proposedAt: performance.now(),
-      });
     });
+  }
+
+  /** A proposal waiting for its entry to be applied, rejected at its deadline. */
+  private pending(
+    proposal: Proposal,
+    term: number | undefined,
+    forget: () => boolean | void,
+  ): PendingWrite {
+    const timer = setTimeout(
+      () => {
+        if (forget() !== false) {
+          proposal.reject(
+            new RockraftError(
+              "RAFT_TIMEOUT",
+              "the write was not applied within the deadline; its outcome is unknown",
+            ),
+          );
+        }
+      },
+      Math.max(0, proposal.deadline - Date.now()),
+    );
+    return {
+      term,
+      requestId: proposal.requestId,
+      resolve: proposal.resolve,
+      reject: proposal.reject,
+      timer,
+      proposedAt: performance.now(),
+    };
   }
 
   private flushReads(): void {
@@ -631,22 +698,40 @@ export class NodeRuntime {
         index: result.index,
       };
       this.lastApplied = logId;
-      const write = this.writes.get(result.index);
-      if (write === undefined) continue;
-      this.writes.delete(result.index);
-      clearTimeout(write.timer);
-      if (write.term === result.term) {
-        this.metricsExporter?.applyLatency.observe((performance.now() - write.proposedAt) / 1000);
-        write.resolve({ result, logId });
-      } else {
-        write.reject(
+      const requestId =
+        "requestId" in result && result.requestId !== undefined
+          ? requestKey(result.requestId)
+          : undefined;
+      // A proposal this node made as leader waits at its index; if another entry took that
+      // index (a newer leader's), it was dropped.
+      const atIndex = this.writes.get(result.index);
+      if (atIndex !== undefined) {
+        this.writes.delete(result.index);
+        if (atIndex.requestId === requestId) {
+          this.settle(atIndex, result, logId);
+          continue;
+        }
+        clearTimeout(atIndex.timer);
+        atIndex.reject(
           new RockraftError(
             "RAFT_PROPOSAL_DROPPED",
             `entry ${result.index} was replaced by a newer leader's entry before it committed`,
           ),
         );
       }
+      // A proposal forwarded to the leader is found by its request id.
+      const forwarded = requestId === undefined ? undefined : this.forwarded.get(requestId);
+      if (forwarded !== undefined) {
+        this.forwarded.delete(requestId!);
+        this.settle(forwarded, result, logId);
+      }
     }
+  }
+
+  private settle(write: PendingWrite, result: ApplyResult, logId: LogId): void {
+    clearTimeout(write.timer);
+    this.metricsExporter?.applyLatency.observe((performance.now() - write.proposedAt) / 1000);
+    write.resolve({ result, logId });
   }
 
   private onSoftState(soft: SoftState): void {
@@ -731,11 +816,12 @@ export class NodeRuntime {
   private rejectAll(error: Error): void {
     for (const proposal of this.proposals) proposal.reject(error);
     this.proposals = [];
-    for (const write of this.writes.values()) {
+    for (const write of [...this.writes.values(), ...this.forwarded.values()]) {
       clearTimeout(write.timer);
       write.reject(error);
     }
     this.writes.clear();
+    this.forwarded.clear();
     for (const read of this.reads) read.reject(error);
     this.reads = [];
     for (const batch of this.readBatches.values()) for (const read of batch) read.reject(error);

@@ -146,12 +146,16 @@ export type Command =
       readonly key: Uint8Array;
       /** The value; may be empty. */
       readonly value: Uint8Array;
+      /** Identifies the request that proposed it, when the proposer tagged it. */
+      readonly requestId?: Uint8Array;
     }
   | {
       /** Remove `key`. */
       readonly op: "delete";
       /** The key. */
       readonly key: Uint8Array;
+      /** Identifies the request that proposed it, when the proposer tagged it. */
+      readonly requestId?: Uint8Array;
     }
   | {
       /** Compare-and-swap: set `key` to `value` if it holds what is expected. */
@@ -164,17 +168,37 @@ export type Command =
       readonly expected: Uint8Array;
       /** The value written on success. */
       readonly value: Uint8Array;
+      /** Identifies the request that proposed it, when the proposer tagged it. */
+      readonly requestId?: Uint8Array;
     };
 
 const OP_PUT = 1;
 const OP_DELETE = 2;
 const OP_CAS = 3;
+/** A request id (u8 length, bytes), then the command it tags. */
+const OP_REQUEST = 0x10;
 
 /**
  * Encodes a command: op byte, then length-prefixed (u32) fields; the last field runs to the
- * end. put: key, value. delete: key. cas: expectFound byte, key, expected, value.
+ * end. put: key, value. delete: key. cas: expectFound byte, key, expected, value. A command
+ * with a `requestId` is prefixed by op 0x10, the id's length (one byte) and the id.
  */
 export function encodeCommand(command: Command): Uint8Array {
+  const { requestId } = command;
+  if (requestId === undefined) return encodeOp(command);
+  if (requestId.byteLength > 255) {
+    throw new RangeError(`encodeCommand: requestId is ${requestId.byteLength} bytes, at most 255`);
+  }
+  const inner = encodeOp(command);
+  const bytes = new Uint8Array(2 + requestId.byteLength + inner.byteLength);
+  bytes[0] = OP_REQUEST;
+  bytes[1] = requestId.byteLength;
+  bytes.set(requestId, 2);
+  bytes.set(inner, 2 + requestId.byteLength);
+  return bytes;
+}
+
+function encodeOp(command: Command): Uint8Array {
   const { key } = command;
   switch (command.op) {
     case "put": {
@@ -246,6 +270,15 @@ export function decodeCommand(bytes: Uint8Array): Command {
         expected,
         value: bytes.slice(afterExpected),
       };
+    }
+    case OP_REQUEST: {
+      const length = bytes[1];
+      if (length === undefined || bytes.byteLength < 2 + length + 1) {
+        throw new DecodeError("request id truncated");
+      }
+      if (bytes[2 + length] === OP_REQUEST) throw new DecodeError("nested request id");
+      const inner = decodeCommand(bytes.subarray(2 + length));
+      return { ...inner, requestId: bytes.slice(2, 2 + length) };
     }
     default:
       throw new DecodeError(`unknown command op ${bytes[0]}`);

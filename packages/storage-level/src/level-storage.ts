@@ -88,6 +88,8 @@ export type ApplyResult =
       readonly term: number;
       /** A leader's no-op, a membership change, or a put. */
       readonly kind: "noop" | "config" | "put";
+      /** The put's request id, when its proposer tagged it. */
+      readonly requestId?: Uint8Array;
     }
   | {
       /** Log index of the entry. */
@@ -98,6 +100,8 @@ export type ApplyResult =
       readonly kind: "delete";
       /** Whether the key existed. */
       readonly found: boolean;
+      /** The command's request id, when its proposer tagged it. */
+      readonly requestId?: Uint8Array;
     }
   | {
       /** Log index of the entry. */
@@ -112,6 +116,8 @@ export type ApplyResult =
       readonly found: boolean;
       /** The value before the command ran (undefined if the key was absent). */
       readonly current: Uint8Array | undefined;
+      /** The command's request id, when its proposer tagged it. */
+      readonly requestId?: Uint8Array;
     }
   /** A payload that is not a command: every node skips it the same way. */
   | {
@@ -393,8 +399,16 @@ export class LevelStorage {
    * requires it (Ready duty 2): an installed snapshot (switching to its staged state),
    * entries (replacing any conflicting suffix), the hard state and log compaction, all or
    * nothing. The view changes only once the batch is durable.
+   *
+   * `apply`, when given, are committed entries to apply (Ready duty 4) in the same batch,
+   * exactly as {@link LevelStorage.apply} would: atomic with the rest, so "after step 2"
+   * holds, and one synced write instead of two. With a snapshot in the Ready they are
+   * applied in a second batch, once the snapshot's state is in place. Returns their results.
    */
-  persist(ready: PersistableReady): Promise<void> {
+  persist(
+    ready: PersistableReady,
+    options: { apply?: readonly Entry[] | undefined } = {},
+  ): Promise<ApplyResult[]> {
     return this.serialized(async () => {
       const view = this.view;
       const ops: BatchOp[] = [];
@@ -447,8 +461,13 @@ export class LevelStorage {
           value: encodePosition({ index: compactIndex, term: view.term(compactIndex) }),
         });
       }
-      if (ops.length === 0) return;
-      await this.write(ops, ready.mustSync || snapshot !== undefined);
+      const toApply = options.apply ?? [];
+      let applying: { results: ApplyResult[]; applied: SnapshotMetadata } | undefined;
+      if (snapshot === undefined && toApply.length > 0) {
+        applying = await this.applyOps(toApply, ops);
+      }
+      if (ops.length > 0) await this.write(ops, ready.mustSync || snapshot !== undefined);
+      if (applying !== undefined) this.appliedState = applying.applied;
 
       if (snapshot !== undefined) {
         view.applySnapshot({ metadata: snapshot.metadata, data: EMPTY });
@@ -470,6 +489,13 @@ export class LevelStorage {
           .then(() => this.db.compactRange(start, end))
           .catch(() => undefined);
       }
+      if (snapshot !== undefined && toApply.length > 0) {
+        const afterSnapshot: BatchOp[] = [];
+        applying = await this.applyOps(toApply, afterSnapshot);
+        if (afterSnapshot.length > 0) await this.write(afterSnapshot, false);
+        this.appliedState = applying.applied;
+      }
+      return applying?.results ?? [];
     });
   }
 
@@ -490,74 +516,8 @@ export class LevelStorage {
     options: { hardState?: HardState | undefined } = {},
   ): Promise<ApplyResult[]> {
     return this.serialized(async () => {
-      const generation = this.activeGeneration;
       const ops: BatchOp[] = [];
-      const overlay = new Map<string, Uint8Array | null>();
-      const results: ApplyResult[] = [];
-      let { index: lastIndex, term: lastTerm, confState } = this.appliedState;
-      const read = async (key: Uint8Array): Promise<Uint8Array | undefined> => {
-        const pending = overlay.get(keyString(key));
-        if (pending !== undefined) return pending ?? undefined;
-        return this.db.get(dataKey(generation, key));
-      };
-      for (const entry of entries) {
-        if (entry.index <= lastIndex) continue;
-        if (entry.index !== lastIndex + 1) {
-          throw new RangeError(
-            `apply: entry ${entry.index} does not follow the applied index ${lastIndex}`,
-          );
-        }
-        const { index, term } = entry;
-        lastIndex = index;
-        lastTerm = term;
-        if (entry.type === "config") {
-          confState = decodeConfState(entry.data);
-          results.push({ index, term, kind: "config" });
-          continue;
-        }
-        if (entry.data.byteLength === 0) {
-          results.push({ index, term, kind: "noop" });
-          continue;
-        }
-        let command;
-        try {
-          command = decodeCommand(entry.data);
-        } catch (error) {
-          results.push({ index, term, kind: "invalid", reason: (error as Error).message });
-          continue;
-        }
-        const key = keyString(command.key);
-        switch (command.op) {
-          case "put":
-            overlay.set(key, command.value);
-            ops.push({ type: "put", key: dataKey(generation, command.key), value: command.value });
-            results.push({ index, term, kind: "put" });
-            break;
-          case "delete": {
-            const found = (await read(command.key)) !== undefined;
-            overlay.set(key, null);
-            ops.push({ type: "del", key: dataKey(generation, command.key) });
-            results.push({ index, term, kind: "delete", found });
-            break;
-          }
-          case "cas": {
-            const current = await read(command.key);
-            const found = current !== undefined;
-            const succeeded =
-              found === command.expectFound && (!found || sameBytes(current, command.expected));
-            if (succeeded) {
-              overlay.set(key, command.value);
-              ops.push({
-                type: "put",
-                key: dataKey(generation, command.key),
-                value: command.value,
-              });
-            }
-            results.push({ index, term, kind: "cas", succeeded, found, current });
-            break;
-          }
-        }
-      }
+      const { results, applied } = await this.applyOps(entries, ops);
       const hardState = options.hardState;
       if (hardState !== undefined) {
         if (hardState.commit > this.view.lastIndex()) {
@@ -567,15 +527,96 @@ export class LevelStorage {
         }
         ops.push({ type: "put", key: META_HARD_STATE, value: encodeHardState(hardState) });
       }
-      if (results.length === 0 && hardState === undefined) return results;
-      const applied: SnapshotMetadata = { index: lastIndex, term: lastTerm, confState };
-      if (results.length > 0)
-        ops.push({ type: "put", key: stateMetaKey(generation), value: encodeMetadata(applied) });
+      if (ops.length === 0) return results;
       await this.write(ops, false);
       this.appliedState = applied;
       if (hardState !== undefined) this.view.setHardState(hardState);
       return results;
     });
+  }
+
+  /**
+   * The state machine's side of applying `entries`: appends the data writes and the new
+   * applied position to `ops` (nothing when no entry is new) and returns the results and
+   * the position, which the caller records once `ops` are written.
+   */
+  private async applyOps(
+    entries: readonly Entry[],
+    ops: BatchOp[],
+  ): Promise<{ results: ApplyResult[]; applied: SnapshotMetadata }> {
+    const generation = this.activeGeneration;
+    const overlay = new Map<string, Uint8Array | null>();
+    const results: ApplyResult[] = [];
+    let { index: lastIndex, term: lastTerm, confState } = this.appliedState;
+    const read = async (key: Uint8Array): Promise<Uint8Array | undefined> => {
+      const pending = overlay.get(keyString(key));
+      if (pending !== undefined) return pending ?? undefined;
+      return this.db.get(dataKey(generation, key));
+    };
+    for (const entry of entries) {
+      if (entry.index <= lastIndex) continue;
+      if (entry.index !== lastIndex + 1) {
+        throw new RangeError(
+          `apply: entry ${entry.index} does not follow the applied index ${lastIndex}`,
+        );
+      }
+      const { index, term } = entry;
+      lastIndex = index;
+      lastTerm = term;
+      if (entry.type === "config") {
+        confState = decodeConfState(entry.data);
+        results.push({ index, term, kind: "config" });
+        continue;
+      }
+      if (entry.data.byteLength === 0) {
+        results.push({ index, term, kind: "noop" });
+        continue;
+      }
+      let command;
+      try {
+        command = decodeCommand(entry.data);
+      } catch (error) {
+        results.push({ index, term, kind: "invalid", reason: (error as Error).message });
+        continue;
+      }
+      const key = keyString(command.key);
+      const tag = command.requestId === undefined ? {} : { requestId: command.requestId };
+      switch (command.op) {
+        case "put":
+          overlay.set(key, command.value);
+          ops.push({ type: "put", key: dataKey(generation, command.key), value: command.value });
+          results.push({ index, term, kind: "put", ...tag });
+          break;
+        case "delete": {
+          const found = (await read(command.key)) !== undefined;
+          overlay.set(key, null);
+          ops.push({ type: "del", key: dataKey(generation, command.key) });
+          results.push({ index, term, kind: "delete", found, ...tag });
+          break;
+        }
+        case "cas": {
+          const current = await read(command.key);
+          const found = current !== undefined;
+          const succeeded =
+            found === command.expectFound && (!found || sameBytes(current, command.expected));
+          if (succeeded) {
+            overlay.set(key, command.value);
+            ops.push({
+              type: "put",
+              key: dataKey(generation, command.key),
+              value: command.value,
+            });
+          }
+          results.push({ index, term, kind: "cas", succeeded, found, current, ...tag });
+          break;
+        }
+      }
+    }
+    const applied: SnapshotMetadata = { index: lastIndex, term: lastTerm, confState };
+    if (results.length > 0) {
+      ops.push({ type: "put", key: stateMetaKey(generation), value: encodeMetadata(applied) });
+    }
+    return { results, applied: results.length > 0 ? applied : this.appliedState };
   }
 
   /** Reads a key from the applied state (not linearizable by itself: see ReadIndex). */

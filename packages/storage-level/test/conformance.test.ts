@@ -10,8 +10,12 @@ afterAll(() => dirs.cleanup());
 function harness(store: LevelStorage, dataPath: string): StorageHarness {
   return {
     storage: store.raftStorage,
-    append: (entries) => store.persist({ entries, mustSync: true }),
-    setHardState: (hardState) => store.persist({ entries: [], hardState, mustSync: true }),
+    append: async (entries) => {
+      await store.persist({ entries, mustSync: true });
+    },
+    setHardState: async (hardState) => {
+      await store.persist({ entries: [], hardState, mustSync: true });
+    },
     applySnapshot: async (snapshot) => {
       const installer = await store.beginSnapshotInstall(snapshot.metadata);
       await installer.finish(0);

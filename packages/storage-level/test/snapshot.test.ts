@@ -37,6 +37,32 @@ async function install(
 }
 
 describe("snapshots", () => {
+  test("entries applied with a snapshot's persist go into the installed state", async () => {
+    const source = await storeWithKeys(20);
+    const stream = await readAll(source, 500);
+    const target = await open(await dirs.make());
+    const installer = await target.beginSnapshotInstall(stream.metadata);
+    for (const chunk of stream.chunks) await installer.write(chunk);
+    await installer.finish(stream.chunks.at(-1)!.checksum!);
+    const after = [put(21, 1, "k0", "after"), put(22, 1, "k99", "new")];
+    const results = await target.persist(
+      {
+        entries: after,
+        snapshot: { metadata: stream.metadata, data: new Uint8Array() },
+        hardState: { term: 1, vote: 0, commit: 22 },
+        mustSync: true,
+      },
+      { apply: after },
+    );
+    expect(results.map((r) => r.index)).toEqual([21, 22]);
+    expect(target.applied().index).toBe(22);
+    expect(text(await target.get(bytes("k0")))).toBe("after");
+    expect(text(await target.get(bytes("k5")))).toBe("v5");
+    expect(text(await target.get(bytes("k99")))).toBe("new");
+    await source.close();
+    await target.close();
+  });
+
   test("a snapshot streams in chunks and installs into another store exactly", async () => {
     const source = await storeWithKeys(200);
     const stream = await readAll(source, 500);

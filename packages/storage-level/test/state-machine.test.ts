@@ -42,10 +42,36 @@ describe("the command codec", () => {
     expect(decodeCommand(encodeCommand(value))).toEqual(value);
   });
 
+  test.each<[string, Command]>([
+    ["put", { op: "put", key: bytes("k"), value: bytes("v"), requestId: bytes("node1/7") }],
+    ["delete", { op: "delete", key: bytes("k"), requestId: Uint8Array.of(0, 255) }],
+    [
+      "cas",
+      {
+        op: "cas",
+        key: bytes("k"),
+        expectFound: false,
+        expected: new Uint8Array(),
+        value: bytes("v"),
+        requestId: new Uint8Array(255).fill(7),
+      },
+    ],
+  ])("a %s tagged with a request id round-trips", (_name, value) => {
+    expect(decodeCommand(encodeCommand(value))).toEqual(value);
+  });
+
+  test("a request id over 255 bytes is refused", () => {
+    expect(() =>
+      encodeCommand({ op: "delete", key: bytes("k"), requestId: new Uint8Array(256) }),
+    ).toThrow(new RangeError("encodeCommand: requestId is 256 bytes, at most 255"));
+  });
+
   test.each([
     [Uint8Array.of(9), "unknown command op 9"],
     [Uint8Array.of(1, 0, 0, 0, 9, 1), "command truncated"],
     [Uint8Array.of(2, 0, 0, 0, 1, 65, 66), "delete command has trailing bytes"],
+    [Uint8Array.of(0x10, 3, 1, 2), "request id truncated"],
+    [Uint8Array.of(0x10, 1, 1, 0x10, 1, 1, 2, 0, 0, 0, 1, 65), "nested request id"],
   ])("malformed payloads are named (%j)", (payload, message) => {
     expect(() => decodeCommand(payload)).toThrow(message);
   });
@@ -157,6 +183,58 @@ describe("applying committed entries", () => {
     await expect(
       reopened.apply([], { hardState: { term: 1, vote: 1, commit: 5 } }),
     ).rejects.toThrow(new RangeError("apply: commit index 5 is beyond the log's last index 1"));
+    await reopened.close();
+  });
+
+  test("results carry the request id of a tagged command", async () => {
+    const store = await open(await dirs.make());
+    const id = bytes("node2/41");
+    const entries = [
+      command(1, { op: "put", key: bytes("a"), value: bytes("1"), requestId: id }),
+      command(2, { op: "delete", key: bytes("a") }),
+    ];
+    await append(store, entries, 2);
+    expect(await store.apply(entries)).toEqual([
+      { index: 1, term: 1, kind: "put", requestId: id },
+      { index: 2, term: 1, kind: "delete", found: true },
+    ]);
+    await store.close();
+  });
+
+  test("persist can apply committed entries in the same batch, exactly once", async () => {
+    const dataPath = await dirs.make();
+    const store = await open(dataPath);
+    const first = [put(1, 1, "a", "1"), put(2, 1, "b", "2")];
+    await store.persist({ entries: first, mustSync: true });
+    // A leader's Ready: new entries 3..4, and 1..3 committed (3 is in this very Ready).
+    const second = [
+      command(3, { op: "delete", key: bytes("a") }),
+      command(4, { op: "put", key: bytes("c"), value: bytes("4") }),
+    ];
+    const results = await store.persist(
+      { entries: second, hardState: { term: 1, vote: 1, commit: 3 }, mustSync: true },
+      { apply: [...first, second[0]!] },
+    );
+    expect(results).toEqual([
+      { index: 1, term: 1, kind: "put" },
+      { index: 2, term: 1, kind: "put" },
+      { index: 3, term: 1, kind: "delete", found: true },
+    ]);
+    expect(store.applied().index).toBe(3);
+    expect(store.raftStorage.lastIndex()).toBe(4);
+    expect(await store.get(bytes("a"))).toBeUndefined();
+    expect(text(await store.get(bytes("b")))).toBe("2");
+    // Applying the same entries again is skipped.
+    expect(await store.persist({ entries: [], mustSync: false }, { apply: first })).toEqual([]);
+    await store.close();
+
+    const reopened = await open(dataPath);
+    expect(reopened.applied().index).toBe(3);
+    expect(reopened.raftStorage.initialState().hardState.commit).toBe(3);
+    expect(await reopened.get(bytes("a"))).toBeUndefined();
+    expect(await reopened.get(bytes("c"))).toBeUndefined();
+    expect(await reopened.apply([second[1]!])).toEqual([{ index: 4, term: 1, kind: "put" }]);
+    expect(text(await reopened.get(bytes("c")))).toBe("4");
     await reopened.close();
   });
 

@@ -41,8 +41,8 @@ export function entry(index: number, term: number, payload = `e${index}`): Entry
 }
 
 /** Appends entries durably, like a Ready with entries. */
-export function append(store: LevelStorage, entries: Entry[], commit?: number): Promise<void> {
-  return store.persist({
+export async function append(store: LevelStorage, entries: Entry[], commit?: number) {
+  await store.persist({
     entries,
     mustSync: true,
     ...(commit === undefined
