@@ -3,7 +3,7 @@
 // generator (in this process) driving the KV gRPC API with 1, 8, 64 and 256 concurrent
 // clients: 256-byte values over 10,000 keys, writes then linearizable reads. Reports
 // throughput, p50/p99 latency and CPU seconds per operation (nodes + load generator).
-//   pnpm bench:cluster [-- --seconds 10 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd]
+//   pnpm bench:cluster [-- --seconds 10 --warmup 3 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd]
 // With --vs-etcd, the same load runs, alternating row by row, against a three-member etcd
 // cluster on 127.0.0.1 (Debian's etcd-server, installed when missing), and the ratios print.
 // With --profile, each node process writes a V8 CPU profile (.cpuprofile) into DIR.
@@ -21,6 +21,7 @@ import {
 const { values } = parseArgs({
   options: {
     seconds: { type: "string", default: "10" },
+    warmup: { type: "string", default: "3" },
     clients: { type: "string", default: "1,8,64,256" },
     ops: { type: "string", default: "write,read" },
     profile: { type: "string" },
@@ -29,6 +30,7 @@ const { values } = parseArgs({
   args: process.argv.slice(2).filter((arg) => arg !== "--"),
 });
 const seconds = Number(values.seconds);
+const warmup = Number(values.warmup);
 const clientCounts = values.clients.split(",").map(Number);
 
 buildAll();
@@ -63,10 +65,20 @@ async function phase(target, kind, concurrency) {
   const latencies = [];
   let errors = 0;
   const pids = target.cpuPids();
-  const cpuBefore = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
-  const selfBefore = process.cpuUsage();
-  const began = performance.now();
-  const end = began + seconds * 1000;
+  // The same load runs for `warmup` seconds first, unmeasured: V8 compiles the hot paths of
+  // node and load generator alike during the first seconds of a load (etcd, in Go, needs no
+  // warm-up; this keeps JIT compilation out of the comparison).
+  const warmEnd = performance.now() + warmup * 1000;
+  const end = warmEnd + seconds * 1000;
+  let cpuBefore = 0;
+  let selfBefore = process.cpuUsage();
+  let began = warmEnd;
+  const startMeasuring = () => {
+    cpuBefore = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+    selfBefore = process.cpuUsage();
+    began = performance.now();
+  };
+  const measuring = warmup > 0 ? setTimeout(startMeasuring, warmup * 1000) : startMeasuring();
   await Promise.all(
     Array.from({ length: concurrency }, async (_, i) => {
       const client = clients[i % clients.length];
@@ -76,13 +88,14 @@ async function phase(target, kind, concurrency) {
         try {
           if (kind === "write") await client.put(key, value);
           else await client.get(key);
-          latencies.push(performance.now() - t0);
+          if (t0 >= began) latencies.push(performance.now() - t0);
         } catch {
-          errors++;
+          if (t0 >= began) errors++;
         }
       }
     }),
   );
+  clearTimeout(measuring);
   const elapsed = (performance.now() - began) / 1000;
   const self = process.cpuUsage(selfBefore);
   const cpu =
@@ -180,7 +193,7 @@ async function startEtcd() {
 }
 
 console.log(
-  `cluster bench: 3 nodes + load generator on one machine (${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}); ${seconds} s per row; 256-byte values, 10,000 keys; default configs`,
+  `cluster bench: 3 nodes + load generator on one machine (${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}); ${seconds} s per row after ${warmup} s of unmeasured warm-up; 256-byte values, 10,000 keys; default configs`,
 );
 console.log("");
 const etcd = values["vs-etcd"] ? await startEtcd() : undefined;

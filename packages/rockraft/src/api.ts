@@ -316,10 +316,15 @@ export class RaftApi {
           "RAFT_TIMEOUT",
           "the write's deadline passed while looking for the leader",
         );
-      try {
-        return await this.runtime.write(command, remaining);
-      } catch (error) {
-        if (!(error instanceof RockraftError) || error.code !== "RAFT_NOT_LEADER") throw error;
+      // A follower goes straight to the leader (no exception per forwarded write); the
+      // leader proposes, and forwards after all if it lost leadership in between.
+      await this.runtime.awaitLeader(deadline);
+      if (this.runtime.leads()) {
+        try {
+          return await this.runtime.write(command, deadline - Date.now());
+        } catch (error) {
+          if (!(error instanceof RockraftError) || error.code !== "RAFT_NOT_LEADER") throw error;
+        }
       }
       try {
         return await forward(this.runtime.leaderClient(), { timeoutMs: remaining, once: true });

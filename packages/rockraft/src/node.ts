@@ -249,6 +249,11 @@ export class NodeRuntime {
     return id;
   }
 
+  /** Whether this node is the leader now. */
+  leads(): boolean {
+    return this.softState.role === "leader";
+  }
+
   /** A linearizable read point: resolves with an index to wait for before reading. */
   async readIndex(timeoutMs: number): Promise<number> {
     this.assertRunning();
