@@ -1,13 +1,7 @@
 import type { Config } from "@rockraft/config";
 import type { NodeId } from "@rockraft/raft-core";
 import type { ApplyResult, Command } from "@rockraft/storage-level";
-import {
-  RockraftClientError,
-  type InitializeResult,
-  type MembershipResult,
-  type RockraftClient,
-  type SnapshotResult,
-} from "@rockraft/transport-grpc";
+import type { InitializeResult, MembershipResult, SnapshotResult } from "@rockraft/transport-grpc";
 import { RockraftError } from "./errors.js";
 import type { NodeRuntime } from "./node.js";
 import { Wait, type LogId, type Member, type NodeMetrics } from "./wait.js";
@@ -92,19 +86,8 @@ export type ReadMode =
 
 const DEFAULT_TIMEOUT_MS = 10_000;
 
-/** What a write yields, on the leader or forwarded to it. */
-type Written = {
-  readonly logId: LogId;
-  readonly result:
-    | ApplyResult
-    | { readonly kind: "delete"; readonly found: boolean }
-    | {
-        readonly kind: "cas";
-        readonly succeeded: boolean;
-        readonly found: boolean;
-        readonly current: Uint8Array | undefined;
-      };
-};
+/** What a write yields once applied on this node. */
+type Written = { readonly logId: LogId; readonly result: ApplyResult };
 const encoder = new TextEncoder();
 const bytes = (value: Bytes): Uint8Array =>
   typeof value === "string" ? encoder.encode(value) : value;
@@ -171,26 +154,14 @@ export class RaftApi {
   async clientWrite(request: WriteRequest, options: CallOptions = {}): Promise<WriteResult> {
     const key = this.checkKey(request.key);
     const value = this.checkValue(request.value);
-    const { logId } = await this.write({ op: "put", key, value }, options, (client, callOptions) =>
-      client.put(key, value, callOptions).then((r) => ({
-        logId: r.logId,
-        result: { index: r.logId.index, term: r.logId.term, kind: "put" },
-      })),
-    );
+    const { logId } = await this.write({ op: "put", key, value }, options);
     return { logId };
   }
 
   /** Deletes `key`; resolves once applied, saying whether it existed. */
   async delete(key: Bytes, options: CallOptions = {}): Promise<DeleteResult> {
     const checked = this.checkKey(key);
-    const { result, logId } = await this.write(
-      { op: "delete", key: checked },
-      options,
-      (client, callOptions) =>
-        client
-          .delete(checked, callOptions)
-          .then((r) => ({ logId: r.logId, result: { kind: "delete", found: r.found } as const })),
-    );
+    const { result, logId } = await this.write({ op: "delete", key: checked }, options);
     return { logId, found: result.kind === "delete" && result.found };
   }
 
@@ -206,19 +177,7 @@ export class RaftApi {
     const value = this.checkValue(request.value);
     const expected = bytes(request.expected ?? new Uint8Array());
     const command: Command = { op: "cas", key, expectFound: request.expectFound, expected, value };
-    const { result, logId } = await this.write(command, options, (client, callOptions) =>
-      client
-        .compareAndSwap({ key, expectFound: request.expectFound, expected, value }, callOptions)
-        .then((r) => ({
-          logId: r.logId,
-          result: {
-            kind: "cas",
-            succeeded: r.succeeded,
-            found: r.found,
-            current: r.current,
-          } as const,
-        })),
-    );
+    const { result, logId } = await this.write(command, options);
     if (result.kind !== "cas") throw new Error(`compareAndSwap: unexpected result ${result.kind}`);
     return { succeeded: result.succeeded, found: result.found, current: result.current, logId };
   }
@@ -300,40 +259,24 @@ export class RaftApi {
    * reached (down, or no longer leading) is looked up again until the deadline; a forwarded
    * call that timed out is not retried, since its outcome is unknown.
    */
-  private async write(
-    command: Command,
-    options: CallOptions,
-    forward: (
-      client: RockraftClient,
-      callOptions: { timeoutMs: number; once: true },
-    ) => Promise<Written>,
-  ): Promise<Written> {
+  /**
+   * Proposes on this node: the leader appends it, a follower's raft-core forwards it to the
+   * leader over the peer stream; either way it resolves once applied here. A proposal that
+   * provably went nowhere (no leader yet, or the leader could not be reached) is proposed
+   * again until the deadline; any other failure is the caller's.
+   */
+  private async write(command: Command, options: CallOptions): Promise<Written> {
     const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     for (;;) {
-      const remaining = deadline - Date.now();
-      if (remaining <= 0)
-        throw new RockraftError(
-          "RAFT_TIMEOUT",
-          "the write's deadline passed while looking for the leader",
-        );
-      // A follower goes straight to the leader (no exception per forwarded write); the
-      // leader proposes, and forwards after all if it lost leadership in between.
-      await this.runtime.awaitLeader(deadline);
-      if (this.runtime.leads()) {
-        try {
-          return await this.runtime.write(command, deadline - Date.now());
-        } catch (error) {
-          if (!(error instanceof RockraftError) || error.code !== "RAFT_NOT_LEADER") throw error;
-        }
-      }
       try {
-        return await forward(this.runtime.leaderClient(), { timeoutMs: remaining, once: true });
+        return await this.runtime.write(command, Math.max(0, deadline - Date.now()));
       } catch (error) {
-        if (!(error instanceof RockraftClientError) || error.code !== "UNAVAILABLE")
-          throw this.runtime.forwardError(error);
-        await new Promise((resolve) =>
-          setTimeout(resolve, Math.min(50, Math.max(0, deadline - Date.now()))),
-        );
+        const retry =
+          error instanceof RockraftError &&
+          error.code === "RAFT_PROPOSAL_DROPPED" &&
+          (error.reason === "unreachable" || error.reason === "no-leader");
+        if (!retry || Date.now() + 50 >= deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }
   }

@@ -12,6 +12,7 @@ import {
   type SoftState,
 } from "@rockraft/raft-core";
 import {
+  decodeCommand,
   encodeCommand,
   type ApplyResult,
   type Command,
@@ -146,6 +147,7 @@ export class NodeRuntime {
       tls: config.tls,
       maxMessageBytes: maxMessageBytesOf(config),
       onUnreachable: (peer) => this.raw.reportUnreachable(peer),
+      onDropped: (_peer, messages) => this.onDropped(messages),
       onSnapshotStatus: (peer, ok) => {
         this.raw.reportSnapshot(peer, ok);
         if (ok) this.metricsExporter?.snapshotsSent.inc();
@@ -215,20 +217,18 @@ export class NodeRuntime {
   }
 
   /**
-   * Proposes a command on the leader; resolves once committed and applied. A follower
-   * refuses with RAFT_NOT_LEADER (the API forwards the call to the leader over gRPC, which
-   * fails fast and is retried while the leader changes). Each proposal carries a request
-   * id: if leadership is lost between this check and the proposal, raft-core forwards it to
-   * the new leader (MsgProp), and the id finds it again when it is applied here, so it is
-   * neither lost nor proposed twice.
+   * Proposes a command; resolves once committed and applied on this node. On a follower,
+   * raft-core forwards the proposal to the leader over the peer stream (a MsgProp, batched
+   * with the others), and the proposal's request id finds it again when this node applies
+   * it: no gRPC call per forwarded write. A MsgProp the transport drops unsent (the leader
+   * is down or its queue full) fails the proposal at once with RAFT_PROPOSAL_DROPPED
+   * (reason `unreachable`), which is safe to retry; one lost after it was sent is only
+   * noticed at the deadline, with an unknown outcome.
    */
   async write(command: Command, timeoutMs: number): Promise<{ result: ApplyResult; logId: LogId }> {
     this.assertRunning();
     const deadline = Date.now() + timeoutMs;
     await this.awaitLeader(deadline);
-    if (this.softState.role !== "leader") {
-      throw this.notLeader();
-    }
     const id = this.nextRequestId();
     return new Promise((resolve, reject) => {
       this.proposals.push({
@@ -242,16 +242,39 @@ export class NodeRuntime {
     });
   }
 
+  /** Proposals inside MsgProps the transport dropped unsent: they fail now, safely. */
+  private onDropped(messages: readonly Message[]): void {
+    for (const message of messages) {
+      if (message.type !== "MsgProp") continue;
+      for (const entry of message.entries) {
+        let requestId: Uint8Array | undefined;
+        try {
+          requestId = decodeCommand(entry.data).requestId;
+        } catch {
+          continue;
+        }
+        if (requestId === undefined) continue;
+        const key = requestKey(requestId);
+        const pending = this.forwarded.get(key);
+        if (pending === undefined) continue;
+        this.forwarded.delete(key);
+        clearTimeout(pending.timer);
+        pending.reject(
+          new RockraftError(
+            "RAFT_PROPOSAL_DROPPED",
+            `the write could not be sent to leader ${message.to}; it was not proposed`,
+            { reason: "unreachable" },
+          ),
+        );
+      }
+    }
+  }
+
   private nextRequestId(): Uint8Array {
     const id = new Uint8Array(12);
     id.set(this.requestPrefix);
     new DataView(id.buffer).setUint32(8, ++this.requestCounter >>> 0);
     return id;
-  }
-
-  /** Whether this node is the leader now. */
-  leads(): boolean {
-    return this.softState.role === "leader";
   }
 
   /** A linearizable read point: resolves with an index to wait for before reading. */
@@ -592,10 +615,8 @@ export class NodeRuntime {
     }
     this.metricsExporter?.proposals.inc(live.length);
     if (position === undefined) {
-      // This node lost leadership since `write` checked, and raft-core forwarded the batch
-      // to the new leader (MsgProp). Rejecting now would have the caller propose again (a
-      // second copy of the same write); instead each is found again by its request id when
-      // applied. One that the leader drops is noticed at its deadline (outcome unknown).
+      // Forwarded to the leader by raft-core (MsgProp): each is found again by its request
+      // id when applied here (or failed by onDropped if the transport could not send it).
       for (const proposal of live) {
         this.forwarded.set(
           proposal.requestId,

@@ -31,6 +31,12 @@ export interface PeerTransportOptions {
   readonly backoffMaxMs?: number;
   /** A message to `peer` was dropped (peer down, or its queue full): tell raft-core. */
   readonly onUnreachable: (peer: NodeId) => void;
+  /**
+   * The messages dropped, when they are known never to have been written to the peer's
+   * stream (peer not connected, queue full, too large, or queued when the connection was
+   * lost). Messages lost after being written are not reported: their fate is unknown.
+   */
+  readonly onDropped?: (peer: NodeId, messages: readonly Message[]) => void;
   /** How a snapshot transfer to `peer` ended: tell raft-core (`reportSnapshot`). */
   readonly onSnapshotStatus: (peer: NodeId, ok: boolean) => void;
   /** Opens the snapshot to send for a MsgSnap (its metadata may be newer than the message's). */
@@ -76,11 +82,11 @@ class PeerConnection {
 
   enqueue(messages: Message[]): void {
     if (this.state !== "ready") {
-      this.drop(messages.length, "peer is not connected");
+      this.drop(messages, "peer is not connected");
       return;
     }
     if (this.queue.length + messages.length > this.options.queueLimit) {
-      this.drop(messages.length, "send queue is full");
+      this.drop(messages, "send queue is full");
       return;
     }
     for (const message of messages) this.queue.push(message);
@@ -154,22 +160,24 @@ class PeerConnection {
     const wasReady = this.state === "ready";
     this.stream = undefined;
     this.waitingForDrain = false;
-    const dropped = this.queue.length;
+    const dropped = this.queue;
     this.queue = [];
     if (wasReady)
       this.log().warn(
         { peer: this.peer, address: this.address, err: error.message },
         "lost connection to peer",
       );
-    if (dropped > 0 || wasReady) this.options.onUnreachable(this.peer);
+    if (dropped.length > 0) this.options.onDropped?.(this.peer, dropped);
+    if (dropped.length > 0 || wasReady) this.options.onUnreachable(this.peer);
     this.state = "backoff";
     const delay = jitter(this.backoffMs);
     this.backoffMs = Math.min(this.backoffMs * 2, this.options.backoffMaxMs);
     this.timer = setTimeout(() => this.connect(), delay);
   }
 
-  private drop(count: number, why: string): void {
-    this.log().debug({ peer: this.peer, count, why }, "dropped messages to peer");
+  private drop(messages: readonly Message[], why: string): void {
+    this.log().debug({ peer: this.peer, count: messages.length, why }, "dropped messages to peer");
+    this.options.onDropped?.(this.peer, messages);
     this.options.onUnreachable(this.peer);
   }
 
@@ -189,6 +197,7 @@ class PeerConnection {
             { peer: this.peer, type: next.type, bytes: nextSize },
             "dropped a message larger than the message size limit",
           );
+          this.options.onDropped?.(this.peer, [next]);
           this.options.onUnreachable(this.peer);
           continue;
         }
@@ -331,6 +340,7 @@ export class PeerTransport {
     for (const message of messages) {
       const connection = this.peers.get(message.to);
       if (connection === undefined) {
+        this.options.onDropped?.(message.to, [message]);
         this.options.onUnreachable(message.to);
         continue;
       }

@@ -12,6 +12,7 @@ afterEach(async () => {
 
 function transport(overrides: Partial<ConstructorParameters<typeof PeerTransport>[0]> = {}) {
   const unreachable: number[] = [];
+  const dropped: Message[] = [];
   const snapshotStatus: [number, boolean][] = [];
   const peers = new PeerTransport({
     nodeId: 1,
@@ -19,12 +20,13 @@ function transport(overrides: Partial<ConstructorParameters<typeof PeerTransport
     backoffInitialMs: 20,
     backoffMaxMs: 200,
     onUnreachable: (peer) => unreachable.push(peer),
+    onDropped: (_peer, messages) => dropped.push(...messages),
     onSnapshotStatus: (peer, ok) => snapshotStatus.push([peer, ok]),
     snapshotSource: () => Promise.reject(new Error("no snapshot")),
     ...overrides,
   });
   cleanups.push(() => peers.close());
-  return { peers, unreachable, snapshotStatus };
+  return { peers, unreachable, dropped, snapshotStatus };
 }
 
 async function server(overrides: Parameters<typeof startServer>[0] = {}) {
@@ -110,7 +112,7 @@ describe("peer transport", () => {
   test("a peer that goes down: messages are dropped and reported, and delivery resumes when it is back", async () => {
     const first = await server();
     const port = first.server.port;
-    const { peers, unreachable } = transport();
+    const { peers, unreachable, dropped } = transport();
     peers.setPeers([[2, first.address]]);
     await waitFor(() => {
       peers.send([app(2, 1)]);
@@ -121,6 +123,9 @@ describe("peer transport", () => {
       peers.send([app(2, 2)]);
       return unreachable.includes(2);
     }, "node 2 reported unreachable");
+    // While it is down, what is dropped is handed back, message by message.
+    peers.send([app(2, 7)]);
+    await waitFor(() => dropped.some((m) => m.type === "MsgApp" && m.index === 7), "drop of 7");
     const again = await startServer({ address: `127.0.0.1:${port}` });
     cleanups.push(() => again.server.shutdown(100));
     await waitFor(() => {
