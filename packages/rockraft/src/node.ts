@@ -565,8 +565,11 @@ export class NodeRuntime {
       if (applied !== undefined) {
         if (ready.committedEntries.length > 0) this.onApplied(applied);
       } else if (ready.committedEntries.length > 0 || ready.hardState !== undefined) {
+        // Resolved once the results are known and the batch is queued: clients are answered
+        // without waiting for LevelDB (reads wait for the batch; a crash re-applies).
         const results = await this.storage.apply(ready.committedEntries, {
           hardState: ready.hardState,
+          waitForWrite: false,
         });
         this.onApplied(results);
       }

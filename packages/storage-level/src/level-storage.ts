@@ -160,6 +160,8 @@ export class LevelStorage {
   private appliedState: SnapshotMetadata;
   private readonly staged = new Map<number, number>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** The latest apply batch resolved before it was written (`waitForWrite: false`). */
+  private pendingApply: Promise<void> = Promise.resolve();
   private backgroundCompaction: Promise<void> = Promise.resolve();
   private failure: StorageError | undefined;
   private closing: Promise<void> | undefined;
@@ -512,12 +514,22 @@ export class LevelStorage {
    * `hardState`, when given, is written in the same batch: a Ready whose only durable change
    * is the commit index (no fsync needed) then costs one write instead of two. Its term and
    * vote must be the stored ones (a change of either needs a synced `persist`).
+   *
+   * With `waitForWrite: false` it resolves as soon as the results are known and the batch
+   * is queued, before LevelDB has it: `applied()` moves at once, and `get` waits for the
+   * batch, so no read misses what was applied; a crash before the batch lands re-applies
+   * from the log. A failure of that write stops the store, like any failed write.
    */
   apply(
     entries: readonly Entry[],
-    options: { hardState?: HardState | undefined } = {},
+    options: { hardState?: HardState | undefined; waitForWrite?: boolean } = {},
   ): Promise<ApplyResult[]> {
-    return this.serialized(async () => {
+    let early: ((results: ApplyResult[]) => void) | undefined;
+    const resultsKnown =
+      options.waitForWrite === false
+        ? new Promise<ApplyResult[]>((resolve) => (early = resolve))
+        : undefined;
+    const done = this.serialized(async () => {
       const ops: BatchOp[] = [];
       const { results, applied } = await this.applyOps(entries, ops);
       const hardState = options.hardState;
@@ -529,12 +541,26 @@ export class LevelStorage {
         }
         ops.push({ type: "put", key: META_HARD_STATE, value: encodeHardState(hardState) });
       }
-      if (ops.length === 0) return results;
-      await this.write(ops, false);
+      if (ops.length === 0) {
+        early?.(results);
+        return results;
+      }
+      const written = this.write(ops, false);
+      if (early !== undefined) {
+        // Results are known and the batch is on its way: reads wait for it (see `get`).
+        this.appliedState = applied;
+        this.pendingApply = written.catch(() => undefined);
+        early(results);
+      }
+      await written;
       this.appliedState = applied;
       if (hardState !== undefined) this.view.setHardState(hardState);
       return results;
     });
+    if (resultsKnown === undefined) return done;
+    // A failure before the results are known rejects the call; one after it stops the
+    // store (every later call rejects with it), as any failed write does.
+    return Promise.race([resultsKnown, done]);
   }
 
   /**
@@ -624,6 +650,8 @@ export class LevelStorage {
   /** Reads a key from the applied state (not linearizable by itself: see ReadIndex). */
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
     this.assertOpen();
+    await this.pendingApply;
+    this.assertOpen();
     return this.db.get(dataKey(this.activeGeneration, key));
   }
 
@@ -674,6 +702,8 @@ export class LevelStorage {
    * a snapshot, in chunks of about `chunkBytes`. Writes go on meanwhile.
    */
   async openSnapshotReader(chunkBytes = 1024 * 1024): Promise<SnapshotReader> {
+    this.assertOpen();
+    await this.pendingApply; // everything `applied()` reports is in the snapshot
     this.assertOpen();
     return openSnapshotReader(this.db, this.activeGeneration, chunkBytes, this.path);
   }

@@ -201,6 +201,22 @@ describe("applying committed entries", () => {
     await store.close();
   });
 
+  test("apply may resolve before its batch is written; reads still see it", async () => {
+    const dataPath = await dirs.make();
+    const store = await open(dataPath);
+    const entries = [put(1, 1, "k", "v1"), put(2, 1, "k", "v2")];
+    await append(store, entries, 2);
+    const results = await store.apply(entries, { waitForWrite: false });
+    expect(results.map((r) => r.index)).toEqual([1, 2]);
+    expect(store.applied().index).toBe(2);
+    expect(text(await store.get(bytes("k")))).toBe("v2");
+    await store.close();
+    const reopened = await open(dataPath);
+    expect(reopened.applied().index).toBe(2);
+    expect(text(await reopened.get(bytes("k")))).toBe("v2");
+    await reopened.close();
+  });
+
   test("persist can apply committed entries in the same batch, exactly once", async () => {
     const dataPath = await dirs.make();
     const store = await open(dataPath);
