@@ -1,7 +1,13 @@
 import type { Config } from "@rockraft/config";
 import type { NodeId } from "@rockraft/raft-core";
 import type { ApplyResult, Command } from "@rockraft/storage-level";
-import type { InitializeResult, MembershipResult, SnapshotResult } from "@rockraft/transport-grpc";
+import type {
+  InitializeResult,
+  MembershipResult,
+  SnapshotResult,
+  SwapRequest,
+  SwapResult,
+} from "@rockraft/transport-grpc";
 import { RockraftError } from "./errors.js";
 import type { NodeRuntime } from "./node.js";
 import { Wait, type LogId, type Member, type NodeMetrics } from "./wait.js";
@@ -39,29 +45,11 @@ export interface DeleteResult {
   readonly found: boolean;
 }
 
-/** A compare-and-swap for {@link RaftApi.compareAndSwap}. */
-export interface CompareAndSwapRequest {
-  /** The key. */
-  readonly key: Bytes;
-  /** Succeeds only if the key's presence equals this. */
-  readonly expectFound: boolean;
-  /** When `expectFound`: the value the key must hold. */
-  readonly expected?: Bytes;
-  /** The value written on success. */
-  readonly value: Bytes;
-}
+/** A compare-and-swap for {@link RaftApi.compareAndSwap}: the same as the client's. */
+export type CompareAndSwapRequest = SwapRequest;
 
-/** What {@link RaftApi.compareAndSwap} resolves with. */
-export interface CompareAndSwapResult {
-  /** Whether the value was swapped. */
-  readonly succeeded: boolean;
-  /** Whether the key existed before. */
-  readonly found: boolean;
-  /** The value before; undefined when the key was absent. */
-  readonly current: Uint8Array | undefined;
-  /** Where the command landed; it is committed and applied either way. */
-  readonly logId: LogId;
-}
+/** What {@link RaftApi.compareAndSwap} resolves with: the same as the client's. */
+export type CompareAndSwapResult = SwapResult;
 
 /** The membership {@link RaftApi.changeMembership} moves the cluster to. */
 export interface MembershipTarget {
