@@ -41,8 +41,6 @@ interface Proposal {
 }
 
 interface PendingWrite {
-  /** The term the entry was proposed in (undefined when forwarded: index and term unknown). */
-  readonly term: number | undefined;
   readonly requestId: string;
   readonly resolve: (applied: { result: ApplyResult; logId: LogId }) => void;
   readonly reject: (error: Error) => void;
@@ -623,7 +621,7 @@ export class NodeRuntime {
       for (const proposal of live) {
         this.forwarded.set(
           proposal.requestId,
-          this.pending(proposal, undefined, () => {
+          this.pending(proposal, () => {
             this.forwarded.delete(proposal.requestId);
           }),
         );
@@ -634,17 +632,13 @@ export class NodeRuntime {
       const index = position.index + i;
       this.writes.set(
         index,
-        this.pending(proposal, position.term, () => this.writes.delete(index)),
+        this.pending(proposal, () => this.writes.delete(index)),
       );
     });
   }
 
   /** A proposal waiting for its entry to be applied, rejected at its deadline. */
-  private pending(
-    proposal: Proposal,
-    term: number | undefined,
-    forget: () => boolean | void,
-  ): PendingWrite {
+  private pending(proposal: Proposal, forget: () => boolean | void): PendingWrite {
     const timer = setTimeout(
       () => {
         if (forget() !== false) {
@@ -659,7 +653,6 @@ export class NodeRuntime {
       Math.max(0, proposal.deadline - Date.now()),
     );
     return {
-      term,
       requestId: proposal.requestId,
       resolve: proposal.resolve,
       reject: proposal.reject,
