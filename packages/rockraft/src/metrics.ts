@@ -80,6 +80,15 @@ export class NodeMetricsExporter {
     });
   }
 
+  /** Where the gauges' values come from; read at each scrape, not on every change. */
+  source: (() => NodeMetrics) | undefined;
+
+  /** The registry's text, with the gauges brought up to date from `source` first. */
+  async scrape(): Promise<string> {
+    if (this.source !== undefined) this.update(this.source());
+    return this.registry.metrics();
+  }
+
   update(m: NodeMetrics): void {
     for (const role of ROLES) this.role.set({ role }, m.state === role ? 1 : 0);
     this.term.set(m.currentTerm);
@@ -105,7 +114,7 @@ export class NodeMetricsExporter {
         response.writeHead(404).end();
         return;
       }
-      this.registry.metrics().then(
+      this.scrape().then(
         (body) => response.writeHead(200, { "content-type": this.registry.contentType }).end(body),
         (error: unknown) => response.writeHead(500).end(String(error)),
       );

@@ -92,6 +92,8 @@ export class NodeRuntime {
   private readonly transport: PeerTransport;
   private server: RockraftServer | undefined;
   private readonly learnedAddresses = new Map<NodeId, string>();
+  /** The configuration `addresses` were last computed from. */
+  private addressesConf: ConfState | undefined;
   private addresses = new Map<NodeId, string>();
   private readonly leaderOfTerm = new Map<number, NodeId>();
   private softState: SoftState = { lead: NONE, role: "follower", term: 0 };
@@ -127,6 +129,7 @@ export class NodeRuntime {
   ) {
     this.nodeId = config.node.nodeId;
     this.metricsExporter = metricsExporter;
+    if (metricsExporter !== undefined) metricsExporter.source = () => this.metrics();
     this.raw = new RawNode({
       id: this.nodeId,
       storage: storage.raftStorage,
@@ -174,7 +177,7 @@ export class NodeRuntime {
     if (this.failure !== undefined || this.stopping) return;
     if (fromAddr !== "" && this.learnedAddresses.get(from) !== fromAddr) {
       this.learnedAddresses.set(from, fromAddr);
-      this.refreshAddresses();
+      this.refreshAddresses(true);
     }
     try {
       for (const message of messages) this.raw.step(message);
@@ -775,9 +778,13 @@ export class NodeRuntime {
     );
   }
 
-  private refreshAddresses(): void {
+  /** Peers' addresses from the configuration and from peers' messages; `learned` forces. */
+  private refreshAddresses(learned = false): void {
+    const conf = this.raw.status().confState;
+    if (!learned && conf === this.addressesConf) return; // the usual Ready: nothing changed
+    this.addressesConf = conf;
     const next = new Map(this.learnedAddresses);
-    for (const [id, addr] of addressesOf(this.raw.status().confState)) next.set(id, addr);
+    for (const [id, addr] of addressesOf(conf)) next.set(id, addr);
     next.set(this.nodeId, this.config.node.advertiseAddr);
     const same =
       next.size === this.addresses.size &&
@@ -787,10 +794,10 @@ export class NodeRuntime {
     this.transport.setPeers(next);
   }
 
+  /** Tells waiters and subscribers of a change; metrics are built only when someone waits. */
   private publish(): void {
-    const metrics = this.metrics();
-    this.metricsExporter?.update(metrics);
-    this.waiter.notify(metrics);
+    if (this.waiter.idle()) return;
+    this.waiter.notify(this.metrics());
   }
 
   private refusal(error: unknown): Error {

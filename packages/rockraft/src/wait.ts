@@ -88,6 +88,11 @@ export class Waiter {
     return () => this.listeners.delete(listener);
   }
 
+  /** True when nobody waits or listens: there is nothing to notify. */
+  idle(): boolean {
+    return this.conditions.size === 0 && this.listeners.size === 0;
+  }
+
   notify(metrics: NodeMetrics): void {
     for (const listener of this.listeners) listener(metrics);
     for (const condition of this.conditions) {
