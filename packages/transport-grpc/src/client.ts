@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import {
   ChannelCredentials,
   Metadata,
@@ -39,6 +38,7 @@ import type {
   PutResult,
   SnapshotResult,
 } from "./handlers.js";
+import { channelCredentials } from "./tls.js";
 import { toNumber } from "./wire.js";
 
 /** Keys and values: bytes, or a string sent as UTF-8. */
@@ -196,7 +196,7 @@ export class RockraftClient {
       throw new RangeError("RockraftClient: at least one endpoint is required");
     this.timeoutMs = options.timeoutMs ?? 5_000;
     this.maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
-    this.credentials = credentialsOf(options.tls);
+    this.credentials = channelCredentials(options.tls);
     for (const address of options.endpoints) this.endpoint(address);
     this.preferred = options.endpoints[0]!;
   }
@@ -446,12 +446,6 @@ export class RockraftClient {
       });
     });
   }
-}
-
-function credentialsOf(tls: ClientTlsOptions | undefined): ChannelCredentials {
-  if (tls === undefined) return ChannelCredentials.createInsecure();
-  const read = (path: string | undefined) => (path === undefined ? null : readFileSync(path));
-  return ChannelCredentials.createSsl(read(tls.caFile), read(tls.keyFile), read(tls.certFile));
 }
 
 function metricsFromWire(m: MetricsResponse): ClusterMetrics {

@@ -59,14 +59,23 @@ export function serverCredentials(tls: TlsOptions | undefined): ServerCredential
   }
 }
 
-export function channelCredentials(tls: TlsOptions | undefined): ChannelCredentials {
+/**
+ * Credentials for dialling a node: plaintext without `tls`; otherwise TLS verified against
+ * `caFile` (system roots when absent), presenting `certFile`/`keyFile` when given (mutual
+ * TLS). Unreadable or unusable files are TRANSPORT_TLS errors naming the file.
+ */
+export function channelCredentials(
+  tls: (Pick<TlsOptions, "caFile"> & Partial<Pick<TlsOptions, "certFile" | "keyFile">>) | undefined,
+): ChannelCredentials {
   if (tls === undefined) return ChannelCredentials.createInsecure();
-  const ca = tls.caFile === undefined ? null : read(tls.caFile, "CA file");
+  const optional = (path: string | undefined, what: string) =>
+    path === undefined ? null : read(path, what);
+  const ca = optional(tls.caFile, "CA file");
   try {
     return ChannelCredentials.createSsl(
       ca,
-      read(tls.keyFile, "private key"),
-      read(tls.certFile, "certificate"),
+      optional(tls.keyFile, "private key"),
+      optional(tls.certFile, "certificate"),
     );
   } catch (cause) {
     if (cause instanceof TransportError) throw cause;

@@ -186,4 +186,18 @@ describe("mutual TLS", () => {
       new RegExp(`^tls: cannot read the certificate ${dir}/missing.pem: ENOENT`),
     );
   });
+
+  test("a client with an unreadable CA file is refused at construction, naming the file", () => {
+    let error: unknown;
+    try {
+      new RockraftClient({ endpoints: ["127.0.0.1:1"], tls: { caFile: join(dir, "no-ca.pem") } });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(TransportError);
+    expect((error as TransportError).code).toBe("TRANSPORT_TLS");
+    expect((error as Error).message).toMatch(
+      new RegExp(`^tls: cannot read the CA file ${dir}/no-ca.pem: ENOENT`),
+    );
+  });
 });
