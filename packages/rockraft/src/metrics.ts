@@ -54,7 +54,7 @@ export class NodeMetricsExporter {
     });
     this.proposals = new Counter({
       name: "rockraft_proposals_total",
-      help: "Entries proposed by this node as leader",
+      help: "Writes proposed through this node (as leader, or forwarded to the leader)",
       registers,
     });
     this.snapshotsTaken = new Counter({
@@ -74,7 +74,7 @@ export class NodeMetricsExporter {
     });
     this.applyLatency = new Histogram({
       name: "rockraft_apply_latency_seconds",
-      help: "From proposal to applied, on the leader",
+      help: "From proposal to applied, on the node that took the write",
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers,
     });

@@ -564,7 +564,7 @@ export class NodeRuntime {
         );
       }
       if (applied !== undefined) {
-        if (ready.committedEntries.length > 0) this.onApplied(applied);
+        this.onApplied(applied);
       } else if (ready.committedEntries.length > 0 || ready.hardState !== undefined) {
         // Resolved once the results are known and the batch is queued: clients are answered
         // without waiting for LevelDB (reads wait for the batch; a crash re-applies).
