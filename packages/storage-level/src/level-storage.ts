@@ -541,10 +541,7 @@ export class LevelStorage {
         }
         ops.push({ type: "put", key: META_HARD_STATE, value: encodeHardState(hardState) });
       }
-      if (ops.length === 0) {
-        early?.(results);
-        return results;
-      }
+      if (ops.length === 0) return results;
       const written = this.write(ops, false);
       if (early !== undefined) {
         // Results are known and the batch is on its way: reads wait for it (see `get`).
