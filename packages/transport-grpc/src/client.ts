@@ -15,11 +15,9 @@ import {
 } from "./gen/rockraft/v1/cluster.js";
 import {
   KVClient,
-  type CompareAndSwapResponse,
-  type DeleteResponse,
-  type GetResponse,
+  type BatchCall,
+  type CallError,
   type LogId as WireLogId,
-  type PutResponse,
 } from "./gen/rockraft/v1/kv.js";
 import {
   ERROR_CODE_METADATA,
@@ -38,6 +36,7 @@ import type {
   PutResult,
   SnapshotResult,
 } from "./handlers.js";
+import { BatchFailure, BatchSession, type BatchAnswer } from "./batch-client.js";
 import { channelCredentials } from "./tls.js";
 import { toNumber } from "./wire.js";
 
@@ -104,6 +103,12 @@ export interface RockraftClientOptions {
   readonly timeoutMs?: number;
   /** Largest message, in bytes; default 64 MiB. */
   readonly maxMessageBytes?: number;
+  /**
+   * Send each KV call as a unary gRPC call of its own instead of over the node's shared
+   * `KV.Batch` stream (the default, and much cheaper per call: no HTTP/2 stream per call,
+   * and the calls of one event-loop turn travel as one message).
+   */
+  readonly unaryCalls?: boolean;
 }
 
 /** Per-call options. */
@@ -126,6 +131,11 @@ export class RockraftClientError extends Error {
   readonly leader: LeaderHint | undefined;
   /** The endpoint that answered last. */
   readonly endpoint: string;
+  /**
+   * The call reached the node but no answer came back (the connection broke, or the
+   * deadline passed): a write may or may not have been applied. Such writes are not retried.
+   */
+  readonly outcomeUnknown: boolean;
 
   constructor(
     code: string,
@@ -134,6 +144,7 @@ export class RockraftClientError extends Error {
     options: {
       serverCode?: string | undefined;
       leader?: RockraftClientError["leader"];
+      outcomeUnknown?: boolean;
       cause?: unknown;
     } = {},
   ) {
@@ -142,6 +153,7 @@ export class RockraftClientError extends Error {
     this.endpoint = endpoint;
     this.serverCode = options.serverCode;
     this.leader = options.leader;
+    this.outcomeUnknown = options.outcomeUnknown ?? false;
   }
 }
 
@@ -168,6 +180,7 @@ interface Endpoint {
   readonly address: string;
   readonly kv: KVClient;
   readonly cluster: ClusterClient;
+  readonly batch: BatchSession;
 }
 
 /** Makes one unary call on an endpoint's generated client. */
@@ -178,10 +191,41 @@ type Invoker<Response> = (
   callback: (error: ServiceError | null, response: Response) => void,
 ) => unknown;
 
+/** One attempt of a call at one endpoint; rejects with a RockraftClientError. */
+type Attempt<Response> = (endpoint: Endpoint, deadline: number) => Promise<Response>;
+
+/** The KV requests, as the Batch stream carries them. */
+type KvRequest = NonNullable<BatchCall["request"]>;
+/** The response a Batch call of kind `C` is answered with. */
+type KvResponse<C extends KvRequest["$case"]> = Extract<BatchAnswer, { $case: C }>["value"];
+
+function leaderHint(id: unknown, addr: unknown): LeaderHint | undefined {
+  if (id === undefined) return undefined;
+  if (typeof addr !== "string") return { id: Number(id) };
+  return { id: Number(id), addr };
+}
+
+/** The error of a call the node answered with a failure (over the Batch stream). */
+function answeredError(address: string, error: CallError): RockraftClientError {
+  return new RockraftClientError(
+    statusName(error.status),
+    `${address}: ${error.message}`,
+    address,
+    {
+      serverCode: error.code === "" ? undefined : error.code,
+      leader: leaderHint(
+        error.leaderId === 0n ? undefined : error.leaderId,
+        error.leaderAddr === "" ? undefined : error.leaderAddr,
+      ),
+    },
+  );
+}
+
 /**
  * A client of a rockraft cluster's KV and Cluster services. It sends each call to the node
- * it believes leads, follows the leader named in trailing metadata, and retries
- * UNAVAILABLE with backoff on the other endpoints until the call's deadline.
+ * it believes leads, follows the leader named in the answer, and retries UNAVAILABLE with
+ * backoff on the other endpoints until the call's deadline. KV calls to a node share one
+ * `KV.Batch` stream unless `unaryCalls` is set.
  */
 export class RockraftClient {
   private readonly endpoints = new Map<string, Endpoint>();
@@ -189,6 +233,7 @@ export class RockraftClient {
   private readonly credentials: ChannelCredentials;
   private readonly timeoutMs: number;
   private readonly maxMessageBytes: number;
+  private readonly unaryCalls: boolean;
   private closed = false;
 
   constructor(options: RockraftClientOptions) {
@@ -196,6 +241,7 @@ export class RockraftClient {
       throw new RangeError("RockraftClient: at least one endpoint is required");
     this.timeoutMs = options.timeoutMs ?? 5_000;
     this.maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
+    this.unaryCalls = options.unaryCalls ?? false;
     this.credentials = channelCredentials(options.tls);
     for (const address of options.endpoints) this.endpoint(address);
     this.preferred = options.endpoints[0]!;
@@ -204,7 +250,8 @@ export class RockraftClient {
   /** Writes `key`; resolves once the write is committed and applied. */
   async put(key: Bytes, value: Bytes, options: CallOptions = {}): Promise<PutResult> {
     const request = { key: asBytes(key), value: asBytes(value) };
-    const response = await this.call<PutResponse>(
+    const response = await this.kvCall(
+      { $case: "put", value: request },
       (e, m, o, cb) => e.kv.put(request, m, o, cb),
       options,
     );
@@ -214,7 +261,8 @@ export class RockraftClient {
   /** A linearizable read; `value` is undefined when the key is absent. */
   async get(key: Bytes, options: CallOptions = {}): Promise<ReadResult> {
     const request = { key: asBytes(key) };
-    const response = await this.call<GetResponse>(
+    const response = await this.kvCall(
+      { $case: "get", value: request },
       (e, m, o, cb) => e.kv.get(request, m, o, cb),
       options,
     );
@@ -227,7 +275,8 @@ export class RockraftClient {
   /** Deletes `key`; resolves once committed and applied, with whether it existed. */
   async delete(key: Bytes, options: CallOptions = {}): Promise<DeleteResult> {
     const request = { key: asBytes(key) };
-    const response = await this.call<DeleteResponse>(
+    const response = await this.kvCall(
+      { $case: "delete", value: request },
       (e, m, o, cb) => e.kv.delete(request, m, o, cb),
       options,
     );
@@ -245,7 +294,8 @@ export class RockraftClient {
       expected: asBytes(request.expected ?? new Uint8Array()),
       value: asBytes(request.value),
     };
-    const response = await this.call<CompareAndSwapResponse>(
+    const response = await this.kvCall(
+      { $case: "compareAndSwap", value: wire },
       (e, m, o, cb) => e.kv.compareAndSwap(wire, m, o, cb),
       options,
     );
@@ -283,8 +333,8 @@ export class RockraftClient {
   /** Adds a learner; resolves once the change is applied. */
   async addLearner(member: Member, options: CallOptions = {}): Promise<MembershipResult> {
     const request = { member: { nodeId: BigInt(member.nodeId), addr: member.addr } };
-    const response = await this.call<AddLearnerResponse>(
-      (e, m, o, cb) => e.cluster.addLearner(request, m, o, cb),
+    const response = await this.call(
+      unaryAttempt<AddLearnerResponse>((e, m, o, cb) => e.cluster.addLearner(request, m, o, cb)),
       options,
     );
     return { logIndex: toNumber(response.logIndex, "log_index") };
@@ -298,8 +348,10 @@ export class RockraftClient {
     const wire = (list: readonly Member[]) =>
       list.map((m) => ({ nodeId: BigInt(m.nodeId), addr: m.addr }));
     const request = { voters: wire(target.voters), learners: wire(target.learners ?? []) };
-    const response = await this.call<ChangeMembershipResponse>(
-      (e, m, o, cb) => e.cluster.changeMembership(request, m, o, cb),
+    const response = await this.call(
+      unaryAttempt<ChangeMembershipResponse>((e, m, o, cb) =>
+        e.cluster.changeMembership(request, m, o, cb),
+      ),
       options,
     );
     return { logIndex: toNumber(response.logIndex, "log_index") };
@@ -308,8 +360,10 @@ export class RockraftClient {
   /** Hands leadership to voter `nodeId`; resolves once it leads. */
   async transferLeader(nodeId: number, options: CallOptions = {}): Promise<void> {
     const request = { nodeId: BigInt(nodeId) };
-    await this.call<TransferLeaderResponse>(
-      (e, m, o, cb) => e.cluster.transferLeader(request, m, o, cb),
+    await this.call(
+      unaryAttempt<TransferLeaderResponse>((e, m, o, cb) =>
+        e.cluster.transferLeader(request, m, o, cb),
+      ),
       options,
     );
   }
@@ -335,6 +389,7 @@ export class RockraftClient {
   close(): void {
     this.closed = true;
     for (const endpoint of this.endpoints.values()) {
+      endpoint.batch.close();
       endpoint.kv.close();
       endpoint.cluster.close();
     }
@@ -346,15 +401,52 @@ export class RockraftClient {
       const channelOptions = {
         "grpc.max_send_message_length": this.maxMessageBytes,
         "grpc.max_receive_message_length": this.maxMessageBytes,
+        // The Batch stream outlives its calls: notice a node that vanished without a word.
+        "grpc.keepalive_time_ms": 10_000,
+        "grpc.keepalive_timeout_ms": 5_000,
       };
+      const kv = new KVClient(address, this.credentials, channelOptions);
       endpoint = {
         address,
-        kv: new KVClient(address, this.credentials, channelOptions),
+        kv,
         cluster: new ClusterClient(address, this.credentials, channelOptions),
+        batch: new BatchSession(kv, this.maxMessageBytes),
       };
       this.endpoints.set(address, endpoint);
     }
     return endpoint;
+  }
+
+  /** A KV call, over the endpoint's Batch stream or as a unary call. */
+  private kvCall<C extends KvRequest["$case"]>(
+    request: Extract<KvRequest, { $case: C }>,
+    invoker: Invoker<KvResponse<C>>,
+    options: CallOptions,
+  ): Promise<KvResponse<C>> {
+    const retrySent = request.$case === "get"; // a read may be asked again, a write not
+    if (this.unaryCalls) return this.call(unaryAttempt(invoker), options, retrySent);
+    const attempt: Attempt<KvResponse<C>> = (endpoint, deadline) =>
+      endpoint.batch.call(request, deadline).then(
+        (answer): unknown => {
+          if (answer.$case === request.$case) return answer.value;
+          if (answer.$case === "error") throw answeredError(endpoint.address, answer.value);
+          throw new RockraftClientError(
+            "INTERNAL",
+            `${endpoint.address}: a ${request.$case} call was answered as ${answer.$case}`,
+            endpoint.address,
+          );
+        },
+        (failure: unknown) => {
+          if (!(failure instanceof BatchFailure)) throw failure;
+          throw new RockraftClientError(
+            failure.code,
+            `${endpoint.address}: ${failure.message}`,
+            endpoint.address,
+            { outcomeUnknown: failure.mayHaveReached, cause: failure.cause },
+          );
+        },
+      ) as Promise<KvResponse<C>>;
+    return this.call(attempt, options, retrySent);
   }
 
   /** One call at one endpoint, no retries. */
@@ -365,16 +457,18 @@ export class RockraftClient {
   ): Promise<Response> {
     if (this.closed) throw new TransportError("TRANSPORT_CLOSED", "RockraftClient is closed");
     const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
-    return this.invoke(this.endpoint(address), invoker, deadline);
+    return unaryAttempt(invoker)(this.endpoint(address), deadline);
   }
 
   /**
    * A call with leader-following and retries: UNAVAILABLE moves to the leader named in
-   * the trailing metadata, or else to the next endpoint after a backoff, until the deadline.
+   * the answer, or else to the next endpoint after a backoff, until the deadline. A call
+   * that reached a node without an answer is retried only if `retrySent` (reads).
    */
   private async call<Response>(
-    invoker: Invoker<Response>,
+    attempt: Attempt<Response>,
     options: CallOptions,
+    retrySent = false,
   ): Promise<Response> {
     if (this.closed) throw new TransportError("TRANSPORT_CLOSED", "RockraftClient is closed");
     const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
@@ -383,22 +477,25 @@ export class RockraftClient {
     while (Date.now() < deadline) {
       const endpoint = this.endpoint(this.preferred);
       try {
-        return await this.invoke(endpoint, invoker, deadline);
+        return await attempt(endpoint, deadline);
       } catch (error) {
         if (options.once === true) throw error;
         if (!(error instanceof RockraftClientError)) throw error;
         // The deadline ran out during a retry: what the earlier answers said is the better
         // account of why the call failed than the bare deadline of the last attempt.
-        if (error.code === "DEADLINE_EXCEEDED" && lastError !== undefined) break;
+        const unknownWrite = error.outcomeUnknown && !retrySent;
+        if (error.code === "DEADLINE_EXCEEDED" && lastError !== undefined && !unknownWrite) break;
         if (error.code !== "UNAVAILABLE") throw error;
         lastError = error;
         const leaderAddr = error.leader?.addr;
         if (leaderAddr !== undefined && leaderAddr !== endpoint.address) {
           this.preferred = leaderAddr;
+          if (unknownWrite) throw error;
           continue; // follow the leader at once
         }
         const addresses = [...this.endpoints.keys()];
         this.preferred = addresses[(addresses.indexOf(endpoint.address) + 1) % addresses.length]!;
+        if (unknownWrite) throw error; // the next call goes elsewhere; this one may have landed
         const wait = Math.min(backoff, deadline - Date.now());
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
         backoff = Math.min(backoff * 2, 1_000);
@@ -411,20 +508,17 @@ export class RockraftClient {
       { serverCode: lastError?.serverCode, leader: lastError?.leader, cause: lastError },
     );
   }
+}
 
-  private invoke<Response>(
-    endpoint: Endpoint,
-    invoker: Invoker<Response>,
-    deadline: number,
-  ): Promise<Response> {
-    return new Promise((resolve, reject) => {
+/** One unary call at one endpoint; a failure becomes a RockraftClientError. */
+function unaryAttempt<Response>(invoker: Invoker<Response>): Attempt<Response> {
+  return (endpoint, deadline) =>
+    new Promise((resolve, reject) => {
       invoker(endpoint, new Metadata(), { deadline }, (error, response) => {
         if (error === null) {
           resolve(response);
           return;
         }
-        const id = error.metadata?.get(LEADER_ID_METADATA)[0];
-        const addr = error.metadata?.get(LEADER_ADDR_METADATA)[0];
         const serverCode = error.metadata?.get(ERROR_CODE_METADATA)[0];
         reject(
           new RockraftClientError(
@@ -433,19 +527,16 @@ export class RockraftClient {
             endpoint.address,
             {
               serverCode: serverCode === undefined ? undefined : String(serverCode),
-              leader:
-                id === undefined
-                  ? undefined
-                  : addr === undefined
-                    ? { id: Number(id) }
-                    : { id: Number(id), addr: String(addr) },
+              leader: leaderHint(
+                error.metadata?.get(LEADER_ID_METADATA)[0],
+                error.metadata?.get(LEADER_ADDR_METADATA)[0],
+              ),
               cause: error,
             },
           ),
         );
       });
     });
-  }
 }
 
 function metricsFromWire(m: MetricsResponse): ClusterMetrics {

@@ -26,7 +26,21 @@ import {
   type ClusterServer,
   type Member as WireMember,
 } from "./gen/rockraft/v1/cluster.js";
-import { KVService, type KVServer, type LogId as WireLogId } from "./gen/rockraft/v1/kv.js";
+import {
+  KVService,
+  type CallError,
+  type CompareAndSwapRequest,
+  type CompareAndSwapResponse,
+  type DeleteRequest,
+  type DeleteResponse,
+  type GetRequest,
+  type GetResponse,
+  type KVServer,
+  type LogId as WireLogId,
+  type PutRequest,
+  type PutResponse,
+} from "./gen/rockraft/v1/kv.js";
+import { BatchStreams } from "./batch-server.js";
 import {
   RaftServiceService,
   type InstallSnapshotRequest,
@@ -109,6 +123,17 @@ function contextOf(call: {
   return { context, done: () => clearTimeout(timer) };
 }
 
+/** The unary method each kind of Batch call stands for, to name it in errors and logs. */
+const METHODS = {
+  put: "Put",
+  get: "Get",
+  delete: "Delete",
+  compareAndSwap: "CompareAndSwap",
+  none: "Batch",
+} as const;
+
+const NO_HINT = { code: "", leaderId: 0n, leaderAddr: "" } as const;
+
 function wireLogId(id: LogId): WireLogId {
   return { term: BigInt(id.term), nodeId: BigInt(id.nodeId), index: BigInt(id.index) };
 }
@@ -137,11 +162,18 @@ export class RockraftServer {
   readonly port: number;
   private readonly server: Server;
   private readonly health: HealthImplementation;
+  private readonly batches: BatchStreams;
   private closing: Promise<void> | undefined;
 
-  private constructor(server: Server, health: HealthImplementation, port: number) {
+  private constructor(
+    server: Server,
+    health: HealthImplementation,
+    batches: BatchStreams,
+    port: number,
+  ) {
     this.server = server;
     this.health = health;
+    this.batches = batches;
     this.port = port;
   }
 
@@ -160,34 +192,37 @@ export class RockraftServer {
       "grpc.http2.min_ping_interval_without_data_ms": 5_000,
     });
 
-    const fail = (error: unknown, what: string): ServiceError => {
+    /** What a failed call answers: its status, message and trailing metadata's content. */
+    const callError = (error: unknown, what: string): CallError => {
       if (error instanceof RpcError) {
-        const metadata = new Metadata();
-        if (error.leader !== undefined && error.leader.id > 0) {
-          metadata.set(LEADER_ID_METADATA, String(error.leader.id));
-          if (error.leader.addr !== undefined)
-            metadata.set(LEADER_ADDR_METADATA, error.leader.addr);
-        }
-        if (error.code !== undefined) metadata.set(ERROR_CODE_METADATA, error.code);
-        return Object.assign(new Error(error.message), {
-          code: grpcStatusOf(error.status),
-          details: error.message,
-          metadata,
-        });
+        const leader = error.leader !== undefined && error.leader.id > 0 ? error.leader : undefined;
+        return {
+          status: grpcStatusOf(error.status),
+          message: error.message,
+          code: error.code ?? "",
+          leaderId: BigInt(leader?.id ?? 0),
+          leaderAddr: leader?.addr ?? "",
+        };
       }
       if (error instanceof WireError) {
-        return Object.assign(new Error(error.message), {
-          code: GrpcStatus.INVALID_ARGUMENT,
-          details: error.message,
-          metadata: new Metadata(),
-        });
+        return { ...NO_HINT, status: GrpcStatus.INVALID_ARGUMENT, message: error.message };
       }
       logger.error({ err: error, call: what }, "handler failed");
       const message = `internal error in ${what}: ${(error as Error).message}`;
-      return Object.assign(new Error(message), {
-        code: GrpcStatus.INTERNAL,
-        details: message,
-        metadata: new Metadata(),
+      return { ...NO_HINT, status: GrpcStatus.INTERNAL, message };
+    };
+    const fail = (error: unknown, what: string): ServiceError => {
+      const answer = callError(error, what);
+      const metadata = new Metadata();
+      if (answer.leaderId > 0n) {
+        metadata.set(LEADER_ID_METADATA, String(answer.leaderId));
+        if (answer.leaderAddr !== "") metadata.set(LEADER_ADDR_METADATA, answer.leaderAddr);
+      }
+      if (answer.code !== "") metadata.set(ERROR_CODE_METADATA, answer.code);
+      return Object.assign(new Error(answer.message), {
+        code: answer.status,
+        details: answer.message,
+        metadata,
       });
     };
 
@@ -211,19 +246,22 @@ export class RockraftServer {
     }
 
     const { kv, cluster, peer } = options;
-    const kvServer: KVServer = {
-      put: unary("KV.Put", async (request, context) => ({
+    const kvCalls = {
+      put: async (request: PutRequest, context: CallContext): Promise<PutResponse> => ({
         logId: wireLogId((await kv.put(request.key, request.value, context)).logId),
-      })),
-      get: unary("KV.Get", async (request, context) => {
+      }),
+      get: async (request: GetRequest, context: CallContext): Promise<GetResponse> => {
         const result = await kv.get(request.key, context);
         return { found: result.found, value: Buffer.from(result.value) };
-      }),
-      delete: unary("KV.Delete", async (request, context) => {
+      },
+      delete: async (request: DeleteRequest, context: CallContext): Promise<DeleteResponse> => {
         const result = await kv.delete(request.key, context);
         return { logId: wireLogId(result.logId), found: result.found };
-      }),
-      compareAndSwap: unary("KV.CompareAndSwap", async (request, context) => {
+      },
+      compareAndSwap: async (
+        request: CompareAndSwapRequest,
+        context: CallContext,
+      ): Promise<CompareAndSwapResponse> => {
         const result = await kv.compareAndSwap(request, context);
         return {
           succeeded: result.succeeded,
@@ -231,7 +269,36 @@ export class RockraftServer {
           current: Buffer.from(result.current),
           logId: wireLogId(result.logId),
         };
-      }),
+      },
+    };
+    const batches = new BatchStreams(
+      async (call, context) => {
+        const request = call.request;
+        switch (request?.$case) {
+          case "put":
+            return { $case: "put", value: await kvCalls.put(request.value, context) };
+          case "get":
+            return { $case: "get", value: await kvCalls.get(request.value, context) };
+          case "delete":
+            return { $case: "delete", value: await kvCalls.delete(request.value, context) };
+          case "compareAndSwap":
+            return {
+              $case: "compareAndSwap",
+              value: await kvCalls.compareAndSwap(request.value, context),
+            };
+          default:
+            throw new WireError(`call ${call.id}: no request`);
+        }
+      },
+      (error, call) => callError(error, `KV.${METHODS[call.request?.$case ?? "none"]}`),
+      maxMessageBytes,
+    );
+    const kvServer: KVServer = {
+      put: unary("KV.Put", kvCalls.put),
+      get: unary("KV.Get", kvCalls.get),
+      delete: unary("KV.Delete", kvCalls.delete),
+      compareAndSwap: unary("KV.CompareAndSwap", kvCalls.compareAndSwap),
+      batch: batches.handle,
     };
 
     const clusterServer: ClusterServer = {
@@ -447,7 +514,7 @@ export class RockraftServer {
       });
     });
     logger.debug({ address: options.address, port }, "gRPC server listening");
-    return new RockraftServer(server, health, port);
+    return new RockraftServer(server, health, batches, port);
   }
 
   /** Reports whether this node can serve clients (grpc.health.v1: "" and rockraft.v1.KV). */
@@ -461,6 +528,8 @@ export class RockraftServer {
   shutdown(graceMs = 2_000): Promise<void> {
     this.closing ??= new Promise<void>((resolve) => {
       this.setServing(false);
+      // Batch streams live as long as their clients: end them once their calls are answered.
+      this.batches.drain();
       const timer = setTimeout(() => {
         this.server.forceShutdown();
         resolve();

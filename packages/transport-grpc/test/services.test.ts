@@ -29,8 +29,8 @@ async function server(overrides: Parameters<typeof startServer>[0] = {}) {
   return started;
 }
 
-function client(endpoints: string[], timeoutMs = 2_000) {
-  const result = new RockraftClient({ endpoints, timeoutMs });
+function client(endpoints: string[], timeoutMs = 2_000, unaryCalls = false) {
+  const result = new RockraftClient({ endpoints, timeoutMs, unaryCalls });
   cleanups.push(() => result.close());
   return result;
 }
@@ -86,7 +86,13 @@ function kvNode(
   };
 }
 
-describe("the KV service and the client", () => {
+describe.each([
+  ["over the Batch stream", false],
+  ["as unary calls", true],
+])("the KV service and the client, %s", (_mode, unaryCalls) => {
+  const kvClient = (endpoints: string[], timeoutMs?: number) =>
+    client(endpoints, timeoutMs, unaryCalls);
+
   test("put, get, delete and compare-and-swap, with string or byte keys", async () => {
     const { address } = await server({
       kv: kvNode(
@@ -95,7 +101,7 @@ describe("the KV service and the client", () => {
         () => ({ id: 2, addr: "" }),
       ),
     });
-    const kv = client([address]);
+    const kv = kvClient([address]);
     expect(await kv.put("my_key", "my_value")).toEqual({ logId: { term: 1, nodeId: 2, index: 1 } });
     expect(await kv.get(new TextEncoder().encode("my_key"))).toEqual({
       found: true,
@@ -136,7 +142,7 @@ describe("the KV service and the client", () => {
     const b = await server({ nodeId: 2, kv: nodeB });
     addresses[1] = a.address;
     addresses[2] = b.address;
-    const kv = client([a.address]);
+    const kv = kvClient([a.address]);
     expect((await kv.put("k", "1")).logId.nodeId).toBe(2);
     expect(kv.currentEndpoint()).toBe(b.address);
     leaderId = 1; // leadership moves: node 2 now names node 1
@@ -146,7 +152,7 @@ describe("the KV service and the client", () => {
 
   test("without any leader, the call fails UNAVAILABLE at its deadline, with what the server said", async () => {
     const { address } = await server();
-    const kv = client([address], 1_000);
+    const kv = kvClient([address], 1_000);
     const error = await kv.put("k", "v").catch((e: unknown) => e as RockraftClientError);
     expect(error).toBeInstanceOf(RockraftClientError);
     expect(error).toMatchObject({ code: "UNAVAILABLE", endpoint: address });
@@ -157,14 +163,14 @@ describe("the KV service and the client", () => {
 
   test("a deadline that passes during a retry reports the earlier UNAVAILABLE answer", async () => {
     let calls = 0;
-    const put: KvHandler["put"] = () => {
+    const get: KvHandler["get"] = () => {
       calls += 1;
       if (calls === 1) return Promise.reject(new RpcError("UNAVAILABLE", "election in progress"));
       return new Promise(() => {}); // the retry never answers
     };
-    const { address } = await server({ kv: { ...stubKv, put } });
-    const error = await client([address], 500)
-      .put("k", "v")
+    const { address } = await server({ kv: { ...stubKv, get } });
+    const error = await kvClient([address], 500)
+      .get("k")
       .catch((e: unknown) => e as RockraftClientError);
     expect(calls).toBe(2);
     expect(error).toMatchObject({ code: "UNAVAILABLE", endpoint: address });
@@ -173,9 +179,33 @@ describe("the KV service and the client", () => {
     );
   });
 
+  test("a write that reached a node and got no answer fails with its outcome unknown, not retried", async () => {
+    let calls = 0;
+    const put: KvHandler["put"] = () => {
+      calls += 1;
+      if (calls === 1) return Promise.reject(new RpcError("UNAVAILABLE", "election in progress"));
+      return new Promise(() => {}); // the retry reaches the node and never answers
+    };
+    const { address } = await server({ kv: { ...stubKv, put } });
+    const error = await kvClient([address], 500)
+      .put("k", "v")
+      .catch((e: unknown) => e as RockraftClientError);
+    expect(calls).toBe(2);
+    if (unaryCalls) {
+      // grpc-js cannot tell whether a unary call reached the node: the earlier answer stands.
+      expect(error).toMatchObject({ code: "UNAVAILABLE", outcomeUnknown: false });
+    } else {
+      expect(error).toMatchObject({
+        code: "DEADLINE_EXCEEDED",
+        endpoint: address,
+        outcomeUnknown: true,
+      });
+    }
+  });
+
   test("a call that never gets an answer fails DEADLINE_EXCEEDED", async () => {
     const { address } = await server({ kv: { ...stubKv, put: () => new Promise(() => {}) } });
-    const error = await client([address], 300)
+    const error = await kvClient([address], 300)
       .put("k", "v")
       .catch((e: unknown) => e as RockraftClientError);
     expect(error).toMatchObject({ code: "DEADLINE_EXCEEDED", endpoint: address });
@@ -192,7 +222,7 @@ describe("the KV service and the client", () => {
     ["INTERNAL", new Error("boom")],
   ])("a handler's error becomes status %s", async (status, thrown) => {
     const { address } = await server({ kv: { ...stubKv, put: () => Promise.reject(thrown) } });
-    const error = await client([address])
+    const error = await kvClient([address])
       .put("k", "v")
       .catch((e: unknown) => e as RockraftClientError);
     expect(error).toBeInstanceOf(RockraftClientError);
@@ -219,11 +249,106 @@ describe("the KV service and the client", () => {
       },
     });
     const began = Date.now();
-    const error = await client([address], 200)
+    const error = await kvClient([address], 200)
       .get("k")
       .catch((e: unknown) => e as RockraftClientError);
     expect((error as RockraftClientError).code).toBe("DEADLINE_EXCEEDED");
     expect(sawDeadline).toBeGreaterThanOrEqual(began + 150);
+  });
+});
+
+describe("the Batch stream", () => {
+  const memoryKv = (delayMs = 0): KvHandler => {
+    const data = new Map<string, Uint8Array>();
+    let index = 0;
+    const later = <T>(value: T) =>
+      new Promise<T>((resolve) => setTimeout(() => resolve(value), delayMs));
+    return {
+      ...stubKv,
+      put: (k, v) => {
+        data.set(Buffer.from(k).toString(), v);
+        return later({ logId: { term: 1, nodeId: 2, index: ++index } });
+      },
+      get: (k) => {
+        const value = data.get(Buffer.from(k).toString());
+        return later({ found: value !== undefined, value: value ?? new Uint8Array() });
+      },
+    };
+  };
+
+  test("hundreds of concurrent calls on one stream each get their own answer", async () => {
+    const { address } = await server({ kv: memoryKv(1) });
+    const kv = client([address]);
+    const puts = await Promise.all(
+      Array.from({ length: 400 }, (_, i) => kv.put(`key-${i}`, `value-${i}`)),
+    );
+    expect(new Set(puts.map((p) => p.logId.index)).size).toBe(400);
+    const reads = await Promise.all(Array.from({ length: 400 }, (_, i) => kv.get(`key-${i}`)));
+    reads.forEach((read, i) => {
+      expect(new TextDecoder().decode(read.value)).toBe(`value-${i}`);
+    });
+  });
+
+  test("calls of one turn larger than the message limit are split over several messages", async () => {
+    const { address } = await server({ kv: memoryKv() });
+    const kv = new RockraftClient({ endpoints: [address], maxMessageBytes: 64 * 1024 });
+    cleanups.push(() => kv.close());
+    const value = new Uint8Array(10 * 1024).fill(7);
+    const puts = await Promise.all(Array.from({ length: 30 }, (_, i) => kv.put(`big-${i}`, value)));
+    expect(puts).toHaveLength(30);
+    expect((await kv.get("big-29")).value).toEqual(value);
+  });
+
+  test("shutdown answers the calls in flight, ends the stream and does not wait out its grace", async () => {
+    const { address, server: node } = await startServer({ kv: memoryKv(200) });
+    const kv = client([address]);
+    await kv.put("warm", "up"); // the stream is open
+    const inFlight = kv.put("k", "v");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const began = Date.now();
+    await node.shutdown(10_000);
+    expect(Date.now() - began).toBeLessThan(5_000);
+    expect((await inFlight).logId.index).toBe(2);
+  });
+
+  test("a node that dies: a write in flight fails with its outcome unknown, a read moves on", async () => {
+    const hanging: KvHandler = {
+      ...stubKv,
+      put: () => new Promise(() => {}),
+      get: () => new Promise(() => {}),
+    };
+    const dying = await startServer({ kv: hanging });
+    const healthy = await server({ kv: memoryKv() });
+    const kv = client([dying.address, healthy.address], 5_000);
+    const write = kv.put("k", "v").catch((e: unknown) => e as RockraftClientError);
+    const read = kv.get("k");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await dying.server.shutdown(0); // cuts the stream with the calls in it
+    expect(await write).toMatchObject({ code: "UNAVAILABLE", outcomeUnknown: true });
+    expect(((await write) as RockraftClientError).message).toContain("the call stream broke");
+    expect(await read).toEqual({ found: false, value: undefined });
+    expect(kv.currentEndpoint()).toBe(healthy.address);
+  });
+
+  test("a write to a node that is down never reached it, so it is retried on the next node", async () => {
+    const gone = await startServer();
+    await gone.server.shutdown(0);
+    const healthy = await server({ kv: memoryKv() });
+    const kv = client([gone.address, healthy.address]);
+    expect((await kv.put("k", "v")).logId.index).toBe(1);
+    expect(kv.currentEndpoint()).toBe(healthy.address);
+  });
+
+  test("a closed client fails its calls in flight and refuses new ones", async () => {
+    const { address } = await server({
+      kv: { ...stubKv, put: () => new Promise(() => {}) },
+    });
+    const kv = new RockraftClient({ endpoints: [address] });
+    const pending = kv.put("k", "v").catch((e: unknown) => e as RockraftClientError);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    kv.close();
+    expect(await pending).toMatchObject({ code: "CANCELLED" });
+    await expect(kv.put("k", "v")).rejects.toMatchObject({ code: "TRANSPORT_CLOSED" });
   });
 });
 

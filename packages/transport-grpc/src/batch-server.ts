@@ -1,0 +1,202 @@
+// The server side of KV.Batch: many client calls multiplexed over one bidirectional stream.
+// Each call is served by the same KvHandler as the unary methods; answers are gathered for
+// the rest of the event-loop turn and written as one message, so that a busy stream costs a
+// few HTTP/2 frames per turn instead of a stream (headers, data, trailers) per call.
+import { Metadata, type ServerDuplexStream } from "@grpc/grpc-js";
+import { RpcError } from "./errors.js";
+import type {
+  BatchCall,
+  BatchRequest,
+  BatchResponse,
+  BatchResult,
+  CallError,
+} from "./gen/rockraft/v1/kv.js";
+import type { CallContext } from "./handlers.js";
+
+/** Serves one call of a batch: the wire response, or throws as a unary handler would. */
+export type BatchCallServer = (
+  call: BatchCall,
+  context: CallContext,
+) => Promise<NonNullable<BatchResult["response"]>>;
+
+/** Rough wire size of an answer, to keep each response message under the size limit. */
+function sizeOf(result: BatchResult): number {
+  const response = result.response;
+  if (response?.$case === "get") return 32 + response.value.value.byteLength;
+  if (response?.$case === "compareAndSwap") return 48 + response.value.current.byteLength;
+  if (response?.$case === "error") return 64 + response.value.message.length * 3;
+  return 48;
+}
+
+const SHUTTING_DOWN: CallError = {
+  status: 14, // UNAVAILABLE: the client tries another node
+  message: "the node is shutting down",
+  code: "",
+  leaderId: 0n,
+  leaderAddr: "",
+};
+
+/**
+ * A call's context. The abort signal (and the timer behind its deadline) is made only when
+ * a handler asks for it; rockraft's runtime keeps its own deadlines and never does.
+ */
+class BatchCallContext implements CallContext {
+  readonly deadline: number;
+  private controller: AbortController | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    deadline: number,
+    private readonly stream: AbortSignal,
+  ) {
+    this.deadline = deadline;
+  }
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      const controller = new AbortController();
+      this.controller = controller;
+      if (this.stream.aborted) controller.abort(this.stream.reason);
+      else this.stream.addEventListener("abort", () => controller.abort(this.stream.reason));
+      if (Number.isFinite(this.deadline)) {
+        this.timer = setTimeout(
+          () => controller.abort(new RpcError("DEADLINE_EXCEEDED", "the call's deadline passed")),
+          Math.max(0, this.deadline - Date.now()),
+        );
+      }
+    }
+    return this.controller.signal;
+  }
+
+  done(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+  }
+}
+
+/** One client's Batch stream. */
+class BatchStream {
+  private pending = 0;
+  private out: BatchResult[] = [];
+  private outBytes = 0;
+  private flushScheduled = false;
+  private clientDone = false;
+  private ended = false;
+  private readonly cancel = new AbortController();
+
+  constructor(
+    private readonly call: ServerDuplexStream<BatchRequest, BatchResponse>,
+    private readonly serve: BatchCallServer,
+    private readonly toCallError: (error: unknown, call: BatchCall) => CallError,
+    private readonly maxMessageBytes: number,
+    private readonly owner: BatchStreams,
+  ) {
+    // Headers at once: the client learns that the stream reached this node, and so whether
+    // the calls it wrote may have been received when the stream breaks.
+    call.sendMetadata(new Metadata());
+    call.on("data", (request: BatchRequest) => {
+      for (const batchCall of request.calls) this.start(batchCall);
+    });
+    call.on("end", () => {
+      this.clientDone = true;
+      this.endIfIdle();
+    });
+    const gone = () => {
+      this.ended = true;
+      this.owner.forget(this);
+      this.cancel.abort(new RpcError("DEADLINE_EXCEEDED", "the client cancelled the call"));
+    };
+    call.on("cancelled", gone);
+    call.on("error", gone);
+  }
+
+  /** The node is shutting down: no new calls; the stream ends once its calls are answered. */
+  drain(): void {
+    this.endIfIdle();
+  }
+
+  private start(batchCall: BatchCall): void {
+    if (this.ended) return;
+    if (this.owner.draining) {
+      this.answer({ id: batchCall.id, response: { $case: "error", value: SHUTTING_DOWN } });
+      return;
+    }
+    const deadline = batchCall.timeoutMs > 0 ? Date.now() + batchCall.timeoutMs : Infinity;
+    const context = new BatchCallContext(deadline, this.cancel.signal);
+    this.pending++;
+    this.serve(batchCall, context).then(
+      (response) => this.settle(context, { id: batchCall.id, response }),
+      (error: unknown) =>
+        this.settle(context, {
+          id: batchCall.id,
+          response: { $case: "error", value: this.toCallError(error, batchCall) },
+        }),
+    );
+  }
+
+  private settle(context: BatchCallContext, result: BatchResult): void {
+    context.done();
+    this.pending--;
+    this.answer(result);
+  }
+
+  private answer(result: BatchResult): void {
+    if (this.ended) return;
+    const size = sizeOf(result);
+    if (this.out.length > 0 && this.outBytes + size > this.maxMessageBytes / 2) this.flush();
+    this.out.push(result);
+    this.outBytes += size;
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.out.length > 0 && !this.ended) {
+      this.call.write({ results: this.out });
+      this.out = [];
+      this.outBytes = 0;
+    }
+    this.endIfIdle();
+  }
+
+  private endIfIdle(): void {
+    if (this.ended || this.pending > 0 || this.out.length > 0) return;
+    if (!this.clientDone && !this.owner.draining) return;
+    this.ended = true;
+    this.owner.forget(this);
+    this.call.end();
+  }
+}
+
+/** Every open Batch stream of a server, so that shutdown can end them. */
+export class BatchStreams {
+  private readonly open = new Set<BatchStream>();
+  /** Set by {@link drain}: new calls are refused with UNAVAILABLE. */
+  draining = false;
+
+  constructor(
+    private readonly serve: BatchCallServer,
+    private readonly toCallError: (error: unknown, call: BatchCall) => CallError,
+    private readonly maxMessageBytes: number,
+  ) {}
+
+  /** The gRPC handler of KV.Batch. */
+  readonly handle = (call: ServerDuplexStream<BatchRequest, BatchResponse>): void => {
+    const stream = new BatchStream(call, this.serve, this.toCallError, this.maxMessageBytes, this);
+    this.open.add(stream);
+    if (this.draining) stream.drain();
+  };
+
+  /** Refuses new calls and ends every stream once the calls it carries are answered. */
+  drain(): void {
+    this.draining = true;
+    for (const stream of [...this.open]) stream.drain();
+  }
+
+  /** @internal */
+  forget(stream: BatchStream): void {
+    this.open.delete(stream);
+  }
+}
