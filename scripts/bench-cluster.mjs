@@ -3,7 +3,9 @@
 // generator (in this process) driving the KV gRPC API with 1, 8, 64 and 256 concurrent
 // clients: 256-byte values over 10,000 keys, writes then linearizable reads. Reports
 // throughput, p50/p99 latency and CPU seconds per operation (nodes + load generator).
-//   pnpm bench:cluster [-- --seconds 10 --warmup 3 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd]
+//   pnpm bench:cluster [-- --seconds 10 --warmup 3 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd --unary]
+// rockraft's client sends its calls over each node's KV.Batch stream, as it does by default;
+// with --unary it makes one unary gRPC call per operation, as etcd's client does.
 // With --vs-etcd, the same load runs, alternating row by row, against a three-member etcd
 // cluster on 127.0.0.1 (Debian's etcd-server, installed when missing), and the ratios print.
 // With --profile, each node process writes a V8 CPU profile (.cpuprofile) into DIR.
@@ -25,6 +27,7 @@ const { values } = parseArgs({
     clients: { type: "string", default: "1,8,64,256" },
     ops: { type: "string", default: "write,read" },
     profile: { type: "string" },
+    unary: { type: "boolean", default: false },
     "vs-etcd": { type: "boolean", default: false },
   },
   args: process.argv.slice(2).filter((arg) => arg !== "--"),
@@ -50,7 +53,11 @@ const rockraftTarget = {
   connect: (i) => {
     // Connection i starts at node i % 3: clients spread over every node, as etcd3's do.
     const rotated = endpoints.map((_, j) => endpoints[(i + j) % endpoints.length]);
-    const client = new RockraftClient({ endpoints: rotated, timeoutMs: 10_000 });
+    const client = new RockraftClient({
+      endpoints: rotated,
+      timeoutMs: 10_000,
+      unaryCalls: values.unary,
+    });
     return {
       put: (k, v) => client.put(k, v),
       get: (k) => client.get(k),
@@ -193,7 +200,7 @@ async function startEtcd() {
 }
 
 console.log(
-  `cluster bench: 3 nodes + load generator on one machine (${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}); ${seconds} s per row after ${warmup} s of unmeasured warm-up; 256-byte values, 10,000 keys; default configs`,
+  `cluster bench: 3 nodes + load generator on one machine (${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}); ${seconds} s per row after ${warmup} s of unmeasured warm-up; 256-byte values, 10,000 keys; default configs; rockraft's client ${values.unary ? "with one unary call per operation (--unary)" : "over KV.Batch streams (its default)"}`,
 );
 console.log("");
 const etcd = values["vs-etcd"] ? await startEtcd() : undefined;
