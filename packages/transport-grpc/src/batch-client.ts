@@ -109,7 +109,10 @@ export class BatchSession {
       this.queueBytes += size;
       if (!this.flushScheduled) {
         this.flushScheduled = true;
-        setImmediate(() => this.flush());
+        setImmediate(() => {
+          this.flushScheduled = false;
+          this.flush();
+        });
       }
     });
   }
@@ -122,7 +125,6 @@ export class BatchSession {
   }
 
   private flush(): void {
-    this.flushScheduled = false;
     if (this.queue.length === 0 || this.closed) return;
     const calls = this.queue;
     this.queue = [];

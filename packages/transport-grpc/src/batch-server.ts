@@ -145,14 +145,21 @@ class BatchStream {
     if (this.out.length > 0 && this.outBytes + size > this.maxMessageBytes / 2) this.flush();
     this.out.push(result);
     this.outBytes += size;
+    // Nothing else in flight on this stream: no answer to wait for, send it now.
+    if (this.pending === 0) {
+      this.flush();
+      return;
+    }
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(() => this.flush());
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
     }
   }
 
   private flush(): void {
-    this.flushScheduled = false;
     if (this.out.length > 0 && !this.ended) {
       this.call.write({ results: this.out });
       this.out = [];
