@@ -1,7 +1,8 @@
 // Transport throughput on 127.0.0.1:
 //   pnpm --filter @rockraft/transport-grpc bench [-- --seconds 3]
 // peer messages per second and MB/s over one stream (MsgApp batches of 1 and 64 entries of
-// 256 bytes), and unary KV calls per second with 1 and 64 calls in flight.
+// 256 bytes), and KV calls per second with 1 and 64 calls in flight, as unary calls and over
+// the KV.Batch stream (the client's default).
 import { cpus, totalmem } from "node:os";
 import { parseArgs } from "node:util";
 import type { Entry, Message } from "@rockraft/raft-core";
@@ -111,29 +112,32 @@ for (const perMessage of [1, 64]) {
 peers.close();
 
 console.log("");
-console.log("| unary KV calls in flight | Put calls/s | Get calls/s |");
-console.log("|---:|---:|---:|");
-const client = new RockraftClient({ endpoints: [address] });
-await client.get("warm-up");
-for (const inFlight of [1, 64]) {
-  const rate = async (call: () => Promise<unknown>) => {
-    let done = 0;
-    const deadline = performance.now() + seconds * 1000;
-    const began = performance.now();
-    await Promise.all(
-      Array.from({ length: inFlight }, async () => {
-        while (performance.now() < deadline) {
-          await call();
-          done++;
-        }
-      }),
-    );
-    return done / ((performance.now() - began) / 1000);
-  };
-  const puts = await rate(() => client.put("key", value));
-  const gets = await rate(() => client.get("key"));
-  console.log(`| ${inFlight} | ${fmt(puts)} | ${fmt(gets)} |`);
+console.log("| KV calls | in flight | Put calls/s | Get calls/s |");
+console.log("|---|---:|---:|---:|");
+for (const unaryCalls of [true, false]) {
+  const client = new RockraftClient({ endpoints: [address], unaryCalls });
+  await client.get("warm-up");
+  for (const inFlight of [1, 64]) {
+    const rate = async (call: () => Promise<unknown>) => {
+      let done = 0;
+      const deadline = performance.now() + seconds * 1000;
+      const began = performance.now();
+      await Promise.all(
+        Array.from({ length: inFlight }, async () => {
+          while (performance.now() < deadline) {
+            await call();
+            done++;
+          }
+        }),
+      );
+      return done / ((performance.now() - began) / 1000);
+    };
+    const puts = await rate(() => client.put("key", value));
+    const gets = await rate(() => client.get("key"));
+    const mode = unaryCalls ? "unary" : "Batch stream";
+    console.log(`| ${mode} | ${inFlight} | ${fmt(puts)} | ${fmt(gets)} |`);
+  }
+  client.close();
 }
-client.close();
 await server.shutdown(100);
 if (dropped > 0) console.log(`(${dropped} drops reported while connecting)`);
