@@ -135,6 +135,9 @@ export type ApplyResult =
 
 const EMPTY = new Uint8Array(0);
 
+/** How long deferred apply ops wait for a write to carry them before one of their own. */
+const DEFERRED_FLUSH_MS = 10;
+
 function keyString(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
 }
@@ -160,8 +163,16 @@ export class LevelStorage {
   private appliedState: SnapshotMetadata;
   private readonly staged = new Map<number, number>();
   private queue: Promise<unknown> = Promise.resolve();
-  /** The latest apply batch resolved before it was written (`waitForWrite: false`). */
-  private pendingApply: Promise<void> = Promise.resolve();
+  /**
+   * Apply ops whose results are out but which are not written yet (`waitForWrite: false`):
+   * the next write carries them in its batch, or a flush shortly after.
+   */
+  private deferred: BatchOp[] = [];
+  /** What the deferred ops set, by data key (null: deleted), for reads meanwhile. */
+  private readonly deferredValues = new Map<string, Uint8Array | null>();
+  /** The hard state a deferred apply carries (the view takes it once written). */
+  private deferredHardState: HardState | undefined;
+  private deferredFlush: NodeJS.Timeout | undefined;
   private backgroundCompaction: Promise<void> = Promise.resolve();
   private failure: StorageError | undefined;
   private closing: Promise<void> | undefined;
@@ -515,21 +526,19 @@ export class LevelStorage {
    * is the commit index (no fsync needed) then costs one write instead of two. Its term and
    * vote must be the stored ones (a change of either needs a synced `persist`).
    *
-   * With `waitForWrite: false` it resolves as soon as the results are known and the batch
-   * is queued, before LevelDB has it: `applied()` moves at once, and `get` waits for the
-   * batch, so no read misses what was applied; a crash before the batch lands re-applies
-   * from the log. A failure of that write stops the store, like any failed write.
+   * With `waitForWrite: false` it resolves as soon as the results are known, and its
+   * writes are deferred: the next write of the store carries them in its batch (a Ready's
+   * `persist`, usually), or a flush within 10 ms if none comes. So a
+   * commit-only Ready costs no LevelDB write of its own. `applied()` moves at once; `get`,
+   * the next applies and snapshot readers see the deferred data; a crash before it is
+   * written re-applies it from the log, exactly once, since the applied log id travels in
+   * the same batch. A failure of that write stops the store, like any failed write.
    */
   apply(
     entries: readonly Entry[],
     options: { hardState?: HardState | undefined; waitForWrite?: boolean } = {},
   ): Promise<ApplyResult[]> {
-    let early: ((results: ApplyResult[]) => void) | undefined;
-    const resultsKnown =
-      options.waitForWrite === false
-        ? new Promise<ApplyResult[]>((resolve) => (early = resolve))
-        : undefined;
-    const done = this.serialized(async () => {
+    return this.serialized(async () => {
       const ops: BatchOp[] = [];
       const { results, applied } = await this.applyOps(entries, ops);
       const hardState = options.hardState;
@@ -542,22 +551,37 @@ export class LevelStorage {
         ops.push({ type: "put", key: META_HARD_STATE, value: encodeHardState(hardState) });
       }
       if (ops.length === 0) return results;
-      const written = this.write(ops, false);
-      if (early !== undefined) {
-        // Results are known and the batch is on its way: reads wait for it (see `get`).
+      if (options.waitForWrite === false) {
+        this.defer(ops, hardState);
         this.appliedState = applied;
-        this.pendingApply = written.catch(() => undefined);
-        early(results);
+        return results;
       }
-      await written;
+      await this.write(ops, false);
       this.appliedState = applied;
       if (hardState !== undefined) this.view.setHardState(hardState);
       return results;
     });
-    if (resultsKnown === undefined) return done;
-    // A failure before the results are known rejects the call; one after it stops the
-    // store (every later call rejects with it), as any failed write does.
-    return Promise.race([resultsKnown, done]);
+  }
+
+  /** Keeps apply ops for the next write (see `apply` with `waitForWrite: false`). */
+  private defer(ops: BatchOp[], hardState: HardState | undefined): void {
+    for (const op of ops) {
+      this.deferred.push(op);
+      this.deferredValues.set(keyString(op.key), op.type === "put" ? op.value : null);
+    }
+    if (hardState !== undefined) this.deferredHardState = hardState;
+    this.deferredFlush ??= setTimeout(() => {
+      this.deferredFlush = undefined;
+      // A failure stops the store and is reported by every later call.
+      this.flushDeferred().catch(() => undefined);
+    }, DEFERRED_FLUSH_MS);
+  }
+
+  /** Writes the deferred apply ops now, if there are any. */
+  private flushDeferred(): Promise<void> {
+    return this.serialized(async () => {
+      if (this.deferred.length > 0) await this.write([], false);
+    });
   }
 
   /**
@@ -576,7 +600,7 @@ export class LevelStorage {
     const read = async (key: Uint8Array): Promise<Uint8Array | undefined> => {
       const pending = overlay.get(keyString(key));
       if (pending !== undefined) return pending ?? undefined;
-      return this.db.get(dataKey(generation, key));
+      return this.readData(dataKey(generation, key));
     };
     for (const entry of entries) {
       if (entry.index <= lastIndex) continue;
@@ -647,9 +671,16 @@ export class LevelStorage {
   /** Reads a key from the applied state (not linearizable by itself: see ReadIndex). */
   async get(key: Uint8Array): Promise<Uint8Array | undefined> {
     this.assertOpen();
-    await this.pendingApply;
-    this.assertOpen();
-    return this.db.get(dataKey(this.activeGeneration, key));
+    return this.readData(dataKey(this.activeGeneration, key));
+  }
+
+  /** A data key's value: a deferred apply's, else LevelDB's. */
+  private readData(key: Uint8Array): Promise<Uint8Array | undefined> {
+    if (this.deferredValues.size > 0) {
+      const deferred = this.deferredValues.get(keyString(key));
+      if (deferred !== undefined) return Promise.resolve(deferred ?? undefined);
+    }
+    return this.db.get(key);
   }
 
   /**
@@ -698,11 +729,13 @@ export class LevelStorage {
    * Opens a consistent view of the state machine (one LevelDB read snapshot) to stream as
    * a snapshot, in chunks of about `chunkBytes`. Writes go on meanwhile.
    */
-  async openSnapshotReader(chunkBytes = 1024 * 1024): Promise<SnapshotReader> {
-    this.assertOpen();
-    await this.pendingApply; // everything `applied()` reports is in the snapshot
-    this.assertOpen();
-    return openSnapshotReader(this.db, this.activeGeneration, chunkBytes, this.path);
+  openSnapshotReader(chunkBytes = 1024 * 1024): Promise<SnapshotReader> {
+    // In the queue, after writing what is deferred: the reader holds exactly what
+    // `applied()` reports.
+    return this.serialized(async () => {
+      if (this.deferred.length > 0) await this.write([], false);
+      return openSnapshotReader(this.db, this.activeGeneration, chunkBytes, this.path);
+    });
   }
 
   /**
@@ -725,6 +758,9 @@ export class LevelStorage {
   /** Waits for pending writes, then closes the database. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      clearTimeout(this.deferredFlush);
+      this.deferredFlush = undefined;
+      if (this.failure === undefined) await this.flushDeferred().catch(() => undefined);
       await this.queue.catch(() => undefined);
       await this.backgroundCompaction;
       this.failure ??= new StorageError(
@@ -755,8 +791,22 @@ export class LevelStorage {
     return result;
   }
 
-  /** A failed write stops the store: every later call rejects with it as the cause. */
-  private async write(ops: BatchOp[], sync: boolean): Promise<void> {
+  /**
+   * Writes `ops` as one batch, after the deferred apply ops (so they land first, and
+   * atomically with it). A failed write stops the store: every later call rejects with it
+   * as the cause. Only called from within `serialized`.
+   */
+  private async write(batch: BatchOp[], sync: boolean): Promise<void> {
+    let ops = batch;
+    const carried = this.deferred.length > 0;
+    const carriedHardState = this.deferredHardState;
+    if (carried) {
+      ops = this.deferred.concat(batch);
+      this.deferred = [];
+      this.deferredHardState = undefined;
+      clearTimeout(this.deferredFlush);
+      this.deferredFlush = undefined;
+    }
     try {
       // Our ops are already Uint8Array keys and values in the database's own "view" format,
       // so the per-op checks and encodings of abstract-level's public batch() (a measurable
@@ -765,6 +815,11 @@ export class LevelStorage {
       // while opening and reports a closed database).
       if (this.db.status === "open") await (this.db as unknown as RawBatch)._batch(ops, { sync });
       else await this.db.batch(ops, { sync });
+      if (carried) {
+        // Serialized: nothing was deferred meanwhile, so every deferred value is in LevelDB.
+        this.deferredValues.clear();
+        if (carriedHardState !== undefined) this.view.setHardState(carriedHardState);
+      }
     } catch (cause) {
       this.failure = new StorageError(
         "STORAGE_IO",

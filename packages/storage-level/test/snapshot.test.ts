@@ -37,6 +37,20 @@ async function install(
 }
 
 describe("snapshots", () => {
+  test("a snapshot reader holds deferred applies: exactly what applied() reports", async () => {
+    const store = await storeWithKeys(3);
+    const more = [put(4, 1, "k3", "v3"), put(5, 1, "k0", "changed")];
+    await append(store, more, 5);
+    await store.apply(more, { waitForWrite: false });
+    const source = await readAll(store, 1 << 20);
+    expect(source.metadata.index).toBe(5);
+    const target = await open(await dirs.make());
+    await install(target, source);
+    expect(text(await target.get(bytes("k3")))).toBe("v3");
+    expect(text(await target.get(bytes("k0")))).toBe("changed");
+    await Promise.all([store.close(), target.close()]);
+  });
+
   test("entries applied with a snapshot's persist go into the installed state", async () => {
     const source = await storeWithKeys(20);
     const stream = await readAll(source, 500);

@@ -1,6 +1,6 @@
 import { encodeConfState } from "@rockraft/raft-core";
 import { afterEach, describe, expect, test } from "vitest";
-import { decodeCommand, encodeCommand, type Command } from "../src/index.js";
+import { decodeCommand, encodeCommand, type Command, type LevelStorage } from "../src/index.js";
 import { TempDirs, append, bytes, entry, open, put, text } from "./helpers/store.js";
 
 const dirs = new TempDirs();
@@ -215,6 +215,77 @@ describe("applying committed entries", () => {
     expect(reopened.applied().index).toBe(2);
     expect(text(await reopened.get(bytes("k")))).toBe("v2");
     await reopened.close();
+  });
+
+  /** Counts the LevelDB write batches a store makes from now on. */
+  function countWrites(store: LevelStorage): { batches: number; ops: number } {
+    const db = (store as unknown as { db: { _batch: (ops: unknown[], o: object) => unknown } }).db;
+    const original = db._batch.bind(db);
+    const counts = { batches: 0, ops: 0 };
+    db._batch = (ops, options) => {
+      counts.batches++;
+      counts.ops += ops.length;
+      return original(ops, options);
+    };
+    return counts;
+  }
+
+  test("a deferred apply costs no write of its own: the next persist carries it", async () => {
+    const dataPath = await dirs.make();
+    const store = await open(dataPath);
+    await append(store, [put(1, 1, "k", "v1")], 0);
+    const writes = countWrites(store);
+    await store.apply([put(1, 1, "k", "v1")], {
+      hardState: { term: 1, vote: 1, commit: 1 },
+      waitForWrite: false,
+    });
+    expect(writes.batches).toBe(0);
+    expect(text(await store.get(bytes("k")))).toBe("v1");
+    await store.persist({ entries: [put(2, 1, "k", "v2")], mustSync: true });
+    // One batch: the entry, the deferred data, the applied log id and the commit index.
+    expect(writes).toEqual({ batches: 1, ops: 4 });
+    expect(store.raftStorage.initialState().hardState.commit).toBe(1);
+    await store.close();
+    const reopened = await open(dataPath);
+    expect(reopened.applied().index).toBe(1);
+    expect(reopened.raftStorage.initialState().hardState.commit).toBe(1);
+    expect(text(await reopened.get(bytes("k")))).toBe("v1");
+    await reopened.close();
+  });
+
+  test("a deferred apply is written on its own shortly when nothing else writes", async () => {
+    const store = await open(await dirs.make());
+    await append(store, [put(1, 1, "k", "v1")], 1);
+    const writes = countWrites(store);
+    await store.apply([put(1, 1, "k", "v1")], { waitForWrite: false });
+    expect(writes.batches).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(writes.batches).toBe(1);
+    await store.close();
+  });
+
+  test("applies after a deferred one see its data: delete and compare-and-swap", async () => {
+    const store = await open(await dirs.make());
+    const entries = [
+      put(1, 1, "k", "v1"),
+      command(2, {
+        op: "cas",
+        key: bytes("k"),
+        expectFound: true,
+        expected: bytes("v1"),
+        value: bytes("v2"),
+      }),
+      command(3, { op: "delete", key: bytes("k") }),
+      command(4, { op: "delete", key: bytes("k") }),
+    ];
+    await append(store, entries, 4);
+    const results = [];
+    for (const e of entries) results.push(...(await store.apply([e], { waitForWrite: false })));
+    expect(
+      results.map((r) => ("succeeded" in r ? r.succeeded : "found" in r ? r.found : r.kind)),
+    ).toEqual(["put", true, true, false]);
+    expect(await store.get(bytes("k"))).toBeUndefined();
+    await store.close();
   });
 
   test("persist can apply committed entries in the same batch, exactly once", async () => {
