@@ -238,7 +238,11 @@ export async function main(
       error instanceof RockraftClientError
         ? ` [${error.code}${error.serverCode === undefined ? "" : ` ${error.serverCode}`}]`
         : "";
-    err(`rockraft: ${(error as Error).message}${code}`);
+    const unknown =
+      error instanceof RockraftClientError && error.outcomeUnknown
+        ? " (the node got the request but no answer came back: it may or may not have been applied)"
+        : "";
+    err(`rockraft: ${(error as Error).message}${code}${unknown}`);
     return 1;
   } finally {
     client.close();

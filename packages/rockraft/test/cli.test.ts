@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import { RockraftServer } from "@rockraft/transport-grpc";
 import { main } from "../src/cli.js";
 import { startCluster, type TestCluster } from "./helpers/cluster.js";
 
@@ -102,4 +103,45 @@ test("the installed bin runs as a command", async () => {
     endpoints,
   ]);
   expect(stdout).toBe("Arles\n");
+});
+
+test("a write whose node vanished after taking it says its outcome is unknown", async () => {
+  const never = () => new Promise<never>(() => {});
+  const server: RockraftServer = await RockraftServer.start({
+    nodeId: 9,
+    clusterId: "cli-test",
+    address: "127.0.0.1:0",
+    kv: {
+      put: () => {
+        // The node takes the write, then dies before answering.
+        setTimeout(() => void server.shutdown(0), 50);
+        return never();
+      },
+      get: never,
+      delete: never,
+      compareAndSwap: never,
+    },
+    cluster: {
+      initialize: never,
+      metrics: never,
+      addLearner: never,
+      changeMembership: never,
+      transferLeader: never,
+      triggerSnapshot: never,
+    },
+    peer: {
+      receive: () => undefined,
+      beginSnapshot: never,
+    },
+  });
+  const err: string[] = [];
+  const code = await main(
+    ["kv", "put", "k", "v", "--endpoints", `127.0.0.1:${server.port}`, "--timeout", "5000"],
+    () => undefined,
+    (l) => err.push(l),
+  );
+  expect(code).toBe(1);
+  expect(err.join("\n")).toMatch(
+    /the call stream broke.*\[UNAVAILABLE\] \(the node got the request but no answer came back: it may or may not have been applied\)$/,
+  );
 });
