@@ -259,7 +259,9 @@ describe("applying committed entries", () => {
     const writes = countWrites(store);
     await store.apply([put(1, 1, "k", "v1")], { waitForWrite: false });
     expect(writes.batches).toBe(0);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    const deadline = Date.now() + 5_000; // 10 ms, unless the machine is very busy
+    while (writes.batches === 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 5));
     expect(writes.batches).toBe(1);
     await store.close();
   });
