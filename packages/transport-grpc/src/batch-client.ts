@@ -36,8 +36,8 @@ interface Pending {
   readonly resolve: (answer: BatchAnswer) => void;
   readonly reject: (failure: BatchFailure) => void;
   readonly timer: NodeJS.Timeout;
-  /** Handed to the stream (which may or may not have reached the node). */
-  sent: boolean;
+  /** The stream it was handed to (it may or may not have reached the node); none yet. */
+  stream: ClientDuplexStream<BatchRequest, BatchResponse> | undefined;
 }
 
 function sizeOf(request: NonNullable<BatchCall["request"]>): number {
@@ -95,11 +95,11 @@ export class BatchSession {
           new BatchFailure(
             "DEADLINE_EXCEEDED",
             "the call's deadline passed without an answer",
-            entry.sent,
+            entry.stream !== undefined,
           ),
         );
       }, remaining);
-      this.pending.set(id, { resolve, reject, timer, sent: false });
+      this.pending.set(id, { resolve, reject, timer, stream: undefined });
       const size = sizeOf(request);
       if (this.queue.length > 0 && this.queueBytes + size > this.maxMessageBytes / 2) this.flush();
       // The node is told a little less time than the call has, so that its own answer
@@ -121,7 +121,9 @@ export class BatchSession {
   close(): void {
     this.closed = true;
     this.stream?.cancel();
-    this.fail("CANCELLED", "the client was closed", true);
+    this.queue = [];
+    this.queueBytes = 0;
+    this.fail(undefined, "CANCELLED", "the client was closed", true);
   }
 
   private flush(): void {
@@ -132,7 +134,7 @@ export class BatchSession {
     const stream = this.open();
     for (const call of calls) {
       const entry = this.pending.get(call.id);
-      if (entry !== undefined) entry.sent = true;
+      if (entry !== undefined) entry.stream = stream;
     }
     stream.write({ calls });
   }
@@ -155,11 +157,20 @@ export class BatchSession {
         clearTimeout(entry.timer);
         entry.resolve(result.response);
       }
+      if (response.draining && this.stream === stream) {
+        // The node is shutting down: no new calls here (the next ones open a new stream,
+        // which a closing node refuses, so they move on); its answers still come.
+        this.stream = undefined;
+        stream.end();
+      }
     });
+    let done = false;
     const ended = (error: ServiceError | undefined) => {
-      if (this.stream !== stream) return;
-      this.stream = undefined;
+      if (done) return;
+      done = true;
+      if (this.stream === stream) this.stream = undefined;
       this.fail(
+        stream,
         "UNAVAILABLE",
         error === undefined
           ? "the node ended the call stream"
@@ -173,20 +184,23 @@ export class BatchSession {
     return stream;
   }
 
-  /** Fails the calls in flight; those never handed to the stream cannot have reached the node. */
+  /**
+   * Fails the calls in flight on `stream` (all calls when undefined); a call counts as
+   * having maybe reached the node only if it was handed to a stream that reached it.
+   */
   private fail(
+    stream: ClientDuplexStream<BatchRequest, BatchResponse> | undefined,
     code: BatchFailure["code"],
     message: string,
     reachedNode: boolean,
     cause?: unknown,
   ): void {
-    const pending = [...this.pending.values()];
-    this.pending.clear();
-    this.queue = [];
-    this.queueBytes = 0;
-    for (const entry of pending) {
+    for (const [id, entry] of this.pending) {
+      if (stream !== undefined && entry.stream !== stream) continue;
+      this.pending.delete(id);
       clearTimeout(entry.timer);
-      entry.reject(new BatchFailure(code, message, reachedNode && entry.sent, cause));
+      const mayHaveReached = reachedNode && entry.stream !== undefined;
+      entry.reject(new BatchFailure(code, message, mayHaveReached, cause));
     }
   }
 }

@@ -28,6 +28,9 @@ function sizeOf(result: BatchResult): number {
   return 48;
 }
 
+/** How long a draining stream waits for its client to close its side before ending it. */
+const DRAIN_LINGER_MS = 250;
+
 const SHUTTING_DOWN: CallError = {
   status: 14, // UNAVAILABLE: the client tries another node
   message: "the node is shutting down",
@@ -80,6 +83,8 @@ class BatchStream {
   private outBytes = 0;
   private flushScheduled = false;
   private clientDone = false;
+  private draining = false;
+  private lingered = false;
   private ended = false;
   private readonly cancel = new AbortController();
 
@@ -109,14 +114,28 @@ class BatchStream {
     call.on("error", gone);
   }
 
-  /** The node is shutting down: no new calls; the stream ends once its calls are answered. */
+  /**
+   * The node is shutting down: tells the client (`draining`), which closes its side once it
+   * has seen it; later calls are answered UNAVAILABLE. The stream ends when the client has
+   * closed its side and every call is answered, or, for a client that does not, once it has
+   * been idle for 250 ms.
+   */
   drain(): void {
+    if (this.ended || this.draining) return;
+    this.draining = true;
+    this.call.write({ results: this.out, draining: true });
+    this.out = [];
+    this.outBytes = 0;
+    setTimeout(() => {
+      this.lingered = true;
+      this.endIfIdle();
+    }, DRAIN_LINGER_MS).unref();
     this.endIfIdle();
   }
 
   private start(batchCall: BatchCall): void {
     if (this.ended) return;
-    if (this.owner.draining) {
+    if (this.draining) {
       this.answer({ id: batchCall.id, response: { $case: "error", value: SHUTTING_DOWN } });
       return;
     }
@@ -161,7 +180,7 @@ class BatchStream {
 
   private flush(): void {
     if (this.out.length > 0 && !this.ended) {
-      this.call.write({ results: this.out });
+      this.call.write({ results: this.out, draining: this.draining });
       this.out = [];
       this.outBytes = 0;
     }
@@ -170,7 +189,7 @@ class BatchStream {
 
   private endIfIdle(): void {
     if (this.ended || this.pending > 0 || this.out.length > 0) return;
-    if (!this.clientDone && !this.owner.draining) return;
+    if (!this.clientDone && !this.lingered) return;
     this.ended = true;
     this.owner.forget(this);
     this.call.end();

@@ -16,7 +16,7 @@ import {
   type KvHandler,
   type LogId,
 } from "../src/index.js";
-import { startServer, stubKv } from "./helpers/servers.js";
+import { startServer, stubKv, waitFor } from "./helpers/servers.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -309,6 +309,31 @@ describe("the Batch stream", () => {
     await node.shutdown(10_000);
     expect(Date.now() - began).toBeLessThan(5_000);
     expect((await inFlight).logId.index).toBe(2);
+  });
+
+  test("a node shutting down under load: every write is answered or moves on, none is left unknown", async () => {
+    const leaving = await startServer({ kv: memoryKv(2) });
+    const staying = await server({ kv: memoryKv(2) });
+    const kv = client([leaving.address, staying.address], 5_000);
+    const failures: unknown[] = [];
+    let writes = 0;
+    let running = true;
+    const writers = Array.from({ length: 32 }, async (_, w) => {
+      for (let i = 0; running; i++) {
+        await kv.put(`w${w}-${i}`, "v").then(
+          () => writes++,
+          (error: unknown) => failures.push(error),
+        );
+      }
+    });
+    await waitFor(() => writes > 200, "writes to the first node");
+    await leaving.server.shutdown(5_000);
+    const after = writes;
+    await waitFor(() => writes > after + 200, "writes moving to the second node");
+    running = false;
+    await Promise.all(writers);
+    expect(failures).toEqual([]);
+    expect(kv.currentEndpoint()).toBe(staying.address);
   });
 
   test("a node that dies: a write in flight fails with its outcome unknown, a read moves on", async () => {
