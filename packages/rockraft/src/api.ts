@@ -243,11 +243,6 @@ export class RaftApi {
   }
 
   /**
-   * On the leader, proposes; on a follower, forwards to the leader. A leader that cannot be
-   * reached (down, or no longer leading) is looked up again until the deadline; a forwarded
-   * call that timed out is not retried, since its outcome is unknown.
-   */
-  /**
    * Proposes on this node: the leader appends it, a follower's raft-core forwards it to the
    * leader over the peer stream; either way it resolves once applied here. A proposal that
    * provably went nowhere (no leader yet, or the leader could not be reached) is proposed

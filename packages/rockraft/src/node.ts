@@ -566,8 +566,8 @@ export class NodeRuntime {
       if (applied !== undefined) {
         this.onApplied(applied);
       } else if (ready.committedEntries.length > 0 || ready.hardState !== undefined) {
-        // Resolved once the results are known and the batch is queued: clients are answered
-        // without waiting for LevelDB (reads wait for the batch; a crash re-applies).
+        // Resolved once the results are known; storage-level writes them with the next
+        // Ready's batch (reads see them meanwhile; a crash re-applies them from the log).
         const results = await this.storage.apply(ready.committedEntries, {
           hardState: ready.hardState,
           waitForWrite: false,
@@ -624,9 +624,7 @@ export class NodeRuntime {
       for (const proposal of live) {
         this.forwarded.set(
           proposal.requestId,
-          this.pending(proposal, () => {
-            this.forwarded.delete(proposal.requestId);
-          }),
+          this.pending(proposal, () => this.forwarded.delete(proposal.requestId)),
         );
       }
       return;
@@ -640,11 +638,14 @@ export class NodeRuntime {
     });
   }
 
-  /** A proposal waiting for its entry to be applied, rejected at its deadline. */
-  private pending(proposal: Proposal, forget: () => boolean | void): PendingWrite {
+  /**
+   * A proposal waiting for its entry to be applied, rejected at its deadline unless `forget`
+   * (which removes it from where it waits) finds it already gone.
+   */
+  private pending(proposal: Proposal, forget: () => boolean): PendingWrite {
     const timer = setTimeout(
       () => {
-        if (forget() !== false) {
+        if (forget()) {
           proposal.reject(
             new RockraftError(
               "RAFT_TIMEOUT",
