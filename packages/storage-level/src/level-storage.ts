@@ -168,7 +168,7 @@ export class LevelStorage {
    * the next write carries them in its batch, or a flush shortly after.
    */
   private deferred: BatchOp[] = [];
-  /** What the deferred ops set, by data key (null: deleted), for reads meanwhile. */
+  /** What the deferred ops set, by LevelDB key (null: deleted), for reads meanwhile. */
   private readonly deferredValues = new Map<string, Uint8Array | null>();
   /** The hard state a deferred apply carries (the view takes it once written). */
   private deferredHardState: HardState | undefined;
@@ -579,9 +579,12 @@ export class LevelStorage {
 
   /** Writes the deferred apply ops now, if there are any. */
   private flushDeferred(): Promise<void> {
-    return this.serialized(async () => {
-      if (this.deferred.length > 0) await this.write([], false);
-    });
+    return this.serialized(() => this.writeDeferred());
+  }
+
+  /** Within `serialized`: writes the deferred apply ops, if there are any. */
+  private async writeDeferred(): Promise<void> {
+    if (this.deferred.length > 0) await this.write([], false);
   }
 
   /**
@@ -733,7 +736,7 @@ export class LevelStorage {
     // In the queue, after writing what is deferred: the reader holds exactly what
     // `applied()` reports.
     return this.serialized(async () => {
-      if (this.deferred.length > 0) await this.write([], false);
+      await this.writeDeferred();
       return openSnapshotReader(this.db, this.activeGeneration, chunkBytes, this.path);
     });
   }
