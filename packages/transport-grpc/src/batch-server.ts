@@ -3,7 +3,6 @@
 // the rest of the event-loop turn and written as one message, so that a busy stream costs a
 // few HTTP/2 frames per turn instead of a stream (headers, data, trailers) per call.
 import { Metadata, type ServerDuplexStream } from "@grpc/grpc-js";
-import { RpcError } from "./errors.js";
 import type {
   BatchCall,
   BatchRequest,
@@ -11,6 +10,7 @@ import type {
   BatchResult,
   CallError,
 } from "./gen/rockraft/v1/kv.js";
+import { CALL_CANCELLED, LazyCallContext } from "./context.js";
 import type { CallContext } from "./handlers.js";
 
 /** Serves one call of a batch: the wire response, or throws as a unary handler would. */
@@ -38,43 +38,6 @@ const SHUTTING_DOWN: CallError = {
   leaderId: 0n,
   leaderAddr: "",
 };
-
-/**
- * A call's context. The abort signal (and the timer behind its deadline) is made only when
- * a handler asks for it; rockraft's runtime keeps its own deadlines and never does.
- */
-class BatchCallContext implements CallContext {
-  readonly deadline: number;
-  private controller: AbortController | undefined;
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(
-    deadline: number,
-    private readonly stream: AbortSignal,
-  ) {
-    this.deadline = deadline;
-  }
-
-  get signal(): AbortSignal {
-    if (this.controller === undefined) {
-      const controller = new AbortController();
-      this.controller = controller;
-      if (this.stream.aborted) controller.abort(this.stream.reason);
-      else this.stream.addEventListener("abort", () => controller.abort(this.stream.reason));
-      if (Number.isFinite(this.deadline)) {
-        this.timer = setTimeout(
-          () => controller.abort(new RpcError("DEADLINE_EXCEEDED", "the call's deadline passed")),
-          Math.max(0, this.deadline - Date.now()),
-        );
-      }
-    }
-    return this.controller.signal;
-  }
-
-  done(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-  }
-}
 
 /** One client's Batch stream. */
 class BatchStream {
@@ -108,7 +71,7 @@ class BatchStream {
     const gone = () => {
       this.ended = true;
       this.owner.forget(this);
-      this.cancel.abort(new RpcError("DEADLINE_EXCEEDED", "the client cancelled the call"));
+      this.cancel.abort(CALL_CANCELLED);
     };
     call.on("cancelled", gone);
     call.on("error", gone);
@@ -140,7 +103,7 @@ class BatchStream {
       return;
     }
     const deadline = batchCall.timeoutMs > 0 ? Date.now() + batchCall.timeoutMs : Infinity;
-    const context = new BatchCallContext(deadline, this.cancel.signal);
+    const context = new LazyCallContext(deadline, this.cancel.signal);
     this.pending++;
     this.serve(batchCall, context).then(
       (response) => this.settle(context, { id: batchCall.id, response }),
@@ -152,7 +115,7 @@ class BatchStream {
     );
   }
 
-  private settle(context: BatchCallContext, result: BatchResult): void {
+  private settle(context: LazyCallContext, result: BatchResult): void {
     context.done();
     this.pending--;
     this.answer(result);

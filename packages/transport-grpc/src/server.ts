@@ -41,6 +41,7 @@ import {
   type PutResponse,
 } from "./gen/rockraft/v1/kv.js";
 import { BatchStreams } from "./batch-server.js";
+import { CALL_CANCELLED, LazyCallContext } from "./context.js";
 import {
   RaftServiceService,
   type InstallSnapshotRequest,
@@ -98,29 +99,16 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 const protoDir = fileURLToPath(new URL("../proto", import.meta.url));
 
-/** One shared abort reason: grpc-js reports "cancelled" at the end of many calls. */
-const CANCELLED = new RpcError("DEADLINE_EXCEEDED", "the call was cancelled");
-
+/** A unary call's context; grpc-js reports "cancelled" at the end of many calls. */
 function contextOf(call: {
   getDeadline(): Date | number;
   on(event: "cancelled", listener: () => void): unknown;
-}) {
-  const controller = new AbortController();
+}): LazyCallContext {
+  const cancel = new AbortController();
+  call.on("cancelled", () => cancel.abort(CALL_CANCELLED));
   const raw = call.getDeadline();
   const deadline = raw instanceof Date ? raw.getTime() : raw;
-  let timer: NodeJS.Timeout | undefined;
-  if (Number.isFinite(deadline)) {
-    timer = setTimeout(
-      () => controller.abort(new RpcError("DEADLINE_EXCEEDED", "the call's deadline passed")),
-      Math.max(0, deadline - Date.now()),
-    );
-  }
-  call.on("cancelled", () => controller.abort(CANCELLED));
-  const context: CallContext = {
-    signal: controller.signal,
-    deadline: Number.isFinite(deadline) ? deadline : Infinity,
-  };
-  return { context, done: () => clearTimeout(timer) };
+  return new LazyCallContext(Number.isFinite(deadline) ? deadline : Infinity, cancel.signal);
 }
 
 /** The unary method each kind of Batch call stands for, to name it in errors and logs. */
@@ -231,14 +219,14 @@ export class RockraftServer {
       handle: (request: Request, context: CallContext) => Promise<Response>,
     ) {
       return (call: ServerUnaryCall<Request, Response>, callback: sendUnaryData<Response>) => {
-        const { context, done } = contextOf(call);
+        const context = contextOf(call);
         handle(call.request, context).then(
           (response) => {
-            done();
+            context.done();
             callback(null, response);
           },
           (error: unknown) => {
-            done();
+            context.done();
             callback(fail(error, what));
           },
         );

@@ -1,0 +1,49 @@
+// The CallContext handed to KV and Cluster handlers, for unary calls and Batch calls alike.
+import { RpcError } from "./errors.js";
+import type { CallContext } from "./handlers.js";
+
+/** The abort reason when the client cancels a call or goes away. */
+export const CALL_CANCELLED = new RpcError("DEADLINE_EXCEEDED", "the call was cancelled");
+
+/**
+ * A call's context. Its abort signal, and the timer behind the deadline, are made only when
+ * a handler asks for the signal: rockraft's runtime keeps its own deadlines and never does,
+ * so a call costs no timer of its own. `cancelled` aborts when the client cancels.
+ */
+export class LazyCallContext implements CallContext {
+  private controller: AbortController | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private onCancel: (() => void) | undefined;
+
+  constructor(
+    /** The call's deadline (ms since the epoch), or Infinity. */
+    readonly deadline: number,
+    private readonly cancelled: AbortSignal,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (this.controller === undefined) {
+      const controller = new AbortController();
+      this.controller = controller;
+      const cancelled = this.cancelled;
+      if (cancelled.aborted) controller.abort(cancelled.reason);
+      else {
+        this.onCancel = () => controller.abort(cancelled.reason);
+        cancelled.addEventListener("abort", this.onCancel);
+      }
+      if (Number.isFinite(this.deadline)) {
+        this.timer = setTimeout(
+          () => controller.abort(new RpcError("DEADLINE_EXCEEDED", "the call's deadline passed")),
+          Math.max(0, this.deadline - Date.now()),
+        );
+      }
+    }
+    return this.controller.signal;
+  }
+
+  /** The call is answered: stops the deadline timer and the cancel listener, if made. */
+  done(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.onCancel !== undefined) this.cancelled.removeEventListener("abort", this.onCancel);
+  }
+}
