@@ -199,24 +199,19 @@ type KvRequest = NonNullable<BatchCall["request"]>;
 /** The response a Batch call of kind `C` is answered with. */
 type KvResponse<C extends KvRequest["$case"]> = Extract<BatchAnswer, { $case: C }>["value"];
 
-function leaderHint(id: unknown, addr: unknown): LeaderHint | undefined {
-  if (id === undefined) return undefined;
-  if (typeof addr !== "string") return { id: Number(id) };
-  return { id: Number(id), addr };
-}
-
-/** The error of a call the node answered with a failure (over the Batch stream). */
-function answeredError(address: string, error: CallError): RockraftClientError {
+/** The error of a call the node answered with a failure (a unary status, or a CallError). */
+function answeredError(address: string, error: CallError, cause?: unknown): RockraftClientError {
+  const id = Number(error.leaderId);
+  const leader: LeaderHint | undefined =
+    id === 0 ? undefined : error.leaderAddr === "" ? { id } : { id, addr: error.leaderAddr };
   return new RockraftClientError(
     statusName(error.status),
     `${address}: ${error.message}`,
     address,
     {
       serverCode: error.code === "" ? undefined : error.code,
-      leader: leaderHint(
-        error.leaderId === 0n ? undefined : error.leaderId,
-        error.leaderAddr === "" ? undefined : error.leaderAddr,
-      ),
+      leader,
+      cause,
     },
   );
 }
@@ -519,22 +514,17 @@ function unaryAttempt<Response>(invoker: Invoker<Response>): Attempt<Response> {
           resolve(response);
           return;
         }
-        const serverCode = error.metadata?.get(ERROR_CODE_METADATA)[0];
-        reject(
-          new RockraftClientError(
-            statusName(error.code),
-            `${endpoint.address}: ${error.details || error.message}`,
-            endpoint.address,
-            {
-              serverCode: serverCode === undefined ? undefined : String(serverCode),
-              leader: leaderHint(
-                error.metadata?.get(LEADER_ID_METADATA)[0],
-                error.metadata?.get(LEADER_ADDR_METADATA)[0],
-              ),
-              cause: error,
-            },
-          ),
-        );
+        // The status and trailing metadata carry what a Batch call's CallError does.
+        const text = (key: string) => String(error.metadata?.get(key)[0] ?? "");
+        const leaderId = text(LEADER_ID_METADATA);
+        const answer: CallError = {
+          status: error.code,
+          message: error.details || error.message,
+          code: text(ERROR_CODE_METADATA),
+          leaderId: /^\d+$/.test(leaderId) ? BigInt(leaderId) : 0n,
+          leaderAddr: text(LEADER_ADDR_METADATA),
+        };
+        reject(answeredError(endpoint.address, answer, error));
       });
     });
 }
