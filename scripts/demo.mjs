@@ -5,6 +5,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { exampleCommand } from "./lib/example-cluster.mjs";
 
 const root = join(import.meta.dirname, "..");
 const app = join(root, "apps/basic-example");
@@ -28,7 +29,7 @@ const children = [];
 let stopping = false;
 
 function start(n) {
-  const child = spawn(process.execPath, ["dist/main.js", "--conf", `conf/node${n}.toml`], {
+  const child = spawn(process.execPath, [...exampleCommand(), "--conf", `conf/node${n}.toml`], {
     cwd: app,
     stdio: ["ignore", "pipe", "pipe"],
     env,

@@ -18,6 +18,17 @@ export function buildAll() {
   if (build.status !== 0) process.exit(1);
 }
 
+/**
+ * The example's `pnpm start` command line after `node` (its V8 flags and script), so that
+ * the benchmarks and `pnpm demo` run the nodes exactly as a user does.
+ */
+export function exampleCommand() {
+  const manifest = JSON.parse(readFileSync(join(root, "apps/basic-example/package.json"), "utf8"));
+  const [node, ...rest] = manifest.scripts.start.split(/\s+/);
+  if (node !== "node") throw new Error(`basic-example's start script does not run node: ${node}`);
+  return rest;
+}
+
 /** Ports free right now on 127.0.0.1. */
 export async function freePorts(count) {
   const servers = await Promise.all(
@@ -60,7 +71,7 @@ export async function startExampleCluster({ nodeArgs = [], prefix = "rockraft-be
       conf,
       `[node]\nnode_id = ${i + 1}\nraft_addr = "127.0.0.1:${port}"\n\n[rocksdb]\ndata_path = "${data}"\n\n[log]\nlevel = "warn"\n\n[cluster]\n${members}`,
     );
-    const child = spawn(process.execPath, [...nodeArgs, "dist/main.js", "--conf", conf], {
+    const child = spawn(process.execPath, [...nodeArgs, ...exampleCommand(), "--conf", conf], {
       cwd: join(root, "apps/basic-example"),
       stdio: ["ignore", "pipe", "inherit"],
     });

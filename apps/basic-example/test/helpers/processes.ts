@@ -1,10 +1,21 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
 const appDir = join(import.meta.dirname, "../..");
+
+/** `pnpm start`'s command line after `node` (V8 flags and script): nodes run as users run them. */
+function startCommand(): string[] {
+  const manifest = JSON.parse(readFileSync(join(appDir, "package.json"), "utf8")) as {
+    scripts: { start: string };
+  };
+  const [node, ...rest] = manifest.scripts.start.split(/\s+/);
+  if (node !== "node") throw new Error(`the start script does not run node: ${node}`);
+  return rest;
+}
 
 export async function freePorts(count: number): Promise<number[]> {
   const servers = await Promise.all(
@@ -22,7 +33,7 @@ export async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
-/** One example node running as a real child process (`node dist/main.js --conf ...`). */
+/** One example node running as a real child process (`pnpm start`'s command, `--conf ...`). */
 export class NodeProcess {
   child: ChildProcess | undefined;
   output = "";
@@ -41,7 +52,7 @@ export class NodeProcess {
     this.errors = "";
     this.exitCode = undefined;
     this.signal = undefined;
-    const child = spawn(process.execPath, ["dist/main.js", "--conf", this.confPath], {
+    const child = spawn(process.execPath, [...startCommand(), "--conf", this.confPath], {
       cwd: appDir,
       stdio: ["ignore", "pipe", "pipe"],
     });
