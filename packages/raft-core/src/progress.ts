@@ -72,6 +72,10 @@ export class Progress {
   pendingSnapshot = 0;
   /** Heard from since the last CheckQuorum round (thesis §6.2). */
   recentActive = false;
+  /** The last index of entries this node forwarded to us (MsgProp) or of a read it asked. */
+  awaitsCommit = 0;
+  /** The commit index our last MsgApp or heartbeat let it reach. */
+  sentCommit = 0;
   readonly inflights: Inflights;
 
   constructor(

@@ -22,6 +22,9 @@ export function raftOptionsOf(
     readMode: raft.readMode === "lease" ? "lease" : "safe",
     snapshotInterval: raft.snapshotLogsSinceLast,
     snapshotKeepEntries: raft.snapshotKeepLogs,
+    // Commit notices only to followers waiting for them (their forwarded writes, their
+    // reads): the others learn the commit index with the next append or heartbeat.
+    commitNotice: "on-demand",
   };
 }
 
