@@ -1144,8 +1144,9 @@ export class Raft {
       this.readStates.push({ index, context });
     } else {
       this.send({ type: "MsgReadIndexResp", from: this.id, to, term: this.term, index, context });
-      // The reader serves once it has applied `index`: make sure it learns that commit.
-      const pr = this.progress.get(to);
+      // The reader serves once it has applied `index`: without a broadcast, make sure it
+      // learns that commit (after a heartbeat round it usually has already).
+      const pr = this.options.commitNotice === "on-demand" ? this.progress.get(to) : undefined;
       if (pr !== undefined && pr.sentCommit < index) {
         pr.awaitsCommit = Math.max(pr.awaitsCommit, index);
         this.maybeSendAppend(to, true);
