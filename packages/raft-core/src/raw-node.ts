@@ -203,6 +203,14 @@ export class RawNode {
     return this.raft.status();
   }
 
+  /**
+   * The membership in effect, without building a whole `status()`: the same object until
+   * the membership changes, so a caller can detect a change by identity.
+   */
+  confState(): ConfState {
+    return this.raft.conf;
+  }
+
   /** Runs the node's own invariant checks; throws RaftError RAFT_INVARIANT on violation. */
   checkInvariants(): void {
     this.raft.checkInvariants();

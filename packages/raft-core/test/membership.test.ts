@@ -107,6 +107,19 @@ describe("quorums", () => {
 });
 
 describe("learners", () => {
+  test("confState() is the membership in effect, the same object until it changes", () => {
+    const network = cluster();
+    const node = network.member(1).node;
+    const before = node.confState();
+    expect(before).toBe(node.status().confState);
+    network.propose(1, "x");
+    expect(node.confState()).toBe(before);
+    node.addLearner(4);
+    network.stabilize();
+    expect(node.confState()).not.toBe(before);
+    expect(node.confState()).toEqual({ voters: [1, 2, 3], learners: [4], votersOutgoing: [] });
+  });
+
   test("a learner receives the log but its acknowledgement never counts toward a commit", () => {
     const network = cluster();
     network.member(1).node.addLearner(4);

@@ -781,7 +781,7 @@ export class NodeRuntime {
 
   /** Peers' addresses from the configuration and from peers' messages; `learned` forces. */
   private refreshAddresses(learned = false): void {
-    const conf = this.raw.status().confState;
+    const conf = this.raw.confState();
     if (!learned && conf === this.addressesConf) return; // the usual Ready: nothing changed
     this.addressesConf = conf;
     const next = new Map(this.learnedAddresses);
