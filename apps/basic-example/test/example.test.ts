@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "vitest";
-import { RockraftClient } from "@rockraft/transport-grpc";
+import { RockraftClient, RockraftClientError } from "@rockraft/transport-grpc";
 import { exampleCluster, type NodeProcess } from "./helpers/processes.js";
 
 // The example's nodes as real child processes, as a user runs them.
@@ -25,6 +25,23 @@ async function startAll() {
 function client(nodes: NodeProcess[], timeoutMs = 10_000) {
   const result = new RockraftClient({ endpoints: nodes.map((n) => n.address), timeoutMs });
   return result;
+}
+
+/**
+ * A put that is asked again while its outcome is unknown. The client may have handed the
+ * call to a stream of the node just killed before it noticed the node was gone; such a
+ * call may or may not have landed, and the client says so rather than retrying a write.
+ * Writing the same value to the same key again is harmless, so the test does.
+ */
+async function putUntilAcknowledged(kv: RockraftClient, key: string, value: string) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await kv.put(key, value);
+    } catch (error) {
+      const unknown = error instanceof RockraftClientError && error.outcomeUnknown;
+      if (!unknown || attempt === 3) throw error;
+    }
+  }
 }
 
 describe("the basic example, as processes", () => {
@@ -155,7 +172,7 @@ describe("the basic example, as processes", () => {
       let next = 0;
       for (const node of nodes) {
         await node.stop("SIGKILL");
-        for (let i = 0; i < 10; i++, next++) await kv.put(`r${next}`, `v${next}`);
+        for (let i = 0; i < 10; i++, next++) await putUntilAcknowledged(kv, `r${next}`, `v${next}`);
         node.start();
         await node.waitForOutput(/is running/);
       }
