@@ -1,8 +1,12 @@
-import { Server, ServerCredentials, type ServerReadableStream } from "@grpc/grpc-js";
+import { Server, ServerCredentials, credentials, type ServerReadableStream } from "@grpc/grpc-js";
 import { afterEach, describe, expect, test } from "vitest";
 import type { Entry, Message } from "@rockraft/raft-core";
 import { PeerTransport, type RockraftServer, type SnapshotSource } from "../src/index.js";
-import { RaftServiceService, type SendRequest } from "../src/gen/rockraft/v1/raft.js";
+import {
+  RaftServiceClient,
+  RaftServiceService,
+  type SendRequest,
+} from "../src/gen/rockraft/v1/raft.js";
 import { recordingLogger, startServer, waitFor } from "./helpers/servers.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -107,6 +111,26 @@ describe("peer transport", () => {
             ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, plain(v)]))
             : value;
     expect(plain(received())).toEqual(plain(messages));
+  });
+
+  test("the Send and InstallSnapshot streams get their headers at once, before any message", async () => {
+    // Until a call has its headers, grpc-js's sending side keeps every message written on
+    // it for a retry; on a Send stream that lives for hours that pinned tens of MB.
+    const { address } = await server();
+    const client = new RaftServiceClient(address, credentials.createInsecure());
+    cleanups.push(() => client.close());
+    for (const open of [
+      () => client.send(() => undefined),
+      () => client.installSnapshot(() => undefined),
+    ]) {
+      const stream = open();
+      const headers = await new Promise<boolean>((resolve) => {
+        stream.once("metadata", () => resolve(true));
+        setTimeout(() => resolve(false), 2_000);
+      });
+      stream.cancel();
+      expect(headers).toBe(true);
+    }
   });
 
   test("a peer that goes down: messages are dropped and reported, and delivery resumes when it is back", async () => {
