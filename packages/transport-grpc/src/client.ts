@@ -20,6 +20,7 @@ import {
   type LogId as WireLogId,
 } from "./gen/rockraft/v1/kv.js";
 import {
+  ANSWERED_METADATA,
   ERROR_CODE_METADATA,
   LEADER_ADDR_METADATA,
   LEADER_ID_METADATA,
@@ -506,6 +507,17 @@ export class RockraftClient {
 }
 
 /** One unary call at one endpoint; a failure becomes a RockraftClientError. */
+/** Statuses of a call that got no answer from the node (set by grpc-js). */
+const UNANSWERED = new Set<number>([
+  GrpcStatus.UNAVAILABLE,
+  GrpcStatus.DEADLINE_EXCEEDED,
+  GrpcStatus.CANCELLED,
+  GrpcStatus.INTERNAL,
+  GrpcStatus.UNKNOWN,
+]);
+/** grpc-js's details for a call that never left the client (no connection, closed channel). */
+const NOT_STARTED = /^(No connection established|Channel closed before call started)/;
+
 function unaryAttempt<Response>(invoker: Invoker<Response>): Attempt<Response> {
   return (endpoint, deadline) =>
     new Promise((resolve, reject) => {
@@ -524,7 +536,27 @@ function unaryAttempt<Response>(invoker: Invoker<Response>): Attempt<Response> {
           leaderId: /^\d+$/.test(leaderId) ? BigInt(leaderId) : 0n,
           leaderAddr: text(LEADER_ADDR_METADATA),
         };
-        reject(answeredError(endpoint.address, answer, error));
+        const failure = answeredError(endpoint.address, answer, error);
+        // No answer from the node: unless grpc-js never started the call, it may have
+        // reached the node, and a write's outcome is unknown.
+        const mayHaveReached =
+          text(ANSWERED_METADATA) === "" &&
+          UNANSWERED.has(error.code) &&
+          !NOT_STARTED.test(answer.message);
+        reject(
+          mayHaveReached
+            ? new RockraftClientError(
+                // As over a Batch stream: a call cut off by the node or the network is
+                // UNAVAILABLE (reads move on), one that ran out of time DEADLINE_EXCEEDED.
+                error.code === GrpcStatus.DEADLINE_EXCEEDED ? "DEADLINE_EXCEEDED" : "UNAVAILABLE",
+                error.code === GrpcStatus.DEADLINE_EXCEEDED
+                  ? failure.message
+                  : `${endpoint.address}: the call broke: ${answer.message}`,
+                endpoint.address,
+                { outcomeUnknown: true, cause: error },
+              )
+            : failure,
+        );
       });
     });
 }

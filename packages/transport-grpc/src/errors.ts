@@ -17,6 +17,12 @@ export const LEADER_ID_METADATA = "rockraft-leader-id";
 export const LEADER_ADDR_METADATA = "rockraft-leader-addr";
 /** Trailing metadata key carrying the server-side error's stable code. */
 export const ERROR_CODE_METADATA = "rockraft-error-code";
+/**
+ * Trailing metadata key set on every error a rockraft server answers, so a client can tell
+ * the node's answer (the call was handled, nothing more will come of it unless the answer
+ * says so) from a transport failure (the call may have reached the node, or not).
+ */
+export const ANSWERED_METADATA = "rockraft-answered";
 
 /** The leader a node knows of, sent so that a client can go there. */
 export interface LeaderHint {

@@ -18,6 +18,7 @@ export {
   type SwapResult,
 } from "./client.js";
 export {
+  ANSWERED_METADATA,
   ERROR_CODE_METADATA,
   LEADER_ADDR_METADATA,
   LEADER_ID_METADATA,

@@ -13,6 +13,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import type { Message, NodeId } from "@rockraft/raft-core";
 import {
+  ANSWERED_METADATA,
   ERROR_CODE_METADATA,
   LEADER_ADDR_METADATA,
   LEADER_ID_METADATA,
@@ -207,6 +208,7 @@ export class RockraftServer {
         if (answer.leaderAddr !== "") metadata.set(LEADER_ADDR_METADATA, answer.leaderAddr);
       }
       if (answer.code !== "") metadata.set(ERROR_CODE_METADATA, answer.code);
+      metadata.set(ANSWERED_METADATA, "1");
       return Object.assign(new Error(answer.message), {
         code: answer.status,
         details: answer.message,
