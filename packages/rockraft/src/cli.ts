@@ -240,7 +240,7 @@ export async function main(
         : "";
     const unknown =
       error instanceof RockraftClientError && error.outcomeUnknown
-        ? " (the node got the request but no answer came back: it may or may not have been applied)"
+        ? " (the request may have reached the node but no answer came back: it may or may not have been applied)"
         : "";
     err(`rockraft: ${(error as Error).message}${code}${unknown}`);
     return 1;

@@ -142,6 +142,6 @@ test("a write whose node vanished after taking it says its outcome is unknown", 
   );
   expect(code).toBe(1);
   expect(err.join("\n")).toMatch(
-    /the call stream broke.*\[UNAVAILABLE\] \(the node got the request but no answer came back: it may or may not have been applied\)$/,
+    /the call stream broke.*\[UNAVAILABLE\] \(the request may have reached the node but no answer came back: it may or may not have been applied\)$/,
   );
 });

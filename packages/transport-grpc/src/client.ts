@@ -133,8 +133,9 @@ export class RockraftClientError extends Error {
   /** The endpoint that answered last. */
   readonly endpoint: string;
   /**
-   * The call reached the node but no answer came back (the connection broke, or the
-   * deadline passed): a write may or may not have been applied. Such writes are not retried.
+   * The call may have reached the node but no answer came back (the connection broke, or
+   * the deadline passed): a write may or may not have been applied. Such writes are not
+   * retried.
    */
   readonly outcomeUnknown: boolean;
 
