@@ -1,5 +1,6 @@
 // Runs the deterministic simulator over many seeds:
 //   pnpm --filter @rockraft/raft-core sim -- --seeds 100000 [--start 1] [--nodes 3|5|both] [--steps 3000]
+//     [--churn] [--commit-notice broadcast|on-demand]
 // Prints a summary and, for each failing seed, what failed and the command that replays it.
 import { parseArgs } from "node:util";
 import { runSeed, type RunResult } from "../test/sim/run.js";
@@ -12,8 +13,14 @@ const { values } = parseArgs({
     nodes: { type: "string", default: "both" },
     steps: { type: "string", default: "3000" },
     churn: { type: "boolean", default: false },
+    "commit-notice": { type: "string", default: "broadcast" },
   },
 });
+const commitNotice = values["commit-notice"];
+if (commitNotice !== "broadcast" && commitNotice !== "on-demand") {
+  console.error(`--commit-notice: expected "broadcast" or "on-demand", got "${commitNotice}"`);
+  process.exit(2);
+}
 const seeds = Number(values.seeds);
 const start = Number(values.start);
 const steps = Number(values.steps);
@@ -34,7 +41,13 @@ const totals = {
 };
 for (let seed = start; seed < start + seeds; seed++) {
   for (const nodes of clusterSizes) {
-    const result: RunResult = runSeed({ seed, nodes, steps, churn: values.churn });
+    const result: RunResult = runSeed({
+      seed,
+      nodes,
+      steps,
+      churn: values.churn,
+      raft: { commitNotice },
+    });
     runs++;
     for (const key of Object.keys(totals) as (keyof typeof totals)[])
       totals[key] += result.stats[key];
@@ -42,6 +55,9 @@ for (let seed = start; seed < start + seeds; seed++) {
     if (!result.ok) {
       failures++;
       console.log(result.failure);
+      console.log(
+        `  replay: pnpm --filter @rockraft/raft-core sim -- --start ${seed} --seeds 1 --nodes ${nodes} --steps ${steps}${values.churn ? " --churn" : ""} --commit-notice ${commitNotice}`,
+      );
     }
   }
   if ((seed - start + 1) % 1000 === 0) {
@@ -52,7 +68,7 @@ for (let seed = start; seed < start + seeds; seed++) {
 }
 const seconds = (performance.now() - began) / 1000;
 console.log(
-  `${runs} runs (seeds ${start}..${start + seeds - 1}, ${clusterSizes.join("+")} nodes, ${steps} steps each${values.churn ? ", with membership churn and snapshots" : ""}): ` +
+  `${runs} runs (seeds ${start}..${start + seeds - 1}, ${clusterSizes.join("+")} nodes, ${steps} steps each${values.churn ? ", with membership churn and snapshots" : ""}, commit notices ${commitNotice}): ` +
     `${failures} failed in ${seconds.toFixed(1)} s; ` +
     `${totals.acked}/${totals.proposals} writes acknowledged, ${totals.readsServed}/${totals.reads} reads served, ` +
     `${totals.crashes} crashes, ${totals.membershipChanges} membership changes, ${totals.snapshotsInstalled} snapshots installed; slowest recovery after healing: ${worstTicksToLeader} ticks to a leader`,
