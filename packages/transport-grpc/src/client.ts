@@ -507,7 +507,6 @@ export class RockraftClient {
   }
 }
 
-/** One unary call at one endpoint; a failure becomes a RockraftClientError. */
 /** Statuses of a call that got no answer from the node (set by grpc-js). */
 const UNANSWERED = new Set<number>([
   GrpcStatus.UNAVAILABLE,
@@ -519,6 +518,7 @@ const UNANSWERED = new Set<number>([
 /** grpc-js's details for a call that never left the client (no connection, closed channel). */
 const NOT_STARTED = /^(No connection established|Channel closed before call started)/;
 
+/** One unary call at one endpoint; a failure becomes a RockraftClientError. */
 function unaryAttempt<Response>(invoker: Invoker<Response>): Attempt<Response> {
   return (endpoint, deadline) =>
     new Promise((resolve, reject) => {
