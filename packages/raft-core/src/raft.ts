@@ -1104,12 +1104,10 @@ export class Raft {
   }
 
   private handleReadIndex(m: MsgReadIndex): void {
-    if (this.quorum.voterIds().length === 1 && this.quorum.isVoter(this.id)) {
-      this.respondToRead(m.from, this.log.committed, m.context);
-      return;
-    }
     // Until an entry of this term commits, the leader's commit index may lag what earlier
-    // leaders committed (§6.4 step 1): hold reads until then.
+    // leaders committed (§6.4 step 1): hold reads until then. This holds for a sole voter
+    // too: one that became leader after the configuration shrank to it may not have heard
+    // of the last commits of the configuration before (found by the simulator).
     if (this.log.term(this.log.committed) !== this.term) {
       this.pendingReadIndexMessages.push(m);
       return;
@@ -1118,6 +1116,11 @@ export class Raft {
   }
 
   private startRead(m: MsgReadIndex): void {
+    if (this.quorum.voterIds().length === 1 && this.quorum.isVoter(this.id)) {
+      // A sole voter needs no heartbeat round to know it still leads.
+      this.respondToRead(m.from, this.log.committed, m.context);
+      return;
+    }
     if (this.options.readMode === "lease") {
       // CheckQuorum keeps a leader from outliving its lease (thesis §6.4.1).
       this.respondToRead(m.from, this.log.committed, m.context);

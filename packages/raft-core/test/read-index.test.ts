@@ -1,7 +1,7 @@
 // Linearizable reads: ReadIndex (thesis §6.4) and lease-based reads (§6.4.1).
 import { describe, expect, test } from "vitest";
 import { RaftError } from "../src/index.js";
-import { TestNetwork } from "./helpers/network.js";
+import { newNode, persist, storageWithPeers, TestNetwork } from "./helpers/network.js";
 
 describe("ReadIndex", () => {
   test("the leader answers with its commit index after a heartbeat round confirms it leads", () => {
@@ -83,6 +83,35 @@ describe("ReadIndex", () => {
     network.stabilize();
     expect(network.member(1).readStates).toEqual([{ index: 1, context: "solo" }]);
   });
+});
+
+test("a sole voter whose commit index lags holds reads until an entry of its term commits", () => {
+  // Node 2 is the only voter left after the configuration shrank; entries 2 and 3 were
+  // committed under the configuration before, but node 2 only knows of commit 1 (it was
+  // never told: a lost message, or no commit broadcast). Answering a read at 1 would miss
+  // them; the simulator found exactly this (seed 600987, churn, commit notices on demand).
+  const storage = storageWithPeers([2]);
+  const entry = (index: number) => ({
+    index,
+    term: 1,
+    type: "normal" as const,
+    data: new Uint8Array([index]),
+  });
+  storage.append([entry(1), entry(2), entry(3)]);
+  storage.setHardState({ term: 1, vote: 0, commit: 1 });
+  const node = newNode(2, storage);
+  node.campaign();
+  const readStates = [];
+  while (node.hasReady() && node.status().softState.role !== "leader")
+    readStates.push(...persist(node, storage).readStates);
+  expect(node.status().softState.role).toBe("leader");
+  expect(readStates).toEqual([]);
+  node.readIndex("solo");
+  // Its commit index is still 1, of term 1: no answer yet.
+  expect(persist(node, storage).readStates).toEqual([]);
+  while (node.hasReady()) readStates.push(...persist(node, storage).readStates);
+  // Its own entry of term 2 (index 4) committed, and with it everything before it.
+  expect(readStates).toEqual([{ index: 4, context: "solo" }]);
 });
 
 describe("lease reads", () => {

@@ -17,3 +17,17 @@ describe("simulator: commitNotice on-demand, 5 nodes with membership churn and s
     raft: { commitNotice: "on-demand" },
   });
 });
+
+// Seeds that found a sole voter answering reads at a commit index behind what the previous
+// configuration had committed (fixed in handleReadIndex; see read-index.test.ts).
+describe("simulator: commitNotice on-demand, churn, the seeds of the sole-voter read bug", () => {
+  for (const seed of [600_987, 603_265]) {
+    simulateSeeds({
+      nodes: 3,
+      firstSeed: seed,
+      seeds: 1,
+      churn: true,
+      raft: { commitNotice: "on-demand" },
+    });
+  }
+});
