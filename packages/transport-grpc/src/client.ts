@@ -537,26 +537,26 @@ function unaryAttempt<Response>(invoker: Invoker<Response>): Attempt<Response> {
           leaderId: /^\d+$/.test(leaderId) ? BigInt(leaderId) : 0n,
           leaderAddr: text(LEADER_ADDR_METADATA),
         };
-        const failure = answeredError(endpoint.address, answer, error);
         // No answer from the node: unless grpc-js never started the call, it may have
         // reached the node, and a write's outcome is unknown.
         const mayHaveReached =
           text(ANSWERED_METADATA) === "" &&
           UNANSWERED.has(error.code) &&
           !NOT_STARTED.test(answer.message);
+        if (!mayHaveReached) {
+          reject(answeredError(endpoint.address, answer, error));
+          return;
+        }
+        // As over a Batch stream: a call cut off by the node or the network is UNAVAILABLE
+        // (reads move on), one that ran out of time DEADLINE_EXCEEDED.
+        const timedOut = error.code === GrpcStatus.DEADLINE_EXCEEDED;
         reject(
-          mayHaveReached
-            ? new RockraftClientError(
-                // As over a Batch stream: a call cut off by the node or the network is
-                // UNAVAILABLE (reads move on), one that ran out of time DEADLINE_EXCEEDED.
-                error.code === GrpcStatus.DEADLINE_EXCEEDED ? "DEADLINE_EXCEEDED" : "UNAVAILABLE",
-                error.code === GrpcStatus.DEADLINE_EXCEEDED
-                  ? failure.message
-                  : `${endpoint.address}: the call broke: ${answer.message}`,
-                endpoint.address,
-                { outcomeUnknown: true, cause: error },
-              )
-            : failure,
+          new RockraftClientError(
+            timedOut ? "DEADLINE_EXCEEDED" : "UNAVAILABLE",
+            `${endpoint.address}: ${timedOut ? "" : "the call broke: "}${answer.message}`,
+            endpoint.address,
+            { outcomeUnknown: true, cause: error },
+          ),
         );
       });
     });
