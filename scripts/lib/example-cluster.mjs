@@ -53,8 +53,9 @@ export function cpuSeconds(pid) {
 }
 
 /**
- * Starts three example nodes and waits until each says it is running. `nodeArgs` go before
- * the script (e.g. --cpu-prof). Returns the nodes, their endpoints, the temp dir and `stop`
+ * Starts three example nodes and waits until each says it is running. `nodeArgs` go after
+ * the start script's own flags and before the script (e.g. --cpu-prof), so they can also
+ * override those flags. Returns the nodes, their endpoints, the temp dir and `stop`
  * (SIGINT, wait, delete the temp dir).
  */
 export async function startExampleCluster({ nodeArgs = [], prefix = "rockraft-bench-" } = {}) {
@@ -71,7 +72,9 @@ export async function startExampleCluster({ nodeArgs = [], prefix = "rockraft-be
       conf,
       `[node]\nnode_id = ${i + 1}\nraft_addr = "127.0.0.1:${port}"\n\n[rocksdb]\ndata_path = "${data}"\n\n[log]\nlevel = "warn"\n\n[cluster]\n${members}`,
     );
-    const child = spawn(process.execPath, [...nodeArgs, ...exampleCommand(), "--conf", conf], {
+    const start = exampleCommand(); // [...flags, script]
+    const command = [...start.slice(0, -1), ...nodeArgs, start.at(-1), "--conf", conf];
+    const child = spawn(process.execPath, command, {
       cwd: join(root, "apps/basic-example"),
       stdio: ["ignore", "pipe", "inherit"],
     });
