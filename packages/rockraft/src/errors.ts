@@ -6,7 +6,7 @@ export type RockraftErrorCode =
   | "RAFT_NO_LEADER"
   /** The proposal was not accepted, or a newer leader replaced it before it committed. Retry. */
   | "RAFT_PROPOSAL_DROPPED"
-  /** The call's deadline passed; a write's outcome is then unknown. */
+  /** The call's deadline passed (see `outcomeUnknown`: whether the write may be applied). */
   | "RAFT_TIMEOUT"
   /** Bad input: empty key, key or value over the configured limit, bad members. */
   | "RAFT_INVALID_ARGUMENT"
@@ -37,6 +37,12 @@ export class RockraftError extends Error {
   readonly leader: LeaderInfo | undefined;
   /** A finer reason for dropped or refused requests (raft-core's reason). */
   readonly reason: string | undefined;
+  /**
+   * The write (or membership change) was proposed and the call stopped waiting for it (its
+   * deadline passed, the node stopped, a forwarded call lost its answer): it may or may not
+   * be applied. When `false`, a failed write was not applied.
+   */
+  readonly outcomeUnknown: boolean;
 
   constructor(
     code: RockraftErrorCode,
@@ -44,6 +50,7 @@ export class RockraftError extends Error {
     options: {
       leader?: RockraftError["leader"];
       reason?: string | undefined;
+      outcomeUnknown?: boolean;
       cause?: unknown;
     } = {},
   ) {
@@ -51,5 +58,17 @@ export class RockraftError extends Error {
     this.code = code;
     this.leader = options.leader;
     this.reason = options.reason;
+    this.outcomeUnknown = options.outcomeUnknown ?? false;
   }
+}
+
+/** `error`, marked as the failure of a change that may or may not be made. */
+export function withUnknownOutcome(error: Error): Error {
+  if (!(error instanceof RockraftError) || error.outcomeUnknown) return error;
+  return new RockraftError(error.code, error.message, {
+    leader: error.leader,
+    reason: error.reason,
+    outcomeUnknown: true,
+    cause: error.cause,
+  });
 }

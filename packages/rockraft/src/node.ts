@@ -26,7 +26,7 @@ import {
   type SnapshotSink,
 } from "@rockraft/transport-grpc";
 import type { Logger } from "pino";
-import { RockraftError } from "./errors.js";
+import { RockraftError, withUnknownOutcome } from "./errors.js";
 import { NodeMetricsExporter } from "./metrics.js";
 import { maxMessageBytesOf, raftOptionsOf } from "./options.js";
 import { Waiter, type NodeMetrics, type Member, type LogId } from "./wait.js";
@@ -85,6 +85,31 @@ export function addressContext(addresses: ReadonlyMap<NodeId, string>): string {
  * apply, advance); messages, ticks and requests arrive between Readies and are stepped in
  * at once; proposals and reads that arrive together go in as one batch.
  */
+/**
+ * A call forwarded to the leader (as a RockraftClient call) failed: the error to report
+ * here. One that may have reached the leader without an answer is RAFT_TIMEOUT with an
+ * unknown outcome (the change may be made), never a code that invites a blind retry.
+ */
+export function forwardedError(error: unknown): Error {
+  if (!(error instanceof RockraftClientError)) return error as Error;
+  const code =
+    error.code === "DEADLINE_EXCEEDED" || error.outcomeUnknown
+      ? "RAFT_TIMEOUT"
+      : error.code === "INVALID_ARGUMENT"
+        ? "RAFT_INVALID_ARGUMENT"
+        : error.code === "FAILED_PRECONDITION"
+          ? error.serverCode === "RAFT_REQUEST_REFUSED"
+            ? "RAFT_REQUEST_REFUSED"
+            : "RAFT_NOT_INITIALIZED"
+          : error.serverCode === "RAFT_PROPOSAL_DROPPED"
+            ? "RAFT_PROPOSAL_DROPPED"
+            : "RAFT_NO_LEADER";
+  return new RockraftError(code, `forwarded to the leader: ${error.message}`, {
+    outcomeUnknown: error.outcomeUnknown,
+    cause: error,
+  });
+}
+
 export class NodeRuntime {
   readonly nodeId: NodeId;
   readonly raw: RawNode;
@@ -376,18 +401,7 @@ export class NodeRuntime {
 
   /** Maps a forwarding failure to a RockraftError. */
   forwardError(error: unknown): Error {
-    if (!(error instanceof RockraftClientError)) return error as Error;
-    const code =
-      error.code === "INVALID_ARGUMENT"
-        ? "RAFT_INVALID_ARGUMENT"
-        : error.code === "DEADLINE_EXCEEDED"
-          ? "RAFT_TIMEOUT"
-          : error.code === "FAILED_PRECONDITION"
-            ? "RAFT_NOT_INITIALIZED"
-            : error.serverCode === "RAFT_PROPOSAL_DROPPED"
-              ? "RAFT_PROPOSAL_DROPPED"
-              : "RAFT_NO_LEADER";
-    return new RockraftError(code, `forwarded to the leader: ${error.message}`, { cause: error });
+    return forwardedError(error);
   }
 
   /** Changes membership on the leader; resolves once the change is applied here. */
@@ -414,21 +428,26 @@ export class NodeRuntime {
     }
     this.refreshAddresses();
     this.wake();
-    // Done when the change (and the leaving of a joint configuration) is applied here.
-    await this.waiter.until(
-      (m) => {
-        const status = this.raw.status();
-        const applied = m.lastApplied?.index ?? 0;
-        return (
-          applied >= position.index &&
-          applied >= status.configIndex &&
-          status.confState.votersOutgoing.length === 0
-        );
-      },
-      `the membership change at index ${position.index} to be applied`,
-      Math.max(0, deadline - Date.now()),
-      "RAFT_TIMEOUT",
-    );
+    // Done when the change (and the leaving of a joint configuration) is applied here; if
+    // the wait fails (deadline, stop), the change may still be made.
+    await this.waiter
+      .until(
+        (m) => {
+          const status = this.raw.status();
+          const applied = m.lastApplied?.index ?? 0;
+          return (
+            applied >= position.index &&
+            applied >= status.configIndex &&
+            status.confState.votersOutgoing.length === 0
+          );
+        },
+        `the membership change at index ${position.index} to be applied`,
+        Math.max(0, deadline - Date.now()),
+        "RAFT_TIMEOUT",
+      )
+      .catch((error: unknown) => {
+        throw withUnknownOutcome(error as Error);
+      });
     return position.index;
   }
 
@@ -650,6 +669,7 @@ export class NodeRuntime {
             new RockraftError(
               "RAFT_TIMEOUT",
               "the write was not applied within the deadline; its outcome is unknown",
+              { outcomeUnknown: true },
             ),
           );
         }
@@ -846,9 +866,11 @@ export class NodeRuntime {
   private rejectAll(error: Error): void {
     for (const proposal of this.proposals) proposal.reject(error);
     this.proposals = [];
+    // Proposed writes may still commit (on the other nodes, or from this log after a restart).
+    const proposed = withUnknownOutcome(error);
     for (const write of [...this.writes.values(), ...this.forwarded.values()]) {
       clearTimeout(write.timer);
-      write.reject(error);
+      write.reject(proposed);
     }
     this.writes.clear();
     this.forwarded.clear();

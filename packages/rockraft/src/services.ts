@@ -33,6 +33,7 @@ function rpcError(error: unknown, runtime: NodeRuntime): unknown {
       : { id: leaderId, ...(leaderAddr === undefined ? {} : { addr: leaderAddr }) };
   return new RpcError(STATUS[error.code], error.message, {
     code: error.code,
+    outcomeUnknown: error.outcomeUnknown,
     cause: error,
     ...(leader === undefined ? {} : { leader }),
   });

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "vitest";
-import { RockraftClient } from "@rockraft/transport-grpc";
+import { RockraftClient, RockraftClientError } from "@rockraft/transport-grpc";
 import { RockraftError } from "../src/index.js";
 import { eventually, startCluster, type TestCluster } from "./helpers/cluster.js";
 
@@ -87,6 +87,54 @@ describe("a three-node cluster on real gRPC and LevelDB", () => {
         .raft()
         .initialize([{ nodeId: 1, rpcAddr: cluster.configs.get(1)!.node.advertiseAddr }]);
       expect(again).toEqual({ initialized: false });
+    },
+  );
+
+  test(
+    "a write proposed but not committed in time fails RAFT_TIMEOUT with its outcome unknown, and may still be applied",
+    { timeout: 60_000 },
+    async () => {
+      // Without check_quorum the leader stays leader when both followers are gone.
+      cluster = await startCluster(3, { extraRaft: "check_quorum = false\n" });
+      const leader = cluster.leader()!;
+      const leaderId = leader.metrics().nodeId;
+      const followers = [1, 2, 3].filter((id) => id !== leaderId);
+      for (const id of followers) await cluster.stop(id);
+
+      const inProcess = await leader
+        .raft()
+        .clientWrite({ key: "k1", value: "v1" }, { timeoutMs: 300 })
+        .catch((e: unknown) => e as RockraftError);
+      expect(inProcess).toBeInstanceOf(RockraftError);
+      expect(inProcess).toMatchObject({ code: "RAFT_TIMEOUT", outcomeUnknown: true });
+
+      const client = new RockraftClient({
+        endpoints: [cluster.configs.get(leaderId)!.node.advertiseAddr],
+        timeoutMs: 500,
+      });
+      try {
+        const overGrpc = await client
+          .put("k2", "v2")
+          .catch((e: unknown) => e as RockraftClientError);
+        expect(overGrpc).toBeInstanceOf(RockraftClientError);
+        expect(overGrpc).toMatchObject({
+          code: "DEADLINE_EXCEEDED",
+          serverCode: "RAFT_TIMEOUT",
+          outcomeUnknown: true,
+        });
+      } finally {
+        client.close();
+      }
+
+      // The followers come back: both entries commit after all.
+      for (const id of followers) await cluster.start(id);
+      await eventually(
+        async () =>
+          text(await leader.raft().read("k1")) === "v1" &&
+          text(await leader.raft().read("k2")) === "v2",
+        "both timed-out writes to be applied",
+        20_000,
+      );
     },
   );
 

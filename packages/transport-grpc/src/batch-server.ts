@@ -37,6 +37,7 @@ const SHUTTING_DOWN: CallError = {
   code: "",
   leaderId: 0n,
   leaderAddr: "",
+  outcomeUnknown: false,
 };
 
 /** One client's Batch stream. */

@@ -22,6 +22,7 @@ import {
 import {
   ANSWERED_METADATA,
   ERROR_CODE_METADATA,
+  OUTCOME_UNKNOWN_METADATA,
   LEADER_ADDR_METADATA,
   LEADER_ID_METADATA,
   TransportError,
@@ -133,9 +134,10 @@ export class RockraftClientError extends Error {
   /** The endpoint that answered last. */
   readonly endpoint: string;
   /**
-   * The call may have reached the node but no answer came back (the connection broke, or
-   * the deadline passed): a write may or may not have been applied. Such writes are not
-   * retried.
+   * A write (or membership change) may or may not have been applied: the call may have
+   * reached the node but no answer came back (the connection broke, or the deadline
+   * passed), or the node answered that it had proposed it and stopped waiting (say
+   * `RAFT_TIMEOUT`). Such writes are not retried. When `false`, the write was not applied.
    */
   readonly outcomeUnknown: boolean;
 
@@ -213,6 +215,7 @@ function answeredError(address: string, error: CallError, cause?: unknown): Rock
     {
       serverCode: error.code === "" ? undefined : error.code,
       leader,
+      outcomeUnknown: error.outcomeUnknown,
       cause,
     },
   );
@@ -536,6 +539,7 @@ function unaryAttempt<Response>(invoker: Invoker<Response>): Attempt<Response> {
           code: text(ERROR_CODE_METADATA),
           leaderId: /^\d+$/.test(leaderId) ? BigInt(leaderId) : 0n,
           leaderAddr: text(LEADER_ADDR_METADATA),
+          outcomeUnknown: text(OUTCOME_UNKNOWN_METADATA) === "1",
         };
         // No answer from the node: unless grpc-js never started the call, it may have
         // reached the node, and a write's outcome is unknown.

@@ -23,6 +23,12 @@ export const ERROR_CODE_METADATA = "rockraft-error-code";
  * says so) from a transport failure (the call may have reached the node, or not).
  */
 export const ANSWERED_METADATA = "rockraft-answered";
+/**
+ * Trailing metadata key (value `1`) on an error answered for a change the node had started
+ * and stopped waiting for (e.g. a write proposed whose deadline passed): it may or may not
+ * be made.
+ */
+export const OUTCOME_UNKNOWN_METADATA = "rockraft-outcome-unknown";
 
 /** The leader a node knows of, sent so that a client can go there. */
 export interface LeaderHint {
@@ -47,16 +53,22 @@ export class RpcError extends Error {
   readonly leader: LeaderHint | undefined;
   /** A stable code of the underlying failure (e.g. RAFT_PROPOSAL_DROPPED), passed to clients. */
   readonly code: string | undefined;
+  /**
+   * The handler had started the change (proposed the write) and stopped waiting for it: it
+   * may or may not be made. Passed to clients as `RockraftClientError.outcomeUnknown`.
+   */
+  readonly outcomeUnknown: boolean;
 
   constructor(
     status: RpcStatus,
     message: string,
-    options: { leader?: LeaderHint; code?: string; cause?: unknown } = {},
+    options: { leader?: LeaderHint; code?: string; outcomeUnknown?: boolean; cause?: unknown } = {},
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.status = status;
     this.leader = options.leader;
     this.code = options.code;
+    this.outcomeUnknown = options.outcomeUnknown ?? false;
   }
 }
 

@@ -15,6 +15,7 @@ import type { Message, NodeId } from "@rockraft/raft-core";
 import {
   ANSWERED_METADATA,
   ERROR_CODE_METADATA,
+  OUTCOME_UNKNOWN_METADATA,
   LEADER_ADDR_METADATA,
   LEADER_ID_METADATA,
   RpcError,
@@ -121,7 +122,7 @@ const METHODS = {
   none: "Batch",
 } as const;
 
-const NO_HINT = { code: "", leaderId: 0n, leaderAddr: "" } as const;
+const NO_HINT = { code: "", leaderId: 0n, leaderAddr: "", outcomeUnknown: false } as const;
 
 function wireLogId(id: LogId): WireLogId {
   return { term: BigInt(id.term), nodeId: BigInt(id.nodeId), index: BigInt(id.index) };
@@ -191,6 +192,7 @@ export class RockraftServer {
           code: error.code ?? "",
           leaderId: BigInt(leader?.id ?? 0),
           leaderAddr: leader?.addr ?? "",
+          outcomeUnknown: error.outcomeUnknown,
         };
       }
       if (error instanceof WireError) {
@@ -208,6 +210,7 @@ export class RockraftServer {
         if (answer.leaderAddr !== "") metadata.set(LEADER_ADDR_METADATA, answer.leaderAddr);
       }
       if (answer.code !== "") metadata.set(ERROR_CODE_METADATA, answer.code);
+      if (answer.outcomeUnknown) metadata.set(OUTCOME_UNKNOWN_METADATA, "1");
       metadata.set(ANSWERED_METADATA, "1");
       return Object.assign(new Error(answer.message), {
         code: answer.status,

@@ -256,6 +256,49 @@ describe.each([
   });
 
   test.each([
+    ["DEADLINE_EXCEEDED", "RAFT_TIMEOUT", "the write was not applied within the deadline"],
+    ["UNAVAILABLE", "RAFT_NODE_STOPPED", "node 1 stopped after a failure"],
+  ] as const)(
+    "a node that answers %s with the outcome unknown: the flag reaches the caller and the write is not retried",
+    async (status, code, message) => {
+      let calls = 0;
+      const put: KvHandler["put"] = () => {
+        calls += 1;
+        return Promise.reject(new RpcError(status, message, { code, outcomeUnknown: true }));
+      };
+      const first = await server({ kv: { ...stubKv, put } });
+      const healthy = memoryKv();
+      const second = await server({ kv: healthy });
+      const error = await kvClient([first.address, second.address])
+        .put("k", "v")
+        .catch((e: unknown) => e as RockraftClientError);
+      expect(error).toBeInstanceOf(RockraftClientError);
+      expect(error).toMatchObject({ code: status, serverCode: code, outcomeUnknown: true });
+      expect((error as Error).message).toBe(`${first.address}: ${message}`);
+      expect(calls).toBe(1);
+      expect(await kvClient([second.address]).get("k")).toEqual({ found: false, value: undefined });
+    },
+  );
+
+  test("a node's answer without the flag means the write was not applied", async () => {
+    const put: KvHandler["put"] = () =>
+      Promise.reject(
+        new RpcError("DEADLINE_EXCEEDED", "the write's deadline passed before it was proposed", {
+          code: "RAFT_TIMEOUT",
+        }),
+      );
+    const { address } = await server({ kv: { ...stubKv, put } });
+    const error = await kvClient([address])
+      .put("k", "v")
+      .catch((e: unknown) => e as RockraftClientError);
+    expect(error).toMatchObject({
+      code: "DEADLINE_EXCEEDED",
+      serverCode: "RAFT_TIMEOUT",
+      outcomeUnknown: false,
+    });
+  });
+
+  test.each([
     [
       "INVALID_ARGUMENT",
       new RpcError("INVALID_ARGUMENT", "key: expected 1 to 4096 bytes, got 0", {
