@@ -47,6 +47,7 @@ for (let seed = start; seed < start + seeds; seed++) {
       steps,
       churn: values.churn,
       raft: { commitNotice },
+      replay: `pnpm --filter @rockraft/raft-core sim -- --start ${seed} --seeds 1 --nodes ${nodes} --steps ${steps}${values.churn ? " --churn" : ""} --commit-notice ${commitNotice}`,
     });
     runs++;
     for (const key of Object.keys(totals) as (keyof typeof totals)[])
@@ -55,9 +56,6 @@ for (let seed = start; seed < start + seeds; seed++) {
     if (!result.ok) {
       failures++;
       console.log(result.failure);
-      console.log(
-        `  replay: pnpm --filter @rockraft/raft-core sim -- --start ${seed} --seeds 1 --nodes ${nodes} --steps ${steps}${values.churn ? " --churn" : ""} --commit-notice ${commitNotice}`,
-      );
     }
   }
   if ((seed - start + 1) % 1000 === 0) {

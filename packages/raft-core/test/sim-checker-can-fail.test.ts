@@ -20,3 +20,17 @@ test("granting votes without the §5.4.1 log check is caught within the seed bud
   );
   expect(failures[0]).toMatch(/replay: SIM_SEED=\d+ pnpm --filter @rockraft\/raft-core test sim/);
 });
+
+test("a failure names the replay command its caller gives", () => {
+  let failure: string | undefined;
+  for (let seed = 1; seed <= 100 && failure === undefined; seed++) {
+    failure = runSeed({
+      seed,
+      nodes: 3,
+      raft: { testingUnsafe: { grantVotesWithoutLogCheck: true } },
+      replay: `the script's own command for seed ${seed}`,
+    }).failure;
+  }
+  expect(failure).toMatch(/\n {2}replay: the script's own command for seed \d+$/);
+  expect(failure).not.toContain("SIM_SEED");
+});

@@ -13,6 +13,8 @@ export interface RunOptions {
   readonly readShare?: number;
   /** Membership churn and snapshots (issue 4's faults): ids up to 7, changes, compaction. */
   readonly churn?: boolean;
+  /** The command that replays this run, printed with a failure (default: the test's). */
+  readonly replay?: string;
 }
 
 export interface RunResult {
@@ -48,7 +50,7 @@ export function runSeed(options: RunOptions): RunResult {
   const fail = (message: string): RunResult => ({
     seed: options.seed,
     ok: false,
-    failure: `seed ${options.seed} (${nodes} nodes) failed at step ${cluster.steps}, time ${cluster.now}: ${message}\n  replay: ${replayCommand(options.seed, nodes)}`,
+    failure: `seed ${options.seed} (${nodes} nodes) failed at step ${cluster.steps}, time ${cluster.now}: ${message}\n  replay: ${options.replay ?? replayCommand(options.seed, nodes)}`,
     steps: cluster.steps,
     ticksToLeader,
     stats: cluster.stats,
