@@ -238,9 +238,12 @@ export async function main(
       error instanceof RockraftClientError
         ? ` [${error.code}${error.serverCode === undefined ? "" : ` ${error.serverCode}`}]`
         : "";
+    // The node's own answer (it has a server code) or none at all.
     const unknown =
       error instanceof RockraftClientError && error.outcomeUnknown
-        ? " (the request may have reached the node but no answer came back: it may or may not have been applied)"
+        ? error.serverCode === undefined
+          ? " (the request may have reached the node but no answer came back: it may or may not have been applied)"
+          : " (the node had proposed it but could not confirm it: it may or may not have been applied)"
         : "";
     err(`rockraft: ${(error as Error).message}${code}${unknown}`);
     return 1;

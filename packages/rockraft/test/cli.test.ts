@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { RockraftServer } from "@rockraft/transport-grpc";
+import { RockraftServer, RpcError } from "@rockraft/transport-grpc";
 import { main } from "../src/cli.js";
 import { startCluster, type TestCluster } from "./helpers/cluster.js";
 
@@ -105,22 +105,15 @@ test("the installed bin runs as a command", async () => {
   expect(stdout).toBe("Arles\n");
 });
 
-test("a write whose node vanished after taking it says its outcome is unknown", async () => {
-  const never = () => new Promise<never>(() => {});
-  const server: RockraftServer = await RockraftServer.start({
+const never = () => new Promise<never>(() => {});
+
+/** A node whose KV put is `put` and whose other calls never answer. */
+function stubNode(put: () => Promise<never>): Promise<RockraftServer> {
+  return RockraftServer.start({
     nodeId: 9,
     clusterId: "cli-test",
     address: "127.0.0.1:0",
-    kv: {
-      put: () => {
-        // The node takes the write, then dies before answering.
-        setTimeout(() => void server.shutdown(0), 50);
-        return never();
-      },
-      get: never,
-      delete: never,
-      compareAndSwap: never,
-    },
+    kv: { put, get: never, delete: never, compareAndSwap: never },
     cluster: {
       initialize: never,
       metrics: never,
@@ -134,14 +127,47 @@ test("a write whose node vanished after taking it says its outcome is unknown", 
       beginSnapshot: never,
     },
   });
+}
+
+async function putAt(server: RockraftServer): Promise<{ code: number; err: string }> {
   const err: string[] = [];
   const code = await main(
     ["kv", "put", "k", "v", "--endpoints", `127.0.0.1:${server.port}`, "--timeout", "5000"],
     () => undefined,
     (l) => err.push(l),
   );
+  return { code, err: err.join("\n") };
+}
+
+test("a write whose node vanished after taking it says its outcome is unknown", async () => {
+  const server: RockraftServer = await stubNode(() => {
+    // The node takes the write, then dies before answering.
+    setTimeout(() => void server.shutdown(0), 50);
+    return never();
+  });
+  const { code, err } = await putAt(server);
   expect(code).toBe(1);
-  expect(err.join("\n")).toMatch(
+  expect(err).toMatch(
     /the call stream broke.*\[UNAVAILABLE\] \(the request may have reached the node but no answer came back: it may or may not have been applied\)$/,
   );
+});
+
+test("a write the node proposed but could not confirm says its outcome is unknown", async () => {
+  const server = await stubNode(() =>
+    Promise.reject(
+      new RpcError("DEADLINE_EXCEEDED", "the write was not applied within the deadline", {
+        code: "RAFT_TIMEOUT",
+        outcomeUnknown: true,
+      }),
+    ),
+  );
+  try {
+    const { code, err } = await putAt(server);
+    expect(code).toBe(1);
+    expect(err).toMatch(
+      /the write was not applied within the deadline \[DEADLINE_EXCEEDED RAFT_TIMEOUT\] \(the node had proposed it but could not confirm it: it may or may not have been applied\)$/,
+    );
+  } finally {
+    await server.shutdown(0);
+  }
 });
