@@ -110,7 +110,7 @@ describe("a three-node cluster on real gRPC and LevelDB", () => {
 
       const client = new RockraftClient({
         endpoints: [cluster.configs.get(leaderId)!.node.advertiseAddr],
-        timeoutMs: 500,
+        timeoutMs: 2_000, // the node is given 100 ms less, so its answer comes first
       });
       try {
         const overGrpc = await client
