@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import {
   buildAll,
+  cleanUpOnExit,
   cpuSeconds,
   freePorts,
   root,
@@ -161,6 +162,7 @@ async function startEtcd() {
       { stdio: ["ignore", "ignore", "inherit"] },
     ),
   );
+  for (const member of members) cleanUpOnExit({ child: member });
   const { Etcd3 } = await import("etcd3");
   const hosts = clientPorts.map((p) => `http://127.0.0.1:${p}`);
   const probe = new Etcd3({ hosts });

@@ -1,7 +1,7 @@
 // Shared by the cluster benchmarks: builds what is not built, and runs the example's three
 // nodes as processes on free 127.0.0.1 ports with their data in a temp directory.
 import { spawn, spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -27,6 +27,30 @@ export function exampleCommand() {
   const [node, ...rest] = manifest.scripts.start.split(/\s+/);
   if (node !== "node") throw new Error(`basic-example's start script does not run node: ${node}`);
   return rest;
+}
+
+const leftChildren = new Set();
+const leftDirs = new Set();
+let exitHooked = false;
+
+/**
+ * Makes sure `child` (SIGKILL) and `dir` do not outlive this process when it ends without
+ * stopping them: an error thrown half-way, or SIGTERM (e.g. from `timeout`).
+ */
+export function cleanUpOnExit({ child, dir }) {
+  if (!exitHooked) {
+    exitHooked = true;
+    process.on("exit", () => {
+      for (const left of leftChildren) left.kill("SIGKILL");
+      for (const left of leftDirs) rmSync(left, { recursive: true, force: true });
+    });
+    process.once("SIGTERM", () => process.exit(143));
+  }
+  if (child !== undefined) {
+    leftChildren.add(child);
+    child.once("exit", () => leftChildren.delete(child));
+  }
+  if (dir !== undefined) leftDirs.add(dir);
 }
 
 /** Ports free right now on 127.0.0.1. */
@@ -60,6 +84,7 @@ export function cpuSeconds(pid) {
  */
 export async function startExampleCluster({ nodeArgs = [], prefix = "rockraft-bench-" } = {}) {
   const dir = await mkdtemp(join(tmpdir(), prefix));
+  cleanUpOnExit({ dir });
   const ports = await freePorts(3);
   const members = ports
     .map((port, i) => `[[cluster.members]]\nnode_id = ${i + 1}\naddr = "127.0.0.1:${port}"\n`)
@@ -78,6 +103,7 @@ export async function startExampleCluster({ nodeArgs = [], prefix = "rockraft-be
       cwd: join(root, "apps/basic-example"),
       stdio: ["ignore", "pipe", "inherit"],
     });
+    cleanUpOnExit({ child });
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
     nodes.push({ child, data, output: () => output });
