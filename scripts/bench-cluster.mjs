@@ -3,12 +3,13 @@
 // generator (in this process) driving the KV gRPC API with 1, 8, 64 and 256 concurrent
 // clients: 256-byte values over 10,000 keys, writes then linearizable reads. Reports
 // throughput, p50/p99 latency and CPU seconds per operation (nodes + load generator).
-//   pnpm bench:cluster [-- --seconds 10 --warmup 10 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd --unary]
+//   pnpm bench:cluster [-- --seconds 10 --warmup 10 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd --unary --shape]
 // rockraft's client sends its calls over each node's KV.Batch stream, as it does by default;
 // with --unary it makes one unary gRPC call per operation, as etcd's client does.
 // With --vs-etcd, the same load runs, alternating row by row, against a three-member etcd
 // cluster on 127.0.0.1 (Debian's etcd-server, installed when missing), and the ratios print.
 // With --profile, each node process writes a V8 CPU profile (.cpuprofile) into DIR.
+// With --shape, each row is followed by more of its latency percentiles (p75 to p99.9, max).
 import { spawn, spawnSync } from "node:child_process";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
@@ -30,6 +31,7 @@ const { values } = parseArgs({
     profile: { type: "string" },
     unary: { type: "boolean", default: false },
     "vs-etcd": { type: "boolean", default: false },
+    shape: { type: "boolean", default: false },
   },
   args: process.argv.slice(2).filter((arg) => arg !== "--"),
 });
@@ -117,6 +119,10 @@ async function phase(target, kind, concurrency) {
     ops: latencies.length / elapsed,
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
+    shape: [75, 90, 95, 98, 99, 99.5, 99.9]
+      .map((p) => `p${p} ${percentile(latencies, p).toFixed(2)}`)
+      .concat(`max ${(latencies.at(-1) ?? 0).toFixed(2)}`)
+      .join(", "),
     cpuPerOp: cpu / Math.max(1, latencies.length),
     errors,
   };
@@ -207,8 +213,11 @@ console.log(
 );
 console.log("");
 const etcd = values["vs-etcd"] ? await startEtcd() : undefined;
-const row = (name, kind, concurrency, r) =>
-  `| ${name} | ${kind} | ${concurrency} | ${Math.round(r.ops).toLocaleString("en-US")} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${(r.cpuPerOp * 1000).toFixed(3)} | ${r.errors} |`;
+const shapes = [];
+const row = (name, kind, concurrency, r) => {
+  shapes.push(`${name} ${kind} @ ${concurrency} clients: p50 ${r.p50.toFixed(2)}, ${r.shape}`);
+  return `| ${name} | ${kind} | ${concurrency} | ${Math.round(r.ops).toLocaleString("en-US")} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${(r.cpuPerOp * 1000).toFixed(3)} | ${r.errors} |`;
+};
 console.log("| system | op | clients | ops/s | p50 ms | p99 ms | CPU ms/op | errors |");
 console.log("|---|---|---:|---:|---:|---:|---:|---:|");
 const ratios = [];
@@ -227,5 +236,6 @@ for (const concurrency of clientCounts) {
   }
 }
 if (ratios.length > 0) console.log(`\nrockraft / etcd:\n${ratios.join("\n")}`);
+if (values.shape) console.log(`\nlatency percentiles, ms:\n${shapes.join("\n")}`);
 await etcd?.stop();
 await stopAll();
