@@ -9,7 +9,7 @@ import type {
   SwapResult,
 } from "@rockraft/transport-grpc";
 import { RockraftError } from "./errors.js";
-import type { NodeRuntime } from "./node.js";
+import { forwardedError, type NodeRuntime } from "./node.js";
 import { Wait, type LogId, type Member, type NodeMetrics } from "./wait.js";
 
 /** Keys and values: bytes, or a string stored as UTF-8. */
@@ -280,7 +280,7 @@ export class RaftApi {
     try {
       return await forward(this.runtime.leaderClient(), timeoutMs);
     } catch (error) {
-      throw this.runtime.forwardError(error);
+      throw forwardedError(error);
     }
   }
 

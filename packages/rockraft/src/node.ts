@@ -80,12 +80,6 @@ export function addressContext(addresses: ReadonlyMap<NodeId, string>): string {
 }
 
 /**
- * The runtime under a RaftNode: it drives raft-core with storage and transport. One loop
- * takes each Ready and carries out its duties in order (send, persist, send what waited,
- * apply, advance); messages, ticks and requests arrive between Readies and are stepped in
- * at once; proposals and reads that arrive together go in as one batch.
- */
-/**
  * A call forwarded to the leader (as a RockraftClient call) failed: the error to report
  * here. One that may have reached the leader without an answer is RAFT_TIMEOUT with an
  * unknown outcome (the change may be made), never a code that invites a blind retry.
@@ -110,6 +104,12 @@ export function forwardedError(error: unknown): Error {
   });
 }
 
+/**
+ * The runtime under a RaftNode: it drives raft-core with storage and transport. One loop
+ * takes each Ready and carries out its duties in order (send, persist, send what waited,
+ * apply, advance); messages, ticks and requests arrive between Readies and are stepped in
+ * at once; proposals and reads that arrive together go in as one batch.
+ */
 export class NodeRuntime {
   readonly nodeId: NodeId;
   readonly raw: RawNode;
@@ -397,11 +397,6 @@ export class NodeRuntime {
             leader: { id: lead, addr: this.addresses.get(lead) },
           },
         );
-  }
-
-  /** Maps a forwarding failure to a RockraftError. */
-  forwardError(error: unknown): Error {
-    return forwardedError(error);
   }
 
   /** Changes membership on the leader; resolves once the change is applied here. */

@@ -22,9 +22,9 @@ import {
 import {
   ANSWERED_METADATA,
   ERROR_CODE_METADATA,
-  OUTCOME_UNKNOWN_METADATA,
   LEADER_ADDR_METADATA,
   LEADER_ID_METADATA,
+  OUTCOME_UNKNOWN_METADATA,
   TransportError,
   type LeaderHint,
 } from "./errors.js";

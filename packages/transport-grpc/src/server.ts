@@ -15,9 +15,9 @@ import type { Message, NodeId } from "@rockraft/raft-core";
 import {
   ANSWERED_METADATA,
   ERROR_CODE_METADATA,
-  OUTCOME_UNKNOWN_METADATA,
   LEADER_ADDR_METADATA,
   LEADER_ID_METADATA,
+  OUTCOME_UNKNOWN_METADATA,
   RpcError,
   TransportError,
   grpcStatusOf,
