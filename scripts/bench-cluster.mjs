@@ -9,7 +9,7 @@
 // With --vs-etcd, the same load runs, alternating row by row, against a three-member etcd
 // cluster on 127.0.0.1 (Debian's etcd-server, installed when missing), and the ratios print.
 // With --profile, each node process writes a V8 CPU profile (.cpuprofile) into DIR.
-// With --shape, each row is followed by more of its latency percentiles (p75 to p99.9, max).
+// With --shape, more latency percentiles of each row (p75 to p99.9, max) print after the table.
 import { spawn, spawnSync } from "node:child_process";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
