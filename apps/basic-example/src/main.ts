@@ -117,7 +117,9 @@ async function main(): Promise<number> {
   print(`  data_path: ${config.storage.dataPath}`);
   print();
   print("Creating Raft node...");
-  const node = await RaftNodeBuilder.build(config);
+  // The start script runs node with --expose-gc, so the leader can time its young-generation
+  // collections (rockraft's README, "The Node.js process").
+  const node = await RaftNodeBuilder.build(config, { youngGc: "scheduled" });
   print("✓ Raft node created and gRPC service started successfully!");
   print();
 

@@ -30,6 +30,7 @@ import { RockraftError, withUnknownOutcome } from "./errors.js";
 import { NodeMetricsExporter } from "./metrics.js";
 import { maxMessageBytesOf, raftOptionsOf } from "./options.js";
 import { Waiter, type NodeMetrics, type Member, type LogId } from "./wait.js";
+import type { YoungGcScheduler } from "./young-gc.js";
 
 interface Proposal {
   readonly data: Uint8Array;
@@ -68,6 +69,14 @@ function addressesOf(conf: ConfState): Map<NodeId, string> {
 }
 
 /** A request id as a map key. */
+/** The entries of the first append in `messages` that has any (0: none). */
+function appendedEntries(messages: readonly Message[]): number {
+  for (const message of messages) {
+    if (message.type === "MsgApp" && message.entries.length > 0) return message.entries.length;
+  }
+  return 0;
+}
+
 function requestKey(id: Uint8Array): string {
   return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString("latin1");
 }
@@ -151,6 +160,7 @@ export class NodeRuntime {
     readonly storage: LevelStorage,
     readonly logger: Logger,
     metricsExporter: NodeMetricsExporter | undefined,
+    private readonly youngGc?: YoungGcScheduler,
   ) {
     this.nodeId = config.node.nodeId;
     this.metricsExporter = metricsExporter;
@@ -508,6 +518,7 @@ export class NodeRuntime {
     if (this.stopping) return this.loopDone;
     this.stopping = true;
     clearInterval(this.ticker);
+    this.youngGc?.close();
     this.wake();
     await this.loopDone;
     this.transport.close();
@@ -550,6 +561,10 @@ export class NodeRuntime {
       const ready = this.raw.ready();
       if (ready.softState !== undefined) this.onSoftState(ready.softState);
       this.transport.send(ready.messages);
+      if (this.youngGc !== undefined && this.softState.role === "leader") {
+        const entries = appendedEntries(ready.messages);
+        if (entries > 0) this.youngGc.afterAppendsSent(entries);
+      }
       // A Ready whose only durable change is the commit index needs no fsync: its hard state
       // rides along with the apply batch below (one LevelDB write instead of two).
       const commitOnly =

@@ -3,7 +3,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig, type Config } from "@rockraft/config";
-import { RaftNodeBuilder, type RaftNode } from "../../src/index.js";
+import { RaftNodeBuilder, type BuildOptions, type RaftNode } from "../../src/index.js";
 
 /** Ports free right now on 127.0.0.1 (the OS picks them). */
 export async function freePorts(count: number): Promise<number[]> {
@@ -56,7 +56,7 @@ level = "silent"
 /** Nodes 1..size on real gRPC ports and real LevelDB in a temp directory. */
 export async function startCluster(
   size: number,
-  options: { extraRaft?: string; initialize?: boolean } = {},
+  options: { extraRaft?: string; initialize?: boolean; buildOptions?: BuildOptions } = {},
 ): Promise<TestCluster> {
   const dir = await mkdtemp(join(tmpdir(), "rockraft-cluster-"));
   const ports = await freePorts(size);
@@ -81,7 +81,7 @@ export async function startCluster(
       return node;
     },
     start: async (id) => {
-      const node = await RaftNodeBuilder.build(configs.get(id)!);
+      const node = await RaftNodeBuilder.build(configs.get(id)!, options.buildOptions);
       nodes.set(id, node);
       return node;
     },
