@@ -68,7 +68,6 @@ function addressesOf(conf: ConfState): Map<NodeId, string> {
   return result;
 }
 
-/** A request id as a map key. */
 /** The entries of the first append in `messages` that has any (0: none). */
 function appendedEntries(messages: readonly Message[]): number {
   for (const message of messages) {
@@ -77,6 +76,7 @@ function appendedEntries(messages: readonly Message[]): number {
   return 0;
 }
 
+/** A request id as a map key. */
 function requestKey(id: Uint8Array): string {
   return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString("latin1");
 }
