@@ -19,11 +19,11 @@ export interface BuildOptions {
   /**
    * When V8 collects the young generation on the leader. `"v8"` (the default): wherever its
    * allocation runs out, as in any Node.js program. `"scheduled"`: once it is 60% full, the
-   * leader collects it right after sending appends, while it waits for the followers, which
-   * takes most collections off the writes' critical path (the 1-client write p99 about 14%
-   * lower in alternating benchmark runs). Needs the process to expose the collector
-   * (`node --expose-gc`, as the example's `start` script runs); without it the node logs a
-   * warning and keeps V8's timing.
+   * leader collects it right after sending appends, while it waits for the followers, where
+   * a pause delays a write least (the 1-client write p99 9–14% lower at the median of two
+   * alternating benchmark series). Needs the process to expose the collector (`node
+   * --expose-gc`, as the example's `start` script runs); without it the node logs a warning
+   * and keeps V8's timing.
    */
   readonly youngGc?: "v8" | "scheduled";
 }
