@@ -24,8 +24,8 @@ export interface YoungGcHooks {
  *
  * At low load a leader's write waits for a follower's answer for most of its time, and V8
  * collects the young generation wherever its allocation runs out, often while the leader
- * is answering a client or taking a follower's reply: the measured cause of a third to a
- * half of the slowest 1% of 1-client writes (`pnpm bench:gc-tail`). The scheduler starts the
+ * is answering a client or taking a follower's reply: a third to a half of the slowest 1%
+ * of 1-client writes overlapped such a pause (`pnpm bench:gc-tail`). The scheduler starts the
  * collection itself once the young generation is {@link YOUNG_GC_THRESHOLD} full, right
  * after the leader has sent its appends, when it has nothing to do but wait for the
  * followers. It makes collections earlier, so somewhat more of them, each shorter, but
