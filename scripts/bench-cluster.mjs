@@ -19,6 +19,7 @@ import {
   cleanUpOnExit,
   cpuSeconds,
   freePorts,
+  percentile,
   root,
   startExampleCluster,
 } from "./lib/example-cluster.mjs";
@@ -46,8 +47,6 @@ const profile =
 const { dir, nodes, endpoints, stop: stopAll } = await startExampleCluster({ nodeArgs: profile });
 
 const value = new Uint8Array(256).fill(120);
-const percentile = (sorted, p) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 
 /** A system under load: makes client connections that can put and get. */
 const rockraftTarget = {

@@ -13,7 +13,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PerformanceObserver, performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
-import { buildAll, cleanUpOnExit, root, startExampleCluster } from "./lib/example-cluster.mjs";
+import {
+  buildAll,
+  cleanUpOnExit,
+  percentile,
+  root,
+  startExampleCluster,
+} from "./lib/example-cluster.mjs";
 
 const { values } = parseArgs({
   options: {
@@ -78,8 +84,6 @@ await cluster.stop();
 await rm(gcDir, { recursive: true, force: true });
 
 const sorted = writes.map(([, ms]) => ms).sort((a, b) => a - b);
-const percentile = (list, p) =>
-  list[Math.min(list.length - 1, Math.floor((p / 100) * list.length))];
 const p99 = percentile(sorted, 99);
 const slow = writes.filter(([, ms]) => ms >= p99);
 const rest = writes.filter(([, ms]) => ms < p99);

@@ -70,6 +70,11 @@ export async function freePorts(count) {
   return ports;
 }
 
+/** The p-th percentile (0-100) of ascending `sorted`; 0 when it is empty. */
+export function percentile(sorted, p) {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
 /** CPU seconds (user + system) a process has used so far (Linux /proc). */
 export function cpuSeconds(pid) {
   const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
