@@ -13,8 +13,9 @@ import {
   type TransferLeaderResponse,
   type TriggerSnapshotResponse,
 } from "./gen/rockraft/v1/cluster.js";
+import { KvClient } from "./codecs.js";
 import {
-  KVClient,
+  type KVClient,
   type BatchCall,
   type CallError,
   type LogId as WireLogId,
@@ -405,7 +406,7 @@ export class RockraftClient {
         "grpc.keepalive_time_ms": 10_000,
         "grpc.keepalive_timeout_ms": 5_000,
       };
-      const kv = new KVClient(address, this.credentials, channelOptions);
+      const kv = new KvClient(address, this.credentials, channelOptions);
       endpoint = {
         address,
         kv,

@@ -1,8 +1,9 @@
 import type { ChannelOptions, ClientWritableStream } from "@grpc/grpc-js";
 import type { Message, MsgSnap, NodeId } from "@rockraft/raft-core";
 import { TransportError } from "./errors.js";
+import { PeerClient } from "./codecs.js";
 import {
-  RaftServiceClient,
+  type RaftServiceClient,
   type InstallSnapshotRequest,
   type SendRequest,
 } from "./gen/rockraft/v1/raft.js";
@@ -76,7 +77,7 @@ class PeerConnection {
     channelOptions: ChannelOptions,
   ) {
     this.backoffMs = options.backoffInitialMs;
-    this.client = new RaftServiceClient(address, channelCredentials(options.tls), channelOptions);
+    this.client = new PeerClient(address, channelCredentials(options.tls), channelOptions);
     this.connect();
   }
 

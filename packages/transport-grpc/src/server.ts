@@ -29,7 +29,6 @@ import {
   type Member as WireMember,
 } from "./gen/rockraft/v1/cluster.js";
 import {
-  KVService,
   type CallError,
   type CompareAndSwapRequest,
   type CompareAndSwapResponse,
@@ -43,9 +42,9 @@ import {
   type PutResponse,
 } from "./gen/rockraft/v1/kv.js";
 import { BatchStreams } from "./batch-server.js";
+import { kvService, raftService } from "./codecs.js";
 import { CALL_CANCELLED, LazyCallContext } from "./context.js";
 import {
-  RaftServiceService,
   type InstallSnapshotRequest,
   type RaftServiceServer,
   type SendRequest,
@@ -475,8 +474,8 @@ export class RockraftServer {
       },
     };
 
-    server.addService(RaftServiceService, raftServer);
-    server.addService(KVService, kvServer);
+    server.addService(raftService, raftServer);
+    server.addService(kvService, kvServer);
     server.addService(ClusterService, clusterServer);
     const health = new HealthImplementation({
       "": "NOT_SERVING",
