@@ -103,9 +103,23 @@ export function decodePosition(bytes: Uint8Array): LogPosition {
   return { index: readU64(view, 0), term: readU64(view, 8) };
 }
 
+// The state machine's applied state is written with every apply, and its membership seldom
+// changes: the last one's encoding is kept (ConfStates are frozen, so the same object always
+// encodes the same).
+let lastConf: ConfState | undefined;
+let lastConfBytes: Uint8Array = new Uint8Array(0);
+
+function encodedConf(conf: ConfState): Uint8Array {
+  if (conf !== lastConf) {
+    lastConfBytes = encodeConfState(conf);
+    lastConf = conf;
+  }
+  return lastConfBytes;
+}
+
 /** A position plus a membership: snapshot metadata, and a state machine's applied state. */
 export function encodeMetadata(metadata: SnapshotMetadata): Uint8Array {
-  const conf = encodeConfState(metadata.confState);
+  const conf = encodedConf(metadata.confState);
   const bytes = new Uint8Array(16 + conf.byteLength + 4);
   const view = new DataView(bytes.buffer);
   writeU64(view, 0, metadata.index);
@@ -185,58 +199,66 @@ const OP_REQUEST = 0x10;
  */
 export function encodeCommand(command: Command): Uint8Array {
   const { requestId } = command;
-  if (requestId === undefined) return encodeOp(command);
-  if (requestId.byteLength > 255) {
+  if (requestId !== undefined && requestId.byteLength > 255) {
     throw new RangeError(`encodeCommand: requestId is ${requestId.byteLength} bytes, at most 255`);
   }
-  const inner = encodeOp(command);
-  const bytes = new Uint8Array(2 + requestId.byteLength + inner.byteLength);
-  bytes[0] = OP_REQUEST;
-  bytes[1] = requestId.byteLength;
-  bytes.set(requestId, 2);
-  bytes.set(inner, 2 + requestId.byteLength);
+  // One allocation: the tag's room is left in front of the op.
+  const tag = requestId === undefined ? 0 : 2 + requestId.byteLength;
+  const bytes = new Uint8Array(tag + opLength(command));
+  if (requestId !== undefined) {
+    bytes[0] = OP_REQUEST;
+    bytes[1] = requestId.byteLength;
+    bytes.set(requestId, 2);
+  }
+  writeOp(command, bytes, tag);
   return bytes;
 }
 
-function encodeOp(command: Command): Uint8Array {
+function opLength(command: Command): number {
   const { key } = command;
   switch (command.op) {
-    case "put": {
-      const bytes = new Uint8Array(1 + 4 + key.byteLength + command.value.byteLength);
-      bytes[0] = OP_PUT;
-      new DataView(bytes.buffer).setUint32(1, key.byteLength);
-      bytes.set(key, 5);
-      bytes.set(command.value, 5 + key.byteLength);
-      return bytes;
-    }
-    case "delete": {
-      const bytes = new Uint8Array(1 + 4 + key.byteLength);
-      bytes[0] = OP_DELETE;
-      new DataView(bytes.buffer).setUint32(1, key.byteLength);
-      bytes.set(key, 5);
-      return bytes;
-    }
+    case "put":
+      return 1 + 4 + key.byteLength + command.value.byteLength;
+    case "delete":
+      return 1 + 4 + key.byteLength;
+    case "cas":
+      return 2 + 4 + key.byteLength + 4 + command.expected.byteLength + command.value.byteLength;
+  }
+}
+
+function writeOp(command: Command, bytes: Uint8Array, at: number): void {
+  const { key } = command;
+  const view = new DataView(bytes.buffer, bytes.byteOffset + at, bytes.byteLength - at);
+  switch (command.op) {
+    case "put":
+      bytes[at] = OP_PUT;
+      view.setUint32(1, key.byteLength);
+      bytes.set(key, at + 5);
+      bytes.set(command.value, at + 5 + key.byteLength);
+      return;
+    case "delete":
+      bytes[at] = OP_DELETE;
+      view.setUint32(1, key.byteLength);
+      bytes.set(key, at + 5);
+      return;
     case "cas": {
       const { expected, value } = command;
-      const bytes = new Uint8Array(
-        2 + 4 + key.byteLength + 4 + expected.byteLength + value.byteLength,
-      );
-      const view = new DataView(bytes.buffer);
-      bytes[0] = OP_CAS;
-      bytes[1] = command.expectFound ? 1 : 0;
+      bytes[at] = OP_CAS;
+      bytes[at + 1] = command.expectFound ? 1 : 0;
       view.setUint32(2, key.byteLength);
-      bytes.set(key, 6);
+      bytes.set(key, at + 6);
       view.setUint32(6 + key.byteLength, expected.byteLength);
-      bytes.set(expected, 10 + key.byteLength);
-      bytes.set(value, 10 + key.byteLength + expected.byteLength);
-      return bytes;
+      bytes.set(expected, at + 10 + key.byteLength);
+      bytes.set(value, at + 10 + key.byteLength + expected.byteLength);
+      return;
     }
   }
 }
 
 /**
  * Decodes what {@link encodeCommand} wrote. Throws an `Error` named `DecodeError` that names
- * the problem when the bytes are not a command.
+ * the problem when the bytes are not a command. The command's byte fields are views of
+ * `bytes`, not copies (log entries are never changed once written).
  */
 export function decodeCommand(bytes: Uint8Array): Command {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -245,12 +267,12 @@ export function decodeCommand(bytes: Uint8Array): Command {
     const length = view.getUint32(offset);
     const end = offset + 4 + length;
     if (end > bytes.byteLength) throw new DecodeError("command truncated");
-    return [bytes.slice(offset + 4, end), end];
+    return [bytes.subarray(offset + 4, end), end];
   };
   switch (bytes[0]) {
     case OP_PUT: {
       const [key, end] = field(1);
-      return { op: "put", key, value: bytes.slice(end) };
+      return { op: "put", key, value: bytes.subarray(end) };
     }
     case OP_DELETE: {
       const [key, end] = field(1);
@@ -268,7 +290,7 @@ export function decodeCommand(bytes: Uint8Array): Command {
         key,
         expectFound: bytes[1] === 1,
         expected,
-        value: bytes.slice(afterExpected),
+        value: bytes.subarray(afterExpected),
       };
     }
     case OP_REQUEST: {
@@ -278,7 +300,7 @@ export function decodeCommand(bytes: Uint8Array): Command {
       }
       if (bytes[2 + length] === OP_REQUEST) throw new DecodeError("nested request id");
       const inner = decodeCommand(bytes.subarray(2 + length));
-      return { ...inner, requestId: bytes.slice(2, 2 + length) };
+      return { ...inner, requestId: bytes.subarray(2, 2 + length) };
     }
     default:
       throw new DecodeError(`unknown command op ${bytes[0]}`);
