@@ -602,7 +602,8 @@ export class LevelStorage {
     let { index: lastIndex, term: lastTerm, confState } = this.appliedState;
     const read = async (key: Uint8Array): Promise<Uint8Array | undefined> => {
       const pending = overlay.get(keyString(key));
-      if (pending !== undefined) return pending ?? undefined;
+      // A copy: the value is a view of a log entry (decodeCommand), and callers get it.
+      if (pending !== undefined) return pending?.slice() ?? undefined;
       return this.readData(dataKey(generation, key));
     };
     for (const entry of entries) {
@@ -681,7 +682,8 @@ export class LevelStorage {
   private readData(key: Uint8Array): Promise<Uint8Array | undefined> {
     if (this.deferredValues.size > 0) {
       const deferred = this.deferredValues.get(keyString(key));
-      if (deferred !== undefined) return Promise.resolve(deferred ?? undefined);
+      // A copy: the value is a view of a log entry (decodeCommand), and callers get it.
+      if (deferred !== undefined) return Promise.resolve(deferred?.slice() ?? undefined);
     }
     return this.db.get(key);
   }

@@ -201,6 +201,32 @@ describe("applying committed entries", () => {
     await store.close();
   });
 
+  test("values handed out are the caller's: changing them changes neither the store nor the log", async () => {
+    const store = await open(await dirs.make());
+    const entries = [
+      put(1, 1, "k", "v1"),
+      command(2, {
+        op: "cas",
+        key: bytes("k"),
+        expectFound: true,
+        expected: bytes("v1"),
+        value: bytes("v2"),
+      }),
+    ];
+    await append(store, entries, 2);
+    const [, cas] = await store.apply(entries, { waitForWrite: false });
+    const current = cas?.kind === "cas" ? cas.current : undefined;
+    expect(text(current)).toBe("v1"); // read from the same apply's first entry
+    current!.fill(0);
+    const read = await store.get(bytes("k")); // the deferred write's value
+    expect(text(read)).toBe("v2");
+    read!.fill(0);
+    expect(text(await store.get(bytes("k")))).toBe("v2");
+    expect(decodeCommand(entries[0]!.data)).toMatchObject({ value: bytes("v1") });
+    expect(decodeCommand(entries[1]!.data)).toMatchObject({ value: bytes("v2") });
+    await store.close();
+  });
+
   test("apply may resolve before its batch is written; reads still see it", async () => {
     const dataPath = await dirs.make();
     const store = await open(dataPath);
