@@ -138,6 +138,20 @@ const EMPTY = new Uint8Array(0);
 /** How long deferred apply ops wait for a write to carry them before one of their own. */
 const DEFERRED_FLUSH_MS = 10;
 
+/**
+ * Log entries a compaction removed are deleted from LevelDB a slice at a time, carried by the
+ * store's next writes (see `persist`), this many per write.
+ */
+const TRIM_PER_WRITE = 64;
+/** How long a slice of trailing deletes waits for a write to carry it before one of its own. */
+const TRIM_FLUSH_MS = 20;
+/**
+ * Once a compaction's deletes are all written, LevelDB is asked to compact their range after a
+ * random delay up to this long, so that the nodes of a cluster (which compact their logs at
+ * the same index) do not all flush and compact at once.
+ */
+const COMPACT_RANGE_JITTER_MS = 2_000;
+
 function keyString(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
 }
@@ -173,6 +187,13 @@ export class LevelStorage {
   /** The hard state a deferred apply carries (the view takes it once written). */
   private deferredHardState: HardState | undefined;
   private deferredFlush: NodeJS.Timeout | undefined;
+  /** Log indexes in [trimFrom, trimTo) are compacted away but still in LevelDB. */
+  private trimFrom = 0;
+  private trimTo = 0;
+  private trimFlush: NodeJS.Timeout | undefined;
+  /** The log key range to hand to LevelDB's compactRange once the timer fires. */
+  private compactPending: { from: number; to: number } | undefined;
+  private compactTimer: NodeJS.Timeout | undefined;
   private backgroundCompaction: Promise<void> = Promise.resolve();
   private failure: StorageError | undefined;
   private closing: Promise<void> | undefined;
@@ -345,9 +366,16 @@ export class LevelStorage {
         : decode("state machine's applied index", appliedBytes, decodeMetadata);
 
     const entries: Entry[] = [];
+    // Entries at or below the log start are a compaction's trailing deletes that a stop
+    // interrupted (see `persist`): they are deleted now, unread.
+    const leftovers: Uint8Array[] = [];
     let expected = logStart.index + 1;
     for await (const [key, value] of db.iterator({ gte: LOG_START_KEY, lt: LOG_END_KEY })) {
       const index = logKeyIndex(key);
+      if (index <= logStart.index && entries.length === 0) {
+        leftovers.push(key);
+        continue;
+      }
       const entry = decode(`log entry ${index}`, value, decodeEntry);
       if (entry.index !== index)
         corrupted(`log entry ${index}`, new DecodeError(`holds entry ${entry.index}`));
@@ -356,7 +384,7 @@ export class LevelStorage {
           "log",
           new DecodeError(
             index < expected
-              ? `entry ${index} lies before the log start ${logStart.index + 1}`
+              ? `entry ${index} is out of order after ${expected - 1}`
               : `gap: entry ${index} follows ${expected - 1}`,
           ),
         );
@@ -399,6 +427,7 @@ export class LevelStorage {
       );
     }
 
+    if (leftovers.length > 0) await db.batch(leftovers.map((key) => ({ type: "del", key })));
     const store = new LevelStorage(path, db, view, generation, applied);
     await store.dropOtherGenerations();
     return store;
@@ -469,7 +498,10 @@ export class LevelStorage {
       const compactIndex = snapshot === undefined ? ready.compactIndex : undefined;
       const compacting = compactIndex !== undefined && compactIndex >= firstKept;
       if (compacting) {
-        for (let i = firstKept; i <= compactIndex; i++) ops.push({ type: "del", key: logKey(i) });
+        // Only the log start moves in this batch. Deleting the entries themselves (thousands,
+        // at the same index on every node) would make this Ready's write, and every write
+        // queued behind it, wait for them: later writes carry them instead (see `write`).
+        // Entries below the log start are never read, and `open` deletes any a crash left.
         ops.push({
           type: "put",
           key: META_LOG_START,
@@ -496,13 +528,9 @@ export class LevelStorage {
       if (ready.hardState !== undefined) view.setHardState(ready.hardState);
       if (compacting) {
         view.compact(compactIndex);
-        // Deleted log entries stay on disk as tombstones until LevelDB compacts them; ask it
-        // to, in the background, so that the data directory shrinks with the log.
-        const start = logKey(firstKept);
-        const end = logKey(compactIndex + 1);
-        this.backgroundCompaction = this.backgroundCompaction
-          .then(() => this.db.compactRange(start, end))
-          .catch(() => undefined);
+        if (this.trimFrom === this.trimTo) this.trimFrom = firstKept;
+        this.trimTo = compactIndex + 1;
+        this.scheduleTrim();
       }
       if (snapshot !== undefined && toApply.length > 0) {
         const afterSnapshot: BatchOp[] = [];
@@ -585,6 +613,48 @@ export class LevelStorage {
   /** Within `serialized`: writes the deferred apply ops, if there are any. */
   private async writeDeferred(): Promise<void> {
     if (this.deferred.length > 0) await this.write([], false);
+  }
+
+  /** Unless a write carries the next slice of trailing deletes soon, one of their own will. */
+  private scheduleTrim(): void {
+    if (this.closing !== undefined) return; // what is left, the next open deletes
+    this.trimFlush ??= setTimeout(() => {
+      this.trimFlush = undefined;
+      if (this.trimFrom < this.trimTo && this.failure === undefined && this.closing === undefined) {
+        // A failure stops the store and is reported by every later call.
+        this.serialized(() => this.write([], false)).catch(() => undefined);
+      }
+    }, TRIM_FLUSH_MS);
+  }
+
+  /**
+   * Log entries [from, to) are deleted: the rest of the trailing deletes waits for the next
+   * write (or a write of its own shortly after); once none is left, LevelDB is asked to
+   * compact the range, so that the data directory shrinks with the log (deleted entries stay
+   * on disk as tombstones until it does).
+   */
+  private trimmed(from: number, to: number): void {
+    this.trimFrom = to;
+    if (this.closing !== undefined) return; // what is left, the next open deletes
+    const range = this.compactPending;
+    this.compactPending = { from: range === undefined ? from : Math.min(range.from, from), to };
+    if (this.trimFrom < this.trimTo) {
+      this.scheduleTrim();
+      return;
+    }
+    clearTimeout(this.compactTimer);
+    this.compactTimer = setTimeout(() => {
+      this.compactTimer = undefined;
+      const pending = this.compactPending;
+      this.compactPending = undefined;
+      if (pending === undefined || this.closing !== undefined) return;
+      const start = logKey(pending.from);
+      const end = logKey(pending.to);
+      this.backgroundCompaction = this.backgroundCompaction
+        .then(() => this.db.compactRange(start, end))
+        .catch(() => undefined);
+    }, Math.random() * COMPACT_RANGE_JITTER_MS);
+    this.compactTimer.unref();
   }
 
   /**
@@ -765,6 +835,8 @@ export class LevelStorage {
     this.closing ??= (async () => {
       clearTimeout(this.deferredFlush);
       this.deferredFlush = undefined;
+      clearTimeout(this.trimFlush);
+      clearTimeout(this.compactTimer);
       if (this.failure === undefined) await this.flushDeferred().catch(() => undefined);
       await this.queue.catch(() => undefined);
       await this.backgroundCompaction;
@@ -812,6 +884,12 @@ export class LevelStorage {
       clearTimeout(this.deferredFlush);
       this.deferredFlush = undefined;
     }
+    const trimmedTo = Math.min(this.trimTo, this.trimFrom + TRIM_PER_WRITE);
+    if (trimmedTo > this.trimFrom) {
+      const trims: BatchOp[] = [];
+      for (let i = this.trimFrom; i < trimmedTo; i++) trims.push({ type: "del", key: logKey(i) });
+      ops = trims.concat(ops);
+    }
     try {
       // Our ops are already Uint8Array keys and values in the database's own "view" format,
       // so the per-op checks and encodings of abstract-level's public batch() (a measurable
@@ -825,6 +903,7 @@ export class LevelStorage {
         this.deferredValues.clear();
         if (carriedHardState !== undefined) this.view.setHardState(carriedHardState);
       }
+      if (trimmedTo > this.trimFrom) this.trimmed(this.trimFrom, trimmedTo);
     } catch (cause) {
       this.failure = new StorageError(
         "STORAGE_IO",

@@ -1,6 +1,8 @@
 import { encodeConfState } from "@rockraft/raft-core";
+import { ClassicLevel } from "classic-level";
 import { afterEach, describe, expect, test } from "vitest";
 import { decodeCommand, encodeCommand, type Command, type LevelStorage } from "../src/index.js";
+import { LOG_START_KEY, logKey } from "../src/keys.js";
 import { TempDirs, append, bytes, entry, open, put, text } from "./helpers/store.js";
 
 const dirs = new TempDirs();
@@ -12,6 +14,19 @@ const command = (index: number, value: Command) => ({
   type: "normal" as const,
   data: encodeCommand(value),
 });
+
+/** Counts the store's LevelDB batches and their ops from now on. */
+function countWrites(store: LevelStorage): { batches: number; ops: number } {
+  const db = (store as unknown as { db: { _batch: (ops: unknown[], o: object) => unknown } }).db;
+  const original = db._batch.bind(db);
+  const counts = { batches: 0, ops: 0 };
+  db._batch = (ops, options) => {
+    counts.batches++;
+    counts.ops += ops.length;
+    return original(ops, options);
+  };
+  return counts;
+}
 
 describe("the command codec", () => {
   test.each<[string, Command]>([
@@ -244,18 +259,6 @@ describe("applying committed entries", () => {
   });
 
   /** Counts the LevelDB write batches a store makes from now on. */
-  function countWrites(store: LevelStorage): { batches: number; ops: number } {
-    const db = (store as unknown as { db: { _batch: (ops: unknown[], o: object) => unknown } }).db;
-    const original = db._batch.bind(db);
-    const counts = { batches: 0, ops: 0 };
-    db._batch = (ops, options) => {
-      counts.batches++;
-      counts.ops += ops.length;
-      return original(ops, options);
-    };
-    return counts;
-  }
-
   test("a deferred apply costs no write of its own: the next persist carries it", async () => {
     const dataPath = await dirs.make();
     const store = await open(dataPath);
@@ -403,6 +406,74 @@ describe("persisting Readies", () => {
     expect(reopened.raftStorage.term(4)).toBe(1);
     expect(reopened.raftStorage.snapshot().metadata.index).toBe(6);
     await reopened.close();
+  });
+
+  /** Log entries still in LevelDB at or below `index` (the store must be closed). */
+  async function rawLogKeysUpTo(dataPath: string, index: number): Promise<number> {
+    const db = new ClassicLevel<Uint8Array, Uint8Array>(dataPath, {
+      keyEncoding: "view",
+      valueEncoding: "view",
+    });
+    const keys = await db.keys({ gte: LOG_START_KEY, lte: logKey(index) }).all();
+    await db.close();
+    return keys.length;
+  }
+
+  /** A store whose log holds entries 1..count, applied, with a snapshot at `count`. */
+  async function storeWithSnapshot(dataPath: string, count: number): Promise<LevelStorage> {
+    const store = await open(dataPath);
+    const entries = Array.from({ length: count }, (_, i) => entry(i + 1, 1));
+    await append(store, entries, count);
+    await store.apply(entries);
+    await store.takeSnapshot();
+    return store;
+  }
+
+  test("a compaction's deletes trail behind it, carried by the next writes", async () => {
+    const dataPath = await dirs.make();
+    const store = await storeWithSnapshot(dataPath, 1000);
+    const writes = countWrites(store);
+    await store.persist({ entries: [], compactIndex: 900, mustSync: false });
+    // The log start moves at once; the batch itself holds only that, not 900 deletes.
+    expect(store.raftStorage.firstIndex()).toBe(901);
+    expect(writes.ops).toBeLessThan(100);
+    // Each later write carries a slice of them: fifteen writes carry all 900.
+    for (let i = 1001; i <= 1015; i++) await append(store, [entry(i, 1)]);
+    expect(writes.ops).toBeGreaterThan(900);
+    await store.close();
+    expect(await rawLogKeysUpTo(dataPath, 900)).toBe(0);
+    expect(await rawLogKeysUpTo(dataPath, 1015)).toBe(115);
+  });
+
+  test("with nothing else to write, the trailing deletes are written on their own", async () => {
+    const dataPath = await dirs.make();
+    const store = await storeWithSnapshot(dataPath, 300);
+    await store.persist({ entries: [], compactIndex: 200, mustSync: false });
+    const writes = countWrites(store);
+    const deadline = Date.now() + 5_000; // about 60 ms, unless the machine is very busy
+    while (writes.ops < 199 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    await store.close();
+    expect(await rawLogKeysUpTo(dataPath, 200)).toBe(0);
+    expect(await rawLogKeysUpTo(dataPath, 300)).toBe(100);
+  });
+
+  test("entries a stop left below the log start are deleted when the store opens", async () => {
+    const dataPath = await dirs.make();
+    const store = await storeWithSnapshot(dataPath, 300);
+    await store.persist({ entries: [], compactIndex: 250, mustSync: false });
+    await store.close(); // before any write carried the deletes
+    expect(await rawLogKeysUpTo(dataPath, 250)).toBe(250);
+    const reopened = await open(dataPath);
+    expect([reopened.raftStorage.firstIndex(), reopened.raftStorage.lastIndex()]).toEqual([
+      251, 300,
+    ]);
+    expect(reopened.raftStorage.entries(251, 253).map((e) => text(e.data))).toEqual([
+      "e251",
+      "e252",
+    ]);
+    await reopened.close();
+    expect(await rawLogKeysUpTo(dataPath, 250)).toBe(0);
   });
 
   test("the view changes only once the write is durable", async () => {
