@@ -146,9 +146,15 @@ const TRIM_PER_WRITE = 64;
 /** How long a slice of trailing deletes waits for a write to carry it before one of its own. */
 const TRIM_FLUSH_MS = 20;
 /**
- * Once a compaction's deletes are all written, LevelDB is asked to compact their range after a
- * random delay up to this long, so that the nodes of a cluster (which compact their logs at
- * the same index) do not all flush and compact at once.
+ * LevelDB is asked to compact the range of deleted log entries (`compactRange`, which also
+ * flushes its memtable) once the store has written nothing for this long...
+ */
+const COMPACT_RANGE_IDLE_MS = 1_000;
+/** ...or, under steady load, once this many deleted entries await it, */
+const COMPACT_RANGE_ENTRIES = 50_000;
+/**
+ * ...after a random delay up to this long, so that the nodes of a cluster (which compact
+ * their logs at the same index) do not all flush and compact at once.
  */
 const COMPACT_RANGE_JITTER_MS = 2_000;
 
@@ -194,6 +200,9 @@ export class LevelStorage {
   /** The log key range to hand to LevelDB's compactRange once the timer fires. */
   private compactPending: { from: number; to: number } | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
+  private compactWhenIdle = false;
+  /** When the last write ended (performance.now()), for the idle compaction. */
+  private lastWriteAt = 0;
   private backgroundCompaction: Promise<void> = Promise.resolve();
   private failure: StorageError | undefined;
   private closing: Promise<void> | undefined;
@@ -642,18 +651,40 @@ export class LevelStorage {
       this.scheduleTrim();
       return;
     }
-    clearTimeout(this.compactTimer);
+    const many = this.compactPending.to - this.compactPending.from >= COMPACT_RANGE_ENTRIES;
+    if (many && this.compactWhenIdle) {
+      clearTimeout(this.compactTimer);
+      this.compactTimer = undefined;
+    }
+    if (this.compactTimer !== undefined) return; // it compacts the whole pending range
+    if (many) this.scheduleCompactRange(Math.random() * COMPACT_RANGE_JITTER_MS, false);
+    else this.scheduleCompactRange(COMPACT_RANGE_IDLE_MS, true);
+  }
+
+  /**
+   * Asks LevelDB to compact the pending range of deleted log entries in `delayMs`; when
+   * `whenIdle`, only once the store has written nothing for {@link COMPACT_RANGE_IDLE_MS}
+   * (it looks again later otherwise). Compacting flushes LevelDB's memtable and rewrites the
+   * files in the range: background work that competes with a loaded node's writes for the
+   * CPU, so it waits for a quiet moment unless much is waiting.
+   */
+  private scheduleCompactRange(delayMs: number, whenIdle: boolean): void {
+    this.compactWhenIdle = whenIdle;
     this.compactTimer = setTimeout(() => {
       this.compactTimer = undefined;
-      const pending = this.compactPending;
+      if (this.closing !== undefined || this.compactPending === undefined) return;
+      const quietFor = performance.now() - this.lastWriteAt;
+      if (whenIdle && quietFor < COMPACT_RANGE_IDLE_MS) {
+        this.scheduleCompactRange(COMPACT_RANGE_IDLE_MS - quietFor, true);
+        return;
+      }
+      const start = logKey(this.compactPending.from);
+      const end = logKey(this.compactPending.to);
       this.compactPending = undefined;
-      if (pending === undefined || this.closing !== undefined) return;
-      const start = logKey(pending.from);
-      const end = logKey(pending.to);
       this.backgroundCompaction = this.backgroundCompaction
         .then(() => this.db.compactRange(start, end))
         .catch(() => undefined);
-    }, Math.random() * COMPACT_RANGE_JITTER_MS);
+    }, delayMs);
     this.compactTimer.unref();
   }
 
@@ -903,6 +934,7 @@ export class LevelStorage {
         this.deferredValues.clear();
         if (carriedHardState !== undefined) this.view.setHardState(carriedHardState);
       }
+      this.lastWriteAt = performance.now();
       if (trimmedTo > this.trimFrom) this.trimmed(this.trimFrom, trimmedTo);
     } catch (cause) {
       this.failure = new StorageError(

@@ -458,6 +458,30 @@ describe("persisting Readies", () => {
     expect(await rawLogKeysUpTo(dataPath, 300)).toBe(100);
   });
 
+  test("LevelDB compacts the deleted range once the store is idle, not while it writes", async () => {
+    const dataPath = await dirs.make();
+    const store = await storeWithSnapshot(dataPath, 300);
+    const db = (store as unknown as { db: { compactRange: (...range: unknown[]) => unknown } }).db;
+    const original = db.compactRange.bind(db);
+    const ranges: unknown[][] = [];
+    db.compactRange = (...range: unknown[]) => {
+      ranges.push(range);
+      return original(...range);
+    };
+    await store.persist({ entries: [], compactIndex: 200, mustSync: false });
+    // Writing every 50 ms for 1.5 s: the store is never idle for the 1 s compaction waits for.
+    for (let i = 301; i <= 330; i++) {
+      await append(store, [entry(i, 1)]);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(ranges).toEqual([]);
+    const deadline = Date.now() + 10_000; // about 1 s, unless the machine is very busy
+    while (ranges.length === 0 && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(ranges).toEqual([[logKey(1), logKey(201)]]);
+    await store.close();
+  });
+
   test("entries a stop left below the log start are deleted when the store opens", async () => {
     const dataPath = await dirs.make();
     const store = await storeWithSnapshot(dataPath, 300);
