@@ -3,11 +3,15 @@
 // generator (in this process) driving the KV gRPC API with 1, 8, 64 and 256 concurrent
 // clients: 256-byte values over 10,000 keys, writes then linearizable reads. Reports
 // throughput, p50/p99 latency and CPU seconds per operation (nodes + load generator).
-//   pnpm bench:cluster [-- --seconds 10 --warmup 10 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd --unary --shape]
+//   pnpm bench:cluster [-- --seconds 10 --warmup 10 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd --repeat N --unary --shape]
 // rockraft's client sends its calls over each node's KV.Batch stream, as it does by default;
 // with --unary it makes one unary gRPC call per operation, as etcd's client does.
 // With --vs-etcd, the same load runs, alternating row by row, against a three-member etcd
 // cluster on 127.0.0.1 (Debian's etcd-server, installed when missing), and the ratios print.
+// With --repeat N (and --vs-etcd), each row runs N times, the systems alternating (rockraft
+// first in odd rounds, etcd first in even ones); the ratios are the medians of the N pairs'
+// ratios, each pair's listed after it, so that a slow minute of this machine in one row
+// does not decide the comparison.
 // With --profile, each node process writes a V8 CPU profile (.cpuprofile) into DIR.
 // With --shape, more latency percentiles of each row (p75 to p99.9, max) print after the table.
 import { spawn, spawnSync } from "node:child_process";
@@ -33,12 +37,18 @@ const { values } = parseArgs({
     unary: { type: "boolean", default: false },
     "vs-etcd": { type: "boolean", default: false },
     shape: { type: "boolean", default: false },
+    repeat: { type: "string", default: "1" },
   },
   args: process.argv.slice(2).filter((arg) => arg !== "--"),
 });
 const seconds = Number(values.seconds);
 const warmup = Number(values.warmup);
 const clientCounts = values.clients.split(",").map(Number);
+const repeat = Number(values.repeat);
+if (!Number.isInteger(repeat) || repeat < 1) {
+  console.error(`--repeat: expected a positive integer, got ${JSON.stringify(values.repeat)}`);
+  process.exit(2);
+}
 
 buildAll();
 const { RockraftClient } = await import(join(root, "packages/transport-grpc/dist/index.js"));
@@ -220,18 +230,38 @@ const row = (name, kind, concurrency, r) => {
 console.log("| system | op | clients | ops/s | p50 ms | p99 ms | CPU ms/op | errors |");
 console.log("|---|---|---:|---:|---:|---:|---:|---:|");
 const ratios = [];
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const half = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[half] : (sorted[half - 1] + sorted[half]) / 2;
+};
+const times = (values) => values.map((v) => `${v.toFixed(2)}×`).join(", ");
 for (const concurrency of clientCounts) {
   for (const kind of values.ops.split(",")) {
-    // The systems alternate row by row, so that both see the same machine conditions.
-    const ours = await phase(rockraftTarget, kind, concurrency);
-    console.log(row("rockraft", kind, concurrency, ours));
-    if (etcd !== undefined) {
-      const theirs = await phase(etcd.target, kind, concurrency);
-      console.log(row("etcd", kind, concurrency, theirs));
-      ratios.push(
-        `${kind} @ ${concurrency} clients: throughput ${(ours.ops / theirs.ops).toFixed(2)}×, p99 ${(ours.p99 / theirs.p99).toFixed(2)}× etcd's`,
-      );
+    const throughput = [];
+    const p99 = [];
+    for (let round = 0; round < (etcd === undefined ? 1 : repeat); round++) {
+      // The systems alternate row by row, so that both see the same machine conditions.
+      const order =
+        round % 2 === 0 ? [rockraftTarget, etcd?.target] : [etcd.target, rockraftTarget];
+      const results = new Map();
+      for (const target of order) {
+        if (target === undefined) continue;
+        const result = await phase(target, kind, concurrency);
+        results.set(target.name, result);
+        console.log(row(target.name, kind, concurrency, result));
+      }
+      if (etcd === undefined) continue;
+      const [ours, theirs] = [results.get("rockraft"), results.get("etcd")];
+      throughput.push(ours.ops / theirs.ops);
+      p99.push(ours.p99 / theirs.p99);
     }
+    if (etcd === undefined) continue;
+    ratios.push(
+      repeat === 1
+        ? `${kind} @ ${concurrency} clients: throughput ${times(throughput)}, p99 ${times(p99)} etcd's`
+        : `${kind} @ ${concurrency} clients: throughput ${median(throughput).toFixed(2)}× (${times(throughput)}), p99 ${median(p99).toFixed(2)}× (${times(p99)}) etcd's, medians of ${repeat}`,
+    );
   }
 }
 if (ratios.length > 0) console.log(`\nrockraft / etcd:\n${ratios.join("\n")}`);
