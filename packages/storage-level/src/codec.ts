@@ -104,17 +104,28 @@ export function decodePosition(bytes: Uint8Array): LogPosition {
 }
 
 // The state machine's applied state is written with every apply, and its membership seldom
-// changes: the last one's encoding is kept (ConfStates are frozen, so the same object always
-// encodes the same).
+// changes: the last one's encoding is kept, for a frozen ConfState (raft-core's are; the
+// same frozen object always encodes the same). Any other is encoded every time.
 let lastConf: ConfState | undefined;
 let lastConfBytes: Uint8Array = new Uint8Array(0);
 
+function frozen(conf: ConfState): boolean {
+  return (
+    Object.isFrozen(conf) &&
+    Object.isFrozen(conf.voters) &&
+    Object.isFrozen(conf.learners) &&
+    Object.isFrozen(conf.votersOutgoing)
+  );
+}
+
 function encodedConf(conf: ConfState): Uint8Array {
-  if (conf !== lastConf) {
-    lastConfBytes = encodeConfState(conf);
+  if (conf === lastConf) return lastConfBytes;
+  const bytes = encodeConfState(conf);
+  if (frozen(conf)) {
     lastConf = conf;
+    lastConfBytes = bytes;
   }
-  return lastConfBytes;
+  return bytes;
 }
 
 /** A position plus a membership: snapshot metadata, and a state machine's applied state. */

@@ -1,7 +1,8 @@
-import { encodeConfState } from "@rockraft/raft-core";
+import { encodeConfState, makeConfState, type ConfState } from "@rockraft/raft-core";
 import { ClassicLevel } from "classic-level";
 import { afterEach, describe, expect, test } from "vitest";
 import { decodeCommand, encodeCommand, type Command, type LevelStorage } from "../src/index.js";
+import { decodeMetadata, encodeMetadata } from "../src/codec.js";
 import { LOG_START_KEY, logKey } from "../src/keys.js";
 import { TempDirs, append, bytes, entry, open, put, text } from "./helpers/store.js";
 
@@ -73,6 +74,18 @@ describe("the command codec", () => {
     ],
   ])("a %s tagged with a request id round-trips", (_name, value) => {
     expect(decodeCommand(encodeCommand(value))).toEqual(value);
+  });
+
+  test("metadata encodes the membership it is given, frozen or changed in place", () => {
+    const frozen = makeConfState([1, 2, 3]);
+    const open = { voters: [1], learners: [], votersOutgoing: [] };
+    const metadata = (confState: ConfState) => ({ index: 7, term: 2, confState });
+    expect(decodeMetadata(encodeMetadata(metadata(frozen))).confState).toEqual(frozen);
+    expect(decodeMetadata(encodeMetadata(metadata(frozen))).confState).toEqual(frozen);
+    expect(decodeMetadata(encodeMetadata(metadata(open))).confState.voters).toEqual([1]);
+    open.voters.push(4);
+    expect(decodeMetadata(encodeMetadata(metadata(open))).confState.voters).toEqual([1, 4]);
+    expect(decodeMetadata(encodeMetadata(metadata(frozen))).confState).toEqual(frozen);
   });
 
   test("a request id over 255 bytes is refused", () => {
