@@ -16,6 +16,16 @@ const command = (index: number, value: Command) => ({
   data: encodeCommand(value),
 });
 
+/** A compare-and-swap of key "k" from `expected` to `value`. */
+const swapK = (index: number, expected: string, value: string) =>
+  command(index, {
+    op: "cas",
+    key: bytes("k"),
+    expectFound: true,
+    expected: bytes(expected),
+    value: bytes(value),
+  });
+
 /** Counts the store's LevelDB batches and their ops from now on. */
 function countWrites(store: LevelStorage): { batches: number; ops: number } {
   const db = (store as unknown as { db: { _batch: (ops: unknown[], o: object) => unknown } }).db;
@@ -231,16 +241,7 @@ describe("applying committed entries", () => {
 
   test("values handed out are the caller's: changing them changes neither the store nor the log", async () => {
     const store = await open(await dirs.make());
-    const entries = [
-      put(1, 1, "k", "v1"),
-      command(2, {
-        op: "cas",
-        key: bytes("k"),
-        expectFound: true,
-        expected: bytes("v1"),
-        value: bytes("v2"),
-      }),
-    ];
+    const entries = [put(1, 1, "k", "v1"), swapK(2, "v1", "v2")];
     await append(store, entries, 2);
     const [, cas] = await store.apply(entries, { waitForWrite: false });
     const current = cas?.kind === "cas" ? cas.current : undefined;
@@ -312,13 +313,7 @@ describe("applying committed entries", () => {
     const store = await open(await dirs.make());
     const entries = [
       put(1, 1, "k", "v1"),
-      command(2, {
-        op: "cas",
-        key: bytes("k"),
-        expectFound: true,
-        expected: bytes("v1"),
-        value: bytes("v2"),
-      }),
+      swapK(2, "v1", "v2"),
       command(3, { op: "delete", key: bytes("k") }),
       command(4, { op: "delete", key: bytes("k") }),
     ];
