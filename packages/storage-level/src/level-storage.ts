@@ -135,16 +135,17 @@ export type ApplyResult =
 
 const EMPTY = new Uint8Array(0);
 
-/** How long deferred apply ops wait for a write to carry them before one of their own. */
-const DEFERRED_FLUSH_MS = 10;
+/**
+ * How long deferred apply ops and trailing log deletes wait for a write to carry them before
+ * one of their own.
+ */
+const CARRY_FLUSH_MS = 10;
 
 /**
  * Log entries a compaction removed are deleted from LevelDB a slice at a time, carried by the
  * store's next writes (see `persist`), this many per write.
  */
 const TRIM_PER_WRITE = 64;
-/** How long a slice of trailing deletes waits for a write to carry it before one of its own. */
-const TRIM_FLUSH_MS = 20;
 /**
  * LevelDB is asked to compact the range of deleted log entries (`compactRange`, which also
  * flushes its memtable) once the store has written nothing for this long...
@@ -192,11 +193,11 @@ export class LevelStorage {
   private readonly deferredValues = new Map<string, Uint8Array | null>();
   /** The hard state a deferred apply carries (the view takes it once written). */
   private deferredHardState: HardState | undefined;
-  private deferredFlush: NodeJS.Timeout | undefined;
+  /** Writes what waits to be carried (deferred apply ops, trailing deletes) if nothing does. */
+  private carryFlush: NodeJS.Timeout | undefined;
   /** Log indexes in [trimFrom, trimTo) are compacted away but still in LevelDB. */
   private trimFrom = 0;
   private trimTo = 0;
-  private trimFlush: NodeJS.Timeout | undefined;
   /** The log key range to hand to LevelDB's compactRange once the timer fires. */
   private compactPending: { from: number; to: number } | undefined;
   private compactTimer: NodeJS.Timeout | undefined;
@@ -539,7 +540,7 @@ export class LevelStorage {
         view.compact(compactIndex);
         if (this.trimFrom === this.trimTo) this.trimFrom = firstKept;
         this.trimTo = compactIndex + 1;
-        this.scheduleTrim();
+        this.scheduleCarry();
       }
       if (snapshot !== undefined && toApply.length > 0) {
         const afterSnapshot: BatchOp[] = [];
@@ -607,11 +608,20 @@ export class LevelStorage {
       this.deferredValues.set(keyString(op.key), op.type === "put" ? op.value : null);
     }
     if (hardState !== undefined) this.deferredHardState = hardState;
-    this.deferredFlush ??= setTimeout(() => {
-      this.deferredFlush = undefined;
+    this.scheduleCarry();
+  }
+
+  /** Unless a write carries what waits (see `write`) soon, one of its own will. */
+  private scheduleCarry(): void {
+    if (this.closing !== undefined) return; // trailing deletes left, the next open deletes
+    this.carryFlush ??= setTimeout(() => {
+      this.carryFlush = undefined;
+      if (this.failure !== undefined || this.closing !== undefined) return;
       // A failure stops the store and is reported by every later call.
-      this.flushDeferred().catch(() => undefined);
-    }, DEFERRED_FLUSH_MS);
+      this.serialized(async () => {
+        if (this.deferred.length > 0 || this.trimFrom < this.trimTo) await this.write([], false);
+      }).catch(() => undefined);
+    }, CARRY_FLUSH_MS);
   }
 
   /** Writes the deferred apply ops now, if there are any. */
@@ -622,18 +632,6 @@ export class LevelStorage {
   /** Within `serialized`: writes the deferred apply ops, if there are any. */
   private async writeDeferred(): Promise<void> {
     if (this.deferred.length > 0) await this.write([], false);
-  }
-
-  /** Unless a write carries the next slice of trailing deletes soon, one of their own will. */
-  private scheduleTrim(): void {
-    if (this.closing !== undefined) return; // what is left, the next open deletes
-    this.trimFlush ??= setTimeout(() => {
-      this.trimFlush = undefined;
-      if (this.trimFrom < this.trimTo && this.failure === undefined && this.closing === undefined) {
-        // A failure stops the store and is reported by every later call.
-        this.serialized(() => this.write([], false)).catch(() => undefined);
-      }
-    }, TRIM_FLUSH_MS);
   }
 
   /**
@@ -648,7 +646,7 @@ export class LevelStorage {
     const range = this.compactPending;
     this.compactPending = { from: range === undefined ? from : Math.min(range.from, from), to };
     if (this.trimFrom < this.trimTo) {
-      this.scheduleTrim();
+      this.scheduleCarry();
       return;
     }
     const many = this.compactPending.to - this.compactPending.from >= COMPACT_RANGE_ENTRIES;
@@ -864,9 +862,8 @@ export class LevelStorage {
   /** Waits for pending writes, then closes the database. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      clearTimeout(this.deferredFlush);
-      this.deferredFlush = undefined;
-      clearTimeout(this.trimFlush);
+      clearTimeout(this.carryFlush);
+      this.carryFlush = undefined;
       clearTimeout(this.compactTimer);
       if (this.failure === undefined) await this.flushDeferred().catch(() => undefined);
       await this.queue.catch(() => undefined);
@@ -912,11 +909,14 @@ export class LevelStorage {
       ops = this.deferred.concat(batch);
       this.deferred = [];
       this.deferredHardState = undefined;
-      clearTimeout(this.deferredFlush);
-      this.deferredFlush = undefined;
     }
     const trimmedTo = Math.min(this.trimTo, this.trimFrom + TRIM_PER_WRITE);
-    if (trimmedTo > this.trimFrom) {
+    const trimming = trimmedTo > this.trimFrom;
+    if (carried || trimming) {
+      clearTimeout(this.carryFlush); // this write carries what waits; `trimmed` says if more does
+      this.carryFlush = undefined;
+    }
+    if (trimming) {
       const trims: BatchOp[] = [];
       for (let i = this.trimFrom; i < trimmedTo; i++) trims.push({ type: "del", key: logKey(i) });
       ops = trims.concat(ops);
@@ -935,7 +935,7 @@ export class LevelStorage {
         if (carriedHardState !== undefined) this.view.setHardState(carriedHardState);
       }
       this.lastWriteAt = performance.now();
-      if (trimmedTo > this.trimFrom) this.trimmed(this.trimFrom, trimmedTo);
+      if (trimming) this.trimmed(this.trimFrom, trimmedTo);
     } catch (cause) {
       this.failure = new StorageError(
         "STORAGE_IO",

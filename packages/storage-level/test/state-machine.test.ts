@@ -458,7 +458,7 @@ describe("persisting Readies", () => {
     const store = await storeWithSnapshot(dataPath, 300);
     await store.persist({ entries: [], compactIndex: 200, mustSync: false });
     const writes = countWrites(store);
-    const deadline = Date.now() + 5_000; // about 60 ms, unless the machine is very busy
+    const deadline = Date.now() + 5_000; // about 40 ms, unless the machine is very busy
     while (writes.ops < 199 && Date.now() < deadline)
       await new Promise((resolve) => setTimeout(resolve, 5));
     await store.close();
