@@ -1,14 +1,18 @@
 #!/usr/bin/env node
-// `pnpm bench:gc-tail`: how much of the 1-client write tail is garbage collection. Three
-// example nodes as processes (as `pnpm bench:cluster` runs them), one client writing
-// 256-byte values one at a time; every node and the load generator record their GC pauses.
-// Prints, for each process, the share of the slowest 1% of writes that overlapped one of its
-// pauses (against the share of the other writes), and the p99 of the writes that overlapped
-// no pause anywhere: an estimate of the p99 without the collector.
+// `pnpm bench:gc-tail`: what the slowest 1-client writes overlap. Three example nodes as
+// processes (as `pnpm bench:cluster` runs them), one client writing 256-byte values one at a
+// time; every node and the load generator record their GC pauses (young-generation and
+// full collections apart), and each node's LevelDB log (its `LOG` file) says when it flushed
+// a memtable or compacted. Prints, for each process, the share of the slowest 1% of writes
+// that overlapped one of its pauses (against the share of the other writes) and the p99 of
+// the writes that overlapped no pause anywhere (an estimate of the p99 without the
+// collector); then the shares that overlapped a LevelDB flush or compaction on any node,
+// that fell just after a snapshot (within 300 log entries of the snapshot policy's
+// multiple), and that came in bursts (another of the slowest 1% within 30 ms).
 //   pnpm bench:gc-tail [-- --seconds 15 --warmup 10 --node-args="--max-semi-space-size=1"]
 // --node-args go to each node's `node` after the start script's own flags, so they override
 // them (e.g. another young-generation size).
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PerformanceObserver, performance } from "node:perf_hooks";
@@ -35,6 +39,11 @@ const extraArgs = values["node-args"].split(/\s+/).filter((arg) => arg !== "");
 
 buildAll();
 const { RockraftClient } = await import(join(root, "packages/transport-grpc/dist/index.js"));
+const { parseConfig } = await import(join(root, "packages/config/dist/index.js"));
+// The example's default snapshot policy: a snapshot every this many applied entries.
+const snapshotEvery = parseConfig(
+  '[node]\nnode_id = 1\nraft_addr = "127.0.0.1:1"\n[rocksdb]\ndata_path = "unused"\n',
+).raft.snapshotLogsSinceLast;
 const gcDir = await mkdtemp(join(tmpdir(), "rockraft-gc-"));
 cleanUpOnExit({ dir: gcDir });
 process.env.ROCKRAFT_GC_DIR = gcDir; // inherited by the nodes
@@ -44,7 +53,7 @@ const cluster = await startExampleCluster({ nodeArgs: ["--import", observer, ...
 const ownPauses = [];
 new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) {
-    ownPauses.push([performance.timeOrigin + entry.startTime, entry.duration]);
+    ownPauses.push([performance.timeOrigin + entry.startTime, entry.duration, entry.detail.kind]);
   }
 }).observe({ entryTypes: ["gc"] });
 
@@ -53,13 +62,13 @@ const client = new RockraftClient({ endpoints: cluster.endpoints, timeoutMs: 10_
 const put = () => client.put(`key-${Math.floor(Math.random() * 10_000)}`, value);
 const warmEnd = performance.now() + warmup * 1000;
 while (performance.now() < warmEnd) await put();
-const writes = []; // [start, ms since the epoch; duration, ms]
+const writes = []; // [start, ms since the epoch; duration, ms; log index]
 const from = performance.timeOrigin + performance.now();
 const end = performance.now() + seconds * 1000;
 while (performance.now() < end) {
   const t0 = performance.now();
-  await put();
-  writes.push([performance.timeOrigin + t0, performance.now() - t0]);
+  const { logId } = await put();
+  writes.push([performance.timeOrigin + t0, performance.now() - t0, Number(logId.index)]);
 }
 client.close();
 
@@ -80,15 +89,42 @@ for (const [i, node] of cluster.nodes.entries()) {
   processes.push({ name: `node ${i + 1}`, pauses: pauses.filter(([start]) => start >= from) });
 }
 processes.push({ name: "load generator", pauses: ownPauses.filter(([start]) => start >= from) });
+const storageWork = [];
+for (const node of cluster.nodes) storageWork.push(...(await levelDbWork(node.data)));
 await cluster.stop();
 await rm(gcDir, { recursive: true, force: true });
 
+/**
+ * LevelDB's memtable flushes and compactions in `dir`, as [start, ms] windows (ms since the
+ * epoch), from the `LOG` files LevelDB writes there (local time, to the microsecond).
+ */
+async function levelDbWork(dir) {
+  const windows = [];
+  const files = (await readdir(dir, { recursive: true })).filter((f) => /(^|\/)LOG$/.test(f));
+  for (const file of files) {
+    let open;
+    for (const line of (await readFile(join(dir, file), "utf8")).split("\n")) {
+      const m = /^(\d+)\/(\d+)\/(\d+)-(\d+):(\d+):(\d+)\.(\d+) \S+ (.*)$/.exec(line);
+      if (m === null) continue;
+      const [, y, mo, d, h, mi, s, us, what] = m;
+      const at = new Date(+y, mo - 1, +d, +h, +mi, +s).getTime() + us / 1000;
+      if (/^Level-0 table #\d+: started|^Compacting /.test(what)) open ??= at;
+      else if (open !== undefined && /bytes OK|^compacted to/.test(what)) {
+        windows.push([open, at - open]);
+        open = undefined;
+      }
+    }
+  }
+  return windows;
+}
+
+const isMajor = (kind) => kind !== 1; // 1: scavenge; 2, 4, 8: a full collection's phases
 const sorted = writes.map(([, ms]) => ms).sort((a, b) => a - b);
 const p99 = percentile(sorted, 99);
 const slow = writes.filter(([, ms]) => ms >= p99);
 const rest = writes.filter(([, ms]) => ms < p99);
-const overlaps = ([start, ms], pauses) =>
-  pauses.some(([at, pause]) => at < start + ms && at + pause > start);
+const overlaps = ([start, ms], windows) =>
+  windows.some(([at, length]) => at < start + ms && at + length > start);
 const share = (list, test) => `${((100 * list.filter(test).length) / list.length).toFixed(1)}%`;
 
 console.log(
@@ -97,23 +133,50 @@ console.log(
     `p50 ${percentile(sorted, 50).toFixed(2)} ms, p99 ${p99.toFixed(2)} ms\n`,
 );
 console.log(
-  "| process | GC pauses | paused ms | slowest 1% overlapping | other writes overlapping |",
+  "| process | GC pauses (full) | paused ms | longest ms | slowest 1% overlapping | other writes overlapping |",
 );
-console.log("|---|---:|---:|---:|---:|");
+console.log("|---|---:|---:|---:|---:|---:|");
 for (const { name, pauses } of processes) {
   const total = pauses.reduce((sum, [, ms]) => sum + ms, 0);
+  const longest = pauses.reduce((max, [, ms]) => Math.max(max, ms), 0);
+  const full = pauses.filter(([, , kind]) => isMajor(kind)).length;
   const test = (write) => overlaps(write, pauses);
   console.log(
-    `| ${name} | ${pauses.length} | ${total.toFixed(0)} | ${share(slow, test)} | ${share(rest, test)} |`,
+    `| ${name} | ${pauses.length} (${full}) | ${total.toFixed(0)} | ${longest.toFixed(1)} | ${share(slow, test)} | ${share(rest, test)} |`,
   );
 }
 const anyPause = (write) => processes.some(({ pauses }) => overlaps(write, pauses));
+const anyFull = (write) =>
+  processes.some(({ pauses }) =>
+    overlaps(
+      write,
+      pauses.filter(([, , kind]) => isMajor(kind)),
+    ),
+  );
 const clean = writes
   .filter((write) => !anyPause(write))
   .map(([, ms]) => ms)
   .sort((a, b) => a - b);
 console.log(
-  `| any | | | ${share(slow, anyPause)} | ${share(rest, anyPause)} |\n\n` +
-    `p99 of the ${clean.length} writes that overlapped no pause: ${percentile(clean, 99).toFixed(2)} ms`,
+  `| any | | | | ${share(slow, anyPause)} | ${share(rest, anyPause)} |\n\n` +
+    `p99 of the ${clean.length} writes that overlapped no pause: ${percentile(clean, 99).toFixed(2)} ms\n`,
 );
+
+const afterSnapshot = ([, , index]) => snapshotEvery > 0 && index % snapshotEvery < 300;
+const inBurst = (write) =>
+  slow.some((other) => other !== write && Math.abs(other[0] - write[0]) < 30);
+console.log("| the write | slowest 1% | other writes |\n|---|---:|---:|");
+for (const [what, test] of [
+  ["overlapped a full collection (any process)", anyFull],
+  [
+    `overlapped a LevelDB flush or compaction (any node; ${storageWork.length} in all)`,
+    (w) => overlaps(w, storageWork),
+  ],
+  [`came within 300 entries after a snapshot (every ${snapshotEvery})`, afterSnapshot],
+  ["had another of the slowest 1% within 30 ms", inBurst],
+]) {
+  console.log(
+    `| ${what} | ${share(slow, test)} | ${what.startsWith("had") ? "" : share(rest, test)} |`,
+  );
+}
 process.exit(0);

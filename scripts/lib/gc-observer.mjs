@@ -1,5 +1,6 @@
 // Loaded into each node by `pnpm bench:gc-tail` (node --import): records every garbage
-// collection pause (wall-clock start in ms since the epoch, duration in ms) and writes them as
+// collection pause (wall-clock start in ms since the epoch, duration in ms, and V8's kind: 1 for
+// a young-generation collection, 2, 4 or 8 for phases of a full one) and writes them as
 // JSON to $ROCKRAFT_GC_DIR/<pid>.json when the process gets SIGUSR2.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -8,7 +9,7 @@ import { PerformanceObserver, performance } from "node:perf_hooks";
 const pauses = [];
 new PerformanceObserver((list) => {
   for (const entry of list.getEntries()) {
-    pauses.push([performance.timeOrigin + entry.startTime, entry.duration]);
+    pauses.push([performance.timeOrigin + entry.startTime, entry.duration, entry.detail.kind]);
   }
 }).observe({ entryTypes: ["gc"] });
 process.on("SIGUSR2", () => {
