@@ -89,8 +89,12 @@ for (const [i, node] of cluster.nodes.entries()) {
   processes.push({ name: `node ${i + 1}`, pauses: pauses.filter(([start]) => start >= from) });
 }
 processes.push({ name: "load generator", pauses: ownPauses.filter(([start]) => start >= from) });
-const storageWork = [];
-for (const node of cluster.nodes) storageWork.push(...(await levelDbWork(node.data)));
+const storageWork = []; // the measured seconds' LevelDB flushes and compactions, every node
+for (const node of cluster.nodes) {
+  for (const window of await levelDbWork(node.data)) {
+    if (window[0] + window[1] >= from) storageWork.push(window);
+  }
+}
 await cluster.stop();
 await rm(gcDir, { recursive: true, force: true });
 
@@ -146,13 +150,8 @@ for (const { name, pauses } of processes) {
   );
 }
 const anyPause = (write) => processes.some(({ pauses }) => overlaps(write, pauses));
-const anyFull = (write) =>
-  processes.some(({ pauses }) =>
-    overlaps(
-      write,
-      pauses.filter(([, , kind]) => isMajor(kind)),
-    ),
-  );
+const fullPauses = processes.flatMap(({ pauses }) => pauses.filter(([, , kind]) => isMajor(kind)));
+const anyFull = (write) => overlaps(write, fullPauses);
 const clean = writes
   .filter((write) => !anyPause(write))
   .map(([, ms]) => ms)
