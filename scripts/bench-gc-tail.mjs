@@ -122,7 +122,9 @@ async function levelDbWork(dir) {
   return windows;
 }
 
-const isMajor = (kind) => kind !== 1; // 1: scavenge; 2, 4, 8: a full collection's phases
+// 1: a young-generation collection; 2, 4 (incremental marking) and 8 (weak callbacks, mostly
+// after a full one) count as full collections.
+const isMajor = (kind) => kind !== 1;
 const sorted = writes.map(([, ms]) => ms).sort((a, b) => a - b);
 const p99 = percentile(sorted, 99);
 const slow = writes.filter(([, ms]) => ms >= p99);

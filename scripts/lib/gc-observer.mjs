@@ -1,7 +1,7 @@
 // Loaded into each node by `pnpm bench:gc-tail` (node --import): records every garbage
-// collection pause (wall-clock start in ms since the epoch, duration in ms, and V8's kind: 1 for
-// a young-generation collection, 2, 4 or 8 for phases of a full one) and writes them as
-// JSON to $ROCKRAFT_GC_DIR/<pid>.json when the process gets SIGUSR2.
+// collection pause (wall-clock start in ms since the epoch, duration in ms, and V8's kind: 1 a
+// young-generation collection, 2 a full one, 4 incremental marking, 8 weak callbacks) and
+// writes them as JSON to $ROCKRAFT_GC_DIR/<pid>.json when the process gets SIGUSR2.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PerformanceObserver, performance } from "node:perf_hooks";
