@@ -70,6 +70,12 @@ export interface RaftOptions {
   readonly checkQuorum?: boolean;
   /** ReadIndex (`safe`, thesis §6.4) or leader lease (`lease`, needs checkQuorum); default safe. */
   readonly readMode?: ReadMode;
+  /**
+   * How many ticks the lease gives up to clock drift between nodes (`lease` reads only).
+   * A lease starts when the heartbeat round a quorum acknowledged was sent and lasts
+   * `electionTick - 1 - leaseClockDriftTicks` ticks; default `ceil(electionTick / 5)`.
+   */
+  readonly leaseClockDriftTicks?: number;
   /** Drop proposals on followers instead of forwarding them to the leader; default false. */
   readonly disableProposalForwarding?: boolean;
   /**
@@ -95,6 +101,10 @@ export interface RaftOptions {
   readonly testingUnsafe?: {
     /** Grant votes without the §5.4.1 up-to-date check. */
     readonly grantVotesWithoutLogCheck?: boolean;
+    /** Serve lease reads whenever this node leads (the lease measured by CheckQuorum alone). */
+    readonly leaseFromQuorumCheck?: boolean;
+    /** Ignore messages of lower terms as etcd does with PreVote and CheckQuorum off. */
+    readonly ignoreLowerTerms?: boolean;
   };
 }
 
@@ -142,7 +152,14 @@ interface ReadRequest {
   readonly context: string;
   readonly index: number;
   readonly from: NodeId;
-  readonly acks: Map<NodeId, boolean>;
+  /** The heartbeat round sent when the request arrived: a quorum's ack of it confirms it. */
+  readonly round: number;
+}
+
+/** A heartbeat round the leader sent, and when (in its ticks). */
+interface Round {
+  readonly round: number;
+  readonly sentAt: number;
 }
 
 interface ConfigEntry {
@@ -191,6 +208,23 @@ export class Raft {
   private readRequests: ReadRequest[] = [];
   private pendingReadIndexMessages: MsgReadIndex[] = [];
 
+  /** Ticks since this node started: the clock leases are measured with. */
+  private ticks = 0;
+  /** Whether this node restarted with state: it may have been inside a leader's lease. */
+  private readonly restarted: boolean;
+  /**
+   * Heartbeat rounds (leader). Every heartbeat carries its round's number as its context;
+   * a follower's reply acknowledges that round, and every round before it. A ReadIndex
+   * request is confirmed once a quorum acknowledged a round sent after it arrived; the
+   * lease starts when the newest round a quorum acknowledged was sent. Numbers only grow,
+   * so two requests never share a round whatever contexts their callers gave.
+   */
+  private round = 0;
+  private rounds: Round[] = [];
+  private readonly ackedRound = new Map<NodeId, number>();
+  /** A MsgTimeoutNow went out this term: voters may now ignore the lease, so it is over. */
+  private leaseRevoked = false;
+
   private readonly options: Required<
     Omit<RaftOptions, "testingUnsafe" | "storage" | "prng" | "id">
   >;
@@ -216,6 +250,7 @@ export class Raft {
       preVote: options.preVote ?? true,
       checkQuorum: options.checkQuorum ?? true,
       readMode: options.readMode ?? "safe",
+      leaseClockDriftTicks: options.leaseClockDriftTicks ?? Math.ceil(options.electionTick / 5),
       disableProposalForwarding: options.disableProposalForwarding ?? false,
       commitNotice: options.commitNotice ?? "broadcast",
       snapshotInterval: options.snapshotInterval ?? 5000,
@@ -238,6 +273,7 @@ export class Raft {
     }
     this.term = hardState.term;
     this.vote = hardState.vote;
+    this.restarted = hardState.term > 0;
     this.log.commitTo(hardState.commit);
     const applied = this.options.applied;
     if (applied > this.log.committed) {
@@ -374,6 +410,9 @@ export class Raft {
     }
     this.readRequests = [];
     this.pendingReadIndexMessages = [];
+    this.rounds = [];
+    this.ackedRound.clear();
+    this.leaseRevoked = false;
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -385,6 +424,7 @@ export class Raft {
   // ---- Time ----------------------------------------------------------------------------
 
   tick(): void {
+    this.ticks++;
     if (this.role === "leader") this.tickHeartbeat();
     else this.tickElection();
   }
@@ -495,10 +535,12 @@ export class Raft {
       if (m.type === "MsgVote" || m.type === "MsgPreVote") {
         // A node that heard from a leader within the minimum election timeout ignores
         // votes (thesis §4.2.3, §6.2), unless the leader itself asked for the election.
+        // A node that restarted may have acknowledged a leader just before it stopped: it
+        // keeps that lease for an election timeout after it starts, as if it had heard one.
         const inLease =
           this.options.checkQuorum &&
-          this.lead !== NONE &&
-          this.electionElapsed < this.options.electionTick;
+          ((this.lead !== NONE && this.electionElapsed < this.options.electionTick) ||
+            (this.restarted && this.ticks < this.options.electionTick));
         if (inLease && !m.transfer) return;
       }
       if (m.type === "MsgPreVote") {
@@ -507,16 +549,44 @@ export class Raft {
         // Granted pre-votes carry the term we will campaign for; they are counted below.
       } else if (m.type === "MsgApp" || m.type === "MsgHeartbeat" || m.type === "MsgSnap") {
         this.becomeFollower(m.term, m.from);
+      } else if (m.type === "MsgVote" && this.role !== "leader") {
+        // Figure 2: only a granted vote restarts the election timer, not a newer term. A
+        // candidate whose log cannot win (a removed node that never learned it, with PreVote
+        // off) would otherwise keep every voter's timer from running out, and nobody else
+        // would ever campaign.
+        const elapsed = this.electionElapsed;
+        this.becomeFollower(m.term, NONE);
+        this.electionElapsed = elapsed;
       } else {
         this.becomeFollower(m.term, NONE);
       }
     } else if (m.term < this.term) {
-      if (
-        (this.options.checkQuorum || this.options.preVote) &&
-        (m.type === "MsgHeartbeat" || m.type === "MsgApp")
-      ) {
-        // A stale leader (partitioned, or removed) learns our term and steps down; without
-        // this it could keep a pre-voting majority from ever electing anyone.
+      this.rejectLowerTerm(m);
+      return;
+    }
+
+    if (m.type === "MsgVote" || m.type === "MsgPreVote") {
+      this.handleVoteRequest(m);
+      return;
+    }
+    this.stepRole(m);
+  }
+
+  /**
+   * A request of a lower term is refused with our term (Figure 2: "reply false if term <
+   * currentTerm"), so that a stale leader or candidate learns the newer term and steps
+   * down. Without the reply, a candidate or leader left behind at a lower term (PreVote or
+   * CheckQuorum off, membership churn) could never rejoin. Responses of lower terms are
+   * stale and dropped.
+   */
+  private rejectLowerTerm(m: Message): void {
+    const legacy = this.unsafe.ignoreLowerTerms === true;
+    switch (m.type) {
+      case "MsgApp":
+      case "MsgHeartbeat":
+      case "MsgSnap":
+        if (legacy && (m.type === "MsgSnap" || !(this.options.checkQuorum || this.options.preVote)))
+          return;
         this.send({
           type: "MsgAppResp",
           from: this.id,
@@ -527,7 +597,18 @@ export class Raft {
           rejectHint: 0,
           logTerm: 0,
         });
-      } else if (m.type === "MsgPreVote") {
+        return;
+      case "MsgVote":
+        if (legacy) return;
+        this.send({
+          type: "MsgVoteResp",
+          from: this.id,
+          to: m.from,
+          term: this.term,
+          reject: true,
+        });
+        return;
+      case "MsgPreVote":
         this.send({
           type: "MsgPreVoteResp",
           from: this.id,
@@ -535,15 +616,10 @@ export class Raft {
           term: this.term,
           reject: true,
         });
-      }
-      return;
+        return;
+      default:
+        return;
     }
-
-    if (m.type === "MsgVote" || m.type === "MsgPreVote") {
-      this.handleVoteRequest(m);
-      return;
-    }
-    this.stepRole(m);
   }
 
   /** §5.2 one vote per term, §5.4.1 only for a log at least as up to date as ours. */
@@ -1000,11 +1076,22 @@ export class Raft {
   }
 
   private bcastHeartbeat(): void {
-    const last = this.readRequests[this.readRequests.length - 1];
-    const context = last === undefined ? "" : last.context;
+    const context = String(this.newRound());
     for (const id of this.progress.keys()) {
       if (id !== this.id) this.sendHeartbeat(id, context);
     }
+  }
+
+  /** Starts a heartbeat round: its number, recorded with the time it is sent. */
+  private newRound(): number {
+    const round = ++this.round;
+    // Rounds older than an election timeout can no longer start a lease.
+    const horizon = this.ticks - this.options.electionTick;
+    let drop = 0;
+    while (drop < this.rounds.length && this.rounds[drop]!.sentAt < horizon) drop++;
+    if (drop > 0) this.rounds.splice(0, drop);
+    this.rounds.push({ round, sentAt: this.ticks });
+    return round;
   }
 
   private sendHeartbeat(to: NodeId, context: string): void {
@@ -1024,18 +1111,64 @@ export class Raft {
     // free one slot so that a MsgApp goes out and, if rejected, replication backtracks.
     if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
     if (pr.match < this.log.lastIndex() || pr.state === "probe") this.maybeSendAppend(m.from, true);
-    if (m.context === "" || this.options.readMode !== "safe") return;
-    const position = this.readRequests.findIndex((request) => request.context === m.context);
-    if (position < 0) return;
-    const request = this.readRequests[position]!;
-    request.acks.set(m.from, true);
-    if (this.quorum.voteResult(request.acks) !== "won") return;
-    // Confirming a later request confirms every earlier one (they share the round trip).
-    const confirmed = this.readRequests.splice(0, position + 1);
-    for (const done of confirmed) this.respondToRead(done.from, done.index, done.context);
+    const round = parseRound(m.context);
+    if (round === undefined || round > this.round) return;
+    if (round <= (this.ackedRound.get(m.from) ?? 0)) return;
+    this.ackedRound.set(m.from, round);
+    this.confirmReads();
+  }
+
+  /** The newest heartbeat round a quorum (this leader included) has acknowledged; 0: none. */
+  private quorumAckedRound(): number {
+    return this.quorum.committedIndex((id) =>
+      id === this.id ? this.round : this.ackedRound.get(id),
+    );
+  }
+
+  /** Answers every pending read whose round a quorum has acknowledged (thesis §6.4 step 3). */
+  private confirmReads(): void {
+    if (this.readRequests.length === 0) return;
+    const acked = this.quorumAckedRound();
+    let confirmed = 0;
+    while (confirmed < this.readRequests.length && this.readRequests[confirmed]!.round <= acked)
+      confirmed++;
+    if (confirmed === 0) return;
+    for (const done of this.readRequests.splice(0, confirmed))
+      this.respondToRead(done.from, done.index, done.context);
+  }
+
+  /**
+   * Whether this leader's lease holds (thesis §6.4.1). A follower that acknowledged a
+   * heartbeat ignores votes for an election timeout after receiving it (CheckQuorum), so no
+   * other leader can be elected within `electionTick - 1` ticks of the send of the newest
+   * round a quorum acknowledged (one tick is lost to tick granularity); the lease ends
+   * `leaseClockDriftTicks` before that. A leadership transfer ends it for the rest of the
+   * term: the target's election does not wait for the lease.
+   */
+  private leaseValid(): boolean {
+    if (this.unsafe.leaseFromQuorumCheck === true) return true;
+    if (this.leaseRevoked) return false;
+    const acked = this.quorumAckedRound();
+    if (acked === 0) return false;
+    let sentAt: number | undefined;
+    for (let i = this.rounds.length - 1; i >= 0; i--) {
+      const round = this.rounds[i]!;
+      if (round.round <= acked) {
+        // Rounds are in order: the newest one at or before `acked` was sent no later.
+        sentAt = round.round === acked ? round.sentAt : undefined;
+        break;
+      }
+    }
+    if (sentAt === undefined) return false;
+    return this.ticks - sentAt < this.leaseTicks();
+  }
+
+  private leaseTicks(): number {
+    return this.options.electionTick - 1 - this.options.leaseClockDriftTicks;
   }
 
   private sendTimeoutNow(to: NodeId): void {
+    this.leaseRevoked = true;
     this.send({ type: "MsgTimeoutNow", from: this.id, to, term: this.term });
   }
 
@@ -1121,16 +1254,18 @@ export class Raft {
       this.respondToRead(m.from, this.log.committed, m.context);
       return;
     }
-    if (this.options.readMode === "lease") {
-      // CheckQuorum keeps a leader from outliving its lease (thesis §6.4.1).
+    if (this.options.readMode === "lease" && this.leaseValid()) {
       this.respondToRead(m.from, this.log.committed, m.context);
       return;
     }
-    if (this.readRequests.some((request) => request.context === m.context)) return;
-    const acks = new Map<NodeId, boolean>([[this.id, true]]);
-    this.readRequests.push({ context: m.context, index: this.log.committed, from: m.from, acks });
+    // ReadIndex (and a lease read whose lease has run out): a new heartbeat round, and the
+    // answer once a quorum acknowledged it. Every request is answered on its own, even one
+    // whose context another pending request shares.
+    const round = this.newRound();
+    this.readRequests.push({ context: m.context, index: this.log.committed, from: m.from, round });
+    const context = String(round);
     for (const id of this.progress.keys()) {
-      if (id !== this.id) this.sendHeartbeat(id, m.context);
+      if (id !== this.id) this.sendHeartbeat(id, context);
     }
   }
 
@@ -1226,9 +1361,11 @@ export class Raft {
       return;
     }
     if (this.log.matchTerm(index, term)) {
-      // We already hold the snapshot's last entry: just fast-forward the commit index.
+      // We already hold the snapshot's last entry: just fast-forward the commit index. The
+      // reply vouches for the snapshot's index only: the entries after it were never checked
+      // against the leader's log, so they must not count toward a commit there.
       this.log.commitTo(index);
-      reply(this.log.lastIndex());
+      reply(index);
       return;
     }
     this.restore(m.snapshot);
@@ -1387,9 +1524,30 @@ function validateOptions(options: RaftOptions): void {
   if (options.readMode === "lease" && options.checkQuorum === false) {
     throw new RangeError(`RaftOptions.readMode "lease" requires checkQuorum`);
   }
+  const drift = options.leaseClockDriftTicks;
+  if (drift !== undefined && (!Number.isSafeInteger(drift) || drift < 0)) {
+    throw new RangeError(
+      `RaftOptions.leaseClockDriftTicks: expected a non-negative integer, got ${String(drift)}`,
+    );
+  }
+  if (
+    options.readMode === "lease" &&
+    options.electionTick - 1 - (drift ?? Math.ceil(options.electionTick / 5)) < 1
+  ) {
+    throw new RangeError(
+      `RaftOptions.leaseClockDriftTicks (${String(drift ?? Math.ceil(options.electionTick / 5))}) leaves no lease: it must be less than electionTick - 1 (${options.electionTick - 1})`,
+    );
+  }
   if (typeof options.prng?.nextInt !== "function") {
     throw new TypeError("RaftOptions.prng: expected a Prng (see createPrng)");
   }
+}
+
+/** The heartbeat round a context names, or undefined for one this leader did not make. */
+function parseRound(context: string): number | undefined {
+  if (context === "" || context.length > 15) return undefined;
+  const round = Number(context);
+  return Number.isSafeInteger(round) && round > 0 && String(round) === context ? round : undefined;
 }
 
 function sameIds(a: readonly NodeId[], b: readonly NodeId[]): boolean {

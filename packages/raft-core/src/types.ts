@@ -194,7 +194,7 @@ export interface MsgHeartbeat extends Envelope {
   readonly type: "MsgHeartbeat";
   /** The leader's commit index, capped at what the follower is known to have. */
   readonly commit: number;
-  /** The newest pending ReadIndex context this round confirms, or "". */
+  /** The leader's heartbeat round (a decimal number), which confirms its reads and lease. */
   readonly context: string;
 }
 
@@ -202,7 +202,7 @@ export interface MsgHeartbeat extends Envelope {
 export interface MsgHeartbeatResp extends Envelope {
   /** Discriminant. */
   readonly type: "MsgHeartbeatResp";
-  /** The heartbeat's ReadIndex context, echoed. */
+  /** The heartbeat's round, echoed. */
   readonly context: string;
 }
 

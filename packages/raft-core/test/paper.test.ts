@@ -140,13 +140,63 @@ describe("§5.1 terms", () => {
     expect([raft.term, raft.role, raft.lead]).toEqual([2, "follower", NONE]);
   });
 
-  test("a message with a stale term is rejected: nothing changes, nothing is sent", () => {
+  test("a request with a stale term is rejected with the current term: nothing else changes", () => {
     const { raft } = setup();
     raft.becomeFollower(2, NONE);
     raft.step(app(2, 1, 1, 0, 0, entries(1), 0));
     expect(raft.term).toBe(2);
     expect(raft.log.lastIndex()).toBe(0);
-    expect(take(raft)).toEqual([]);
+    // Figure 2: "reply false if term < currentTerm" — the stale leader learns term 2.
+    expect(take(raft)).toEqual([appResp(1, 2, 2, 0)]);
+  });
+
+  test.each([
+    ["PreVote and CheckQuorum on", { preVote: true, checkQuorum: true }],
+    ["PreVote and CheckQuorum off", { preVote: false, checkQuorum: false }],
+  ] as const)(
+    "with %s, a stale leader's heartbeat and a stale candidate's vote request learn the newer term",
+    (_name, options) => {
+      const { raft } = setup([1, 2, 3], [], options);
+      raft.becomeFollower(3, NONE);
+      raft.step({ type: "MsgHeartbeat", from: 2, to: 1, term: 2, commit: 0, context: "" });
+      raft.step({
+        type: "MsgVote",
+        from: 3,
+        to: 1,
+        term: 2,
+        index: 5,
+        logTerm: 2,
+        transfer: false,
+      });
+      expect([raft.term, raft.vote]).toEqual([3, NONE]);
+      expect(take(raft)).toEqual([
+        appResp(1, 2, 3, 0),
+        { type: "MsgVoteResp", from: 1, to: 3, term: 3, reject: true },
+      ]);
+    },
+  );
+
+  test("a vote request of a newer term that is refused does not restart the election timer", () => {
+    // Figure 2: the timer restarts on hearing from the leader or granting a vote. A removed
+    // node with a short log (PreVote off) must not keep the voters from ever campaigning.
+    const { raft, node } = setup([1, 2, 3], entries(1, 1));
+    raft.becomeFollower(1, NONE);
+    for (let i = 0; i < 9; i++) node.tick();
+    raft.step(vote(3, 1, 2, 1, 1)); // a shorter log: refused
+    expect([raft.term, raft.vote]).toEqual([2, NONE]);
+    expect((raft as unknown as { electionElapsed: number }).electionElapsed).toBe(9);
+    raft.step(vote(2, 1, 3, 2, 1)); // as up to date: granted, and the timer restarts
+    expect([raft.term, raft.vote]).toEqual([3, 2]);
+    expect((raft as unknown as { electionElapsed: number }).electionElapsed).toBe(0);
+  });
+
+  test("the stale leader steps down when it hears the newer term", () => {
+    const { raft } = setup();
+    raft.becomeCandidate();
+    raft.becomeLeader();
+    take(raft);
+    raft.step(appResp(2, 1, 5, 0));
+    expect([raft.role, raft.term, raft.lead]).toEqual(["follower", 5, NONE]);
   });
 });
 
@@ -163,8 +213,8 @@ describe("§5.2 leader election", () => {
     take(raft);
     node.tick();
     expect(take(raft)).toEqual([
-      { type: "MsgHeartbeat", from: 1, to: 2, term: 1, commit: 0, context: "" },
-      { type: "MsgHeartbeat", from: 1, to: 3, term: 1, commit: 0, context: "" },
+      { type: "MsgHeartbeat", from: 1, to: 2, term: 1, commit: 0, context: "1" },
+      { type: "MsgHeartbeat", from: 1, to: 3, term: 1, commit: 0, context: "1" },
     ]);
   });
 

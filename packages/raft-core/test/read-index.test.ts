@@ -11,10 +11,46 @@ describe("ReadIndex", () => {
     network.member(1).node.readIndex("read-1");
     network.stabilize();
     expect(network.member(1).readStates).toEqual([{ index: 2, context: "read-1" }]);
-    const heartbeats = network.delivered.filter(
-      (m) => m.type === "MsgHeartbeat" && m.context === "read-1",
-    );
-    expect(heartbeats.map((m) => m.to)).toEqual([2, 3]);
+    // The read started a heartbeat round of its own, numbered by the leader.
+    const heartbeats = network.delivered.filter((m) => m.type === "MsgHeartbeat");
+    expect(heartbeats.map((m) => [m.to, m.type === "MsgHeartbeat" && m.context])).toEqual([
+      [2, "1"],
+      [3, "1"],
+    ]);
+  });
+
+  test("two pending requests that share a context are each answered, at their own index", () => {
+    // A follower that restarted may reuse a context it sent before it stopped. The leader
+    // must not take the new request for the old one: it would answer it at the old index.
+    const network = new TestNetwork([1, 2, 3]);
+    network.elect(1);
+    network.drop("MsgHeartbeatResp");
+    network.member(2).node.readIndex("2/1");
+    network.stabilize();
+    const before = network.raft(1).log.committed;
+    network.recover();
+    network.drop("MsgHeartbeat"); // the write commits, the old read stays unconfirmed
+    network.propose(1, "acknowledged");
+    const written = network.raft(1).log.committed;
+    expect(written).toBeGreaterThan(before);
+    network.recover();
+    network.member(2).node.readIndex("2/1");
+    network.stabilize();
+    expect(network.member(2).readStates).toEqual([
+      { index: before, context: "2/1" },
+      { index: written, context: "2/1" },
+    ]);
+  });
+
+  test("an acknowledgement of a round sent before a request arrived does not confirm it", () => {
+    const network = new TestNetwork([1, 2, 3]);
+    network.elect(1);
+    network.tick(1); // round 1 goes out and is acknowledged by both followers
+    network.stabilize();
+    network.drop("MsgHeartbeat");
+    network.member(1).node.readIndex("late");
+    network.stabilize();
+    expect(network.member(1).readStates).toEqual([]);
   });
 
   test("a follower's read is forwarded to the leader and answered with the leader's commit index", () => {
@@ -115,22 +151,148 @@ test("a sole voter whose commit index lags holds reads until an entry of its ter
 });
 
 describe("lease reads", () => {
-  test("with read mode lease, the leader answers without a heartbeat round", () => {
-    const network = new TestNetwork([1, 2, 3], { readMode: "lease", checkQuorum: true });
+  const lease = { readMode: "lease", checkQuorum: true, preVote: true } as const;
+
+  test("with read mode lease, the leader answers without a heartbeat round while its lease holds", () => {
+    const network = new TestNetwork([1, 2, 3], lease);
     network.elect(1);
+    network.tick(1); // a heartbeat round, acknowledged by both: the lease starts at its send
+    network.stabilize();
     network.isolate(2);
     network.isolate(3);
+    const heartbeats = network.delivered.filter((m) => m.type === "MsgHeartbeat").length;
     network.member(1).node.readIndex("lease-1");
     network.stabilize();
     expect(network.member(1).readStates).toEqual([{ index: 1, context: "lease-1" }]);
-    expect(network.delivered.filter((m) => m.type === "MsgHeartbeat" && m.context !== "")).toEqual(
-      [],
-    );
+    expect(network.delivered.filter((m) => m.type === "MsgHeartbeat")).toHaveLength(heartbeats);
+  });
+
+  test("without an acknowledged round the lease read falls back to ReadIndex", () => {
+    const network = new TestNetwork([1, 2, 3], lease);
+    network.elect(1);
+    network.isolate(2);
+    network.isolate(3);
+    network.member(1).node.readIndex("no-lease");
+    network.stabilize();
+    expect(network.member(1).readStates).toEqual([]);
+    network.recover();
+    network.tick(1);
+    network.stabilize();
+    expect(network.member(1).readStates).toEqual([{ index: 1, context: "no-lease" }]);
+  });
+
+  test("the lease ends electionTick - 1 - leaseClockDriftTicks ticks after its round was sent", () => {
+    // electionTick 10, drift 2 (the default, ceil(10 / 5)): the lease lasts 7 ticks.
+    const network = new TestNetwork([1, 2, 3], lease);
+    network.elect(1);
+    network.tick(1);
+    network.stabilize();
+    network.isolate(2);
+    network.isolate(3);
+    network.tick(1, 6);
+    network.member(1).node.readIndex("in");
+    network.stabilize();
+    expect(network.member(1).readStates).toEqual([{ index: 1, context: "in" }]);
+    network.tick(1, 1);
+    network.member(1).node.readIndex("out");
+    network.stabilize();
+    expect(network.member(1).readStates).toEqual([{ index: 1, context: "in" }]);
+  });
+
+  /**
+   * Leader 1 is cut off right after it took office (its CheckQuorum round starts there);
+   * an election timeout later, its followers no longer honour it and elect node 2, which
+   * commits a write. Node 1 still leads: its next CheckQuorum passes (it heard from both
+   * followers in the round before) and only the one after fails, almost two election
+   * timeouts after it was cut off. Returns the index of the acknowledged write.
+   */
+  function oldLeaderBesideNewOne(network: TestNetwork): number {
+    network.elect(1);
+    network.isolate(1);
+    for (let t = 0; t < 10; t++) for (const id of [1, 2, 3]) network.tick(id);
+    network.stabilize();
+    network.member(2).node.campaign();
+    network.stabilize();
+    expect([network.raft(1).role, network.raft(2).role]).toEqual(["leader", "leader"]);
+    network.propose(2, "acknowledged");
+    return network.raft(2).log.committed;
+  }
+
+  test("a leader cut off just after a CheckQuorum round never serves a lease read below a newer leader's write", () => {
+    const network = new TestNetwork([1, 2, 3], lease);
+    const written = oldLeaderBesideNewOne(network);
+    network.member(1).node.readIndex("stale?");
+    network.stabilize();
+    // Its lease ran out 7 ticks after the last round its followers acknowledged: the read
+    // falls back to ReadIndex, which a cut-off leader cannot complete.
+    expect(network.member(1).readStates).toEqual([]);
+    for (let t = 0; t < 10; t++) network.tick(1);
+    network.stabilize();
+    expect(network.raft(1).role).toBe("follower");
+    for (const state of network.member(1).readStates)
+      expect(state.index).toBeGreaterThanOrEqual(written);
+  });
+
+  test("with the lease measured by CheckQuorum alone (the old rule), that read is stale", () => {
+    const network = new TestNetwork([1, 2, 3], {
+      ...lease,
+      testingUnsafe: { leaseFromQuorumCheck: true },
+    });
+    const written = oldLeaderBesideNewOne(network);
+    network.member(1).node.readIndex("stale");
+    network.stabilize();
+    expect(network.member(1).readStates).toEqual([{ index: 1, context: "stale" }]);
+    expect(written).toBeGreaterThan(1);
+  });
+
+  test("a leadership transfer ends the lease for the rest of the term", () => {
+    const network = new TestNetwork([1, 2, 3], lease);
+    network.elect(1);
+    network.tick(1);
+    network.stabilize();
+    network.drop("MsgTimeoutNow"); // the transfer stalls: node 1 stays leader
+    network.member(1).node.transferLeader(2);
+    network.stabilize();
+    expect(network.raft(1).role).toBe("leader");
+    network.isolate(2);
+    network.isolate(3);
+    network.member(1).node.readIndex("after-transfer");
+    network.stabilize();
+    expect(network.member(1).readStates).toEqual([]);
+  });
+
+  test("a node that restarts ignores votes for an election timeout, as if a leader's lease held", () => {
+    const network = new TestNetwork([1, 2, 3], lease);
+    network.elect(1);
+    const member = network.member(3);
+    member.node = newNode(3, member.storage, lease); // restarted from its durable state
+    const vote = {
+      type: "MsgVote",
+      from: 2,
+      to: 3,
+      term: 2,
+      index: 10,
+      logTerm: 1,
+      transfer: false,
+    } as const;
+    member.node.step(vote);
+    expect(network.raft(3).term).toBe(1);
+    network.tick(3, 10);
+    member.node.step(vote);
+    expect(network.raft(3).term).toBe(2);
   });
 
   test("lease reads require CheckQuorum", () => {
     expect(() => new TestNetwork([1], { readMode: "lease", checkQuorum: false })).toThrow(
       new RangeError('RaftOptions.readMode "lease" requires checkQuorum'),
+    );
+  });
+
+  test("a drift bound that leaves no lease is refused", () => {
+    expect(() => new TestNetwork([1], { ...lease, leaseClockDriftTicks: 9 })).toThrow(
+      new RangeError(
+        "RaftOptions.leaseClockDriftTicks (9) leaves no lease: it must be less than electionTick - 1 (9)",
+      ),
     );
   });
 });

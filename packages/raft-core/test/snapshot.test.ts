@@ -190,6 +190,33 @@ describe("sending and installing snapshots", () => {
     expect(ready.hardState?.commit).toBe(2);
     expect(ready.committedEntries.map((e) => e.index)).toEqual([1, 2]);
   });
+
+  test("that follower acknowledges the snapshot's index, not its own unchecked entries after it", () => {
+    // Entries 3..5 of term 1 were never checked against the leader's log (the leader's own
+    // entry 3 may be of a later term): acknowledging 5 would let the leader count them.
+    const storage = storageWithPeers([1, 2, 3]);
+    storage.append([entry(1, 1), entry(2, 1), entry(3, 1), entry(4, 1), entry(5, 1)]);
+    const node = newNode(2, storage);
+    const snapshot: Snapshot = {
+      metadata: { index: 2, term: 1, confState: makeConfState([1, 2, 3]) },
+      data: bytes("state"),
+    };
+    node.step({ type: "MsgSnap", from: 1, to: 2, term: 2, snapshot });
+    const ready = node.ready();
+    expect(ready.snapshot).toBeUndefined();
+    expect(ready.persistedMessages).toEqual([
+      {
+        type: "MsgAppResp",
+        from: 2,
+        to: 1,
+        term: 2,
+        index: 2,
+        reject: false,
+        rejectHint: 0,
+        logTerm: 0,
+      },
+    ]);
+  });
 });
 
 describe("restart from a snapshot", () => {
