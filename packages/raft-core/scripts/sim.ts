@@ -1,8 +1,13 @@
 // Runs the deterministic simulator over many seeds:
 //   pnpm --filter @rockraft/raft-core sim -- --seeds 100000 [--start 1] [--nodes 3|5|both] [--steps 3000]
-//     [--churn] [--commit-notice broadcast|on-demand]
+//     [--churn] [--commit-notice broadcast|on-demand] [--faults all|classic]
+//     [--read-mode safe|lease] [--pre-vote on|off] [--check-quorum on|off]
+// --faults all (the default) adds skewed clocks (±20%), stalls of one to three election
+// timeouts, messages delayed by up to three election timeouts and leadership transfers to
+// the classic faults (loss, duplication, reordering, partitions, crashes).
 // Prints a summary and, for each failing seed, what failed and the command that replays it.
 import { parseArgs } from "node:util";
+import { CHAOS, CHAOS_ALL, SKEWED_LEASE_DRIFT_TICKS } from "../test/sim/cluster.js";
 import { runSeed, type RunResult } from "../test/sim/run.js";
 
 const { values } = parseArgs({
@@ -14,8 +19,30 @@ const { values } = parseArgs({
     steps: { type: "string", default: "3000" },
     churn: { type: "boolean", default: false },
     "commit-notice": { type: "string", default: "broadcast" },
+    faults: { type: "string", default: "all" },
+    "read-mode": { type: "string", default: "safe" },
+    "pre-vote": { type: "string", default: "on" },
+    "check-quorum": { type: "string", default: "on" },
   },
 });
+function choice<T extends string>(name: string, allowed: readonly T[]): T {
+  const value = values[name as keyof typeof values] as string;
+  if (!allowed.includes(value as T)) {
+    console.error(
+      `--${name}: expected ${allowed.map((a) => `"${a}"`).join(" or ")}, got "${value}"`,
+    );
+    process.exit(2);
+  }
+  return value as T;
+}
+const faults = choice("faults", ["all", "classic"] as const);
+const readMode = choice("read-mode", ["safe", "lease"] as const);
+const preVote = choice("pre-vote", ["on", "off"] as const) === "on";
+const checkQuorum = choice("check-quorum", ["on", "off"] as const) === "on";
+if (readMode === "lease" && !checkQuorum) {
+  console.error("--read-mode lease needs --check-quorum on");
+  process.exit(2);
+}
 const commitNotice = values["commit-notice"];
 if (commitNotice !== "broadcast" && commitNotice !== "on-demand") {
   console.error(`--commit-notice: expected "broadcast" or "on-demand", got "${commitNotice}"`);
@@ -38,6 +65,8 @@ const totals = {
   crashes: 0,
   membershipChanges: 0,
   snapshotsInstalled: 0,
+  transfers: 0,
+  stalls: 0,
 };
 for (let seed = start; seed < start + seeds; seed++) {
   for (const nodes of clusterSizes) {
@@ -46,8 +75,15 @@ for (let seed = start; seed < start + seeds; seed++) {
       nodes,
       steps,
       churn: values.churn,
-      raft: { commitNotice },
-      replay: `pnpm --filter @rockraft/raft-core sim -- --start ${seed} --seeds 1 --nodes ${nodes} --steps ${steps}${values.churn ? " --churn" : ""} --commit-notice ${commitNotice}`,
+      faults: faults === "all" ? CHAOS_ALL : CHAOS,
+      raft: {
+        commitNotice,
+        readMode,
+        preVote,
+        checkQuorum,
+        ...(faults === "all" ? { leaseClockDriftTicks: SKEWED_LEASE_DRIFT_TICKS } : {}),
+      },
+      replay: `pnpm --filter @rockraft/raft-core sim -- --start ${seed} --seeds 1 --nodes ${nodes} --steps ${steps}${values.churn ? " --churn" : ""} --commit-notice ${commitNotice} --faults ${faults} --read-mode ${readMode} --pre-vote ${preVote ? "on" : "off"} --check-quorum ${checkQuorum ? "on" : "off"}`,
     });
     runs++;
     for (const key of Object.keys(totals) as (keyof typeof totals)[])
@@ -66,9 +102,9 @@ for (let seed = start; seed < start + seeds; seed++) {
 }
 const seconds = (performance.now() - began) / 1000;
 console.log(
-  `${runs} runs (seeds ${start}..${start + seeds - 1}, ${clusterSizes.join("+")} nodes, ${steps} steps each${values.churn ? ", with membership churn and snapshots" : ""}, commit notices ${commitNotice}): ` +
+  `${runs} runs (seeds ${start}..${start + seeds - 1}, ${clusterSizes.join("+")} nodes, ${steps} steps each${values.churn ? ", with membership churn and snapshots" : ""}, ${faults} faults, commit notices ${commitNotice}, ${readMode} reads, PreVote ${preVote ? "on" : "off"}, CheckQuorum ${checkQuorum ? "on" : "off"}): ` +
     `${failures} failed in ${seconds.toFixed(1)} s; ` +
     `${totals.acked}/${totals.proposals} writes acknowledged, ${totals.readsServed}/${totals.reads} reads served, ` +
-    `${totals.crashes} crashes, ${totals.membershipChanges} membership changes, ${totals.snapshotsInstalled} snapshots installed; slowest recovery after healing: ${worstTicksToLeader} ticks to a leader`,
+    `${totals.crashes} crashes, ${totals.stalls} stalls, ${totals.transfers} transfers, ${totals.membershipChanges} membership changes, ${totals.snapshotsInstalled} snapshots installed; slowest recovery after healing: ${worstTicksToLeader} ticks to a leader`,
 );
 process.exit(failures === 0 ? 0 : 1);

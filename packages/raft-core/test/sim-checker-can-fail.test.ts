@@ -1,5 +1,26 @@
 import { expect, test } from "vitest";
-import { runSeed } from "./sim/run.js";
+import { runSeed, type RunOptions } from "./sim/run.js";
+import { LEASE_READS, NEITHER, VARIANT_SEEDS } from "./sim/variants.js";
+
+/** The first failure among the seeds a suite of `pnpm test` runs, with a rule broken. */
+function firstFailure(
+  variant: Omit<RunOptions, "seed" | "nodes">,
+  unsafe: NonNullable<NonNullable<RunOptions["raft"]>["testingUnsafe"]>,
+  suites: readonly { nodes: number; firstSeed: number; seeds: number }[],
+): string | undefined {
+  for (const { nodes, firstSeed, seeds } of suites) {
+    for (let seed = firstSeed; seed < firstSeed + seeds; seed++) {
+      const result = runSeed({
+        ...variant,
+        seed,
+        nodes,
+        raft: { ...variant.raft, testingUnsafe: unsafe },
+      });
+      if (!result.ok) return result.failure;
+    }
+  }
+  return undefined;
+}
 
 // Proof that the simulator's checkers can fail: with the §5.4.1 up-to-date check switched
 // off (votes granted to any candidate), a stale node wins an election and the missing
@@ -33,4 +54,23 @@ test("a failure names the replay command its caller gives", () => {
   }
   expect(failure).toMatch(/\n {2}replay: the script's own command for seed \d+$/);
   expect(failure).not.toContain("SIM_SEED");
+});
+
+// Issue 17's two liveness and lease bugs, put back behind test-only switches: the suites
+// `pnpm test` runs must catch each.
+test("a lease measured by CheckQuorum alone (served whenever the node leads) is caught by the lease suite's seeds", () => {
+  const failure = firstFailure(LEASE_READS, { leaseFromQuorumCheck: true }, [
+    { nodes: 3, firstSeed: 1, seeds: VARIANT_SEEDS.lease3 },
+    { nodes: 5, firstSeed: 1, seeds: VARIANT_SEEDS.lease5 },
+  ]);
+  expect(failure).toMatch(
+    /linearizable-reads: read .* got index \d+ but write \d+ was acknowledged before it began/,
+  );
+});
+
+test("ignoring requests of lower terms (no reply, as etcd does with PreVote and CheckQuorum off) is caught by the suites' seeds", () => {
+  const failure = firstFailure(NEITHER, { ignoreLowerTerms: true }, [
+    { nodes: 3, firstSeed: 420_001, seeds: VARIANT_SEEDS.neither3 },
+  ]);
+  expect(failure).toMatch(/liveness/);
 });

@@ -35,6 +35,21 @@ export interface FaultProfile {
   readonly crashes: boolean;
   /** Partitions (symmetric and one-way) may happen. */
   readonly partitions: boolean;
+  /**
+   * Each node's ticks come at its own rate, drawn once from [1 - clockSkew, 1 + clockSkew]
+   * times the nominal period; 0 = every clock the same.
+   */
+  readonly clockSkew?: number;
+  /**
+   * Stalls happen (a process that stops for longer than an election timeout, like an
+   * event-loop pause or SIGSTOP): on resume it first gets the ticks it missed, as the
+   * runtime gives them, then everything that arrived meanwhile.
+   */
+  readonly stalls?: boolean;
+  /** Probability that a message is delayed by up to three election timeouts. */
+  readonly longDelayRate?: number;
+  /** Mean time units between leadership transfers asked of the leader; 0 = none. */
+  readonly transferInterval?: number;
 }
 
 export const NO_FAULTS: FaultProfile = {
@@ -56,6 +71,22 @@ export const CHAOS: FaultProfile = {
   crashes: true,
   partitions: true,
 };
+
+/** CHAOS plus the faults of time: skewed clocks, stalls, long delays, and transfers. */
+export const CHAOS_ALL: FaultProfile = {
+  ...CHAOS,
+  clockSkew: 0.2,
+  stalls: true,
+  longDelayRate: 0.01,
+  transferInterval: 400,
+};
+
+/**
+ * The lease's drift bound (in ticks of electionTick 10) that covers clocks skewed by ±20%:
+ * a leader whose ticks are 1.2 units long against followers' 0.8 must end its lease
+ * within (10 - 1) × 0.8 / 1.2 = 6 of its ticks: 10 - 1 - 4 = 5.
+ */
+export const SKEWED_LEASE_DRIFT_TICKS = 4;
 
 export interface SimOptions {
   readonly seed: number;
@@ -108,6 +139,12 @@ export class SimNode {
   lastRole = "follower";
   lastTerm = 0;
   lastCommit = 0;
+  /** Time units between this node's ticks (its clock's rate). */
+  tickPeriod = TICK;
+  /** A stalled node processes nothing before this time. */
+  stalledUntil = 0;
+  /** Ticks that fell in a stall, given at once when it ends. */
+  missedTicks = 0;
 
   constructor(
     readonly id: number,
@@ -132,6 +169,8 @@ export class SimNode {
 
   crash(): void {
     this.up = false;
+    this.stalledUntil = 0;
+    this.missedTicks = 0;
     this.incarnation++;
     this.writing = undefined;
     this.reads.clear();
@@ -159,7 +198,9 @@ type SimEvent =
   | { kind: "snapshot-status"; leader: number; follower: number; ok: boolean }
   | { kind: "persisted"; node: number; incarnation: number }
   | { kind: "client" }
-  | { kind: "fault" };
+  | { kind: "fault" }
+  | { kind: "transfer" }
+  | { kind: "resume"; node: number; incarnation: number };
 
 /** Hooks the invariant checkers attach to. */
 export interface Observer {
@@ -199,6 +240,8 @@ export class SimCluster {
     membershipChanges: 0,
     snapshotsTaken: 0,
     snapshotsInstalled: 0,
+    transfers: 0,
+    stalls: 0,
   };
   private readonly queue = new EventQueue<SimEvent>();
   private readonly writes = new Map<string, PendingWrite>();
@@ -215,6 +258,9 @@ export class SimCluster {
     const allIds = Array.from({ length: options.maxNodes ?? options.nodes }, (_, i) => i + 1);
     for (const id of allIds) {
       const nodeSeed = this.prng.nextInt(0x7fffffff);
+      const skew = this.faults.clockSkew ?? 0;
+      const tickPeriod =
+        skew > 0 ? Math.round(TICK * (1 - skew + 2 * skew * this.prng.nextFloat())) : TICK;
       const node = new SimNode(id, (self) => {
         return new RawNode({
           id,
@@ -230,6 +276,7 @@ export class SimCluster {
           ...options.raft,
         });
       });
+      node.tickPeriod = tickPeriod;
       this.nodes.push(node);
       this.queue.push(1 + this.prng.nextInt(TICK), { kind: "tick", node: id });
     }
@@ -243,9 +290,11 @@ export class SimCluster {
     if (this.faults.faultInterval > 0) this.scheduleFault();
     if ((options.churnInterval ?? 0) > 0) this.schedule("churn", options.churnInterval!);
     if ((options.snapshotInterval ?? 0) > 0) this.schedule("snapshot", options.snapshotInterval!);
+    if ((this.faults.transferInterval ?? 0) > 0)
+      this.schedule("transfer", this.faults.transferInterval!);
   }
 
-  private schedule(kind: "churn" | "snapshot", interval: number): void {
+  private schedule(kind: "churn" | "snapshot" | "transfer", interval: number): void {
     this.queue.push(this.now + 1 + this.prng.nextInt(2 * interval), { kind });
   }
 
@@ -266,6 +315,11 @@ export class SimCluster {
 
   upNodes(): SimNode[] {
     return this.nodes.filter((node) => node.up);
+  }
+
+  /** Up nodes that are not stalled: the ones a client can reach now. */
+  responsiveNodes(): SimNode[] {
+    return this.nodes.filter((node) => node.up && node.stalledUntil <= this.now);
   }
 
   /** The node that is leader in the highest term, if any. */
@@ -303,6 +357,12 @@ export class SimCluster {
   heal(): void {
     this.faults = { ...NO_FAULTS };
     this.blocked.clear();
+    for (const node of this.nodes) {
+      if (node.stalledUntil > this.now) {
+        node.stalledUntil = this.now;
+        this.queue.push(this.now, { kind: "resume", node: node.id, incarnation: node.incarnation });
+      }
+    }
     for (const node of this.nodes) if (!node.up) this.restartNode(node);
   }
 
@@ -348,13 +408,31 @@ export class SimCluster {
     switch (event.kind) {
       case "tick": {
         const node = this.node(event.node);
-        if (node.up) node.raw.tick();
-        this.queue.push(this.now + TICK, event);
+        if (node.up && node.stalledUntil > this.now) node.missedTicks++;
+        else if (node.up) node.raw.tick();
+        this.queue.push(this.now + node.tickPeriod, event);
+        return;
+      }
+      case "resume": {
+        const node = this.node(event.node);
+        if (!node.up || node.incarnation !== event.incarnation) return;
+        // The runtime gives the ticks monotonic time says are due before it steps anything
+        // (at most two maximal election timeouts' worth).
+        const electionTick = this.options.raft?.electionTick ?? 10;
+        const cap = 2 * (this.options.raft?.electionTickMax ?? 2 * electionTick) + 2;
+        const ticks = Math.min(node.missedTicks, cap);
+        node.missedTicks = 0;
+        for (let i = 0; i < ticks; i++) node.raw.tick();
         return;
       }
       case "deliver": {
         const message = event.message;
         const node = this.node(message.to);
+        if (node.up && node.stalledUntil > this.now) {
+          // The process is stopped: the message waits in its socket until it resumes.
+          this.queue.push(node.stalledUntil + 1, event);
+          return;
+        }
         if (node.up) node.raw.step(message);
         // The transport reports how a snapshot transfer ended (here: at delivery).
         if (message.type === "MsgSnap") {
@@ -367,11 +445,15 @@ export class SimCluster {
         return;
       case "persisted": {
         const node = this.node(event.node);
+        if (node.up && node.stalledUntil > this.now) {
+          this.queue.push(node.stalledUntil + 1, event);
+          return;
+        }
         if (node.up && node.incarnation === event.incarnation) this.finishWrite(node);
         return;
       }
       case "client": {
-        const up = this.upNodes();
+        const up = this.responsiveNodes();
         if (up.length > 0) {
           const node = up[this.prng.nextInt(up.length)]!;
           if (this.prng.nextFloat() < (this.options.readShare ?? 0.3)) this.read(node);
@@ -392,11 +474,17 @@ export class SimCluster {
         this.schedule("churn", this.options.churnInterval!);
         return;
       case "snapshot": {
-        const up = this.upNodes();
+        const up = this.responsiveNodes();
         if (up.length > 0) this.takeSnapshot(up[this.prng.nextInt(up.length)]!);
         this.schedule("snapshot", this.options.snapshotInterval!);
         return;
       }
+      case "transfer":
+        // Transfers are a fault: they end when the faults heal.
+        if ((this.faults.transferInterval ?? 0) === 0) return;
+        this.transferLeadership();
+        this.schedule("transfer", this.faults.transferInterval!);
+        return;
     }
   }
 
@@ -407,8 +495,8 @@ export class SimCluster {
   }
 
   private injectFault(): void {
-    const choice = this.prng.nextInt(5);
-    const up = this.upNodes();
+    const choice = this.prng.nextInt(this.faults.stalls === true ? 6 : 5);
+    const up = this.responsiveNodes();
     const down = this.nodes.filter((node) => !node.up);
     if (choice === 0 && this.faults.crashes && up.length > 0) {
       const victim = up[this.prng.nextInt(up.length)]!;
@@ -425,6 +513,16 @@ export class SimCluster {
           if (side.has(a.id) !== side.has(b.id)) this.blocked.add(`${a.id}>${b.id}`);
         }
       }
+    } else if (choice === 5 && up.length > 0) {
+      // A stall of one to three election timeouts (an event-loop pause, SIGSTOP).
+      const victim = up[this.prng.nextInt(up.length)]!;
+      victim.stalledUntil = this.now + 10 * TICK + this.prng.nextInt(20 * TICK);
+      this.stats.stalls++;
+      this.queue.push(victim.stalledUntil, {
+        kind: "resume",
+        node: victim.id,
+        incarnation: victim.incarnation,
+      });
     } else if (choice === 3 && this.faults.partitions) {
       // A one-way link failure.
       const from = 1 + this.prng.nextInt(this.nodes.length);
@@ -435,10 +533,24 @@ export class SimCluster {
     }
   }
 
+  /** The leader is asked to hand leadership to a random other voter (thesis §3.10). */
+  private transferLeadership(): void {
+    const leader = this.leader();
+    if (leader === undefined || leader.stalledUntil > this.now) return;
+    const others = leader.raft().conf.voters.filter((id) => id !== leader.id);
+    if (others.length === 0) return;
+    try {
+      leader.raw.transferLeader(others[this.prng.nextInt(others.length)]!);
+      this.stats.transfers++;
+    } catch (error) {
+      if (!(error instanceof RaftError && error.code === "RAFT_REQUEST_REFUSED")) throw error;
+    }
+  }
+
   /** One random membership change at the leader: add, promote, demote, remove, replace it. */
   private changeMembership(): void {
     const leader = this.leader();
-    if (leader === undefined) return;
+    if (leader === undefined || leader.stalledUntil > this.now) return;
     const conf = leader.raft().conf;
     const members = new Set([...conf.voters, ...conf.learners]);
     const outsiders = this.nodes.map((n) => n.id).filter((id) => !members.has(id));
@@ -505,10 +617,12 @@ export class SimCluster {
         }
         continue;
       }
-      this.queue.push(this.now + 1 + this.prng.nextInt(this.faults.maxLatency), {
-        kind: "deliver",
-        message,
-      });
+      const longDelay =
+        (this.faults.longDelayRate ?? 0) > 0 && this.prng.nextFloat() < this.faults.longDelayRate!;
+      const latency = longDelay
+        ? 1 + this.prng.nextInt(30 * TICK)
+        : 1 + this.prng.nextInt(this.faults.maxLatency);
+      this.queue.push(this.now + latency, { kind: "deliver", message });
       if (this.prng.nextFloat() < this.faults.duplicateRate) {
         this.queue.push(this.now + 1 + this.prng.nextInt(this.faults.maxLatency), {
           kind: "deliver",
@@ -521,7 +635,8 @@ export class SimCluster {
   /** The drive loop of every up node: take a Ready, send, start the write (Ready duties 1–2). */
   private drainReadies(): void {
     for (const node of this.nodes) {
-      if (!node.up || node.writing !== undefined || !node.raw.hasReady()) continue;
+      if (!node.up || node.writing !== undefined || node.stalledUntil > this.now) continue;
+      if (!node.raw.hasReady()) continue;
       const ready = node.raw.ready();
       this.send(ready.messages);
       node.writing = ready;

@@ -14,7 +14,7 @@ export function simulateSeeds(
   const only = process.env.SIM_SEED;
   if (only !== undefined) {
     const seed = Number(only);
-    test(`seed ${seed} keeps every invariant and recovers after healing`, () => {
+    test(`seed ${seed} (${run.nodes} nodes) keeps every invariant and recovers after healing`, () => {
       const result = runSeed({ ...run, seed });
       expect(result.failure).toBeUndefined();
     });
@@ -23,7 +23,7 @@ export function simulateSeeds(
   for (let start = firstSeed; start < firstSeed + seeds; start += BATCH) {
     const end = Math.min(start + BATCH, firstSeed + seeds) - 1;
     test(
-      `seeds ${start}..${end} keep every invariant and recover after healing`,
+      `seeds ${start}..${end} (${run.nodes} nodes) keep every invariant and recover after healing`,
       { timeout: 120_000 },
       () => {
         const failures: string[] = [];
