@@ -73,6 +73,11 @@ export interface RaftConfig {
   readonly checkQuorum: boolean;
   /** `read_index` (default) or `lease` (needs `check_quorum`). */
   readonly readMode: ReadMode;
+  /**
+   * Clock drift the leader lease allows for (`lease_clock_drift_ms`): the lease lasts one
+   * election timeout minus one tick minus this; default a fifth of `election_timeout_min_ms`.
+   */
+  readonly leaseClockDriftMs: number;
   /** Build a snapshot once this many entries were applied since the last one; 0 = never. */
   readonly snapshotLogsSinceLast: number;
   /** Entries kept in the log behind a snapshot, so slightly lagging followers need no snapshot. */

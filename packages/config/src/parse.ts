@@ -137,6 +137,14 @@ function crossFieldIssues(parsed: Partial<Sections>): ConfigIssue[] {
         message: `"lease" needs raft.check_quorum = true (a leader must step down before its lease can expire)`,
       });
     }
+    const drift = raft.lease_clock_drift_ms;
+    const driftLimit = raft.election_timeout_min_ms - 3 * raft.tick_interval_ms;
+    if (drift !== undefined && drift >= driftLimit) {
+      issues.push({
+        path: "raft.lease_clock_drift_ms",
+        message: `expected less than raft.election_timeout_min_ms - 3 × raft.tick_interval_ms (${driftLimit}), got ${drift}: it would leave no lease`,
+      });
+    }
   }
   if (node && node.advertise_addr === undefined && isWildcardHost(node.raft_addr)) {
     issues.push({
@@ -297,6 +305,7 @@ function toConfig(sectionsData: Sections, source: string, baseDir: string): Conf
       preVote: raft.pre_vote,
       checkQuorum: raft.check_quorum,
       readMode: raft.read_mode,
+      leaseClockDriftMs: raft.lease_clock_drift_ms ?? Math.ceil(raft.election_timeout_min_ms / 5),
       snapshotLogsSinceLast: raft.snapshot_logs_since_last,
       snapshotKeepLogs: raft.snapshot_keep_logs,
       snapshotChunkBytes: raft.snapshot_chunk_bytes,

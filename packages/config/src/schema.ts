@@ -91,6 +91,7 @@ export const raftShape = {
   read_mode: z
     .enum(["read_index", "lease"], { error: 'expected "read_index" or "lease"' })
     .default("read_index"),
+  lease_clock_drift_ms: integer(0, 600_000, "expected milliseconds from 0 to 600000").optional(),
   snapshot_logs_since_last: integer(
     0,
     Number.MAX_SAFE_INTEGER,

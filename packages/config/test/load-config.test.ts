@@ -53,6 +53,7 @@ describe("the seed's example files", () => {
         preVote: true,
         checkQuorum: true,
         readMode: "read_index",
+        leaseClockDriftMs: 200,
         snapshotLogsSinceLast: 5000,
         snapshotKeepLogs: 1000,
         snapshotChunkBytes: 3 * 1024 * 1024,

@@ -40,6 +40,7 @@ max_inflight_appends = 8
 pre_vote = false
 check_quorum = true
 read_mode = "lease"
+lease_clock_drift_ms = 20
 snapshot_logs_since_last = 0
 snapshot_keep_logs = 10
 snapshot_chunk_bytes = 1024
@@ -82,6 +83,7 @@ pretty = true
       preVote: false,
       checkQuorum: true,
       readMode: "lease",
+      leaseClockDriftMs: 20,
       snapshotLogsSinceLast: 0,
       snapshotKeepLogs: 10,
       snapshotChunkBytes: 1024,
@@ -329,6 +331,12 @@ describe("cross-field rules", () => {
   test("lease reads need check quorum", () => {
     expect(problems(`${BASE}[raft]\nread_mode = "lease"\ncheck_quorum = false\n`)).toEqual([
       `${SOURCE}: raft.read_mode: "lease" needs raft.check_quorum = true (a leader must step down before its lease can expire)`,
+    ]);
+  });
+
+  test("a lease clock drift bound that leaves no lease is refused", () => {
+    expect(problems(`${BASE}[raft]\nread_mode = "lease"\nlease_clock_drift_ms = 850\n`)).toEqual([
+      `${SOURCE}: raft.lease_clock_drift_ms: expected less than raft.election_timeout_min_ms - 3 × raft.tick_interval_ms (850), got 850: it would leave no lease`,
     ]);
   });
 
