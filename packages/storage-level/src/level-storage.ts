@@ -859,6 +859,24 @@ export class LevelStorage {
     });
   }
 
+  /** Whether snapshot data streamed in waits for its MsgSnap (see `discardStagedSnapshots`). */
+  hasStagedSnapshots(): boolean {
+    return this.staged.size > 0;
+  }
+
+  /**
+   * Deletes the staged data of snapshots at or below `committed`: the core installs only a
+   * snapshot beyond its commit index, so it ignored these MsgSnaps (it already had the
+   * entries) and their data would otherwise stay until the next open.
+   */
+  async discardStagedSnapshots(committed: number): Promise<void> {
+    for (const [index, generation] of [...this.staged]) {
+      if (index > committed) continue;
+      this.staged.delete(index);
+      await this.serialized(() => this.db.clear(generationRange(generation)));
+    }
+  }
+
   /** Waits for pending writes, then closes the database. Idempotent. */
   close(): Promise<void> {
     this.closing ??= (async () => {

@@ -1,3 +1,4 @@
+import { ClassicLevel } from "classic-level";
 import { afterEach, describe, expect, test } from "vitest";
 import type { Snapshot } from "@rockraft/raft-core";
 import { StorageError, type LevelStorage, type SnapshotChunk } from "../src/index.js";
@@ -190,4 +191,39 @@ describe("snapshots", () => {
     await reopened.close();
     await source.close();
   });
+
+  test("staged data of a snapshot the core ignored is deleted, not kept until the next open", async () => {
+    const source = await storeWithKeys(30);
+    const stream = await readAll(source, 100);
+    const dataPath = await dirs.make();
+    const entries = Array.from({ length: 40 }, (_, i) => put(i + 1, 1, `mine${i}`, "kept"));
+    let target = await open(dataPath);
+    await append(target, entries, 40);
+    await target.apply(entries);
+    await target.close();
+    const keysBefore = await countKeys(dataPath);
+    target = await open(dataPath);
+    const installer = await target.beginSnapshotInstall(stream.metadata); // index 30
+    for (const chunk of stream.chunks) await installer.write(chunk);
+    await installer.finish(stream.chunks.at(-1)!.checksum!);
+    expect(target.hasStagedSnapshots()).toBe(true);
+    await target.discardStagedSnapshots(29); // not yet at or below the commit index: kept
+    expect(target.hasStagedSnapshots()).toBe(true);
+    await target.discardStagedSnapshots(40); // the core, at commit 40, ignored its MsgSnap
+    expect(target.hasStagedSnapshots()).toBe(false);
+    expect(text(await target.get(bytes("mine0")))).toBe("kept");
+    await target.close();
+    expect(await countKeys(dataPath)).toBe(keysBefore);
+    await source.close();
+  });
 });
+
+async function countKeys(dataPath: string): Promise<number> {
+  const db = new ClassicLevel<Uint8Array, Uint8Array>(dataPath, {
+    keyEncoding: "view",
+    valueEncoding: "view",
+  });
+  const keys = await db.keys().all();
+  await db.close();
+  return keys.length;
+}
