@@ -29,25 +29,9 @@ import type { Logger } from "pino";
 import { RockraftError, withUnknownOutcome } from "./errors.js";
 import { NodeMetricsExporter } from "./metrics.js";
 import { maxMessageBytesOf, raftOptionsOf } from "./options.js";
+import { ProposalTracker, requestKey, type AppliedWrite, type Proposal } from "./proposals.js";
 import { Waiter, type NodeMetrics, type Member, type LogId } from "./wait.js";
 import type { YoungGcScheduler } from "./young-gc.js";
-
-interface Proposal {
-  readonly data: Uint8Array;
-  /** The tag inside `data` that finds this proposal again when a follower applies it. */
-  readonly requestId: string;
-  readonly resolve: (applied: { result: ApplyResult; logId: LogId }) => void;
-  readonly reject: (error: Error) => void;
-  readonly deadline: number;
-}
-
-interface PendingWrite {
-  readonly requestId: string;
-  readonly resolve: (applied: { result: ApplyResult; logId: LogId }) => void;
-  readonly reject: (error: Error) => void;
-  readonly timer: NodeJS.Timeout;
-  readonly proposedAt: number;
-}
 
 interface PendingRead {
   readonly resolve: (index: number) => void;
@@ -74,11 +58,6 @@ function appendedEntries(messages: readonly Message[]): number {
     if (message.type === "MsgApp" && message.entries.length > 0) return message.entries.length;
   }
   return 0;
-}
-
-/** A request id as a map key. */
-function requestKey(id: Uint8Array): string {
-  return Buffer.from(id.buffer, id.byteOffset, id.byteLength).toString("latin1");
 }
 
 export function addressContext(addresses: ReadonlyMap<NodeId, string>): string {
@@ -135,21 +114,29 @@ export class NodeRuntime {
   private snapshotIndex: number;
 
   private proposals: Proposal[] = [];
-  /** Proposals this node leads, by log index. */
-  private readonly writes = new Map<number, PendingWrite>();
-  /** Proposals raft-core forwarded to the leader (MsgProp), by request id. */
-  private readonly forwarded = new Map<string, PendingWrite>();
+  /** Proposed writes waiting for their entries to be applied. */
+  private readonly waiting: ProposalTracker;
   /** Random per process, so that request ids never repeat across restarts. */
   private readonly requestPrefix = randomBytes(8);
   private requestCounter = 0;
   private reads: PendingRead[] = [];
   private readonly readBatches = new Map<string, PendingRead[]>();
+  /**
+   * Read contexts carry the same random per-process prefix as request ids: a restarted
+   * node must never reuse a context a leader may still hold from before (it would be
+   * answered with that older, lower read index).
+   */
+  private readonly readPrefix = `${this.requestPrefix.toString("hex")}/`;
   private readCounter = 0;
   private readonly forwardClients = new Map<string, RockraftClient>();
 
   private wakeUp: (() => void) | undefined;
   private woken = false;
   private ticker: NodeJS.Timeout | undefined;
+  /** When logical time began (monotonic ms), and how many ticks have been given since. */
+  private readonly tickEpoch = performance.now();
+  private readonly maxCatchUpTicks: number;
+  private ticksGiven = 0;
   private stopping = false;
   private failure: Error | undefined;
   readonly loopDone: Promise<void>;
@@ -164,6 +151,9 @@ export class NodeRuntime {
   ) {
     this.nodeId = config.node.nodeId;
     this.metricsExporter = metricsExporter;
+    this.waiting = new ProposalTracker((seconds) =>
+      this.metricsExporter?.applyLatency.observe(seconds),
+    );
     if (metricsExporter !== undefined) metricsExporter.source = () => this.metrics();
     this.raw = new RawNode({
       id: this.nodeId,
@@ -176,6 +166,7 @@ export class NodeRuntime {
     this.lastApplied =
       applied.index === 0 ? undefined : { term: applied.term, nodeId: NONE, index: applied.index };
     this.snapshotIndex = storage.raftStorage.snapshot().metadata.index;
+    this.maxCatchUpTicks = 2 * (raftOptionsOf(config).electionTickMax ?? 0) + 2;
     this.transport = new PeerTransport({
       nodeId: this.nodeId,
       clusterId: config.cluster.clusterId,
@@ -195,8 +186,7 @@ export class NodeRuntime {
     this.refreshAddresses();
     this.loopDone = this.loop();
     this.ticker = setInterval(() => {
-      this.raw.tick();
-      this.wake();
+      if (this.catchUpTicks()) this.wake();
     }, config.raft.tickIntervalMs);
   }
 
@@ -215,6 +205,7 @@ export class NodeRuntime {
       this.refreshAddresses(true);
     }
     try {
+      this.catchUpTicks();
       for (const message of messages) this.raw.step(message);
     } catch (error) {
       this.fail(error);
@@ -261,7 +252,7 @@ export class NodeRuntime {
    * (reason `unreachable`), which is safe to retry; one lost after it was sent is only
    * noticed at the deadline, with an unknown outcome.
    */
-  async write(command: Command, timeoutMs: number): Promise<{ result: ApplyResult; logId: LogId }> {
+  async write(command: Command, timeoutMs: number): Promise<AppliedWrite> {
     this.assertRunning();
     const deadline = Date.now() + timeoutMs;
     await this.awaitLeader(deadline);
@@ -290,12 +281,8 @@ export class NodeRuntime {
           continue;
         }
         if (requestId === undefined) continue;
-        const key = requestKey(requestId);
-        const pending = this.forwarded.get(key);
-        if (pending === undefined) continue;
-        this.forwarded.delete(key);
-        clearTimeout(pending.timer);
-        pending.reject(
+        this.waiting.dropForwarded(
+          requestKey(requestId),
           new RockraftError(
             "RAFT_PROPOSAL_DROPPED",
             `the write could not be sent to leader ${message.to}; it was not proposed`,
@@ -533,6 +520,25 @@ export class NodeRuntime {
 
   // ---- The loop --------------------------------------------------------------------------
 
+  /**
+   * Gives raft-core the ticks that monotonic time says are due; true if it gave any.
+   * Logical time must not fall behind real time: after an event-loop stall or a stopped
+   * process, the interval timer fires once, not once per missed period, and a leader whose
+   * clock lagged would think its lease still holds. Called before anything is stepped, so
+   * a message or read that waited out a stall meets a clock that has caught up. At most
+   * two maximal election timeouts are given at once: enough for every timer to expire.
+   */
+  private catchUpTicks(): boolean {
+    const due =
+      Math.floor((performance.now() - this.tickEpoch) / this.config.raft.tickIntervalMs) -
+      this.ticksGiven;
+    if (due <= 0) return false;
+    this.ticksGiven += due;
+    const ticks = Math.min(due, this.maxCatchUpTicks);
+    for (let i = 0; i < ticks; i++) this.raw.tick();
+    return true;
+  }
+
   private wake(): void {
     this.woken = true;
     const wakeUp = this.wakeUp;
@@ -555,6 +561,7 @@ export class NodeRuntime {
 
   /** Takes Readies until there is nothing left to do. */
   private async drain(): Promise<void> {
+    this.catchUpTicks();
     this.flushProposals();
     this.flushReads();
     while (this.raw.hasReady() && !this.stopping) {
@@ -605,6 +612,11 @@ export class NodeRuntime {
       }
       this.onReadStates(ready.readStates);
       this.raw.advance();
+      // Snapshot data streamed in for a MsgSnap the core then ignored (it already had those
+      // entries committed) would otherwise stay on disk until the next restart.
+      if (this.storage.hasStagedSnapshots()) {
+        await this.storage.discardStagedSnapshots(this.raw.status().hardState.commit);
+      }
       if (ready.snapshotDue !== undefined) await this.triggerSnapshot();
       this.refreshAddresses();
       this.expireReads();
@@ -650,53 +662,15 @@ export class NodeRuntime {
     if (position === undefined) {
       // Forwarded to the leader by raft-core (MsgProp): each is found again by its request
       // id when applied here (or failed by onDropped if the transport could not send it).
-      for (const proposal of live) {
-        this.forwarded.set(
-          proposal.requestId,
-          this.pending(proposal, () => this.forwarded.delete(proposal.requestId)),
-        );
-      }
+      for (const proposal of live) this.waiting.forwardedToLeader(proposal);
       return;
     }
-    live.forEach((proposal, i) => {
-      const index = position.index + i;
-      this.writes.set(
-        index,
-        this.pending(proposal, () => this.writes.delete(index)),
-      );
-    });
-  }
-
-  /**
-   * A proposal waiting for its entry to be applied, rejected at its deadline unless `forget`
-   * (which removes it from where it waits) finds it already gone.
-   */
-  private pending(proposal: Proposal, forget: () => boolean): PendingWrite {
-    const timer = setTimeout(
-      () => {
-        if (forget()) {
-          proposal.reject(
-            new RockraftError(
-              "RAFT_TIMEOUT",
-              "the write was not applied within the deadline; its outcome is unknown",
-              { outcomeUnknown: true },
-            ),
-          );
-        }
-      },
-      Math.max(0, proposal.deadline - Date.now()),
-    );
-    return {
-      requestId: proposal.requestId,
-      resolve: proposal.resolve,
-      reject: proposal.reject,
-      timer,
-      proposedAt: performance.now(),
-    };
+    live.forEach((proposal, i) => this.waiting.proposedAt(position.index + i, proposal));
   }
 
   private flushReads(): void {
     if (this.reads.length === 0) return;
+    this.catchUpTicks(); // a lease is judged by a clock that has caught up
     const now = Date.now();
     const batch = this.reads.filter((read) => {
       if (read.deadline > now) return true;
@@ -710,7 +684,7 @@ export class NodeRuntime {
     });
     this.reads = [];
     if (batch.length === 0) return;
-    const context = `${this.nodeId}/${++this.readCounter}`;
+    const context = `${this.readPrefix}${++this.readCounter}`;
     try {
       this.raw.readIndex(context);
     } catch {
@@ -754,40 +728,8 @@ export class NodeRuntime {
         index: result.index,
       };
       this.lastApplied = logId;
-      const requestId =
-        "requestId" in result && result.requestId !== undefined
-          ? requestKey(result.requestId)
-          : undefined;
-      // A proposal this node made as leader waits at its index; if another entry took that
-      // index (a newer leader's), it was dropped.
-      const atIndex = this.writes.get(result.index);
-      if (atIndex !== undefined) {
-        this.writes.delete(result.index);
-        if (atIndex.requestId === requestId) {
-          this.settle(atIndex, result, logId);
-          continue;
-        }
-        clearTimeout(atIndex.timer);
-        atIndex.reject(
-          new RockraftError(
-            "RAFT_PROPOSAL_DROPPED",
-            `entry ${result.index} was replaced by a newer leader's entry before it committed`,
-          ),
-        );
-      }
-      // A proposal forwarded to the leader is found by its request id.
-      const forwarded = requestId === undefined ? undefined : this.forwarded.get(requestId);
-      if (forwarded !== undefined) {
-        this.forwarded.delete(requestId!);
-        this.settle(forwarded, result, logId);
-      }
+      this.waiting.applied(result, logId);
     }
-  }
-
-  private settle(write: PendingWrite, result: ApplyResult, logId: LogId): void {
-    clearTimeout(write.timer);
-    this.metricsExporter?.applyLatency.observe((performance.now() - write.proposedAt) / 1000);
-    write.resolve({ result, logId });
   }
 
   private onSoftState(soft: SoftState): void {
@@ -877,13 +819,7 @@ export class NodeRuntime {
     for (const proposal of this.proposals) proposal.reject(error);
     this.proposals = [];
     // Proposed writes may still commit (on the other nodes, or from this log after a restart).
-    const proposed = withUnknownOutcome(error);
-    for (const write of [...this.writes.values(), ...this.forwarded.values()]) {
-      clearTimeout(write.timer);
-      write.reject(proposed);
-    }
-    this.writes.clear();
-    this.forwarded.clear();
+    this.waiting.rejectAll(withUnknownOutcome(error));
     for (const read of this.reads) read.reject(error);
     this.reads = [];
     for (const batch of this.readBatches.values()) for (const read of batch) read.reject(error);

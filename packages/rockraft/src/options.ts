@@ -20,6 +20,7 @@ export function raftOptionsOf(
     preVote: raft.preVote,
     checkQuorum: raft.checkQuorum,
     readMode: raft.readMode === "lease" ? "lease" : "safe",
+    leaseClockDriftTicks: Math.ceil(raft.leaseClockDriftMs / raft.tickIntervalMs),
     snapshotInterval: raft.snapshotLogsSinceLast,
     snapshotKeepEntries: raft.snapshotKeepLogs,
     // Commit notices only to followers waiting for them (their forwarded writes, their
