@@ -1,7 +1,7 @@
 // Runs the deterministic simulator over many seeds:
 //   pnpm --filter @rockraft/raft-core sim -- --seeds 100000 [--start 1] [--nodes 3|5|both] [--steps 3000]
 //     [--churn] [--commit-notice broadcast|on-demand] [--faults all|classic]
-//     [--read-mode safe|lease] [--pre-vote on|off] [--check-quorum on|off]
+//     [--read-mode safe|lease] [--pre-vote on|off] [--check-quorum on|off] [--heal-ticks N]
 // --faults all (the default) adds skewed clocks (±20%), stalls of one to three election
 // timeouts, messages delayed by up to three election timeouts and leadership transfers to
 // the classic faults (loss, duplication, reordering, partitions, crashes).
@@ -9,6 +9,7 @@
 import { parseArgs } from "node:util";
 import { CHAOS, CHAOS_ALL, SKEWED_LEASE_DRIFT_TICKS } from "../test/sim/cluster.js";
 import { runSeed, type RunResult } from "../test/sim/run.js";
+import { PRE_VOTE_OFF_HEAL_TICKS } from "../test/sim/variants.js";
 
 const { values } = parseArgs({
   args: process.argv.slice(2).filter((arg) => arg !== "--"),
@@ -23,6 +24,7 @@ const { values } = parseArgs({
     "read-mode": { type: "string", default: "safe" },
     "pre-vote": { type: "string", default: "on" },
     "check-quorum": { type: "string", default: "on" },
+    "heal-ticks": { type: "string" },
   },
 });
 function choice<T extends string>(name: string, allowed: readonly T[]): T {
@@ -39,6 +41,7 @@ const faults = choice("faults", ["all", "classic"] as const);
 const readMode = choice("read-mode", ["safe", "lease"] as const);
 const preVote = choice("pre-vote", ["on", "off"] as const) === "on";
 const checkQuorum = choice("check-quorum", ["on", "off"] as const) === "on";
+const healTicks = Number(values["heal-ticks"] ?? (preVote ? 200 : PRE_VOTE_OFF_HEAL_TICKS));
 if (readMode === "lease" && !checkQuorum) {
   console.error("--read-mode lease needs --check-quorum on");
   process.exit(2);
@@ -76,6 +79,7 @@ for (let seed = start; seed < start + seeds; seed++) {
       steps,
       churn: values.churn,
       faults: faults === "all" ? CHAOS_ALL : CHAOS,
+      healTicks,
       raft: {
         commitNotice,
         readMode,
@@ -83,7 +87,7 @@ for (let seed = start; seed < start + seeds; seed++) {
         checkQuorum,
         ...(faults === "all" ? { leaseClockDriftTicks: SKEWED_LEASE_DRIFT_TICKS } : {}),
       },
-      replay: `pnpm --filter @rockraft/raft-core sim -- --start ${seed} --seeds 1 --nodes ${nodes} --steps ${steps}${values.churn ? " --churn" : ""} --commit-notice ${commitNotice} --faults ${faults} --read-mode ${readMode} --pre-vote ${preVote ? "on" : "off"} --check-quorum ${checkQuorum ? "on" : "off"}`,
+      replay: `pnpm --filter @rockraft/raft-core sim -- --start ${seed} --seeds 1 --nodes ${nodes} --steps ${steps}${values.churn ? " --churn" : ""} --commit-notice ${commitNotice} --faults ${faults} --read-mode ${readMode} --pre-vote ${preVote ? "on" : "off"} --check-quorum ${checkQuorum ? "on" : "off"} --heal-ticks ${healTicks}`,
     });
     runs++;
     for (const key of Object.keys(totals) as (keyof typeof totals)[])

@@ -210,8 +210,20 @@ export class Raft {
 
   /** Ticks since this node started: the clock leases are measured with. */
   private ticks = 0;
-  /** Whether this node restarted with state: it may have been inside a leader's lease. */
-  private readonly restarted: boolean;
+  /**
+   * When (in `ticks`) this node last heard from a leader of its term. It ignores votes for
+   * an election timeout after that (CheckQuorum; thesis §4.2.3), whatever happens to its
+   * term meanwhile: a newer term learned from a stray response must not end the lease it
+   * promised. A node that restarts with state counts its start as such a contact: it may
+   * have acknowledged a leader just before it stopped.
+   */
+  private leaderContactAt: number;
+  /**
+   * The term as of the last Ready the application made durable. A heartbeat is
+   * acknowledged only once our term is durable: an acknowledgement promises to honour the
+   * leader's lease, and a node that restarts with no term on disk does not know it must.
+   */
+  durableTerm: number;
   /**
    * Heartbeat rounds (leader). Every heartbeat carries its round's number as its context;
    * a follower's reply acknowledges that round, and every round before it. A ReadIndex
@@ -273,7 +285,8 @@ export class Raft {
     }
     this.term = hardState.term;
     this.vote = hardState.vote;
-    this.restarted = hardState.term > 0;
+    this.leaderContactAt = hardState.term > 0 ? 0 : -Infinity;
+    this.durableTerm = hardState.term;
     this.log.commitTo(hardState.commit);
     const applied = this.options.applied;
     if (applied > this.log.committed) {
@@ -535,12 +548,9 @@ export class Raft {
       if (m.type === "MsgVote" || m.type === "MsgPreVote") {
         // A node that heard from a leader within the minimum election timeout ignores
         // votes (thesis §4.2.3, §6.2), unless the leader itself asked for the election.
-        // A node that restarted may have acknowledged a leader just before it stopped: it
-        // keeps that lease for an election timeout after it starts, as if it had heard one.
         const inLease =
           this.options.checkQuorum &&
-          ((this.lead !== NONE && this.electionElapsed < this.options.electionTick) ||
-            (this.restarted && this.ticks < this.options.electionTick));
+          (this.role === "leader" || this.ticks - this.leaderContactAt < this.options.electionTick);
         if (inLease && !m.transfer) return;
       }
       if (m.type === "MsgPreVote") {
@@ -568,6 +578,9 @@ export class Raft {
     if (m.type === "MsgVote" || m.type === "MsgPreVote") {
       this.handleVoteRequest(m);
       return;
+    }
+    if (m.type === "MsgApp" || m.type === "MsgHeartbeat" || m.type === "MsgSnap") {
+      this.leaderContactAt = this.ticks; // the leader of our term
     }
     this.stepRole(m);
   }
@@ -1334,13 +1347,17 @@ export class Raft {
 
   private handleHeartbeat(m: MsgHeartbeat): void {
     this.log.commitTo(m.commit);
-    this.send({
+    const response: Message = {
       type: "MsgHeartbeatResp",
       from: this.id,
       to: m.from,
       term: this.term,
       context: m.context,
-    });
+    };
+    // The acknowledgement confirms the leader's reads and lease: it waits until our term
+    // is durable (only the first heartbeats of a new term wait for a write).
+    if (this.term === this.durableTerm) this.msgs.push(response);
+    else this.msgsAfterPersist.push(response);
   }
 
   private handleSnapshot(m: MsgSnap): void {

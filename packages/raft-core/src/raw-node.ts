@@ -23,6 +23,8 @@ export interface MembershipTarget {
 }
 
 interface HandedOut {
+  /** The term this Ready makes durable. */
+  readonly term: number;
   readonly entries: readonly Entry[];
   readonly snapshotIndex: number | undefined;
   readonly lastCommitted: number | undefined;
@@ -211,6 +213,11 @@ export class RawNode {
     return this.raft.conf;
   }
 
+  /** Role, leader and term right now, without building a whole `status()`. */
+  softState(): SoftState {
+    return this.raft.softState();
+  }
+
   /** Runs the node's own invariant checks; throws RaftError RAFT_INVARIANT on violation. */
   checkInvariants(): void {
     this.raft.checkInvariants();
@@ -296,6 +303,7 @@ export class RawNode {
     if (softChanged) this.prevSoftState = soft;
     this.prevHardState = hard;
     this.handedOut = {
+      term: hard.term,
       entries,
       snapshotIndex: snapshot?.metadata.index,
       lastCommitted: committedEntries[committedEntries.length - 1]?.index,
@@ -321,6 +329,7 @@ export class RawNode {
     const done = this.handedOut;
     if (done === undefined) throw new TypeError("advance(): no Ready is outstanding");
     this.handedOut = undefined;
+    this.raft.durableTerm = done.term;
     const log = this.raft.log;
     if (done.snapshotIndex !== undefined) {
       log.stableSnapshotTo(done.snapshotIndex);

@@ -282,6 +282,47 @@ describe("lease reads", () => {
     expect(network.raft(3).term).toBe(2);
   });
 
+  test("a follower that learns a newer term from a stray response still honours the lease it acknowledged", () => {
+    // Node 1 acknowledged leader 2's heartbeat. A rejecting vote response of term 3 (node 3
+    // answering an old vote request of node 1's) moves it to term 3 with no leader; node 3's
+    // vote request must still be ignored until an election timeout after the heartbeat.
+    const storage = storageWithPeers([1, 2, 3]);
+    const node = newNode(1, storage, lease);
+    node.step({ type: "MsgHeartbeat", from: 2, to: 1, term: 1, commit: 0, context: "1" });
+    node.step({ type: "MsgVoteResp", from: 3, to: 1, term: 3, reject: true });
+    expect(node.status().hardState.term).toBe(3);
+    const vote = {
+      type: "MsgVote",
+      from: 3,
+      to: 1,
+      term: 4,
+      index: 0,
+      logTerm: 0,
+      transfer: false,
+    } as const;
+    node.step(vote);
+    expect(node.status().hardState).toMatchObject({ term: 3, vote: 0 });
+    for (let i = 0; i < 10; i++) node.tick();
+    node.step(vote);
+    expect(node.status().hardState).toMatchObject({ term: 4, vote: 3 });
+  });
+
+  test("a heartbeat is acknowledged only once the term it brought is durable", () => {
+    // A node whose term is not on disk would forget, if it crashed now, that it promised to
+    // honour this leader's lease.
+    const storage = storageWithPeers([1, 2, 3]);
+    const node = newNode(1, storage, lease);
+    node.step({ type: "MsgHeartbeat", from: 2, to: 1, term: 1, commit: 0, context: "1" });
+    const first = node.ready();
+    expect(first.hardState?.term).toBe(1);
+    expect(first.messages).toEqual([]);
+    expect(first.persistedMessages.map((m) => m.type)).toEqual(["MsgHeartbeatResp"]);
+    storage.setHardState(first.hardState!);
+    node.advance();
+    node.step({ type: "MsgHeartbeat", from: 2, to: 1, term: 1, commit: 0, context: "2" });
+    expect(node.ready().messages.map((m) => m.type)).toEqual(["MsgHeartbeatResp"]);
+  });
+
   test("lease reads require CheckQuorum", () => {
     expect(() => new TestNetwork([1], { readMode: "lease", checkQuorum: false })).toThrow(
       new RangeError('RaftOptions.readMode "lease" requires checkQuorum'),

@@ -416,11 +416,14 @@ export class SimCluster {
       case "resume": {
         const node = this.node(event.node);
         if (!node.up || node.incarnation !== event.incarnation) return;
-        // The runtime gives the ticks monotonic time says are due before it steps anything
-        // (at most two maximal election timeouts' worth).
+        // As rockraft's runtime does before it steps anything: a leader gets the ticks it
+        // missed (at most two maximal election timeouts' worth), so that it judges its lease
+        // by a clock that caught up; any other role gets one, the rest dropped, so that it
+        // hears from the leader before it may time out.
         const electionTick = this.options.raft?.electionTick ?? 10;
         const cap = 2 * (this.options.raft?.electionTickMax ?? 2 * electionTick) + 2;
-        const ticks = Math.min(node.missedTicks, cap);
+        const leader = node.raw.softState().role === "leader";
+        const ticks = Math.min(node.missedTicks, leader ? cap : 1);
         node.missedTicks = 0;
         for (let i = 0; i < ticks; i++) node.raw.tick();
         return;

@@ -13,8 +13,22 @@ export const LEASE_READS: Variant = {
   raft: { readMode: "lease", leaseClockDriftTicks: SKEWED_LEASE_DRIFT_TICKS },
 };
 
+/**
+ * Ticks after healing within which a leader must appear with PreVote off. A node with a
+ * stale log and configuration that never learned it must not lead (say, a voter being
+ * added that missed the joint entry) keeps campaigning and raising its term; the voter
+ * that can win must time out before it, which random timeouts give within a few hundred
+ * ticks (the longest seen: about 450). With PreVote on, such a node never raises its term.
+ */
+export const PRE_VOTE_OFF_HEAL_TICKS = 1000;
+
 /** Membership churn and every fault, with PreVote off. */
-export const NO_PRE_VOTE: Variant = { faults: CHAOS_ALL, churn: true, raft: { preVote: false } };
+export const NO_PRE_VOTE: Variant = {
+  faults: CHAOS_ALL,
+  churn: true,
+  healTicks: PRE_VOTE_OFF_HEAL_TICKS,
+  raft: { preVote: false },
+};
 
 /** Membership churn and every fault, with CheckQuorum off. */
 export const NO_CHECK_QUORUM: Variant = {
@@ -27,6 +41,7 @@ export const NO_CHECK_QUORUM: Variant = {
 export const NEITHER: Variant = {
   faults: CHAOS_ALL,
   churn: true,
+  healTicks: PRE_VOTE_OFF_HEAL_TICKS,
   raft: { preVote: false, checkQuorum: false },
 };
 
