@@ -522,11 +522,13 @@ export class NodeRuntime {
 
   /**
    * Gives raft-core the ticks that monotonic time says are due; true if it gave any.
-   * Logical time must not fall behind real time: after an event-loop stall or a stopped
-   * process, the interval timer fires once, not once per missed period, and a leader whose
-   * clock lagged would think its lease still holds. Called before anything is stepped, so
-   * a message or read that waited out a stall meets a clock that has caught up. At most
-   * two maximal election timeouts are given at once: enough for every timer to expire.
+   * A leader's logical time must not fall behind real time: after an event-loop stall or
+   * a stopped process, the interval timer fires once, not once per missed period, and a
+   * leader whose clock lagged would think its lease still holds. Called before anything is
+   * stepped, so a message or read that waited out a stall meets a clock that has caught
+   * up; at most two maximal election timeouts are given at once, enough for every timer to
+   * expire. Any other role gets one tick and the rest are dropped (as etcd's ticker does):
+   * it hears from the leader before it may time out, instead of campaigning at once.
    */
   private catchUpTicks(): boolean {
     const due =
@@ -534,7 +536,8 @@ export class NodeRuntime {
       this.ticksGiven;
     if (due <= 0) return false;
     this.ticksGiven += due;
-    const ticks = Math.min(due, this.maxCatchUpTicks);
+    const leader = this.raw.softState().role === "leader";
+    const ticks = Math.min(due, leader ? this.maxCatchUpTicks : 1);
     for (let i = 0; i < ticks; i++) this.raw.tick();
     return true;
   }
@@ -611,11 +614,14 @@ export class NodeRuntime {
         this.onApplied(results);
       }
       this.onReadStates(ready.readStates);
+      // advance() may release reads held for a commit: judge their lease by a current clock.
+      this.catchUpTicks();
       this.raw.advance();
       // Snapshot data streamed in for a MsgSnap the core then ignored (it already had those
-      // entries committed) would otherwise stay on disk until the next restart.
+      // entries) would otherwise stay on disk until the next restart. Only data at or below
+      // the applied index: a snapshot the core accepted waits in the next Ready.
       if (this.storage.hasStagedSnapshots()) {
-        await this.storage.discardStagedSnapshots(this.raw.status().hardState.commit);
+        await this.storage.discardStagedSnapshots(this.storage.applied().index);
       }
       if (ready.snapshotDue !== undefined) await this.triggerSnapshot();
       this.refreshAddresses();

@@ -865,13 +865,15 @@ export class LevelStorage {
   }
 
   /**
-   * Deletes the staged data of snapshots at or below `committed`: the core installs only a
-   * snapshot beyond its commit index, so it ignored these MsgSnaps (it already had the
-   * entries) and their data would otherwise stay until the next open.
+   * Deletes the staged data of snapshots at or below `applied` (the state machine's applied
+   * index): the core never installs a snapshot at or below it, so it ignored these MsgSnaps
+   * and their data would otherwise stay until the next open. (Bound it by the applied
+   * index, not the commit index: a snapshot the core accepted moves the commit index to
+   * its own at once, while it waits to be installed by the next Ready.)
    */
-  async discardStagedSnapshots(committed: number): Promise<void> {
+  async discardStagedSnapshots(applied: number): Promise<void> {
     for (const [index, generation] of [...this.staged]) {
-      if (index > committed) continue;
+      if (index > applied) continue;
       this.staged.delete(index);
       await this.serialized(() => this.db.clear(generationRange(generation)));
     }

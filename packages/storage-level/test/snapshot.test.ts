@@ -207,9 +207,9 @@ describe("snapshots", () => {
     for (const chunk of stream.chunks) await installer.write(chunk);
     await installer.finish(stream.chunks.at(-1)!.checksum!);
     expect(target.hasStagedSnapshots()).toBe(true);
-    await target.discardStagedSnapshots(29); // not yet at or below the commit index: kept
+    await target.discardStagedSnapshots(29); // not at or below the applied index: kept
     expect(target.hasStagedSnapshots()).toBe(true);
-    await target.discardStagedSnapshots(40); // the core, at commit 40, ignored its MsgSnap
+    await target.discardStagedSnapshots(40); // the core, at applied 40, ignored its MsgSnap
     expect(target.hasStagedSnapshots()).toBe(false);
     expect(text(await target.get(bytes("mine0")))).toBe("kept");
     await target.close();
