@@ -124,6 +124,16 @@ async function main(): Promise<number> {
   print();
 
   let stopping = false;
+  // A node that stops by itself (disk full, I/O error, corrupt data, a broken invariant)
+  // serves nothing more: the process says why in one line and exits, so that a supervisor
+  // restarts it and nobody takes it for a live member.
+  void node.failed.then(async (error) => {
+    if (stopping) return;
+    stopping = true;
+    process.stderr.write(`error: ${error.message}\n`);
+    await node.shutdown();
+    process.exit(1);
+  });
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, test } from "vitest";
-import { RockraftClient, RockraftClientError } from "@rockraft/transport-grpc";
+import { PeerTransport, RockraftClient, RockraftClientError } from "@rockraft/transport-grpc";
 import { exampleCluster, type NodeProcess } from "./helpers/processes.js";
 
 // The example's nodes as real child processes, as a user runs them.
@@ -205,6 +205,47 @@ describe("the basic example, as processes", () => {
     expect(node.errors).toBe(
       `error: ${node.confPath}: node.node_id: expected a positive integer, got "abc"\n`,
     );
+  });
+
+  test("a node stopped by a failure exits with a one-line error and code 1", async () => {
+    const cluster = await exampleCluster();
+    cleanup = cluster.cleanup;
+    const node = cluster.nodes[1]!;
+    node.start();
+    await node.waitForOutput(/Waiting for cluster to be initialized/);
+    // A peer's heartbeat telling it to commit far past its (empty) log: a broken invariant,
+    // as a node meets when its acknowledged entries were lost on disk.
+    const peer = new PeerTransport({
+      nodeId: 9,
+      clusterId: "rockraft",
+      onUnreachable: () => {},
+      onSnapshotStatus: () => {},
+      snapshotSource: () => Promise.reject(new Error("no snapshots here")),
+    });
+    try {
+      peer.setPeers([[2, node.address]]);
+      const exited = new Promise<void>((resolve) => node.child!.once("exit", () => resolve()));
+      const deadline = Date.now() + 10_000;
+      while (node.exitCode === undefined && Date.now() < deadline) {
+        peer.send([{ type: "MsgHeartbeat", from: 9, to: 2, term: 5, commit: 10, context: "" }]); // dropped until the peer stream is connected: sent again until it lands
+        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 50))]);
+      }
+      await exited;
+    } finally {
+      peer.close();
+    }
+    expect(node.exitCode).toBe(1);
+    // Standard error carries the JSON log (here the fatal record that says why) and ends
+    // with the one-line error.
+    const lines = node.errors.trimEnd().split("\n");
+    expect(lines.at(-1)).toBe(
+      "error: node 2 stopped after a failure: commit index 10 is beyond the last index 0",
+    );
+    const fatal = lines
+      .slice(0, -1)
+      .map((line) => JSON.parse(line) as { level: number; msg: string; err?: { code?: string } })
+      .find((record) => record.level === 60);
+    expect([fatal?.msg, fatal?.err?.code]).toEqual(["node stopped", "RAFT_INVARIANT"]);
   });
 
   test("a port in use ends with a one-line error and exit code 1", async () => {

@@ -32,6 +32,14 @@ export interface BuildOptions {
 export class RaftNode {
   /** Resolves once `shutdown` has finished. */
   readonly closed: Promise<void>;
+  /**
+   * Resolves with a `RAFT_NODE_STOPPED` error (its `cause` the failure) if the node stops
+   * by itself: a storage write failed (disk full, I/O error), data is corrupt, or a Raft
+   * invariant broke. It then serves nothing (health `NOT_SERVING`, every call rejects,
+   * `metrics().state` is `stopped`); call `shutdown()` to release its port and files, and
+   * exit or restart the process. Never settles otherwise.
+   */
+  readonly failed: Promise<RockraftError>;
   private resolveClosed!: () => void;
   private shutdownPromise: Promise<void> | undefined;
 
@@ -47,6 +55,7 @@ export class RaftNode {
     readonly metricsPort: number | undefined,
   ) {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.failed = runtime.failed;
   }
 
   /** The Raft API: initialize, clientWrite, read, metrics, wait, membership, ... */

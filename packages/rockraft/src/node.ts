@@ -139,6 +139,9 @@ export class NodeRuntime {
   private ticksGiven = 0;
   private stopping = false;
   private failure: Error | undefined;
+  /** Resolves with the failure that stopped the node, if one does. */
+  readonly failed: Promise<RockraftError>;
+  private resolveFailed!: (error: RockraftError) => void;
   readonly loopDone: Promise<void>;
   private readonly metricsExporter: NodeMetricsExporter | undefined;
 
@@ -150,6 +153,7 @@ export class NodeRuntime {
     private readonly youngGc?: YoungGcScheduler,
   ) {
     this.nodeId = config.node.nodeId;
+    this.failed = new Promise((resolve) => (this.resolveFailed = resolve));
     this.metricsExporter = metricsExporter;
     this.waiting = new ProposalTracker((seconds) =>
       this.metricsExporter?.applyLatency.observe(seconds),
@@ -474,11 +478,13 @@ export class NodeRuntime {
   metrics(): NodeMetrics {
     const status = this.raw.status();
     const member = (id: NodeId): Member => ({ nodeId: id, addr: this.addresses.get(id) ?? "" });
-    const lead = status.softState.lead;
+    const stopped = this.failure !== undefined || this.stopping;
+    // A stopped node leads nothing and follows no one, whatever its last role was.
+    const lead = stopped ? NONE : status.softState.lead;
     return {
       nodeId: this.nodeId,
       initialized: this.initialized(),
-      state: status.softState.role,
+      state: stopped ? "stopped" : status.softState.role,
       currentTerm: status.hardState.term,
       currentLeader: lead === NONE ? undefined : lead,
       lastLogIndex: status.lastIndex,
@@ -490,13 +496,13 @@ export class NodeRuntime {
         votersOutgoing: status.confState.votersOutgoing.map(member),
       },
       snapshotIndex: this.snapshotIndex,
-      replication: [...status.progress].map(([nodeId, progress]) => ({
+      replication: (stopped ? [] : [...status.progress]).map(([nodeId, progress]) => ({
         nodeId,
         matchIndex: progress.match,
         nextIndex: progress.next,
         state: progress.state,
       })),
-      stopped: this.failure !== undefined || this.stopping,
+      stopped,
     };
   }
 
@@ -819,6 +825,7 @@ export class NodeRuntime {
     this.rejectAll(stopped);
     this.waiter.close(stopped);
     this.wake();
+    this.resolveFailed(stopped);
   }
 
   private rejectAll(error: Error): void {

@@ -41,14 +41,17 @@ export interface LogId {
   readonly index: number;
 }
 
+/** A node's role, or `stopped` once it was shut down or stopped by a failure. */
+export type NodeState = StateRole | "stopped";
+
 /** A node's view of itself and the cluster. */
 export interface NodeMetrics {
   /** This node's id. */
   readonly nodeId: NodeId;
   /** Whether this node has a configuration (was initialized or joined). */
   readonly initialized: boolean;
-  /** This node's role. */
-  readonly state: StateRole;
+  /** This node's role; `stopped` once it is shut down or stopped by a failure. */
+  readonly state: NodeState;
   /** Its current term. */
   readonly currentTerm: number;
   /** The leader it knows of, if any. */
@@ -187,7 +190,7 @@ export class Wait {
   }
 
   /** This node is in `state` (e.g. "leader", "follower"). */
-  state(state: StateRole, why = ""): Promise<NodeMetrics> {
+  state(state: NodeState, why = ""): Promise<NodeMetrics> {
     return this.waiter.until(
       (m) => m.state === state,
       label(`state ${state}`, why),

@@ -108,7 +108,7 @@ export interface ClusterMetrics {
   readonly nodeId: NodeId;
   /** Whether it has a configuration. */
   readonly initialized: boolean;
-  /** `follower`, `pre-candidate`, `candidate` or `leader`. */
+  /** `follower`, `pre-candidate`, `candidate`, `leader`, or `stopped` (shut down or stopped by a failure). */
   readonly state: string;
   /** Its current term. */
   readonly currentTerm: number;
