@@ -120,6 +120,8 @@ export const RaftNodeBuilder = {
       writeBufferSize: config.storage.writeBufferSize,
       blockSize: config.storage.blockSize,
       compression: config.storage.compression,
+      // A start that fails (port in use) must not claim a new data directory for this id.
+      stampIdentity: false,
     });
     const exporter = new NodeMetricsExporter(config.node.nodeId);
     let youngGc: YoungGcScheduler | undefined;
@@ -166,6 +168,18 @@ export const RaftNodeBuilder = {
         await storage.close();
         throw error;
       }
+    }
+    // Everything started: only now does a new data directory become this node's.
+    try {
+      await storage.stampIdentity();
+    } catch (error) {
+      await server.shutdown(0);
+      await runtime.stop(
+        new RockraftError("RAFT_NODE_STOPPED", "the data directory could not be claimed"),
+      );
+      await storage.close();
+      await exporter.close();
+      throw error;
     }
     logger.info(
       { raftAddr: config.node.raftAddr, port: server.port, dataPath: config.storage.dataPath },

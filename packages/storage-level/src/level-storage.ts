@@ -75,6 +75,13 @@ export interface OpenStorageOptions {
   readonly blockSize?: number;
   /** Snappy compression of LevelDB blocks. */
   readonly compression?: boolean;
+  /**
+   * When false, a new store's identity (format, node id, cluster id) is written only by
+   * `stampIdentity()` or by its first write, not at open: a node whose start fails after
+   * opening (port in use) leaves an unclaimed store that a corrected config can open.
+   * Default true.
+   */
+  readonly stampIdentity?: boolean;
 }
 
 /** What `persist` needs of a Ready: the durable part. */
@@ -207,6 +214,8 @@ export class LevelStorage {
   private backgroundCompaction: Promise<void> = Promise.resolve();
   private failure: StorageError | undefined;
   private closing: Promise<void> | undefined;
+  /** A new store's identity ops, until they are written (see `stampIdentity`). */
+  private unstamped: BatchOp[] | undefined;
 
   private constructor(
     path: string,
@@ -308,20 +317,22 @@ export class LevelStorage {
     };
 
     const identity = JSON.stringify({ clusterId: options.clusterId, nodeId: options.nodeId });
+    let unstamped: BatchOp[] | undefined;
     const formatBytes = await db.get(META_FORMAT);
     if (formatBytes === undefined) {
       const anyKey = await db.keys({ limit: 1 }).all();
       if (anyKey.length > 0) {
         corrupted("format marker", new DecodeError("missing, but the database is not empty"));
       }
-      await db.batch(
-        [
-          { type: "put", key: META_FORMAT, value: encodeU32(FORMAT_VERSION) },
-          { type: "put", key: META_IDENTITY, value: new TextEncoder().encode(identity) },
-          { type: "put", key: META_GENERATION, value: encodeU32(1) },
-        ],
-        { sync: true },
-      );
+      unstamped = [
+        { type: "put", key: META_FORMAT, value: encodeU32(FORMAT_VERSION) },
+        { type: "put", key: META_IDENTITY, value: new TextEncoder().encode(identity) },
+        { type: "put", key: META_GENERATION, value: encodeU32(1) },
+      ];
+      if (options.stampIdentity !== false) {
+        await db.batch(unstamped, { sync: true });
+        unstamped = undefined;
+      }
     } else {
       const format = decode("format marker", formatBytes, decodeU32);
       if (format > FORMAT_VERSION) {
@@ -439,8 +450,19 @@ export class LevelStorage {
 
     if (leftovers.length > 0) await db.batch(leftovers.map((key) => ({ type: "del", key })));
     const store = new LevelStorage(path, db, view, generation, applied);
+    store.unstamped = unstamped;
     await store.dropOtherGenerations();
     return store;
+  }
+
+  /**
+   * Writes a new store's identity (format, node id, cluster id), once the node has started.
+   * Until then another node id or cluster may open the store. Does nothing when it is
+   * already written; the first write of any other kind writes it too.
+   */
+  stampIdentity(): Promise<void> {
+    if (this.unstamped === undefined) return Promise.resolve();
+    return this.serialized(() => this.write([], true));
   }
 
   /** The state machine's applied position and membership. */
@@ -923,6 +945,8 @@ export class LevelStorage {
    */
   private async write(batch: BatchOp[], sync: boolean): Promise<void> {
     let ops = batch;
+    const unstamped = this.unstamped;
+    if (unstamped !== undefined) ops = unstamped.concat(ops);
     const carried = this.deferred.length > 0;
     const carriedHardState = this.deferredHardState;
     if (carried) {
@@ -954,6 +978,7 @@ export class LevelStorage {
         this.deferredValues.clear();
         if (carriedHardState !== undefined) this.view.setHardState(carriedHardState);
       }
+      if (unstamped !== undefined) this.unstamped = undefined;
       this.lastWriteAt = performance.now();
       if (trimming) this.trimmed(this.trimFrom, trimmedTo);
     } catch (cause) {

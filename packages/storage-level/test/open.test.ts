@@ -29,6 +29,42 @@ describe("opening a store", () => {
     await reopened.close();
   });
 
+  test("with stampIdentity false, a new store is claimed by stampIdentity() or its first write, not by opening", async () => {
+    const dataPath = await dirs.make();
+    const unclaimed = await openStorage({
+      dataPath,
+      nodeId: 9,
+      clusterId: "test",
+      stampIdentity: false,
+    });
+    await unclaimed.close();
+    // Node 9's start failed after opening: another id may open the store.
+    const claimed = await openStorage({
+      dataPath,
+      nodeId: 1,
+      clusterId: "test",
+      stampIdentity: false,
+    });
+    await claimed.stampIdentity();
+    await claimed.close();
+    await expect(openStorage({ dataPath, nodeId: 2, clusterId: "test" })).rejects.toThrow(
+      /belongs to node 1 of cluster "test"/,
+    );
+
+    const other = await dirs.make();
+    const written = await openStorage({
+      dataPath: other,
+      nodeId: 3,
+      clusterId: "test",
+      stampIdentity: false,
+    });
+    await append(written, [entry(1, 1)], 0);
+    await written.close();
+    await expect(openStorage({ dataPath: other, nodeId: 4, clusterId: "test" })).rejects.toThrow(
+      /belongs to node 3 of cluster "test"/,
+    );
+  });
+
   test("a path locked by another process is refused with STORAGE_LOCKED, naming it", async () => {
     const dataPath = await dirs.make();
     const child = startFixture("hold-open.ts", [dataPath]);
