@@ -248,6 +248,18 @@ describe("the basic example, as processes", () => {
     expect([fatal?.msg, fatal?.err?.code]).toEqual(["node stopped", "RAFT_INVARIANT"]);
   });
 
+  test("run with plain node (no --expose-gc), a node starts without a warning", async () => {
+    const cluster = await exampleCluster();
+    cleanup = cluster.cleanup;
+    const { NodeProcess } = await import("./helpers/processes.js");
+    const first = cluster.nodes[1]!;
+    const node = new NodeProcess(first.id, first.confPath, first.address, ["dist/main.js"]);
+    cluster.nodes[1] = node; // stopped by cleanup
+    node.start();
+    await node.waitForOutput(/Waiting for cluster to be initialized/);
+    expect(node.errors).toBe("");
+  });
+
   test("a port in use ends with a one-line error and exit code 1", async () => {
     const { nodes } = await startAll();
     const { NodeProcess } = await import("./helpers/processes.js");

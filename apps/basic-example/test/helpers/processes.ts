@@ -45,6 +45,8 @@ export class NodeProcess {
     readonly id: number,
     readonly confPath: string,
     readonly address: string,
+    /** `node`'s arguments before `--conf`: by default the start script's. */
+    readonly command: readonly string[] = startCommand(),
   ) {}
 
   start(): void {
@@ -52,7 +54,7 @@ export class NodeProcess {
     this.errors = "";
     this.exitCode = undefined;
     this.signal = undefined;
-    const child = spawn(process.execPath, [...startCommand(), "--conf", this.confPath], {
+    const child = spawn(process.execPath, [...this.command, "--conf", this.confPath], {
       cwd: appDir,
       stdio: ["ignore", "pipe", "pipe"],
     });
