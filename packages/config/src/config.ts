@@ -84,6 +84,11 @@ export interface RaftConfig {
   readonly snapshotKeepLogs: number;
   /** Bytes per chunk when a snapshot is sent to a follower; default 3 MiB. */
   readonly snapshotChunkBytes: number;
+  /**
+   * A node becomes a voter only if the leader heard from it within the last election
+   * timeout and its log is at most this many entries behind the leader's; default 1000.
+   */
+  readonly promoteMaxLagEntries: number;
 }
 
 /** One member of the initial cluster. */

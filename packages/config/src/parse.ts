@@ -309,6 +309,7 @@ function toConfig(sectionsData: Sections, source: string, baseDir: string): Conf
       snapshotLogsSinceLast: raft.snapshot_logs_since_last,
       snapshotKeepLogs: raft.snapshot_keep_logs,
       snapshotChunkBytes: raft.snapshot_chunk_bytes,
+      promoteMaxLagEntries: raft.promote_max_lag_entries,
     },
     cluster: {
       clusterId: cluster.cluster_id,

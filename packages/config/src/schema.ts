@@ -102,6 +102,11 @@ export const raftShape = {
     Number.MAX_SAFE_INTEGER,
     "expected a non-negative integer",
   ).default(1000),
+  promote_max_lag_entries: integer(
+    0,
+    Number.MAX_SAFE_INTEGER,
+    "expected a non-negative integer",
+  ).default(1000),
   snapshot_chunk_bytes: integer(
     1024,
     64 * MIB,

@@ -57,6 +57,7 @@ describe("the seed's example files", () => {
         snapshotLogsSinceLast: 5000,
         snapshotKeepLogs: 1000,
         snapshotChunkBytes: 3 * 1024 * 1024,
+        promoteMaxLagEntries: 1000,
       },
       cluster: { clusterId: "rockraft", members: [] },
       tls: undefined,

@@ -87,6 +87,7 @@ pretty = true
       snapshotLogsSinceLast: 0,
       snapshotKeepLogs: 10,
       snapshotChunkBytes: 1024,
+      promoteMaxLagEntries: 1000,
     });
     expect(config.cluster).toEqual({
       clusterId: "prod-eu.1",

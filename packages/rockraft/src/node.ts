@@ -109,6 +109,8 @@ export class NodeRuntime {
   private addressesConf: ConfState | undefined;
   private addresses = new Map<NodeId, string>();
   private readonly leaderOfTerm = new Map<number, NodeId>();
+  /** When (performance.now()) each peer was last heard from. */
+  private readonly lastHeard = new Map<NodeId, number>();
   private softState: SoftState = { lead: NONE, role: "follower", term: 0 };
   private lastApplied: LogId | undefined;
   private snapshotIndex: number;
@@ -204,6 +206,7 @@ export class NodeRuntime {
   /** Messages from a peer (PeerHandler.receive). */
   receive(messages: Message[], from: NodeId, fromAddr: string): void {
     if (this.failure !== undefined || this.stopping) return;
+    this.lastHeard.set(from, performance.now());
     if (fromAddr !== "" && this.learnedAddresses.get(from) !== fromAddr) {
       this.learnedAddresses.set(from, fromAddr);
       this.refreshAddresses(true);
@@ -406,6 +409,7 @@ export class NodeRuntime {
     timeoutMs: number,
   ): Promise<number> {
     this.assertRunning();
+    this.checkMembershipTarget(target);
     const deadline = Date.now() + timeoutMs;
     const addresses = new Map(this.addresses);
     for (const member of [...target.voters, ...target.learners])
@@ -445,6 +449,69 @@ export class NodeRuntime {
         throw withUnknownOutcome(error as Error);
       });
     return position.index;
+  }
+
+  /**
+   * Refuses what etcd refuses: a node id given twice, one address for two nodes
+   * (RAFT_INVALID_ARGUMENT), and a new voter the leader has not heard from within the last
+   * election timeout or whose log is more than `promote_max_lag_entries` behind
+   * (RAFT_REQUEST_REFUSED, reason `voter-not-ready`): it would count toward every quorum
+   * while it cannot vote or acknowledge.
+   */
+  private checkMembershipTarget(target: {
+    voters: readonly Member[];
+    learners: readonly Member[];
+  }): void {
+    const invalid = (message: string) =>
+      new RockraftError("RAFT_INVALID_ARGUMENT", `membership change refused: ${message}`);
+    const ids = new Map<NodeId, string>();
+    const owners = new Map<string, NodeId>();
+    for (const [role, members] of [
+      ["voter", target.voters],
+      ["learner", target.learners],
+    ] as const) {
+      for (const member of members) {
+        const seen = ids.get(member.nodeId);
+        if (seen !== undefined)
+          throw invalid(`node ${member.nodeId} is given twice (as ${seen} and as ${role})`);
+        ids.set(member.nodeId, role);
+        const owner = owners.get(member.addr);
+        if (owner !== undefined)
+          throw invalid(`address ${member.addr} is given to nodes ${owner} and ${member.nodeId}`);
+        owners.set(member.addr, member.nodeId);
+      }
+    }
+    // An address a current member keeps, claimed by another id.
+    for (const [id, addr] of this.addresses) {
+      const claimant = owners.get(addr);
+      if (claimant !== undefined && claimant !== id && ids.has(id))
+        throw invalid(`address ${addr} is node ${id}'s, not node ${claimant}'s`);
+    }
+    const status = this.raw.status();
+    if (status.softState.role !== "leader") return; // refused below with the leader's name
+    const newVoters = target.voters.filter((m) => !status.confState.voters.includes(m.nodeId));
+    const maxLag = this.config.raft.promoteMaxLagEntries;
+    const now = performance.now();
+    for (const { nodeId } of newVoters) {
+      const progress = status.progress.get(nodeId);
+      const behind = status.lastIndex - (progress?.match ?? 0);
+      const heard = this.lastHeard.get(nodeId);
+      const why =
+        progress === undefined
+          ? "it is not a learner of this cluster (add it as a learner first and let it catch up)"
+          : heard === undefined || now - heard > this.config.raft.electionTimeoutMinMs
+            ? "the leader has not heard from it within the last election timeout"
+            : behind > maxLag
+              ? `its log is ${behind} entries behind the leader's (the limit is ${maxLag}, raft.promote_max_lag_entries)`
+              : undefined;
+      if (why !== undefined) {
+        throw new RockraftError(
+          "RAFT_REQUEST_REFUSED",
+          `membership change refused: node ${nodeId} cannot become a voter yet: ${why}`,
+          { reason: "voter-not-ready" },
+        );
+      }
+    }
   }
 
   transferLeader(target: NodeId): void {
