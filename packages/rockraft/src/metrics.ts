@@ -1,3 +1,4 @@
+import { RockraftError } from "./errors.js";
 import { createServer, type Server } from "node:http";
 import { parseAddress } from "@rockraft/config";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
@@ -122,7 +123,18 @@ export class NodeMetricsExporter {
     this.server = server;
     const host = parsed.host.replace(/^\[|\]$/g, "");
     await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
+      server.once("error", (error: NodeJS.ErrnoException) => {
+        this.server = undefined;
+        reject(
+          new RockraftError(
+            "RAFT_INVALID_ARGUMENT",
+            error.code === "EADDRINUSE"
+              ? `metrics.addr: ${addr} is already in use by another process`
+              : `metrics.addr: cannot listen on ${addr}: ${error.message}`,
+            { cause: error },
+          ),
+        );
+      });
       server.listen(parsed.port, host, () => resolve());
     });
     const address = server.address();

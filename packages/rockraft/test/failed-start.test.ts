@@ -36,3 +36,21 @@ test("a start that fails leaves a new data directory unclaimed: the corrected co
   const other = parseConfig(nodeConfigText(2, free, dataPath), { source: "other.toml" });
   await expect(RaftNodeBuilder.build(other)).rejects.toThrow(/belongs to node 1 of cluster/);
 });
+
+test("a metrics port in use is named in the error, and the start leaves nothing running", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "rockraft-failed-start-"));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const [busy, free] = (await freePorts(2)) as [number, number];
+  const squatter = createServer();
+  await new Promise<void>((resolve) => squatter.listen(busy, "127.0.0.1", resolve));
+  cleanups.push(() => new Promise((resolve) => squatter.close(resolve)));
+  const text = `${nodeConfigText(1, free, join(dir, "data"))}\n[metrics]\naddr = "127.0.0.1:${busy}"\n`;
+  const config = parseConfig(text, { source: "node1.toml" });
+  await expect(RaftNodeBuilder.build(config)).rejects.toThrow(
+    `metrics.addr: 127.0.0.1:${busy} is already in use by another process`,
+  );
+  // Its gRPC port and data directory were released: the same config starts once the port is free.
+  await new Promise((resolve) => squatter.close(resolve));
+  const node = await RaftNodeBuilder.build(config);
+  await node.shutdown();
+});

@@ -499,6 +499,22 @@ export class RockraftServer {
           return;
         }
         const inUse = /EADDRINUSE|address already in use/i.test(error.message);
+        const tls = options.tls;
+        if (
+          !inUse &&
+          tls !== undefined &&
+          /mismatch|PEM|certificate|private key|OSSL|SSL/i.test(error.message)
+        ) {
+          // The TLS context is built at bind: name the files, as the other TLS errors do.
+          reject(
+            new TransportError(
+              "TRANSPORT_TLS",
+              `tls: the certificate ${tls.certFile} and the private key ${tls.keyFile} are unusable together: ${error.message.replace(/^.*?: /, "")}`,
+              { cause: error },
+            ),
+          );
+          return;
+        }
         reject(
           new TransportError(
             inUse ? "TRANSPORT_ADDRESS_IN_USE" : "TRANSPORT_BIND_FAILED",

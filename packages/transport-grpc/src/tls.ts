@@ -53,7 +53,7 @@ export function serverCredentials(tls: TlsOptions | undefined): ServerCredential
     if (cause instanceof TransportError) throw cause;
     throw new TransportError(
       "TRANSPORT_TLS",
-      `tls: unusable certificate or key: ${(cause as Error).message}`,
+      `tls: the certificate ${tls.certFile} and the private key ${tls.keyFile} are unusable together: ${(cause as Error).message}`,
       { cause },
     );
   }
@@ -81,7 +81,9 @@ export function channelCredentials(
     if (cause instanceof TransportError) throw cause;
     throw new TransportError(
       "TRANSPORT_TLS",
-      `tls: unusable certificate or key: ${(cause as Error).message}`,
+      tls.certFile === undefined || tls.keyFile === undefined
+        ? `tls: unusable client credentials (CA file ${tls.caFile ?? "none"}): ${(cause as Error).message}`
+        : `tls: the certificate ${tls.certFile} and the private key ${tls.keyFile} are unusable together: ${(cause as Error).message}`,
       { cause },
     );
   }

@@ -187,6 +187,18 @@ describe("mutual TLS", () => {
     );
   });
 
+  test("a certificate and a key that do not belong together are named, both", async () => {
+    const error = await startServer({
+      tls: { certFile: certs.certFile, keyFile: certs.strangerKeyFile },
+    }).catch((e: unknown) => e as TransportError);
+    expect((error as TransportError).code).toBe("TRANSPORT_TLS");
+    expect((error as Error).message).toMatch(
+      new RegExp(
+        `^tls: the certificate ${certs.certFile} and the private key ${certs.strangerKeyFile} are unusable together: `,
+      ),
+    );
+  });
+
   test("a client with an unreadable CA file is refused at construction, naming the file", () => {
     let error: unknown;
     try {
