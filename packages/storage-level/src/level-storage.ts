@@ -304,9 +304,12 @@ export class LevelStorage {
   ): Promise<LevelStorage> {
     const corrupted = (what: string, error: unknown): never => {
       const detail = error instanceof DecodeError ? error.message : String(error);
-      throw new StorageError("STORAGE_CORRUPTED", path, `data path ${path}: ${what}: ${detail}`, {
-        cause: error,
-      });
+      throw new StorageError(
+        "STORAGE_CORRUPTED",
+        path,
+        `data path ${path}: ${what}: ${detail}. The node cannot start on damaged data: remove it from the cluster, then add it back with an empty data directory (it copies the state from the leader)`,
+        { cause: error },
+      );
     };
     const decode = <T>(what: string, bytes: Uint8Array, decoder: (bytes: Uint8Array) => T): T => {
       try {
@@ -322,7 +325,22 @@ export class LevelStorage {
     if (formatBytes === undefined) {
       const anyKey = await db.keys({ limit: 1 }).all();
       if (anyKey.length > 0) {
-        corrupted("format marker", new DecodeError("missing, but the database is not empty"));
+        // Rockraft's own keys without the marker: the marker was lost (a damaged block at
+        // the start of the store), not a foreign database.
+        const ours =
+          (await db.get(META_IDENTITY)) !== undefined ||
+          (await db.keys({ gte: LOG_START_KEY, lt: LOG_END_KEY, limit: 1 }).all()).length > 0;
+        if (ours) {
+          corrupted(
+            "format marker",
+            new DecodeError("lost, while the store holds rockraft's log or identity"),
+          );
+        }
+        throw new StorageError(
+          "STORAGE_CORRUPTED",
+          path,
+          `data path ${path}: format marker: missing, but the database is not empty: it is not a rockraft store (point data_path at an empty directory or at this node's own data)`,
+        );
       }
       unstamped = [
         { type: "put", key: META_FORMAT, value: encodeU32(FORMAT_VERSION) },
@@ -407,6 +425,15 @@ export class LevelStorage {
             index < expected
               ? `entry ${index} is out of order after ${expected - 1}`
               : `gap: entry ${index} follows ${expected - 1}`,
+          ),
+        );
+      }
+      const previousTerm = entries.length > 0 ? entries[entries.length - 1]!.term : logStart.term;
+      if (entry.term < previousTerm) {
+        corrupted(
+          "log",
+          new DecodeError(
+            `entry ${index} has term ${entry.term}, below the term ${previousTerm} of the entry before it`,
           ),
         );
       }

@@ -5,7 +5,10 @@ import { logKey, stateMetaKey } from "../src/keys.js";
 import { encodeMetadata } from "../src/codec.js";
 import { TempDirs, append, entry, open, put } from "./helpers/store.js";
 
-// Corrupt data is named and refused; the node never runs on a guess.
+// Corrupt data is named and refused, with what the operator can do; the node never runs on
+// a guess.
+const REMEDY =
+  ". The node cannot start on damaged data: remove it from the cluster, then add it back with an empty data directory (it copies the state from the leader)";
 const dirs = new TempDirs();
 afterEach(() => dirs.cleanup());
 
@@ -47,7 +50,7 @@ test("an entry whose bytes changed fails its checksum, named by index", async ()
     await db.put(logKey(2), value);
   });
   expect((await openError(dataPath)).message).toBe(
-    `data path ${dataPath}: log entry 2: checksum mismatch`,
+    `data path ${dataPath}: log entry 2: checksum mismatch${REMEDY}`,
   );
 });
 
@@ -55,7 +58,7 @@ test("a truncated entry does not decode", async () => {
   const dataPath = await storeWithLog();
   await withRawDb(dataPath, (db) => db.put(logKey(3), Uint8Array.of(1, 2, 3)));
   expect((await openError(dataPath)).message).toBe(
-    `data path ${dataPath}: log entry 3: 3 bytes, too short`,
+    `data path ${dataPath}: log entry 3: 3 bytes, too short${REMEDY}`,
   );
 });
 
@@ -63,7 +66,7 @@ test("a gap in the log is refused", async () => {
   const dataPath = await storeWithLog();
   await withRawDb(dataPath, (db) => db.del(logKey(2)));
   expect((await openError(dataPath)).message).toBe(
-    `data path ${dataPath}: log: gap: entry 3 follows 1`,
+    `data path ${dataPath}: log: gap: entry 3 follows 1${REMEDY}`,
   );
 });
 
@@ -71,7 +74,7 @@ test("an entry stored under another index is refused", async () => {
   const dataPath = await storeWithLog();
   await withRawDb(dataPath, async (db) => db.put(logKey(3), (await db.get(logKey(4)))!));
   expect((await openError(dataPath)).message).toBe(
-    `data path ${dataPath}: log entry 3: holds entry 4`,
+    `data path ${dataPath}: log entry 3: holds entry 4${REMEDY}`,
   );
 });
 
@@ -92,7 +95,7 @@ test("an applied index beyond the log's end is refused", async () => {
     ),
   );
   expect((await openError(dataPath)).message).toBe(
-    `data path ${dataPath}: state machine: applied index 9 is beyond the log's last index 1`,
+    `data path ${dataPath}: state machine: applied index 9 is beyond the log's last index 1${REMEDY}`,
   );
 });
 
@@ -106,6 +109,26 @@ test("a commit index beyond the log's end is refused", async () => {
   });
   await store.close();
   expect((await openError(dataPath)).message).toBe(
-    `data path ${dataPath}: hard state: commit index 5 is beyond the log's last index 1`,
+    `data path ${dataPath}: hard state: commit index 5 is beyond the log's last index 1${REMEDY}`,
+  );
+});
+
+test("a term that goes down along the log is refused", async () => {
+  const dataPath = await storeWithLog();
+  await withRawDb(dataPath, async (db) => {
+    const { encodeEntry } = await import("../src/codec.js");
+    await db.put(logKey(4), encodeEntry({ ...entry(4, 2), term: 0 }));
+  });
+  expect((await openError(dataPath)).message).toBe(
+    `data path ${dataPath}: log: entry 4 has term 0, below the term 1 of the entry before it${REMEDY}`,
+  );
+});
+
+test("a store whose format marker was lost is reported as damaged, not as someone else's", async () => {
+  const dataPath = await storeWithLog();
+  const { META_FORMAT } = await import("../src/keys.js");
+  await withRawDb(dataPath, (db) => db.del(META_FORMAT));
+  expect((await openError(dataPath)).message).toBe(
+    `data path ${dataPath}: format marker: lost, while the store holds rockraft's log or identity${REMEDY}`,
   );
 });

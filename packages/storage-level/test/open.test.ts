@@ -140,7 +140,7 @@ describe("opening a store", () => {
     const error = await refusal(open(dataPath));
     expect([error.code, error.message]).toEqual([
       "STORAGE_CORRUPTED",
-      `data path ${dataPath}: format marker: missing, but the database is not empty`,
+      `data path ${dataPath}: format marker: missing, but the database is not empty: it is not a rockraft store (point data_path at an empty directory or at this node's own data)`,
     ]);
   });
 
