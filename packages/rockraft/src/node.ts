@@ -332,16 +332,20 @@ export class NodeRuntime {
   }
 
   /**
-   * Waits (until `deadline`) for a known leader. A node that is not initialized yet may be
-   * about to receive its configuration from a leader, so it waits too.
+   * Waits for a known leader, until `deadline` but at most one maximal election timeout:
+   * by then an election that could succeed has, so the caller learns at once that there is
+   * no leader it can reach (RAFT_NO_LEADER) rather than at its deadline. A node that is not
+   * initialized yet may be about to receive its configuration from a leader, so it waits
+   * too (then RAFT_NOT_INITIALIZED).
    */
   async awaitLeader(deadline: number): Promise<void> {
     if (this.softState.lead !== NONE) return;
+    const waitMs = Math.min(deadline - Date.now(), this.config.raft.electionTimeoutMaxMs);
     try {
       await this.waiter.until(
         (m) => m.currentLeader !== undefined,
         "a leader",
-        Math.max(0, deadline - Date.now()),
+        Math.max(0, waitMs),
       );
     } catch (error) {
       if (!(error instanceof RockraftError) || error.code !== "RAFT_WAIT_TIMEOUT") throw error;
@@ -354,7 +358,7 @@ export class NodeRuntime {
       }
       throw new RockraftError(
         "RAFT_NO_LEADER",
-        `node ${this.nodeId}: no leader within the deadline`,
+        `node ${this.nodeId}: no leader within ${Math.max(0, Math.round(waitMs))} ms (an election timeout, or the call's deadline): a quorum of the cluster may be down or unreachable`,
         { cause: error },
       );
     }
@@ -814,6 +818,16 @@ export class NodeRuntime {
   private onSoftState(soft: SoftState): void {
     const before = this.softState;
     this.softState = soft;
+    if (soft.lead === NONE && before.lead !== NONE && this.readBatches.size > 0) {
+      // The leader that was to confirm these reads is gone (it loses them when it steps
+      // down): a read has no effect, so it fails at once and may be retried.
+      const lost = new RockraftError(
+        "RAFT_NO_LEADER",
+        `node ${this.nodeId}: the leader was lost before it confirmed the read; retry`,
+      );
+      for (const batch of this.readBatches.values()) for (const read of batch) read.reject(lost);
+      this.readBatches.clear();
+    }
     if (soft.lead !== NONE) this.leaderOfTerm.set(soft.term, soft.lead);
     if (before.lead !== soft.lead || before.role !== soft.role) {
       this.logger.info(

@@ -52,8 +52,16 @@ function mapped<Args extends unknown[], Result>(
   };
 }
 
-const remaining = (deadline: number) =>
-  Number.isFinite(deadline) ? Math.max(1, deadline - Date.now()) : 10_000;
+/**
+ * The time a call may take: the caller's deadline less a margin (a tenth of what is left,
+ * 20 ms to 500 ms), so that the answer, with its error code and leader trailers, reaches
+ * the caller before its own deadline fires and leaves it a bare DEADLINE_EXCEEDED.
+ */
+const remaining = (deadline: number) => {
+  if (!Number.isFinite(deadline)) return 10_000;
+  const left = deadline - Date.now();
+  return Math.max(1, left - Math.min(500, Math.max(20, left / 10)));
+};
 
 export function kvHandler(api: RaftApi, runtime: NodeRuntime): KvHandler {
   return {

@@ -1,0 +1,120 @@
+import { join } from "node:path";
+import {
+  credentials,
+  loadPackageDefinition,
+  Metadata,
+  status,
+  type Client,
+  type ServiceError,
+} from "@grpc/grpc-js";
+import { loadSync } from "@grpc/proto-loader";
+import { afterEach, expect, test } from "vitest";
+import { startCluster, type TestCluster } from "./helpers/cluster.js";
+
+// A client of any language: a stub generated from proto/rockraft/v1/kv.proto, one unary
+// call per operation, no rockraft helpers.
+const protoRoot = join(import.meta.dirname, "../../../proto");
+const definition = loadSync("rockraft/v1/kv.proto", { includeDirs: [protoRoot] });
+const KV = (
+  loadPackageDefinition(definition) as unknown as {
+    rockraft: {
+      v1: {
+        KV: new (address: string, creds: ReturnType<typeof credentials.createInsecure>) => Client;
+      };
+    };
+  }
+).rockraft.v1.KV;
+
+let cluster: TestCluster | undefined;
+const clients: Client[] = [];
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.close();
+  await cluster?.close();
+  cluster = undefined;
+});
+
+interface Outcome {
+  readonly status: string;
+  readonly errorCode: string | undefined;
+  readonly elapsedMs: number;
+}
+
+function put(address: string, deadlineMs: number): Promise<Outcome> {
+  const client = new KV(address, credentials.createInsecure());
+  clients.push(client);
+  const began = Date.now();
+  return new Promise((resolve) => {
+    (
+      client as unknown as Record<
+        string,
+        (
+          request: object,
+          metadata: Metadata,
+          options: object,
+          callback: (error: ServiceError | null) => void,
+        ) => void
+      >
+    ).Put!(
+      { key: Buffer.from("k"), value: Buffer.from("v") },
+      new Metadata(),
+      { deadline: Date.now() + deadlineMs },
+      (error) => {
+        const codes = Object.fromEntries(
+          Object.entries(status).map(([name, value]) => [value, name]),
+        ) as Record<number, string>;
+        resolve({
+          status: codes[error?.code ?? status.OK]!,
+          errorCode: error?.metadata?.get("rockraft-error-code")[0]?.toString(),
+          elapsedMs: Date.now() - began,
+        });
+      },
+    );
+  });
+}
+
+test(
+  "with no quorum, a plain gRPC client gets UNAVAILABLE and RAFT_NO_LEADER within an election timeout, not its whole deadline",
+  { timeout: 60_000 },
+  async () => {
+    cluster = await startCluster(3);
+    const survivor = cluster.leader()!;
+    const id = survivor.metrics().nodeId;
+    for (const other of [1, 2, 3].filter((n) => n !== id)) await cluster.stop(other);
+    // CheckQuorum makes the lone leader step down within two election timeouts (≤ 1.6 s here).
+    await survivor
+      .raft()
+      .wait({ timeoutMs: 10_000 })
+      .metrics((m) => m.currentLeader === undefined, "the leader to step down");
+    const outcome = await put(cluster.configs.get(id)!.node.advertiseAddr, 20_000);
+    expect([outcome.status, outcome.errorCode]).toEqual(["UNAVAILABLE", "RAFT_NO_LEADER"]);
+    expect(outcome.elapsedMs).toBeLessThan(5_000); // one election timeout (at most 800 ms) and the call
+  },
+);
+
+test(
+  "a write that cannot commit is answered before the caller's deadline, with its trailers",
+  { timeout: 60_000 },
+  async () => {
+    // Without CheckQuorum the lone leader keeps leading: the write is proposed, never commits.
+    cluster = await startCluster(3, { extraRaft: "check_quorum = false\n" });
+    const leader = cluster.leader()!;
+    const id = leader.metrics().nodeId;
+    for (const other of [1, 2, 3].filter((n) => n !== id)) await cluster.stop(other);
+    const outcome = await put(cluster.configs.get(id)!.node.advertiseAddr, 2_000);
+    expect([outcome.status, outcome.errorCode]).toEqual(["DEADLINE_EXCEEDED", "RAFT_TIMEOUT"]);
+  },
+);
+
+test(
+  "a node not yet initialized answers FAILED_PRECONDITION and RAFT_NOT_INITIALIZED",
+  { timeout: 60_000 },
+  async () => {
+    cluster = await startCluster(1, { initialize: false });
+    const outcome = await put(cluster.configs.get(1)!.node.advertiseAddr, 20_000);
+    expect([outcome.status, outcome.errorCode]).toEqual([
+      "FAILED_PRECONDITION",
+      "RAFT_NOT_INITIALIZED",
+    ]);
+    expect(outcome.elapsedMs).toBeLessThan(5_000);
+  },
+);
