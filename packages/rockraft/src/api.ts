@@ -179,7 +179,7 @@ export class RaftApi {
     if ((options.mode ?? "linearizable") === "linearizable") {
       await this.runtime.readIndex(options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     }
-    return this.runtime.storage.get(checked);
+    return this.runtime.readState(checked);
   }
 
   /** This node's metrics now. */

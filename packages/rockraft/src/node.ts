@@ -17,6 +17,7 @@ import {
   type ApplyResult,
   type Command,
   type LevelStorage,
+  StorageError,
 } from "@rockraft/storage-level";
 import {
   PeerTransport,
@@ -318,6 +319,23 @@ export class NodeRuntime {
     });
     await this.awaitApplied(index, deadline);
     return index;
+  }
+
+  /**
+   * Reads `key` from the applied state. A value that fails its checksum is never served:
+   * the node stops (its data is damaged) and the call fails with RAFT_NODE_STOPPED.
+   */
+  async readState(key: Uint8Array): Promise<Uint8Array | undefined> {
+    this.assertRunning();
+    try {
+      return await this.storage.get(key);
+    } catch (error) {
+      if (error instanceof StorageError && error.code === "STORAGE_CORRUPTED") {
+        this.fail(error);
+        this.assertRunning();
+      }
+      throw error;
+    }
   }
 
   /** Resolves once the state machine has applied `index`. */

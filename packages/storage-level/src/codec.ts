@@ -317,3 +317,25 @@ export function decodeCommand(bytes: Uint8Array): Command {
       throw new DecodeError(`unknown command op ${bytes[0]}`);
   }
 }
+
+/**
+ * A state machine value as stored: the value, then a CRC-32 of the user key and the value
+ * (so a damaged byte, or a value found under another key, is caught when read).
+ */
+export function sealValue(key: Uint8Array, value: Uint8Array): Uint8Array {
+  const sealed = new Uint8Array(value.byteLength + 4);
+  sealed.set(value);
+  new DataView(sealed.buffer).setUint32(value.byteLength, crc32(value, crc32(key)));
+  return sealed;
+}
+
+/** The value of a stored (sealed) one, a view into it; throws DecodeError when damaged. */
+export function openValue(key: Uint8Array, stored: Uint8Array): Uint8Array {
+  if (stored.byteLength < 4) throw new DecodeError(`${stored.byteLength} bytes, too short`);
+  const value = stored.subarray(0, stored.byteLength - 4);
+  const expected = new DataView(stored.buffer, stored.byteOffset, stored.byteLength).getUint32(
+    stored.byteLength - 4,
+  );
+  if (crc32(value, crc32(key)) !== expected) throw new DecodeError("checksum mismatch");
+  return value;
+}

@@ -25,6 +25,8 @@ import {
   encodeMetadata,
   encodePosition,
   encodeU32,
+  openValue,
+  sealValue,
   type LogPosition,
 } from "./codec.js";
 import { StorageError } from "./errors.js";
@@ -40,16 +42,21 @@ import {
   STATE_END_KEY,
   STATE_START_KEY,
   dataKey,
+  dataRange,
   generationOf,
   generationRange,
   logKey,
   logKeyIndex,
   stateMetaKey,
+  userKey,
 } from "./keys.js";
 import { SnapshotInstaller, openSnapshotReader, type SnapshotReader } from "./snapshot.js";
 
-/** The on-disk format this version writes and reads. */
-export const FORMAT_VERSION = 1;
+/**
+ * The on-disk format this version writes and reads. 2: state machine values carry a
+ * CRC-32 of their key and value (format 1 stores are converted when opened).
+ */
+export const FORMAT_VERSION = 2;
 
 type Db = ClassicLevel<Uint8Array, Uint8Array>;
 /** classic-level's implementation of batch (abstract-level's private API). */
@@ -165,6 +172,46 @@ const COMPACT_RANGE_ENTRIES = 50_000;
  * their logs at the same index) do not all flush and compact at once.
  */
 const COMPACT_RANGE_JITTER_MS = 2_000;
+
+/** A key for an error message: as text when it is printable UTF-8, else as hex. */
+function printableKey(key: Uint8Array): string {
+  const text = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("utf8");
+  return /^[\x20-\x7e]*$/.test(text) && text.length <= 200
+    ? JSON.stringify(text)
+    : `0x${Buffer.from(key.buffer, key.byteOffset, Math.min(key.byteLength, 100)).toString("hex")}`;
+}
+
+/**
+ * Converts a format 1 store (values without checksums) to format 2: the state machine is
+ * copied, each value sealed, into a new generation, which one synced batch then makes the
+ * active one together with the new format marker. A crash midway leaves format 1 and the
+ * old generation in place, and the copy is made again. Returns the new generation.
+ */
+async function convertFormat1(db: Db, generation: number): Promise<number> {
+  const target = generation + 1;
+  await db.clear(generationRange(target));
+  let ops: BatchOp[] = [];
+  for await (const [key, value] of db.iterator(dataRange(generation))) {
+    const user = userKey(key);
+    ops.push({ type: "put", key: dataKey(target, user), value: sealValue(user, value) });
+    if (ops.length === 1000) {
+      await db.batch(ops);
+      ops = [];
+    }
+  }
+  const meta = await db.get(stateMetaKey(generation));
+  if (meta !== undefined) ops.push({ type: "put", key: stateMetaKey(target), value: meta });
+  if (ops.length > 0) await db.batch(ops);
+  await db.batch(
+    [
+      { type: "put", key: META_GENERATION, value: encodeU32(target) },
+      { type: "put", key: META_FORMAT, value: encodeU32(FORMAT_VERSION) },
+    ],
+    { sync: true },
+  );
+  await db.clear(generationRange(generation));
+  return target;
+}
 
 function keyString(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
@@ -321,6 +368,7 @@ export class LevelStorage {
 
     const identity = JSON.stringify({ clusterId: options.clusterId, nodeId: options.nodeId });
     let unstamped: BatchOp[] | undefined;
+    let format = FORMAT_VERSION;
     const formatBytes = await db.get(META_FORMAT);
     if (formatBytes === undefined) {
       const anyKey = await db.keys({ limit: 1 }).all();
@@ -352,7 +400,7 @@ export class LevelStorage {
         unstamped = undefined;
       }
     } else {
-      const format = decode("format marker", formatBytes, decodeU32);
+      format = decode("format marker", formatBytes, decodeU32);
       if (format > FORMAT_VERSION) {
         throw new StorageError(
           "STORAGE_FORMAT",
@@ -379,10 +427,11 @@ export class LevelStorage {
     }
 
     const generationBytes = await db.get(META_GENERATION);
-    const generation =
+    let generation =
       generationBytes === undefined
         ? 1
         : decode("state machine generation", generationBytes, decodeU32);
+    if (format === 1) generation = await convertFormat1(db, generation);
     const hardStateBytes = await db.get(META_HARD_STATE);
     const hardState: HardState =
       hardStateBytes === undefined
@@ -785,7 +834,11 @@ export class LevelStorage {
       switch (command.op) {
         case "put":
           overlay.set(key, command.value);
-          ops.push({ type: "put", key: dataKey(generation, command.key), value: command.value });
+          ops.push({
+            type: "put",
+            key: dataKey(generation, command.key),
+            value: sealValue(command.key, command.value),
+          });
           results.push({ index, term, kind: "put", ...tag });
           break;
         case "delete": {
@@ -805,7 +858,7 @@ export class LevelStorage {
             ops.push({
               type: "put",
               key: dataKey(generation, command.key),
-              value: command.value,
+              value: sealValue(command.key, command.value),
             });
           }
           results.push({ index, term, kind: "cas", succeeded, found, current, ...tag });
@@ -826,14 +879,31 @@ export class LevelStorage {
     return this.readData(dataKey(this.activeGeneration, key));
   }
 
-  /** A data key's value: a deferred apply's, else LevelDB's. */
-  private readData(key: Uint8Array): Promise<Uint8Array | undefined> {
-    if (this.deferredValues.size > 0) {
-      const deferred = this.deferredValues.get(keyString(key));
-      // A copy: the value is a view of a log entry (decodeCommand), and callers get it.
-      if (deferred !== undefined) return Promise.resolve(deferred?.slice() ?? undefined);
+  /**
+   * A data key's value: a deferred apply's, else LevelDB's, its checksum verified. A value
+   * that fails it is never returned: STORAGE_CORRUPTED, which stops the node.
+   */
+  private async readData(key: Uint8Array): Promise<Uint8Array | undefined> {
+    let stored: Uint8Array | null | undefined;
+    if (this.deferredValues.size > 0) stored = this.deferredValues.get(keyString(key));
+    if (stored === undefined) stored = await this.db.get(key);
+    if (stored === undefined || stored === null) return undefined;
+    try {
+      // A copy: callers get it, and the stored bytes may be shared (a deferred op's).
+      return openValue(userKey(key), stored).slice();
+    } catch (error) {
+      throw this.damagedValue(userKey(key), error);
     }
-    return this.db.get(key);
+  }
+
+  private damagedValue(key: Uint8Array, error: unknown): StorageError {
+    const failure = new StorageError(
+      "STORAGE_CORRUPTED",
+      this.path,
+      `data path ${this.path}: the stored value of key ${printableKey(key)} is damaged: ${(error as Error).message}. The node must not serve it: remove the node from the cluster, then add it back with an empty data directory (it copies the state from the leader)`,
+      { cause: error },
+    );
+    return failure;
   }
 
   /**

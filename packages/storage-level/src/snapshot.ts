@@ -4,7 +4,7 @@
 import { crc32 } from "node:zlib";
 import type { ClassicLevel } from "classic-level";
 import type { SnapshotMetadata } from "@rockraft/raft-core";
-import { DecodeError, decodeMetadata, encodeMetadata } from "./codec.js";
+import { DecodeError, decodeMetadata, encodeMetadata, openValue, sealValue } from "./codec.js";
 import { StorageError } from "./errors.js";
 import { dataKey, dataRange, stateMetaKey, userKey } from "./keys.js";
 
@@ -91,8 +91,20 @@ export async function openSnapshotReader(
     const length = new Uint8Array(4);
     const lengthView = new DataView(length.buffer);
     try {
-      for await (const [key, value] of iterator) {
+      for await (const [key, stored] of iterator) {
         const user = userKey(key);
+        // Values travel without their checksum, verified here: damaged data is never sent.
+        let value: Uint8Array;
+        try {
+          value = openValue(user, stored);
+        } catch (cause) {
+          throw new StorageError(
+            "STORAGE_CORRUPTED",
+            path,
+            `data path ${path}: the stored value of a key in the snapshot is damaged: ${(cause as Error).message}`,
+            { cause },
+          );
+        }
         lengthView.setUint32(0, user.byteLength);
         append(length);
         append(user);
@@ -154,7 +166,7 @@ export class SnapshotInstaller {
       if (end > bytes.byteLength) break;
       const key = bytes.slice(position + 4, position + 4 + keyLength);
       const value = bytes.slice(position + 8 + keyLength, end);
-      ops.push({ type: "put", key: dataKey(this.generation, key), value });
+      ops.push({ type: "put", key: dataKey(this.generation, key), value: sealValue(key, value) });
       position = end;
     }
     this.remainder = bytes.slice(position);
