@@ -9,6 +9,7 @@ import {
 } from "./gen/rockraft/v1/raft.js";
 import { SILENT_LOGGER, type SnapshotSource, type TransportLogger } from "./handlers.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./server.js";
+import { probeConnection } from "./probe.js";
 import { channelCredentials, type TlsOptions } from "./tls.js";
 import { estimateSize, messageToWire, metadataToWire } from "./wire.js";
 
@@ -63,6 +64,9 @@ class PeerConnection {
   private backoffMs: number;
   private timer: NodeJS.Timeout | undefined;
   private snapshotInFlight = false;
+  /** When a failure to connect was last logged, and how many went unlogged since. */
+  private failureLoggedAt = -Infinity;
+  private failuresUnlogged = 0;
 
   constructor(
     readonly peer: NodeId,
@@ -168,12 +172,34 @@ class PeerConnection {
         { peer: this.peer, address: this.address, err: error.message },
         "lost connection to peer",
       );
+    else this.connectFailed(error);
     if (dropped.length > 0) this.options.onDropped?.(this.peer, dropped);
     if (dropped.length > 0 || wasReady) this.options.onUnreachable(this.peer);
     this.state = "backoff";
     const delay = jitter(this.backoffMs);
     this.backoffMs = Math.min(this.backoffMs * 2, this.options.backoffMaxMs);
     this.timer = setTimeout(() => this.connect(), delay);
+  }
+
+  /**
+   * A connection attempt failed: logged at WARN with its reason (gRPC's own error says only
+   * that it could not connect, so the peer is dialled once more to find out why, e.g. which
+   * TLS check failed), at most once per peer every 30 s, with the number of failures since.
+   */
+  private connectFailed(error: Error): void {
+    this.failuresUnlogged++;
+    const now = performance.now();
+    if (now - this.failureLoggedAt < 30_000) return;
+    this.failureLoggedAt = now;
+    const failures = this.failuresUnlogged;
+    this.failuresUnlogged = 0;
+    void probeConnection(this.address, this.options.tls).then((reason) => {
+      if (this.state === "closed") return;
+      this.log().warn(
+        { peer: this.peer, address: this.address, reason, err: error.message, failures },
+        `cannot connect to peer ${this.peer} at ${this.address}: ${reason}`,
+      );
+    });
   }
 
   private drop(messages: readonly Message[], why: string): void {

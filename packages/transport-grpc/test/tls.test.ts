@@ -166,6 +166,70 @@ describe("mutual TLS", () => {
     expect(inbox.messages.filter((m) => m.type === "MsgHeartbeat" && m.commit === 99)).toEqual([]);
   });
 
+  test("a peer refused for its certificate logs why, at WARN, once per 30 s", async () => {
+    const { address } = await tlsServer(true);
+    const records: { level: string; obj: Record<string, unknown>; msg: string }[] = [];
+    const record =
+      (level: string) =>
+      (obj: Record<string, unknown>, msg = "") =>
+        records.push({ level, obj, msg });
+    const logger = {
+      debug: record("debug"),
+      info: record("info"),
+      warn: record("warn"),
+      error: record("error"),
+    };
+    const peers = new PeerTransport({
+      nodeId: 1,
+      clusterId: "test",
+      tls: {
+        caFile: certs.caFile,
+        certFile: certs.strangerCertFile,
+        keyFile: certs.strangerKeyFile,
+      },
+      backoffInitialMs: 20,
+      backoffMaxMs: 50,
+      onUnreachable: () => undefined,
+      onSnapshotStatus: () => undefined,
+      snapshotSource: () => Promise.reject(new Error("none")),
+      logger,
+    });
+    cleanups.push(() => peers.close());
+    peers.setPeers([[2, address]]);
+    await waitFor(
+      () => records.some((r) => r.level === "warn" && r.msg.startsWith("cannot connect to peer 2")),
+      "a warning about peer 2",
+    );
+    const warning = records.find((r) => r.msg.startsWith("cannot connect to peer 2"))!;
+    expect(warning.msg).toMatch(new RegExp(`^cannot connect to peer 2 at ${address}: TLS`));
+    expect(String(warning.obj.reason)).toMatch(/certificate|unknown ca|alert/i);
+    await new Promise((resolve) => setTimeout(resolve, 500)); // several more failed attempts
+    expect(records.filter((r) => r.msg.startsWith("cannot connect to peer 2"))).toHaveLength(1);
+  });
+
+  test("an unreachable peer is logged with the reason", async () => {
+    const records: string[] = [];
+    const logger = {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (_obj: object, msg = "") => records.push(msg),
+      error: () => undefined,
+    };
+    const peers = new PeerTransport({
+      nodeId: 1,
+      clusterId: "test",
+      backoffInitialMs: 20,
+      onUnreachable: () => undefined,
+      onSnapshotStatus: () => undefined,
+      snapshotSource: () => Promise.reject(new Error("none")),
+      logger,
+    });
+    cleanups.push(() => peers.close());
+    peers.setPeers([[3, "127.0.0.1:1"]]);
+    await waitFor(() => records.length > 0, "a warning about peer 3");
+    expect(records[0]).toMatch(/^cannot connect to peer 3 at 127\.0\.0\.1:1: ECONNREFUSED/);
+  });
+
   test("requiring client certificates without a CA is a configuration error", async () => {
     const error = await startServer({
       tls: { certFile: certs.certFile, keyFile: certs.keyFile, requireClientCert: true },
