@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import {
   Metadata,
@@ -8,7 +10,7 @@ import {
   type ServerUnaryCall,
   type ServiceError,
 } from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
+import type { PackageDefinition } from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import type { Message, NodeId } from "@rockraft/raft-core";
@@ -99,6 +101,41 @@ export interface ServerOptions {
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 const protoDir = fileURLToPath(new URL("../proto", import.meta.url));
+
+/**
+ * What server reflection serves: the FileDescriptorProtos buf builds from proto/ (the
+ * files' real names, snake_case fields and comments) and grpc.health.v1's, in the shape
+ * @grpc/reflection reads (a package definition whose entries list encoded descriptors).
+ */
+function reflectionDescriptors(): PackageDefinition {
+  const files: Uint8Array[] = [];
+  for (const name of ["rockraft.binpb", "health.binpb"]) {
+    files.push(...descriptorSetFiles(readFileSync(join(protoDir, name))));
+  }
+  return { "rockraft.v1": { fileDescriptorProtos: files } } as unknown as PackageDefinition;
+}
+
+/** The encoded FileDescriptorProtos of a FileDescriptorSet (field 1, repeated). */
+function descriptorSetFiles(set: Uint8Array): Uint8Array[] {
+  const files: Uint8Array[] = [];
+  let at = 0;
+  const varint = (): number => {
+    let value = 0;
+    for (let shift = 0; ; shift += 7) {
+      const byte = set[at++]!;
+      value += (byte & 0x7f) * 2 ** shift;
+      if (byte < 0x80) return value;
+    }
+  };
+  while (at < set.length) {
+    const tag = varint();
+    if (tag !== ((1 << 3) | 2)) throw new Error(`not a FileDescriptorSet (tag ${tag})`);
+    const length = varint();
+    files.push(set.subarray(at, at + length));
+    at += length;
+  }
+  return files;
+}
 
 /** A unary call's context; grpc-js reports "cancelled" at the end of many calls. */
 function contextOf(call: {
@@ -484,13 +521,7 @@ export class RockraftServer {
       [SERVICE_NAMES.raft]: "SERVING",
     });
     health.addToServer(server);
-    const definitions = loadSync(
-      ["rockraft/v1/raft.proto", "rockraft/v1/kv.proto", "rockraft/v1/cluster.proto"],
-      {
-        includeDirs: [protoDir],
-      },
-    );
-    new ReflectionService(definitions).addToServer(server);
+    new ReflectionService(reflectionDescriptors()).addToServer(server);
 
     const port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(options.address, credentials, (error, bound) => {

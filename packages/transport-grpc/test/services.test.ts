@@ -493,8 +493,39 @@ describe("the server", () => {
       call.write({ listServices: "" } as never);
     });
     expect(names).toEqual(
-      expect.arrayContaining(["rockraft.v1.Cluster", "rockraft.v1.KV", "rockraft.v1.RaftService"]),
+      expect.arrayContaining([
+        "grpc.health.v1.Health",
+        "rockraft.v1.Cluster",
+        "rockraft.v1.KV",
+        "rockraft.v1.RaftService",
+      ]),
     );
+
+    // The files as proto/ has them: their own names, snake_case fields, comments.
+    const file = await new Promise<Buffer[]>((resolve, reject) => {
+      const call = (
+        reflection.serverReflectionInfo as () => NodeJS.ReadWriteStream & { end(): void }
+      ).call(reflection);
+      call.on(
+        "data",
+        (response: {
+          fileDescriptorResponse?: { fileDescriptorProto: Buffer[] };
+          errorResponse?: { errorMessage: string };
+        }) => {
+          if (response.errorResponse !== undefined && response.errorResponse !== null)
+            reject(new Error(response.errorResponse.errorMessage));
+          else resolve(response.fileDescriptorResponse?.fileDescriptorProto ?? []);
+          call.end();
+        },
+      );
+      call.on("error", reject);
+      call.write({ fileByFilename: "rockraft/v1/kv.proto" } as never);
+    });
+    const kv = file.find((bytes) => bytes.toString("latin1").includes("rockraft/v1/kv.proto"))!;
+    const text = kv.toString("latin1");
+    expect(text.slice(2, 2 + kv[1]!)).toBe("rockraft/v1/kv.proto");
+    expect(text).toContain("\n\x0cexpect_found"); // a field named expect_found, as in kv.proto
+    expect(text).toContain(".rockraft.v1.PutRequest");
   });
 
   test("an address in use is refused with TRANSPORT_ADDRESS_IN_USE", async () => {
