@@ -239,7 +239,7 @@ describe("the basic example, as processes", () => {
     // with the one-line error.
     const lines = node.errors.trimEnd().split("\n");
     expect(lines.at(-1)).toBe(
-      "error: node 2 stopped after a failure: commit index 10 is beyond the last index 0",
+      "error: node 2 stopped after a failure: commit index 10 from leader 9 is beyond this node's last log index 0: its log lost entries it had acknowledged (damaged or truncated storage). Remove this node from the cluster, then add it back with an empty data directory",
     );
     const fatal = lines
       .slice(0, -1)

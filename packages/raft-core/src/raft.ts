@@ -1346,6 +1346,14 @@ export class Raft {
   }
 
   private handleHeartbeat(m: MsgHeartbeat): void {
+    if (m.commit > this.log.lastIndex()) {
+      // The leader sends no commit index past what we acknowledged holding: our log lost
+      // entries we had made durable (damaged or truncated storage).
+      throw new RaftError(
+        "RAFT_INVARIANT",
+        `commit index ${m.commit} from leader ${m.from} is beyond this node's last log index ${this.log.lastIndex()}: its log lost entries it had acknowledged (damaged or truncated storage). Remove this node from the cluster, then add it back with an empty data directory`,
+      );
+    }
     this.log.commitTo(m.commit);
     const response: Message = {
       type: "MsgHeartbeatResp",

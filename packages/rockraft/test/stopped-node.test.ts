@@ -83,7 +83,9 @@ test(
     const error = await breakInvariant(node, id, address);
     expect(error.code).toBe("RAFT_NODE_STOPPED");
     expect(error.message).toMatch(
-      new RegExp(`^node ${id} stopped after a failure: commit index \\d+ is beyond the last index`),
+      new RegExp(
+        `^node ${id} stopped after a failure: commit index \\d+ from leader 9 is beyond this node.s last log index \\d+: its log lost entries it had acknowledged`,
+      ),
     );
     const metrics = node.metrics();
     expect([metrics.state, metrics.stopped, metrics.currentLeader]).toEqual([

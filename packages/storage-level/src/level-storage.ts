@@ -173,6 +173,23 @@ const COMPACT_RANGE_ENTRIES = 50_000;
  */
 const COMPACT_RANGE_JITTER_MS = 2_000;
 
+/** Whether LevelDB reported damaged files (a block that fails to decode or its checksum). */
+function isLevelCorruption(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  const cause = (error as { cause?: { message?: string } }).cause;
+  return (
+    code === "LEVEL_CORRUPTION" ||
+    /^Corruption:/.test(cause?.message ?? "") ||
+    /^Corruption:/.test((error as Error).message ?? "")
+  );
+}
+
+/** LevelDB's own words for a corruption, as the detail of our error. */
+function levelCause(error: unknown): DecodeError {
+  const cause = (error as { cause?: { message?: string } }).cause;
+  return new DecodeError(`LevelDB: ${cause?.message ?? (error as Error).message}`);
+}
+
 /** A key for an error message: as text when it is printable UTF-8, else as hex. */
 function printableKey(key: Uint8Array): string {
   const text = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("utf8");
@@ -458,7 +475,16 @@ export class LevelStorage {
     // interrupted (see `persist`): they are deleted now, unread.
     const leftovers: Uint8Array[] = [];
     let expected = logStart.index + 1;
-    for await (const [key, value] of db.iterator({ gte: LOG_START_KEY, lt: LOG_END_KEY })) {
+    const logEntries = db.iterator({ gte: LOG_START_KEY, lt: LOG_END_KEY });
+    const readLog = async function* () {
+      try {
+        for await (const item of logEntries) yield item;
+      } catch (error) {
+        if (isLevelCorruption(error)) corrupted("log", levelCause(error));
+        throw error;
+      }
+    };
+    for await (const [key, value] of readLog()) {
       const index = logKeyIndex(key);
       if (index <= logStart.index && entries.length === 0) {
         leftovers.push(key);
@@ -886,7 +912,15 @@ export class LevelStorage {
   private async readData(key: Uint8Array): Promise<Uint8Array | undefined> {
     let stored: Uint8Array | null | undefined;
     if (this.deferredValues.size > 0) stored = this.deferredValues.get(keyString(key));
-    if (stored === undefined) stored = await this.db.get(key);
+    if (stored === undefined) {
+      try {
+        stored = await this.db.get(key);
+      } catch (error) {
+        // LevelDB found a damaged table block: the node must stop, not answer per key.
+        if (isLevelCorruption(error)) throw this.damagedValue(userKey(key), levelCause(error));
+        throw error;
+      }
+    }
     if (stored === undefined || stored === null) return undefined;
     try {
       // A copy: callers get it, and the stored bytes may be shared (a deferred op's).

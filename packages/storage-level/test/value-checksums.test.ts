@@ -95,3 +95,40 @@ test("a format 1 store (values without checksums) is converted when opened", asy
   expect(text(await reopened.get(bytes("k2")))).toBe("value 2");
   await reopened.close();
 });
+
+test("bytes flipped in a LevelDB table file: the open fails or the read does, as STORAGE_CORRUPTED, never a wrong value", async () => {
+  const { readdir, readFile, writeFile } = await import("node:fs/promises");
+  const { join } = await import("node:path");
+  const dataPath = await storeWithKeys(400);
+  await (await open(dataPath)).close(); // reopened: the write-ahead log becomes a table file
+  const tables = (await readdir(dataPath)).filter((name) => name.endsWith(".ldb"));
+  expect(tables.length).toBeGreaterThan(0);
+  for (const table of tables) {
+    const file = join(dataPath, table);
+    const content = await readFile(file);
+    for (const at of [200, 4_000, 12_000, 30_000])
+      if (at < content.length - 100) content[at]! ^= 0xff;
+    await writeFile(file, content);
+  }
+  let store;
+  try {
+    store = await open(dataPath);
+  } catch (error) {
+    expect(error).toBeInstanceOf(StorageError);
+    expect((error as StorageError).code).toBe("STORAGE_CORRUPTED");
+    return;
+  }
+  let refused = 0;
+  for (let i = 0; i < 400; i++) {
+    try {
+      const value = await store.get(bytes(`k${i}`));
+      expect(text(value)).toBe(`value ${i}`);
+    } catch (error) {
+      expect(error).toBeInstanceOf(StorageError);
+      expect((error as StorageError).code).toBe("STORAGE_CORRUPTED");
+      refused++;
+    }
+  }
+  expect(refused).toBeGreaterThan(0);
+  await store.close();
+});
