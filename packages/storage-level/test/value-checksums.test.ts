@@ -1,3 +1,5 @@
+import { readdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
 import { afterEach, expect, test } from "vitest";
 import { StorageError } from "../src/index.js";
@@ -97,8 +99,6 @@ test("a format 1 store (values without checksums) is converted when opened", asy
 });
 
 test("bytes flipped in a LevelDB table file: the open fails or the read does, as STORAGE_CORRUPTED, never a wrong value", async () => {
-  const { readdir, readFile, writeFile } = await import("node:fs/promises");
-  const { join } = await import("node:path");
   const dataPath = await storeWithKeys(400);
   await (await open(dataPath)).close(); // reopened: the write-ahead log becomes a table file
   const tables = (await readdir(dataPath)).filter((name) => name.endsWith(".ldb"));
