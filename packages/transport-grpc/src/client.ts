@@ -40,7 +40,7 @@ import type {
   SnapshotResult,
 } from "./handlers.js";
 import { BatchFailure, BatchSession, type BatchAnswer } from "./batch-client.js";
-import { channelCredentials } from "./tls.js";
+import { TlsDialer } from "./tls.js";
 import { toNumber } from "./wire.js";
 
 /** Keys and values: bytes, or a string sent as UTF-8. */
@@ -231,7 +231,7 @@ function answeredError(address: string, error: CallError, cause?: unknown): Rock
 export class RockraftClient {
   private readonly endpoints = new Map<string, Endpoint>();
   private preferred: string;
-  private readonly credentials: ChannelCredentials;
+  private readonly dialer: TlsDialer;
   private readonly timeoutMs: number;
   private readonly maxMessageBytes: number;
   private readonly unaryCalls: boolean;
@@ -243,7 +243,7 @@ export class RockraftClient {
     this.timeoutMs = options.timeoutMs ?? 5_000;
     this.maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
     this.unaryCalls = options.unaryCalls ?? false;
-    this.credentials = channelCredentials(options.tls);
+    this.dialer = new TlsDialer(options.tls);
     for (const address of options.endpoints) this.endpoint(address);
     this.preferred = options.endpoints[0]!;
   }
@@ -399,18 +399,20 @@ export class RockraftClient {
   private endpoint(address: string): Endpoint {
     let endpoint = this.endpoints.get(address);
     if (endpoint === undefined) {
+      const { credentials, options: tlsOptions } = this.dialer.credentialsFor(address);
       const channelOptions = {
+        ...tlsOptions,
         "grpc.max_send_message_length": this.maxMessageBytes,
         "grpc.max_receive_message_length": this.maxMessageBytes,
         // The Batch stream outlives its calls: notice a node that vanished without a word.
         "grpc.keepalive_time_ms": 10_000,
         "grpc.keepalive_timeout_ms": 5_000,
       };
-      const kv = new KvClient(address, this.credentials, channelOptions);
+      const kv = new KvClient(address, credentials, channelOptions);
       endpoint = {
         address,
         kv,
-        cluster: new ClusterClient(address, this.credentials, channelOptions),
+        cluster: new ClusterClient(address, credentials, channelOptions),
         batch: new BatchSession(kv, this.maxMessageBytes),
       };
       this.endpoints.set(address, endpoint);

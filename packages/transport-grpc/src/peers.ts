@@ -10,7 +10,7 @@ import {
 import { SILENT_LOGGER, type SnapshotSource, type TransportLogger } from "./handlers.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./server.js";
 import { probeConnection } from "./probe.js";
-import { channelCredentials, type TlsOptions } from "./tls.js";
+import { TlsDialer, type TlsOptions } from "./tls.js";
 import { estimateSize, messageToWire, metadataToWire } from "./wire.js";
 
 /** Options of {@link PeerTransport}. */
@@ -81,7 +81,8 @@ class PeerConnection {
     channelOptions: ChannelOptions,
   ) {
     this.backoffMs = options.backoffInitialMs;
-    this.client = new PeerClient(address, channelCredentials(options.tls), channelOptions);
+    const { credentials, options: tlsOptions } = new TlsDialer(options.tls).credentialsFor(address);
+    this.client = new PeerClient(address, credentials, { ...channelOptions, ...tlsOptions });
     this.connect();
   }
 

@@ -230,6 +230,22 @@ describe("mutual TLS", () => {
     expect(records[0]).toMatch(/^cannot connect to peer 3 at 127\.0\.0\.1:1: ECONNREFUSED/);
   });
 
+  test("dialling a node by IP address prints no DEP0123 warning (no IP as TLS server name)", async () => {
+    const { execFile } = await import("node:child_process");
+    const fixture = join(import.meta.dirname, "fixtures/tls-to-ip.ts");
+    const { stdout, stderr } = await new Promise<{ stdout: string; stderr: string }>(
+      (resolve, reject) =>
+        execFile(
+          process.execPath,
+          ["--import", "tsx", fixture],
+          { cwd: join(import.meta.dirname, ".."), timeout: 30_000 },
+          (error, out, err) => (error ? reject(error) : resolve({ stdout: out, stderr: err })),
+        ),
+    );
+    expect(stdout).toBe("node 2, peer connected: true\n");
+    expect(stderr).toBe("");
+  });
+
   test("requiring client certificates without a CA is a configuration error", async () => {
     const error = await startServer({
       tls: { certFile: certs.certFile, keyFile: certs.keyFile, requireClientCert: true },
