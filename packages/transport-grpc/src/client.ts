@@ -1,9 +1,4 @@
-import {
-  ChannelCredentials,
-  Metadata,
-  status as GrpcStatus,
-  type ServiceError,
-} from "@grpc/grpc-js";
+import { Metadata, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
 import {
   ClusterClient,
   type AddLearnerResponse,

@@ -239,7 +239,10 @@ describe("mutual TLS", () => {
           process.execPath,
           ["--import", "tsx", fixture],
           { cwd: join(import.meta.dirname, ".."), timeout: 30_000 },
-          (error, out, err) => (error ? reject(error) : resolve({ stdout: out, stderr: err })),
+          (error, out, err) =>
+            error
+              ? reject(new Error(`${error.message}\n${err}`))
+              : resolve({ stdout: out, stderr: err }),
         ),
     );
     expect(stdout).toBe("node 2, peer connected: true\n");
