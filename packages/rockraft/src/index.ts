@@ -20,6 +20,7 @@ export {
   type Member,
   type Membership,
   type NodeMetrics,
+  type NodeState,
   type ReplicationProgress,
 } from "./wait.js";
 export { createLogger } from "./logger.js";

@@ -138,6 +138,8 @@ export class NodeRuntime {
   private ticker: NodeJS.Timeout | undefined;
   /** When logical time began (monotonic ms), and how many ticks have been given since. */
   private readonly tickEpoch = performance.now();
+  /** When this runtime started (monotonic ms). */
+  private readonly startedAt = performance.now();
   private readonly maxCatchUpTicks: number;
   private ticksGiven = 0;
   private stopping = false;
@@ -352,13 +354,17 @@ export class NodeRuntime {
   /**
    * Waits for a known leader, until `deadline` but at most one maximal election timeout:
    * by then an election that could succeed has, so the caller learns at once that there is
-   * no leader it can reach (RAFT_NO_LEADER) rather than at its deadline. A node that is not
-   * initialized yet may be about to receive its configuration from a leader, so it waits
-   * too (then RAFT_NOT_INITIALIZED).
+   * no leader it can reach (RAFT_NO_LEADER) rather than at its deadline. Until three
+   * election timeouts after the node started it waits up to then: a new cluster may still
+   * be connecting and electing its first leader. A node that is not initialized yet may be
+   * about to receive its configuration from a leader, so it waits too (then
+   * RAFT_NOT_INITIALIZED).
    */
   async awaitLeader(deadline: number): Promise<void> {
     if (this.softState.lead !== NONE) return;
-    const waitMs = Math.min(deadline - Date.now(), this.config.raft.electionTimeoutMaxMs);
+    const electionMs = this.config.raft.electionTimeoutMaxMs;
+    const grace = Math.max(electionMs, this.startedAt + 3 * electionMs - performance.now());
+    const waitMs = Math.min(deadline - Date.now(), grace);
     try {
       await this.waiter.until(
         (m) => m.currentLeader !== undefined,
