@@ -76,6 +76,17 @@ export class Progress {
   awaitsCommit = 0;
   /** The commit index our last MsgApp or heartbeat let it reach. */
   sentCommit = 0;
+  /**
+   * For a member the leader's configuration just removed: the index of the config entry
+   * that removed it. The leader keeps replicating to it (it counts toward nothing) until
+   * it knows that entry is committed (it acknowledged a heartbeat carrying that commit), so
+   * that it learns it was removed and stops campaigning.
+   */
+  departingAt: number | undefined;
+  /** The first heartbeat round that told it (departing) that its removal committed. */
+  departedRound: number | undefined;
+  /** Election timeouts it has been departing. */
+  departingRounds = 0;
   readonly inflights: Inflights;
 
   constructor(

@@ -335,6 +335,7 @@ export class Raft {
     const progress = new Map<NodeId, ProgressStatus>();
     if (this.role === "leader") {
       for (const [id, pr] of this.progress) {
+        if (pr.departingAt !== undefined) continue; // no longer a member
         progress.set(id, {
           match: pr.match,
           next: pr.next,
@@ -415,7 +416,11 @@ export class Raft {
     this.leadTransferee = NONE;
     this.votes = new Map();
     const next = this.log.lastIndex() + 1;
-    for (const pr of this.progress.values()) {
+    for (const [id, pr] of [...this.progress]) {
+      if (pr.departingAt !== undefined) {
+        this.progress.delete(id); // a departing member is the leader's business only
+        continue;
+      }
       pr.becomeProbe();
       pr.match = 0;
       pr.next = next;
@@ -455,6 +460,7 @@ export class Raft {
     this.electionElapsed++;
     if (this.electionElapsed >= this.options.electionTick) {
       this.electionElapsed = 0;
+      this.dropSilentDeparting();
       if (this.options.checkQuorum) this.checkQuorumActive();
       // A transfer that did not finish within an election timeout is abandoned (§3.10).
       if (this.role === "leader" && this.leadTransferee !== NONE) this.leadTransferee = NONE;
@@ -463,6 +469,21 @@ export class Raft {
     if (this.heartbeatElapsed >= this.options.heartbeatTick) {
       this.heartbeatElapsed = 0;
       this.bcastHeartbeat();
+    }
+  }
+
+  /**
+   * A removed member not heard from for an election timeout is given up on, and so is one
+   * still not told after ten (say, a snapshot to it keeps failing).
+   */
+  private dropSilentDeparting(): void {
+    for (const [id, pr] of [...this.progress]) {
+      if (pr.departingAt === undefined) continue;
+      pr.departingRounds++;
+      if (!pr.recentActive || pr.departingRounds > 10) {
+        this.progress.delete(id);
+        this.ackedRound.delete(id);
+      } else pr.recentActive = false;
     }
   }
 
@@ -545,6 +566,14 @@ export class Raft {
       // MsgProp and MsgReadIndex forwarded by followers carry no term: they are local
       // requests of whoever receives them.
     } else if (m.term > this.term) {
+      if (this.role === "leader" && this.progress.get(m.from)?.departingAt !== undefined) {
+        // A member this leader removed, whose term ran ahead while it was cut off: its term
+        // means nothing to the configuration that removed it. Stop contacting it instead of
+        // stepping down (a real newer leader is still found through the members).
+        this.progress.delete(m.from);
+        this.ackedRound.delete(m.from);
+        return;
+      }
       if (m.type === "MsgVote" || m.type === "MsgPreVote") {
         // A node that heard from a leader within the minimum election timeout ignores
         // votes (thesis §4.2.3, §6.2), unless the leader itself asked for the election.
@@ -916,12 +945,26 @@ export class Raft {
     this.quorum = quorumFor(conf.voters, conf.votersOutgoing);
     const members = new Set(allMembers(conf));
     const learners = new Set(conf.learners);
-    for (const id of [...this.progress.keys()]) {
-      if (!members.has(id)) this.progress.delete(id);
+    for (const [id, pr] of [...this.progress]) {
+      if (members.has(id)) continue;
+      if (this.role === "leader" && id !== this.id && this.configEntries.length > 0) {
+        // Removed by the entry just appended: keep replicating to it, counting it toward
+        // nothing, until it knows that entry committed (see `departingAt`).
+        pr.departingAt ??= this.latestConfigIndex();
+        pr.isLearner = true;
+        if (this.leadTransferee === id) this.leadTransferee = NONE;
+        continue;
+      }
+      this.progress.delete(id);
     }
     for (const id of members) {
       const existing = this.progress.get(id);
-      if (existing !== undefined) {
+      if (existing !== undefined && existing.departingAt !== undefined) {
+        // Added back while departing: it may be a new node on a wiped disk. Start afresh
+        // rather than trust what the removed one had acknowledged.
+        this.progress.delete(id);
+        this.ackedRound.delete(id);
+      } else if (existing !== undefined) {
         existing.isLearner = learners.has(id) && !this.quorum.isVoter(id);
         continue;
       }
@@ -1054,6 +1097,7 @@ export class Raft {
     } else if (pr.state === "replicate") pr.inflights.freeLE(m.index);
 
     if (this.maybeCommit()) {
+      if (this.role !== "leader") return; // it stepped down (removed itself): it sends nothing
       this.sendCommit();
       this.releasePendingReadIndexMessages();
     } else if (m.from !== this.id && wasPaused) {
@@ -1065,7 +1109,11 @@ export class Raft {
         /* send the next batch */
       }
     }
-    if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
+    if (
+      m.from === this.leadTransferee &&
+      pr.departingAt === undefined &&
+      pr.match === this.log.lastIndex()
+    ) {
       this.sendTimeoutNow(m.from);
     }
   }
@@ -1084,6 +1132,25 @@ export class Raft {
     const latest = this.configEntries[this.configEntries.length - 1];
     if (latest === undefined || latest.index > this.log.committed) return;
     if (this.role === "leader" && !this.quorum.isVoter(this.id)) {
+      // Tell every member, and every member this change removed, that it committed (an
+      // empty append after our last entry, whatever their flow control: a follower whose
+      // log matches ours commits; another refuses, harmlessly). A removed member learns it
+      // no longer belongs and stops campaigning; the new voters need not wait for a leader.
+      const last = this.log.lastIndex();
+      const logTerm = this.log.lastTerm();
+      for (const id of this.progress.keys()) {
+        if (id === this.id) continue;
+        this.send({
+          type: "MsgApp",
+          from: this.id,
+          to: id,
+          term: this.term,
+          index: last,
+          logTerm,
+          entries: [],
+          commit: this.log.committed,
+        });
+      }
       this.becomeFollower(this.term, NONE);
     }
   }
@@ -1112,6 +1179,10 @@ export class Raft {
     // Never tell a follower to commit past what it is known to hold.
     const commit = Math.min(pr.match, this.log.committed);
     pr.sentCommit = Math.max(pr.sentCommit, commit);
+    if (pr.departingAt !== undefined && commit >= pr.departingAt) {
+      // This heartbeat tells a removed member its removal committed (see departedRound).
+      pr.departedRound ??= Number(context);
+    }
     this.send({ type: "MsgHeartbeat", from: this.id, to, term: this.term, commit, context });
   }
 
@@ -1126,6 +1197,13 @@ export class Raft {
     if (pr.match < this.log.lastIndex() || pr.state === "probe") this.maybeSendAppend(m.from, true);
     const round = parseRound(m.context);
     if (round === undefined || round > this.round) return;
+    if (pr.departedRound !== undefined && round >= pr.departedRound) {
+      // A removed member acknowledged a heartbeat that told it its removal committed: it
+      // holds the entry and knows it is committed, so it no longer campaigns. Forget it.
+      this.progress.delete(m.from);
+      this.ackedRound.delete(m.from);
+      return;
+    }
     if (round <= (this.ackedRound.get(m.from) ?? 0)) return;
     this.ackedRound.set(m.from, round);
     this.confirmReads();

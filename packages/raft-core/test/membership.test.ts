@@ -314,4 +314,73 @@ describe("joint consensus", () => {
     expect([network.raft(1).role, network.raft(1).term]).toEqual(["leader", term]);
     expect(network.member(1).node.propose(bytes("still leading"))).toBeDefined();
   });
+
+  test("a removed node cut off during its removal learns of it once reachable, and stops campaigning", () => {
+    const network = cluster({ preVote: true, checkQuorum: true });
+    network.isolate(3);
+    network.member(1).node.remove(3);
+    network.stabilize();
+    expect(network.raft(1).conf.voters).toEqual([1, 2]);
+    expect(network.raft(3).conf.voters).toEqual([1, 2, 3]); // it heard nothing
+    network.recover();
+    // The leader replicates to it, counting it toward nothing, until it holds its removal.
+    for (let i = 0; i < 3; i++) {
+      network.tick(1);
+      network.stabilize();
+    }
+    expect(network.raft(3).conf).toEqual({ voters: [1, 2], learners: [], votersOutgoing: [] });
+    expect(network.raft(3).promotable()).toBe(false);
+    expect(network.raft(1).progress.has(3)).toBe(false); // then it is forgotten
+    const sent = network.delivered.length;
+    for (let i = 0; i < 100; i++) {
+      network.tick(3);
+      network.tick(1);
+      network.stabilize();
+    }
+    expect(network.raft(3).role).toBe("follower");
+    expect(network.delivered.slice(sent).filter((m) => m.from === 3)).toEqual([]);
+  });
+
+  test("a removed node whose term ran ahead while cut off does not depose the leader", () => {
+    const network = cluster({ preVote: false, checkQuorum: true });
+    network.isolate(3);
+    network.member(1).node.remove(3);
+    network.stabilize();
+    for (let i = 0; i < 25; i++) network.tick(3); // it campaigns alone: its term runs ahead
+    network.stabilize();
+    expect(network.raft(3).term).toBeGreaterThan(network.raft(1).term);
+    const term = network.raft(1).term;
+    network.recover();
+    network.tick(1);
+    network.stabilize();
+    expect([network.raft(1).role, network.raft(1).term]).toEqual(["leader", term]);
+    expect(network.raft(1).progress.has(3)).toBe(false);
+  });
+
+  test("a node added back while still departing starts afresh (it may be a wiped disk)", () => {
+    const network = cluster({ preVote: true, checkQuorum: true });
+    network.propose(1, "x");
+    network.isolate(3);
+    network.member(1).node.remove(3);
+    network.stabilize();
+    expect(network.raft(1).progress.get(3)?.match).toBeGreaterThan(0);
+    network.member(1).node.addLearner(3);
+    network.stabilize();
+    const pr = network.raft(1).progress.get(3)!;
+    expect([pr.match, pr.isLearner, pr.departingAt]).toEqual([0, true, undefined]);
+  });
+
+  test("a removed node that stays unreachable is given up on after an election timeout", () => {
+    const network = cluster({ preVote: true, checkQuorum: true });
+    network.isolate(3);
+    network.member(1).node.remove(3);
+    network.stabilize();
+    expect(network.raft(1).progress.get(3)?.isLearner).toBe(true);
+    for (let i = 0; i < 25; i++) {
+      network.tick(1);
+      network.stabilize();
+    }
+    expect(network.raft(1).progress.has(3)).toBe(false);
+    expect(network.raft(1).role).toBe("leader");
+  });
 });

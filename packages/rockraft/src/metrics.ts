@@ -4,7 +4,7 @@ import { parseAddress } from "@rockraft/config";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { NodeMetrics } from "./wait.js";
 
-const ROLES = ["follower", "pre-candidate", "candidate", "leader", "stopped"] as const;
+const ROLES = ["follower", "pre-candidate", "candidate", "leader", "removed", "stopped"] as const;
 
 /** The node's metrics in Prometheus format (prom-client), optionally served over HTTP. */
 export class NodeMetricsExporter {

@@ -138,6 +138,10 @@ export class NodeRuntime {
   private ticker: NodeJS.Timeout | undefined;
   /** When logical time began (monotonic ms), and how many ticks have been given since. */
   private readonly tickEpoch = performance.now();
+  /** Whether this node has been a member of a configuration it knew, in this process. */
+  private wasMember = false;
+  /** Whether it has said it was removed. */
+  private saidRemoved = false;
   /** When this runtime started (monotonic ms). */
   private readonly startedAt = performance.now();
   private readonly maxCatchUpTicks: number;
@@ -579,7 +583,7 @@ export class NodeRuntime {
     return {
       nodeId: this.nodeId,
       initialized: this.initialized(),
-      state: stopped ? "stopped" : status.softState.role,
+      state: stopped ? "stopped" : this.removed(status) ? "removed" : status.softState.role,
       currentTerm: status.hardState.term,
       currentLeader: lead === NONE ? undefined : lead,
       lastLogIndex: status.lastIndex,
@@ -599,6 +603,36 @@ export class NodeRuntime {
       })),
       stopped,
     };
+  }
+
+  /**
+   * Whether this node knows it was removed: it was a member, and the configuration in
+   * effect, committed as far as it knows, no longer lists it.
+   */
+  private removed(status: ReturnType<RawNode["status"]>): boolean {
+    if (this.isMember(status.confState)) return false;
+    return this.wasMember && status.configIndex <= status.hardState.commit;
+  }
+
+  private isMember(conf: ConfState): boolean {
+    const member =
+      conf.voters.includes(this.nodeId) ||
+      conf.learners.includes(this.nodeId) ||
+      conf.votersOutgoing.includes(this.nodeId);
+    if (member) this.wasMember = true;
+    return member;
+  }
+
+  /** Says once, in the log, that this node was removed from the cluster (after each Ready). */
+  private sayIfRemoved(): void {
+    if (this.saidRemoved || this.isMember(this.raw.confState()) || !this.wasMember) return;
+    const status = this.raw.status();
+    if (!this.removed(status)) return;
+    this.saidRemoved = true;
+    this.logger.warn(
+      { configIndex: status.configIndex },
+      `node ${this.nodeId} was removed from the cluster (configuration at index ${status.configIndex}): it no longer votes or campaigns; shut it down`,
+    );
   }
 
   /** Stops ticking and the loop; settles pending calls. Storage and server are the caller's. */
@@ -725,6 +759,7 @@ export class NodeRuntime {
         await this.storage.discardStagedSnapshots(this.storage.applied().index);
       }
       if (ready.snapshotDue !== undefined) await this.triggerSnapshot();
+      this.sayIfRemoved();
       this.refreshAddresses();
       this.expireReads();
       this.publish();

@@ -41,8 +41,11 @@ export interface LogId {
   readonly index: number;
 }
 
-/** A node's role, or `stopped` once it was shut down or stopped by a failure. */
-export type NodeState = StateRole | "stopped";
+/**
+ * A node's role; `removed` once it knows a committed configuration without it (it no longer
+ * votes or campaigns: shut it down); `stopped` once it was shut down or stopped by a failure.
+ */
+export type NodeState = StateRole | "removed" | "stopped";
 
 /** A node's view of itself and the cluster. */
 export interface NodeMetrics {

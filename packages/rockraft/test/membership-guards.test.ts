@@ -105,3 +105,30 @@ test(
     expect(leader.metrics().membership.learners).toEqual([]);
   },
 );
+
+test(
+  "a removed node says so: state removed, it stops campaigning, the others go on",
+  { timeout: 60_000 },
+  async () => {
+    cluster = await startCluster(3);
+    const leader = cluster.leader()!;
+    const leaderId = leader.metrics().nodeId;
+    const removed = [1, 2, 3].find((id) => id !== leaderId)!;
+    const voters = leader
+      .metrics()
+      .membership.voters.filter((v) => v.nodeId !== removed)
+      .map(info);
+    await leader.raft().changeMembership({ voters });
+    const node = cluster.node(removed);
+    const metrics = await node
+      .raft()
+      .wait({ timeoutMs: 10_000 })
+      .metrics((m) => m.state === "removed", "the node to know it was removed");
+    expect(metrics.membership.voters.map((v) => v.nodeId)).not.toContain(removed);
+    // It never campaigns again: its term stays put over several election timeouts.
+    const term = node.metrics().currentTerm;
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect([node.metrics().state, node.metrics().currentTerm]).toEqual(["removed", term]);
+    await leader.raft().clientWrite({ key: "after", value: "removal" });
+  },
+);
