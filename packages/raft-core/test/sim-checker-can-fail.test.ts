@@ -68,9 +68,16 @@ test("a lease measured by CheckQuorum alone (served whenever the node leads) is 
   );
 });
 
-test("ignoring requests of lower terms (no reply, as etcd does with PreVote and CheckQuorum off) is caught by the suites' seeds", () => {
-  const failure = firstFailure(NEITHER, { ignoreLowerTerms: true }, [
-    { nodes: 3, firstSeed: 420_001, seeds: VARIANT_SEEDS.neither3 },
-  ]);
-  expect(failure).toMatch(/liveness/);
-});
+// Since removed members learn of their removal (issue 18), this wedge is rare: 1 of the
+// suite's 300 seeds (420279: a member at a lower term never learns the leader's and never
+// applies the write). Searching for it takes about 20 s.
+test(
+  "ignoring requests of lower terms (no reply, as etcd does with PreVote and CheckQuorum off) is caught by the suites' seeds",
+  { timeout: 120_000 },
+  () => {
+    const failure = firstFailure(NEITHER, { ignoreLowerTerms: true }, [
+      { nodes: 3, firstSeed: 420_001, seeds: VARIANT_SEEDS.neither3 },
+    ]);
+    expect(failure).toMatch(/liveness/);
+  },
+);
