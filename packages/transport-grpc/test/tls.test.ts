@@ -9,7 +9,7 @@ import {
   TransportError,
 } from "../src/index.js";
 import { makeCertificates } from "./helpers/certs.js";
-import { startServer, stubCluster, waitFor } from "./helpers/servers.js";
+import { metricsCluster, startServer, waitFor } from "./helpers/servers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "rockraft-tls-"));
 const certs = makeCertificates(dir);
@@ -19,26 +19,6 @@ const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
-
-const metricsCluster = {
-  ...stubCluster,
-  metrics: () =>
-    Promise.resolve({
-      nodeId: 2,
-      initialized: true,
-      state: "leader",
-      currentTerm: 1,
-      currentLeader: 2,
-      lastLogIndex: 1,
-      commitIndex: 1,
-      lastApplied: { index: 1, term: 1 },
-      voters: [],
-      learners: [],
-      votersOutgoing: [],
-      snapshotIndex: 0,
-      replication: [],
-    }),
-};
 
 async function tlsServer(requireClientCert: boolean) {
   const started = await startServer({

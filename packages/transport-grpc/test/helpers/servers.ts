@@ -75,6 +75,27 @@ export function recordingLogger(): TransportLogger & {
   return { lines, debug: at("debug"), info: at("info"), warn: at("warn"), error: at("error") };
 }
 
+/** A Cluster handler whose Metrics answers: node 2, leader of term 1. */
+export const metricsCluster: ClusterHandler = {
+  ...stubCluster,
+  metrics: () =>
+    Promise.resolve({
+      nodeId: 2,
+      initialized: true,
+      state: "leader",
+      currentTerm: 1,
+      currentLeader: 2,
+      lastLogIndex: 1,
+      commitIndex: 1,
+      lastApplied: { index: 1, term: 1 },
+      voters: [],
+      learners: [],
+      votersOutgoing: [],
+      snapshotIndex: 0,
+      replication: [],
+    }),
+};
+
 export async function startServer(
   overrides: Partial<ServerOptions> = {},
 ): Promise<{ server: RockraftServer; inbox: Inbox; address: string }> {
