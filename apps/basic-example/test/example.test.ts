@@ -225,12 +225,17 @@ describe("the basic example, as processes", () => {
     try {
       peer.setPeers([[2, node.address]]);
       const exited = new Promise<void>((resolve) => node.child!.once("exit", () => resolve()));
-      const deadline = Date.now() + 10_000;
-      while (node.exitCode === undefined && Date.now() < deadline) {
-        peer.send([{ type: "MsgHeartbeat", from: 9, to: 2, term: 5, commit: 10, context: "" }]); // dropped until the peer stream is connected: sent again until it lands
-        await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 50))]);
+      // Dropped until the peer stream is connected: sent again until the node exits.
+      const resend = setInterval(
+        () =>
+          peer.send([{ type: "MsgHeartbeat", from: 9, to: 2, term: 5, commit: 10, context: "" }]),
+        50,
+      );
+      try {
+        await exited;
+      } finally {
+        clearInterval(resend);
       }
-      await exited;
     } finally {
       peer.close();
     }

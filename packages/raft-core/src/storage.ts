@@ -12,7 +12,7 @@ import {
 } from "./types.js";
 
 /**
- * The synchronous view of durable state the core reads (STYLE.md §8): the log since the
+ * The synchronous view of durable state the core reads: the log since the
  * last snapshot, the hard state, and the snapshot. An implementation changes it only after
  * the corresponding write is durable, never ahead of it.
  */

@@ -1,4 +1,4 @@
-// Golden scenario transcripts (STYLE.md §18): a script renders a readable log of commands,
+// Golden scenario transcripts: a script renders a readable log of commands,
 // messages and node states, checked against test/testdata/*.txt. Review changes as diffs;
 // regenerate with `pnpm --filter @rockraft/raft-core exec vitest run scenarios -u`.
 import { expect, test } from "vitest";

@@ -1,5 +1,5 @@
 // The gRPC services' handlers: the transport calls these; they call the RaftApi and map
-// rockraft's errors to the status-code contract (DESIGN.md).
+// rockraft's errors to gRPC status codes (the table in this package's README, "Errors").
 import type {
   ClusterHandler,
   ClusterMetrics,

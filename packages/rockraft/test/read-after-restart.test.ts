@@ -1,19 +1,12 @@
 import { afterEach, expect, test } from "vitest";
 import type { Message } from "@rockraft/raft-core";
-import type { RaftNode } from "../src/index.js";
-import type { NodeRuntime } from "../src/node.js";
-import { eventually, startCluster, type TestCluster } from "./helpers/cluster.js";
+import { eventually, runtimeOf, startCluster, type TestCluster } from "./helpers/cluster.js";
 
 let cluster: TestCluster | undefined;
 afterEach(async () => {
   await cluster?.close();
   cluster = undefined;
 });
-
-/** The runtime under a node: this test reaches into it to filter what the leader hears. */
-function runtimeOf(node: RaftNode): NodeRuntime {
-  return (node as unknown as { runtime: NodeRuntime }).runtime;
-}
 
 test(
   "a follower that restarts with a read pending at the leader: its new read covers every write acknowledged before it",

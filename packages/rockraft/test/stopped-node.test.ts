@@ -35,15 +35,21 @@ async function sendAsPeer<T>(
   });
   closers.push(() => transport.close());
   transport.setPeers([[to, address]]);
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    transport.send(messages);
-    const result = await Promise.race([
-      done.then((value) => ({ value })),
-      new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), 50)),
+  const resend = setInterval(() => transport.send(messages), 50);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      done,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new Error("the messages had no effect within 10 s")),
+          10_000,
+        );
+      }),
     ]);
-    if (result !== undefined) return result.value;
-    if (Date.now() > deadline) throw new Error("the messages had no effect within 10 s");
+  } finally {
+    clearInterval(resend);
+    clearTimeout(timer);
   }
 }
 

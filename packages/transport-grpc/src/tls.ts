@@ -61,17 +61,6 @@ export function serverCredentials(tls: TlsOptions | undefined): ServerCredential
   }
 }
 
-/**
- * Credentials for dialling a node: plaintext without `tls`; otherwise TLS verified against
- * `caFile` (system roots when absent), presenting `certFile`/`keyFile` when given (mutual
- * TLS). Unreadable or unusable files are TRANSPORT_TLS errors naming the file.
- */
-export function channelCredentials(
-  tls: (Pick<TlsOptions, "caFile"> & Partial<Pick<TlsOptions, "certFile" | "keyFile">>) | undefined,
-): ChannelCredentials {
-  return new TlsDialer(tls).credentialsFor(undefined).credentials;
-}
-
 /** What a channel to one address needs: its credentials and channel options. */
 export interface DialSettings {
   readonly credentials: ChannelCredentials;
@@ -79,7 +68,10 @@ export interface DialSettings {
 }
 
 /**
- * Builds the credentials of channels to nodes, reading the TLS files once. For an address
+ * Builds the credentials of channels to nodes: plaintext without `tls`; otherwise TLS
+ * verified against `caFile` (system roots when absent), presenting `certFile`/`keyFile` when
+ * given (mutual TLS), the files read once (unreadable or unusable ones are TRANSPORT_TLS
+ * errors naming the file). For an address
  * whose host is an IP, the TLS server name (SNI) is not set to the IP (RFC 6066 forbids it,
  * and Node.js prints DEP0123 when it is): a placeholder name goes in its place, and the
  * server's certificate is still verified against the IP.

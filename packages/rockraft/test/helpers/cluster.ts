@@ -4,6 +4,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig, type Config } from "@rockraft/config";
 import { RaftNodeBuilder, type BuildOptions, type RaftNode } from "../../src/index.js";
+import type { NodeRuntime } from "../../src/node.js";
+
+/** The runtime under a node, for tests that must reach into it (filter what it hears, read points). */
+export function runtimeOf(node: RaftNode): NodeRuntime {
+  return (node as unknown as { runtime: NodeRuntime }).runtime;
+}
 
 /** Ports free right now on 127.0.0.1 (the OS picks them). */
 export async function freePorts(count: number): Promise<number[]> {
