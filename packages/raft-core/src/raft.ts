@@ -10,7 +10,8 @@ import { RaftLog } from "./log.js";
 import type { Prng } from "./prng.js";
 import { Progress } from "./progress.js";
 import { quorumFor, type Quorum } from "./quorum.js";
-import type { RaftStorage } from "./storage.js";
+import { validateOptions, type RaftOptions } from "./options.js";
+import { ReadOnly } from "./read-only.js";
 import {
   EMPTY_CONF_STATE,
   NONE,
@@ -31,82 +32,6 @@ import {
   type SoftState,
   type StateRole,
 } from "./types.js";
-
-/**
- * How the leader confirms it still leads before serving a read: `safe` (ReadIndex, a heartbeat
- * round) or `lease` (its leader lease; needs CheckQuorum).
- */
-export type ReadMode = "safe" | "lease";
-
-/** Options of one Raft node. Durations are in ticks of the caller's logical clock. */
-export interface RaftOptions {
-  /** This node's id: a positive integer. */
-  readonly id: NodeId;
-  /** The storage view the node reads its durable state from. */
-  readonly storage: RaftStorage;
-  /** The injected source of election jitter. */
-  readonly prng: Prng;
-  /** Minimum election timeout, in ticks. */
-  readonly electionTick: number;
-  /** Election timeouts are drawn from [electionTick, electionTickMax); default 2 × electionTick. */
-  readonly electionTickMax?: number;
-  /** Heartbeat interval, in ticks; less than electionTick. */
-  readonly heartbeatTick: number;
-  /** The index the state machine has applied up to (at restart); default 0. */
-  readonly applied?: number;
-  /** Entries per MsgApp; default 300. */
-  readonly maxEntriesPerMsg?: number;
-  /** Entry bytes per MsgApp (at least one entry is always sent); default 1 MiB. */
-  readonly maxBytesPerMsg?: number;
-  /** Unacknowledged MsgApps per follower in replicate state; default 256. */
-  readonly maxInflightMsgs?: number;
-  /** Unacknowledged entry bytes per follower; 0 = no limit (the default). */
-  readonly maxInflightBytes?: number;
-  /** Bytes of committed entries handed out per Ready (at least one entry); default 64 MiB. */
-  readonly maxCommittedBytesPerReady?: number;
-  /** PreVote (thesis §9.6); default true. */
-  readonly preVote?: boolean;
-  /** CheckQuorum (thesis §6.2); default true. */
-  readonly checkQuorum?: boolean;
-  /** ReadIndex (`safe`, thesis §6.4) or leader lease (`lease`, needs checkQuorum); default safe. */
-  readonly readMode?: ReadMode;
-  /**
-   * How many ticks the lease gives up to clock drift between nodes (`lease` reads only).
-   * A lease starts when the heartbeat round a quorum acknowledged was sent and lasts
-   * `electionTick - 1 - leaseClockDriftTicks` ticks; default `ceil(electionTick / 5)`.
-   */
-  readonly leaseClockDriftTicks?: number;
-  /** Drop proposals on followers instead of forwarding them to the leader; default false. */
-  readonly disableProposalForwarding?: boolean;
-  /**
-   * When the commit index moves, a leader sends an empty MsgApp carrying it to every
-   * follower that has nothing else to receive (`broadcast`, etcd's behaviour, the default),
-   * or only to those waiting for it (`on-demand`): followers that forwarded the newly
-   * committed proposals, or whose read index is not yet committed on their side. The others
-   * learn it with their next MsgApp or heartbeat (at most `heartbeatTick` later), as the
-   * paper allows (§5.3). With one write at a time this saves two messages per follower per
-   * write; nothing that anyone waits for is delayed.
-   */
-  readonly commitNotice?: "broadcast" | "on-demand";
-  /** Ask for a snapshot (`Ready.snapshotDue`) once this many entries were applied since the last; 0 = never. Default 5000. */
-  readonly snapshotInterval?: number;
-  /** Entries kept in the log behind a snapshot when compacting; default 1000. */
-  readonly snapshotKeepEntries?: number;
-  /**
-   * Deliberate rule breaking, for tests that prove the simulator's checkers can fail.
-   * Never set outside tests.
-   *
-   * @internal
-   */
-  readonly testingUnsafe?: {
-    /** Grant votes without the §5.4.1 up-to-date check. */
-    readonly grantVotesWithoutLogCheck?: boolean;
-    /** Serve lease reads whenever this node leads (the lease measured by CheckQuorum alone). */
-    readonly leaseFromQuorumCheck?: boolean;
-    /** Ignore messages of lower terms as etcd does with PreVote and CheckQuorum off. */
-    readonly ignoreLowerTerms?: boolean;
-  };
-}
 
 /** The leader's view of one member's replication. */
 export interface ProgressStatus {
@@ -147,20 +72,6 @@ export interface Status {
 }
 
 type CampaignKind = "pre-election" | "election" | "transfer";
-
-interface ReadRequest {
-  readonly context: string;
-  readonly index: number;
-  readonly from: NodeId;
-  /** The heartbeat round sent when the request arrived: a quorum's ack of it confirms it. */
-  readonly round: number;
-}
-
-/** A heartbeat round the leader sent, and when (in its ticks). */
-interface Round {
-  readonly round: number;
-  readonly sentAt: number;
-}
 
 interface ConfigEntry {
   readonly index: number;
@@ -205,7 +116,6 @@ export class Raft {
   private randomizedElectionTimeout = 0;
   leadTransferee: NodeId = NONE;
 
-  private readRequests: ReadRequest[] = [];
   private pendingReadIndexMessages: MsgReadIndex[] = [];
 
   /** Ticks since this node started: the clock leases are measured with. */
@@ -224,18 +134,8 @@ export class Raft {
    * leader's lease, and a node that restarts with no term on disk does not know it must.
    */
   durableTerm: number;
-  /**
-   * Heartbeat rounds (leader). Every heartbeat carries its round's number as its context;
-   * a follower's reply acknowledges that round, and every round before it. A ReadIndex
-   * request is confirmed once a quorum acknowledged a round sent after it arrived; the
-   * lease starts when the newest round a quorum acknowledged was sent. Numbers only grow,
-   * so two requests never share a round whatever contexts their callers gave.
-   */
-  private round = 0;
-  private rounds: Round[] = [];
-  private readonly ackedRound = new Map<NodeId, number>();
-  /** A MsgTimeoutNow went out this term: voters may now ignore the lease, so it is over. */
-  private leaseRevoked = false;
+  /** Heartbeat rounds (leader), and the reads and the lease they confirm. */
+  private readonly readOnly: ReadOnly;
 
   private readonly options: Required<
     Omit<RaftOptions, "testingUnsafe" | "storage" | "prng" | "id">
@@ -268,6 +168,10 @@ export class Raft {
       snapshotInterval: options.snapshotInterval ?? 5000,
       snapshotKeepEntries: options.snapshotKeepEntries ?? 1000,
     };
+    this.readOnly = new ReadOnly(
+      this.options.electionTick,
+      this.options.electionTick - 1 - this.options.leaseClockDriftTicks,
+    );
 
     const storage = options.storage;
     const { hardState, confState } = storage.initialState();
@@ -426,11 +330,8 @@ export class Raft {
       pr.next = next;
       pr.recentActive = pr.id === this.id;
     }
-    this.readRequests = [];
     this.pendingReadIndexMessages = [];
-    this.rounds = [];
-    this.ackedRound.clear();
-    this.leaseRevoked = false;
+    this.readOnly.reset();
   }
 
   private resetRandomizedElectionTimeout(): void {
@@ -482,7 +383,7 @@ export class Raft {
       pr.departingRounds++;
       if (!pr.recentActive || pr.departingRounds > 10) {
         this.progress.delete(id);
-        this.ackedRound.delete(id);
+        this.readOnly.forget(id);
       } else pr.recentActive = false;
     }
   }
@@ -571,7 +472,7 @@ export class Raft {
         // means nothing to the configuration that removed it. Stop contacting it instead of
         // stepping down (a real newer leader is still found through the members).
         this.progress.delete(m.from);
-        this.ackedRound.delete(m.from);
+        this.readOnly.forget(m.from);
         return;
       }
       if (m.type === "MsgVote" || m.type === "MsgPreVote") {
@@ -963,7 +864,7 @@ export class Raft {
         // Added back while departing: it may be a new node on a wiped disk. Start afresh
         // rather than trust what the removed one had acknowledged.
         this.progress.delete(id);
-        this.ackedRound.delete(id);
+        this.readOnly.forget(id);
       } else if (existing !== undefined) {
         existing.isLearner = learners.has(id) && !this.quorum.isVoter(id);
         continue;
@@ -1156,22 +1057,10 @@ export class Raft {
   }
 
   private bcastHeartbeat(): void {
-    const context = String(this.newRound());
+    const context = String(this.readOnly.newRound(this.ticks));
     for (const id of this.progress.keys()) {
       if (id !== this.id) this.sendHeartbeat(id, context);
     }
-  }
-
-  /** Starts a heartbeat round: its number, recorded with the time it is sent. */
-  private newRound(): number {
-    const round = ++this.round;
-    // Rounds older than an election timeout can no longer start a lease.
-    const horizon = this.ticks - this.options.electionTick;
-    let drop = 0;
-    while (drop < this.rounds.length && this.rounds[drop]!.sentAt < horizon) drop++;
-    if (drop > 0) this.rounds.splice(0, drop);
-    this.rounds.push({ round, sentAt: this.ticks });
-    return round;
   }
 
   private sendHeartbeat(to: NodeId, context: string): void {
@@ -1195,71 +1084,28 @@ export class Raft {
     // free one slot so that a MsgApp goes out and, if rejected, replication backtracks.
     if (pr.state === "replicate" && pr.inflights.full()) pr.inflights.freeFirstOne();
     if (pr.match < this.log.lastIndex() || pr.state === "probe") this.maybeSendAppend(m.from, true);
-    const round = parseRound(m.context);
-    if (round === undefined || round > this.round) return;
+    const round = this.readOnly.roundOf(m.context);
+    if (round === undefined) return;
     if (pr.departedRound !== undefined && round >= pr.departedRound) {
       // A removed member acknowledged a heartbeat that told it its removal committed: it
       // holds the entry and knows it is committed, so it no longer campaigns. Forget it.
       this.progress.delete(m.from);
-      this.ackedRound.delete(m.from);
+      this.readOnly.forget(m.from);
       return;
     }
-    if (round <= (this.ackedRound.get(m.from) ?? 0)) return;
-    this.ackedRound.set(m.from, round);
-    this.confirmReads();
-  }
-
-  /** The newest heartbeat round a quorum (this leader included) has acknowledged; 0: none. */
-  private quorumAckedRound(): number {
-    return this.quorum.committedIndex((id) =>
-      id === this.id ? this.round : this.ackedRound.get(id),
-    );
-  }
-
-  /** Answers every pending read whose round a quorum has acknowledged (thesis §6.4 step 3). */
-  private confirmReads(): void {
-    if (this.readRequests.length === 0) return;
-    const acked = this.quorumAckedRound();
-    let confirmed = 0;
-    while (confirmed < this.readRequests.length && this.readRequests[confirmed]!.round <= acked)
-      confirmed++;
-    if (confirmed === 0) return;
-    for (const done of this.readRequests.splice(0, confirmed))
+    // Confirming a later request confirms every earlier one (they share the round trip).
+    for (const done of this.readOnly.acknowledge(m.from, round, this.quorum, this.id))
       this.respondToRead(done.from, done.index, done.context);
   }
 
-  /**
-   * Whether this leader's lease holds (thesis §6.4.1). A follower that acknowledged a
-   * heartbeat ignores votes for an election timeout after receiving it (CheckQuorum), so no
-   * other leader can be elected within `electionTick - 1` ticks of the send of the newest
-   * round a quorum acknowledged (one tick is lost to tick granularity); the lease ends
-   * `leaseClockDriftTicks` before that. A leadership transfer ends it for the rest of the
-   * term: the target's election does not wait for the lease.
-   */
+  /** Whether this leader's lease holds (see `ReadOnly.leaseValid`). */
   private leaseValid(): boolean {
     if (this.unsafe.leaseFromQuorumCheck === true) return true;
-    if (this.leaseRevoked) return false;
-    const acked = this.quorumAckedRound();
-    if (acked === 0) return false;
-    let sentAt: number | undefined;
-    for (let i = this.rounds.length - 1; i >= 0; i--) {
-      const round = this.rounds[i]!;
-      if (round.round <= acked) {
-        // Rounds are in order: the newest one at or before `acked` was sent no later.
-        sentAt = round.round === acked ? round.sentAt : undefined;
-        break;
-      }
-    }
-    if (sentAt === undefined) return false;
-    return this.ticks - sentAt < this.leaseTicks();
-  }
-
-  private leaseTicks(): number {
-    return this.options.electionTick - 1 - this.options.leaseClockDriftTicks;
+    return this.readOnly.leaseValid(this.quorum, this.id, this.ticks);
   }
 
   private sendTimeoutNow(to: NodeId): void {
-    this.leaseRevoked = true;
+    this.readOnly.revokeLease();
     this.send({ type: "MsgTimeoutNow", from: this.id, to, term: this.term });
   }
 
@@ -1352,8 +1198,10 @@ export class Raft {
     // ReadIndex (and a lease read whose lease has run out): a new heartbeat round, and the
     // answer once a quorum acknowledged it. Every request is answered on its own, even one
     // whose context another pending request shares.
-    const round = this.newRound();
-    this.readRequests.push({ context: m.context, index: this.log.committed, from: m.from, round });
+    const round = this.readOnly.addRequest(
+      { context: m.context, index: this.log.committed, from: m.from },
+      this.ticks,
+    );
     const context = String(round);
     for (const id of this.progress.keys()) {
       if (id !== this.id) this.sendHeartbeat(id, context);
@@ -1575,82 +1423,6 @@ export class Raft {
       if (self !== undefined && self.match > log.lastIndex()) fail(`own match beyond last index`);
     }
   }
-}
-
-function validateOptions(options: RaftOptions): void {
-  const positive = (name: string, value: number | undefined, optional = true) => {
-    if (value === undefined && optional) return;
-    if (!Number.isSafeInteger(value) || (value as number) <= 0) {
-      throw new RangeError(
-        `RaftOptions.${name}: expected a positive integer, got ${String(value)}`,
-      );
-    }
-  };
-  positive("id", options.id, false);
-  positive("electionTick", options.electionTick, false);
-  positive("heartbeatTick", options.heartbeatTick, false);
-  positive("electionTickMax", options.electionTickMax);
-  positive("maxEntriesPerMsg", options.maxEntriesPerMsg);
-  positive("maxBytesPerMsg", options.maxBytesPerMsg);
-  positive("maxInflightMsgs", options.maxInflightMsgs);
-  positive("maxCommittedBytesPerReady", options.maxCommittedBytesPerReady);
-  for (const [name, value] of [
-    ["snapshotInterval", options.snapshotInterval],
-    ["snapshotKeepEntries", options.snapshotKeepEntries],
-  ] as const) {
-    if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
-      throw new RangeError(
-        `RaftOptions.${name}: expected a non-negative integer, got ${String(value)}`,
-      );
-    }
-  }
-  if (options.heartbeatTick >= options.electionTick) {
-    throw new RangeError(
-      `RaftOptions.electionTick (${options.electionTick}) must be greater than heartbeatTick (${options.heartbeatTick})`,
-    );
-  }
-  const max = options.electionTickMax ?? 2 * options.electionTick;
-  if (max <= options.electionTick) {
-    throw new RangeError(
-      `RaftOptions.electionTickMax (${max}) must be greater than electionTick (${options.electionTick})`,
-    );
-  }
-  if (
-    options.commitNotice !== undefined &&
-    options.commitNotice !== "broadcast" &&
-    options.commitNotice !== "on-demand"
-  ) {
-    throw new RangeError(
-      `RaftOptions.commitNotice: expected "broadcast" or "on-demand", got ${JSON.stringify(options.commitNotice)}`,
-    );
-  }
-  if (options.readMode === "lease" && options.checkQuorum === false) {
-    throw new RangeError(`RaftOptions.readMode "lease" requires checkQuorum`);
-  }
-  const drift = options.leaseClockDriftTicks;
-  if (drift !== undefined && (!Number.isSafeInteger(drift) || drift < 0)) {
-    throw new RangeError(
-      `RaftOptions.leaseClockDriftTicks: expected a non-negative integer, got ${String(drift)}`,
-    );
-  }
-  if (
-    options.readMode === "lease" &&
-    options.electionTick - 1 - (drift ?? Math.ceil(options.electionTick / 5)) < 1
-  ) {
-    throw new RangeError(
-      `RaftOptions.leaseClockDriftTicks (${String(drift ?? Math.ceil(options.electionTick / 5))}) leaves no lease: it must be less than electionTick - 1 (${options.electionTick - 1})`,
-    );
-  }
-  if (typeof options.prng?.nextInt !== "function") {
-    throw new TypeError("RaftOptions.prng: expected a Prng (see createPrng)");
-  }
-}
-
-/** The heartbeat round a context names, or undefined for one this leader did not make. */
-function parseRound(context: string): number | undefined {
-  if (context === "" || context.length > 15) return undefined;
-  const round = Number(context);
-  return Number.isSafeInteger(round) && round > 0 && String(round) === context ? round : undefined;
 }
 
 function sameIds(a: readonly NodeId[], b: readonly NodeId[]): boolean {

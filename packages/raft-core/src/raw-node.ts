@@ -1,5 +1,6 @@
 import { makeConfState } from "./conf-state.js";
-import { Raft, type RaftOptions, type Status } from "./raft.js";
+import type { RaftOptions } from "./options.js";
+import { Raft, type Status } from "./raft.js";
 import {
   hardStateEqual,
   type ConfState,
