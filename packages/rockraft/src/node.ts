@@ -30,6 +30,8 @@ import type { Logger } from "pino";
 import { RockraftError, withUnknownOutcome } from "./errors.js";
 import { NodeMetricsExporter } from "./metrics.js";
 import { maxMessageBytesOf, raftOptionsOf } from "./options.js";
+import { TickClock } from "./clock.js";
+import { RemovalWatch, checkMembershipTarget } from "./membership-checks.js";
 import { ProposalTracker, requestKey, type AppliedWrite, type Proposal } from "./proposals.js";
 import { Waiter, type NodeMetrics, type Member, type LogId } from "./wait.js";
 import type { YoungGcScheduler } from "./young-gc.js";
@@ -136,16 +138,10 @@ export class NodeRuntime {
   private wakeUp: (() => void) | undefined;
   private woken = false;
   private ticker: NodeJS.Timeout | undefined;
-  /** When logical time began (monotonic ms), and how many ticks have been given since. */
-  private readonly tickEpoch = performance.now();
-  /** Whether this node has been a member of a configuration it knew, in this process. */
-  private wasMember = false;
-  /** Whether it has said it was removed. */
-  private saidRemoved = false;
+  private readonly clock: TickClock;
+  private readonly removal: RemovalWatch;
   /** When this runtime started (monotonic ms). */
   private readonly startedAt = performance.now();
-  private readonly maxCatchUpTicks: number;
-  private ticksGiven = 0;
   private stopping = false;
   private failure: Error | undefined;
   /** Resolves with the failure that stopped the node, if one does. */
@@ -179,7 +175,13 @@ export class NodeRuntime {
     this.lastApplied =
       applied.index === 0 ? undefined : { term: applied.term, nodeId: NONE, index: applied.index };
     this.snapshotIndex = storage.raftStorage.snapshot().metadata.index;
-    this.maxCatchUpTicks = 2 * (raftOptionsOf(config).electionTickMax ?? 0) + 2;
+    // At most two maximal election timeouts of ticks at once: enough for every timer.
+    this.clock = new TickClock(
+      this.raw,
+      config.raft.tickIntervalMs,
+      2 * (raftOptionsOf(config).electionTickMax ?? 0) + 2,
+    );
+    this.removal = new RemovalWatch(this.nodeId);
     this.transport = new PeerTransport({
       nodeId: this.nodeId,
       clusterId: config.cluster.clusterId,
@@ -199,7 +201,7 @@ export class NodeRuntime {
     this.refreshAddresses();
     this.loopDone = this.loop();
     this.ticker = setInterval(() => {
-      if (this.catchUpTicks()) this.wake();
+      if (this.clock.catchUp()) this.wake();
     }, config.raft.tickIntervalMs);
   }
 
@@ -219,7 +221,7 @@ export class NodeRuntime {
       this.refreshAddresses(true);
     }
     try {
-      this.catchUpTicks();
+      this.clock.catchUp();
       for (const message of messages) this.raw.step(message);
     } catch (error) {
       this.fail(error);
@@ -441,7 +443,13 @@ export class NodeRuntime {
     timeoutMs: number,
   ): Promise<number> {
     this.assertRunning();
-    this.checkMembershipTarget(target);
+    checkMembershipTarget(target, {
+      addresses: this.addresses,
+      status: this.raw.status(),
+      lastHeard: this.lastHeard,
+      maxLagEntries: this.config.raft.promoteMaxLagEntries,
+      electionTimeoutMs: this.config.raft.electionTimeoutMinMs,
+    });
     const deadline = Date.now() + timeoutMs;
     const addresses = new Map(this.addresses);
     for (const member of [...target.voters, ...target.learners])
@@ -483,69 +491,6 @@ export class NodeRuntime {
     return position.index;
   }
 
-  /**
-   * Refuses what etcd refuses: a node id given twice, one address for two nodes
-   * (RAFT_INVALID_ARGUMENT), and a new voter the leader has not heard from within the last
-   * election timeout or whose log is more than `promote_max_lag_entries` behind
-   * (RAFT_REQUEST_REFUSED, reason `voter-not-ready`): it would count toward every quorum
-   * while it cannot vote or acknowledge.
-   */
-  private checkMembershipTarget(target: {
-    voters: readonly Member[];
-    learners: readonly Member[];
-  }): void {
-    const invalid = (message: string) =>
-      new RockraftError("RAFT_INVALID_ARGUMENT", `membership change refused: ${message}`);
-    const ids = new Map<NodeId, string>();
-    const owners = new Map<string, NodeId>();
-    for (const [role, members] of [
-      ["voter", target.voters],
-      ["learner", target.learners],
-    ] as const) {
-      for (const member of members) {
-        const seen = ids.get(member.nodeId);
-        if (seen !== undefined)
-          throw invalid(`node ${member.nodeId} is given twice (as ${seen} and as ${role})`);
-        ids.set(member.nodeId, role);
-        const owner = owners.get(member.addr);
-        if (owner !== undefined)
-          throw invalid(`address ${member.addr} is given to nodes ${owner} and ${member.nodeId}`);
-        owners.set(member.addr, member.nodeId);
-      }
-    }
-    // An address a current member keeps, claimed by another id.
-    for (const [id, addr] of this.addresses) {
-      const claimant = owners.get(addr);
-      if (claimant !== undefined && claimant !== id && ids.has(id))
-        throw invalid(`address ${addr} is node ${id}'s, not node ${claimant}'s`);
-    }
-    const status = this.raw.status();
-    if (status.softState.role !== "leader") return; // refused below with the leader's name
-    const newVoters = target.voters.filter((m) => !status.confState.voters.includes(m.nodeId));
-    const maxLag = this.config.raft.promoteMaxLagEntries;
-    const now = performance.now();
-    for (const { nodeId } of newVoters) {
-      const progress = status.progress.get(nodeId);
-      const behind = status.lastIndex - (progress?.match ?? 0);
-      const heard = this.lastHeard.get(nodeId);
-      const why =
-        progress === undefined
-          ? "it is not a learner of this cluster (add it as a learner first and let it catch up)"
-          : heard === undefined || now - heard > this.config.raft.electionTimeoutMinMs
-            ? "the leader has not heard from it within the last election timeout"
-            : behind > maxLag
-              ? `its log is ${behind} entries behind the leader's (the limit is ${maxLag}, raft.promote_max_lag_entries)`
-              : undefined;
-      if (why !== undefined) {
-        throw new RockraftError(
-          "RAFT_REQUEST_REFUSED",
-          `membership change refused: node ${nodeId} cannot become a voter yet: ${why}`,
-          { reason: "voter-not-ready" },
-        );
-      }
-    }
-  }
-
   transferLeader(target: NodeId): void {
     this.assertRunning();
     try {
@@ -583,7 +528,7 @@ export class NodeRuntime {
     return {
       nodeId: this.nodeId,
       initialized: this.initialized(),
-      state: stopped ? "stopped" : this.removed(status) ? "removed" : status.softState.role,
+      state: stopped ? "stopped" : this.removal.removed(status) ? "removed" : status.softState.role,
       currentTerm: status.hardState.term,
       currentLeader: lead === NONE ? undefined : lead,
       lastLogIndex: status.lastIndex,
@@ -605,33 +550,13 @@ export class NodeRuntime {
     };
   }
 
-  /**
-   * Whether this node knows it was removed: it was a member, and the configuration in
-   * effect, committed as far as it knows, no longer lists it.
-   */
-  private removed(status: ReturnType<RawNode["status"]>): boolean {
-    if (this.isMember(status.confState)) return false;
-    return this.wasMember && status.configIndex <= status.hardState.commit;
-  }
-
-  private isMember(conf: ConfState): boolean {
-    const member =
-      conf.voters.includes(this.nodeId) ||
-      conf.learners.includes(this.nodeId) ||
-      conf.votersOutgoing.includes(this.nodeId);
-    if (member) this.wasMember = true;
-    return member;
-  }
-
   /** Says once, in the log, that this node was removed from the cluster (after each Ready). */
   private sayIfRemoved(): void {
-    if (this.saidRemoved || this.isMember(this.raw.confState()) || !this.wasMember) return;
-    const status = this.raw.status();
-    if (!this.removed(status)) return;
-    this.saidRemoved = true;
+    const configIndex = this.removal.newlyRemoved(this.raw.confState(), () => this.raw.status());
+    if (configIndex === undefined) return;
     this.logger.warn(
-      { configIndex: status.configIndex },
-      `node ${this.nodeId} was removed from the cluster (configuration at index ${status.configIndex}): it no longer votes or campaigns; shut it down`,
+      { configIndex },
+      `node ${this.nodeId} was removed from the cluster (configuration at index ${configIndex}): it no longer votes or campaigns; shut it down`,
     );
   }
 
@@ -655,28 +580,6 @@ export class NodeRuntime {
 
   // ---- The loop --------------------------------------------------------------------------
 
-  /**
-   * Gives raft-core the ticks that monotonic time says are due; true if it gave any.
-   * A leader's logical time must not fall behind real time: after an event-loop stall or
-   * a stopped process, the interval timer fires once, not once per missed period, and a
-   * leader whose clock lagged would think its lease still holds. Called before anything is
-   * stepped, so a message or read that waited out a stall meets a clock that has caught
-   * up; at most two maximal election timeouts are given at once, enough for every timer to
-   * expire. Any other role gets one tick and the rest are dropped (as etcd's ticker does):
-   * it hears from the leader before it may time out, instead of campaigning at once.
-   */
-  private catchUpTicks(): boolean {
-    const due =
-      Math.floor((performance.now() - this.tickEpoch) / this.config.raft.tickIntervalMs) -
-      this.ticksGiven;
-    if (due <= 0) return false;
-    this.ticksGiven += due;
-    const leader = this.raw.softState().role === "leader";
-    const ticks = Math.min(due, leader ? this.maxCatchUpTicks : 1);
-    for (let i = 0; i < ticks; i++) this.raw.tick();
-    return true;
-  }
-
   private wake(): void {
     this.woken = true;
     const wakeUp = this.wakeUp;
@@ -699,7 +602,7 @@ export class NodeRuntime {
 
   /** Takes Readies until there is nothing left to do. */
   private async drain(): Promise<void> {
-    this.catchUpTicks();
+    this.clock.catchUp();
     this.flushProposals();
     this.flushReads();
     while (this.raw.hasReady() && !this.stopping) {
@@ -750,7 +653,7 @@ export class NodeRuntime {
       }
       this.onReadStates(ready.readStates);
       // advance() may release reads held for a commit: judge their lease by a current clock.
-      this.catchUpTicks();
+      this.clock.catchUp();
       this.raw.advance();
       // Snapshot data streamed in for a MsgSnap the core then ignored (it already had those
       // entries) would otherwise stay on disk until the next restart. Only data at or below
@@ -812,7 +715,7 @@ export class NodeRuntime {
 
   private flushReads(): void {
     if (this.reads.length === 0) return;
-    this.catchUpTicks(); // a lease is judged by a clock that has caught up
+    this.clock.catchUp(); // a lease is judged by a clock that has caught up
     const now = Date.now();
     const batch = this.reads.filter((read) => {
       if (read.deadline > now) return true;

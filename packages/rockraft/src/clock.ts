@@ -1,0 +1,33 @@
+import type { RawNode } from "@rockraft/raft-core";
+
+/**
+ * Raft's logical clock, driven by monotonic time: `catchUp()` gives raft-core the ticks
+ * that are due since the last call. A leader's logical time must not fall behind real time:
+ * after an event-loop stall or a stopped process, an interval timer fires once, not once
+ * per missed period, and a leader whose clock lagged would think its lease still holds. So
+ * the runtime calls `catchUp()` before it steps anything, and a leader gets every tick due
+ * (at most `maxCatchUp` at once, enough for every timer to expire). Any other role gets one
+ * tick and the rest are dropped (as etcd's ticker does): it hears from the leader before it
+ * may time out, instead of campaigning at once.
+ */
+export class TickClock {
+  private readonly epoch = performance.now();
+  private given = 0;
+
+  constructor(
+    private readonly raw: RawNode,
+    private readonly tickMs: number,
+    private readonly maxCatchUp: number,
+  ) {}
+
+  /** Gives the ticks that are due; true if any were. */
+  catchUp(): boolean {
+    const due = Math.floor((performance.now() - this.epoch) / this.tickMs) - this.given;
+    if (due <= 0) return false;
+    this.given += due;
+    const leader = this.raw.softState().role === "leader";
+    const ticks = Math.min(due, leader ? this.maxCatchUp : 1);
+    for (let i = 0; i < ticks; i++) this.raw.tick();
+    return true;
+  }
+}

@@ -1,0 +1,114 @@
+import { allMembers, type ConfState, type NodeId, type Status } from "@rockraft/raft-core";
+import { RockraftError } from "./errors.js";
+import type { Member } from "./wait.js";
+
+/** What the leader knows when it checks a membership change. */
+export interface MembershipContext {
+  /** Members' addresses as this node knows them. */
+  readonly addresses: ReadonlyMap<NodeId, string>;
+  /** raft-core's status now. */
+  readonly status: Status;
+  /** When (performance.now()) each peer was last heard from. */
+  readonly lastHeard: ReadonlyMap<NodeId, number>;
+  /** `raft.promote_max_lag_entries`. */
+  readonly maxLagEntries: number;
+  /** `raft.election_timeout_min_ms`. */
+  readonly electionTimeoutMs: number;
+}
+
+/**
+ * Refuses what etcd refuses: a node id given twice, one address for two nodes
+ * (RAFT_INVALID_ARGUMENT), and, on the leader, a new voter it has not heard from within the
+ * last election timeout or whose log is more than `promote_max_lag_entries` behind
+ * (RAFT_REQUEST_REFUSED, reason `voter-not-ready`): it would count toward every quorum while
+ * it cannot vote or acknowledge.
+ */
+export function checkMembershipTarget(
+  target: { voters: readonly Member[]; learners: readonly Member[] },
+  context: MembershipContext,
+): void {
+  const invalid = (message: string) =>
+    new RockraftError("RAFT_INVALID_ARGUMENT", `membership change refused: ${message}`);
+  const ids = new Map<NodeId, string>();
+  const owners = new Map<string, NodeId>();
+  for (const [role, members] of [
+    ["voter", target.voters],
+    ["learner", target.learners],
+  ] as const) {
+    for (const member of members) {
+      const seen = ids.get(member.nodeId);
+      if (seen !== undefined)
+        throw invalid(`node ${member.nodeId} is given twice (as ${seen} and as ${role})`);
+      ids.set(member.nodeId, role);
+      const owner = owners.get(member.addr);
+      if (owner !== undefined)
+        throw invalid(`address ${member.addr} is given to nodes ${owner} and ${member.nodeId}`);
+      owners.set(member.addr, member.nodeId);
+    }
+  }
+  // An address a current member keeps, claimed by another id.
+  for (const [id, addr] of context.addresses) {
+    const claimant = owners.get(addr);
+    if (claimant !== undefined && claimant !== id && ids.has(id))
+      throw invalid(`address ${addr} is node ${id}'s, not node ${claimant}'s`);
+  }
+  const { status } = context;
+  if (status.softState.role !== "leader") return; // the runtime refuses with the leader's name
+  const now = performance.now();
+  for (const { nodeId } of target.voters) {
+    if (status.confState.voters.includes(nodeId)) continue;
+    const progress = status.progress.get(nodeId);
+    const behind = status.lastIndex - (progress?.match ?? 0);
+    const heard = context.lastHeard.get(nodeId);
+    const why =
+      progress === undefined
+        ? "it is not a learner of this cluster (add it as a learner first and let it catch up)"
+        : heard === undefined || now - heard > context.electionTimeoutMs
+          ? "the leader has not heard from it within the last election timeout"
+          : behind > context.maxLagEntries
+            ? `its log is ${behind} entries behind the leader's (the limit is ${context.maxLagEntries}, raft.promote_max_lag_entries)`
+            : undefined;
+    if (why !== undefined) {
+      throw new RockraftError(
+        "RAFT_REQUEST_REFUSED",
+        `membership change refused: node ${nodeId} cannot become a voter yet: ${why}`,
+        { reason: "voter-not-ready" },
+      );
+    }
+  }
+}
+
+/**
+ * Whether this node knows it was removed: it was a member (in this process), and the
+ * configuration in effect, committed as far as it knows, no longer lists it.
+ */
+export class RemovalWatch {
+  private wasMember = false;
+  private said = false;
+
+  constructor(private readonly nodeId: NodeId) {}
+
+  /** Whether `conf` lists this node (remembering that it did). */
+  isMember(conf: ConfState): boolean {
+    const member = allMembers(conf).includes(this.nodeId);
+    if (member) this.wasMember = true;
+    return member;
+  }
+
+  removed(status: Status): boolean {
+    if (this.isMember(status.confState)) return false;
+    return this.wasMember && status.configIndex <= status.hardState.commit;
+  }
+
+  /**
+   * The index of the configuration that removed this node, the first time it is known
+   * (to be said once); cheap while the node is a member (no `status()`).
+   */
+  newlyRemoved(conf: ConfState, status: () => Status): number | undefined {
+    if (this.said || this.isMember(conf) || !this.wasMember) return undefined;
+    const now = status();
+    if (!this.removed(now)) return undefined;
+    this.said = true;
+    return now.configIndex;
+  }
+}
