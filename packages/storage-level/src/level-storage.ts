@@ -42,7 +42,6 @@ import {
   STATE_END_KEY,
   STATE_START_KEY,
   dataKey,
-  dataRange,
   generationOf,
   generationRange,
   logKey,
@@ -50,13 +49,17 @@ import {
   stateMetaKey,
   userKey,
 } from "./keys.js";
+import {
+  FORMAT_VERSION,
+  REMEDY,
+  convertFormat1,
+  isLevelCorruption,
+  levelCause,
+  printableKey,
+} from "./format.js";
 import { SnapshotInstaller, openSnapshotReader, type SnapshotReader } from "./snapshot.js";
 
-/**
- * The on-disk format this version writes and reads. 2: state machine values carry a
- * CRC-32 of their key and value (format 1 stores are converted when opened).
- */
-export const FORMAT_VERSION = 2;
+export { FORMAT_VERSION } from "./format.js";
 
 type Db = ClassicLevel<Uint8Array, Uint8Array>;
 /** classic-level's implementation of batch (abstract-level's private API). */
@@ -172,63 +175,6 @@ const COMPACT_RANGE_ENTRIES = 50_000;
  * their logs at the same index) do not all flush and compact at once.
  */
 const COMPACT_RANGE_JITTER_MS = 2_000;
-
-/** Whether LevelDB reported damaged files (a block that fails to decode or its checksum). */
-function isLevelCorruption(error: unknown): boolean {
-  const code = (error as { code?: string }).code;
-  const cause = (error as { cause?: { message?: string } }).cause;
-  return (
-    code === "LEVEL_CORRUPTION" ||
-    /^Corruption:/.test(cause?.message ?? "") ||
-    /^Corruption:/.test((error as Error).message ?? "")
-  );
-}
-
-/** LevelDB's own words for a corruption, as the detail of our error. */
-function levelCause(error: unknown): DecodeError {
-  const cause = (error as { cause?: { message?: string } }).cause;
-  return new DecodeError(`LevelDB: ${cause?.message ?? (error as Error).message}`);
-}
-
-/** A key for an error message: as text when it is printable UTF-8, else as hex. */
-function printableKey(key: Uint8Array): string {
-  const text = Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("utf8");
-  return /^[\x20-\x7e]*$/.test(text) && text.length <= 200
-    ? JSON.stringify(text)
-    : `0x${Buffer.from(key.buffer, key.byteOffset, Math.min(key.byteLength, 100)).toString("hex")}`;
-}
-
-/**
- * Converts a format 1 store (values without checksums) to format 2: the state machine is
- * copied, each value sealed, into a new generation, which one synced batch then makes the
- * active one together with the new format marker. A crash midway leaves format 1 and the
- * old generation in place, and the copy is made again. Returns the new generation.
- */
-async function convertFormat1(db: Db, generation: number): Promise<number> {
-  const target = generation + 1;
-  await db.clear(generationRange(target));
-  let ops: BatchOp[] = [];
-  for await (const [key, value] of db.iterator(dataRange(generation))) {
-    const user = userKey(key);
-    ops.push({ type: "put", key: dataKey(target, user), value: sealValue(user, value) });
-    if (ops.length === 1000) {
-      await db.batch(ops);
-      ops = [];
-    }
-  }
-  const meta = await db.get(stateMetaKey(generation));
-  if (meta !== undefined) ops.push({ type: "put", key: stateMetaKey(target), value: meta });
-  if (ops.length > 0) await db.batch(ops);
-  await db.batch(
-    [
-      { type: "put", key: META_GENERATION, value: encodeU32(target) },
-      { type: "put", key: META_FORMAT, value: encodeU32(FORMAT_VERSION) },
-    ],
-    { sync: true },
-  );
-  await db.clear(generationRange(generation));
-  return target;
-}
 
 function keyString(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
@@ -371,7 +317,7 @@ export class LevelStorage {
       throw new StorageError(
         "STORAGE_CORRUPTED",
         path,
-        `data path ${path}: ${what}: ${detail}. The node cannot start on damaged data: remove it from the cluster, then add it back with an empty data directory (it copies the state from the leader)`,
+        `data path ${path}: ${what}: ${detail}. The node cannot start on damaged data: ${REMEDY}`,
         { cause: error },
       );
     };
@@ -934,7 +880,7 @@ export class LevelStorage {
     const failure = new StorageError(
       "STORAGE_CORRUPTED",
       this.path,
-      `data path ${this.path}: the stored value of key ${printableKey(key)} is damaged: ${(error as Error).message}. The node must not serve it: remove the node from the cluster, then add it back with an empty data directory (it copies the state from the leader)`,
+      `data path ${this.path}: the stored value of key ${printableKey(key)} is damaged: ${(error as Error).message}. The node must not serve it: ${REMEDY}`,
       { cause: error },
     );
     return failure;
