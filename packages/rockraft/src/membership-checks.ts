@@ -85,14 +85,20 @@ export function checkMembershipTarget(
 export class RemovalWatch {
   private wasMember = false;
   private said = false;
+  /** The last configuration looked at (raft-core keeps the same object until it changes). */
+  private lastConf: ConfState | undefined;
+  private lastMember = false;
 
   constructor(private readonly nodeId: NodeId) {}
 
-  /** Whether `conf` lists this node (remembering that it did). */
+  /** Whether `conf` lists this node (remembering that it did); cheap for the same `conf`. */
   isMember(conf: ConfState): boolean {
-    const member = allMembers(conf).includes(this.nodeId);
-    if (member) this.wasMember = true;
-    return member;
+    if (conf !== this.lastConf) {
+      this.lastConf = conf;
+      this.lastMember = allMembers(conf).includes(this.nodeId);
+      if (this.lastMember) this.wasMember = true;
+    }
+    return this.lastMember;
   }
 
   removed(status: Status): boolean {

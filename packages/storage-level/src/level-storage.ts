@@ -858,6 +858,8 @@ export class LevelStorage {
   private async readData(key: Uint8Array): Promise<Uint8Array | undefined> {
     let stored: Uint8Array | null | undefined;
     if (this.deferredValues.size > 0) stored = this.deferredValues.get(keyString(key));
+    // A deferred value is shared (the pending batch holds it): callers get a copy of it.
+    const shared = stored !== undefined;
     if (stored === undefined) {
       try {
         stored = await this.db.get(key);
@@ -869,8 +871,8 @@ export class LevelStorage {
     }
     if (stored === undefined || stored === null) return undefined;
     try {
-      // A copy: callers get it, and the stored bytes may be shared (a deferred op's).
-      return openValue(userKey(key), stored).slice();
+      const value = openValue(userKey(key), stored);
+      return shared ? value.slice() : value;
     } catch (error) {
       throw this.damagedValue(userKey(key), error);
     }
