@@ -36,10 +36,11 @@ afterEach(async () => {
 interface Outcome {
   readonly status: string;
   readonly errorCode: string | undefined;
+  readonly details: string | undefined;
   readonly elapsedMs: number;
 }
 
-function put(address: string, deadlineMs: number): Promise<Outcome> {
+function put(address: string, deadlineMs: number, value = Buffer.from("v")): Promise<Outcome> {
   const client = new KV(address, credentials.createInsecure());
   clients.push(client);
   const began = Date.now();
@@ -55,7 +56,7 @@ function put(address: string, deadlineMs: number): Promise<Outcome> {
         ) => void
       >
     ).Put!(
-      { key: Buffer.from("k"), value: Buffer.from("v") },
+      { key: Buffer.from("k"), value },
       new Metadata(),
       { deadline: Date.now() + deadlineMs },
       (error) => {
@@ -65,6 +66,7 @@ function put(address: string, deadlineMs: number): Promise<Outcome> {
         resolve({
           status: codes[error?.code ?? status.OK]!,
           errorCode: error?.metadata?.get("rockraft-error-code")[0]?.toString(),
+          details: error?.details,
           elapsedMs: Date.now() - began,
         });
       },
@@ -116,5 +118,26 @@ test(
       "RAFT_NOT_INITIALIZED",
     ]);
     expect(outcome.elapsedMs).toBeLessThan(5_000);
+  },
+);
+
+test(
+  "an oversize value gets INVALID_ARGUMENT naming the limit; past the node's gRPC message limit, gRPC's own RESOURCE_EXHAUSTED",
+  { timeout: 60_000 },
+  async () => {
+    cluster = await startCluster(1, { extraRaft: "[limits]\nmax_value_bytes = 1000\n" });
+    const address = cluster.configs.get(1)!.node.advertiseAddr;
+    const fits = await put(address, 10_000, Buffer.alloc(1000, 1));
+    expect(fits.status).toBe("OK");
+    const over = await put(address, 10_000, Buffer.alloc(1001, 1));
+    expect([over.status, over.errorCode]).toEqual(["INVALID_ARGUMENT", "RAFT_INVALID_ARGUMENT"]);
+    expect(over.details).toMatch(/limit of 1000 \(limits.max_value_bytes\)/);
+    // The message limit follows the config (max_bytes_per_append + keys + values, or the
+    // snapshot chunk, plus 1 MiB): 4 MiB with these settings. gRPC refuses a larger message
+    // before any rockraft code sees it, so there are no rockraft trailers; the details name
+    // the limit in bytes.
+    const huge = await put(address, 10_000, Buffer.alloc(5 * 1024 * 1024, 1));
+    expect([huge.status, huge.errorCode]).toEqual(["RESOURCE_EXHAUSTED", undefined]);
+    expect(huge.details).toMatch(/larger than max/);
   },
 );

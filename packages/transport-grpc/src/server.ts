@@ -62,6 +62,7 @@ import {
   type SnapshotSink,
   type TransportLogger,
 } from "./handlers.js";
+import { logRefusedHandshakes } from "./refusals.js";
 import { serverCredentials, type TlsOptions } from "./tls.js";
 import { WireError, messageFromWire, metadataFromWire, toNumber } from "./wire.js";
 
@@ -557,6 +558,12 @@ export class RockraftServer {
         );
       });
     });
+    if (options.tls !== undefined && !logRefusedHandshakes(server, logger)) {
+      logger.debug(
+        {},
+        "this grpc-js release hides its HTTP/2 servers: refused TLS handshakes go unlogged",
+      );
+    }
     logger.debug({ address: options.address, port }, "gRPC server listening");
     return new RockraftServer(server, health, batches, port);
   }

@@ -7,6 +7,7 @@ import {
   RockraftClient,
   RockraftClientError,
   TransportError,
+  type TransportLogger,
 } from "../src/index.js";
 import { makeCertificates } from "./helpers/certs.js";
 import { metricsCluster, startServer, waitFor } from "./helpers/servers.js";
@@ -20,9 +21,10 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function tlsServer(requireClientCert: boolean) {
+async function tlsServer(requireClientCert: boolean, logger?: TransportLogger) {
   const started = await startServer({
     cluster: metricsCluster,
+    ...(logger === undefined ? {} : { logger }),
     tls: {
       caFile: certs.caFile,
       certFile: certs.certFile,
@@ -185,6 +187,38 @@ describe("mutual TLS", () => {
     expect(String(warning.obj.reason)).toMatch(/certificate|unknown ca|alert/i);
     await new Promise((resolve) => setTimeout(resolve, 500)); // several more failed attempts
     expect(records.filter((r) => r.msg.startsWith("cannot connect to peer 2"))).toHaveLength(1);
+  });
+
+  test("the server logs each refused handshake with its reason, at WARN, once per address per 30 s", async () => {
+    const warnings: { obj: Record<string, unknown>; msg: string }[] = [];
+    const logger = {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (obj: Record<string, unknown>, msg = "") => warnings.push({ obj, msg }),
+      error: () => undefined,
+    };
+    const { address } = await tlsServer(true, logger);
+    const stranger = {
+      caFile: certs.caFile,
+      certFile: certs.strangerCertFile,
+      keyFile: certs.strangerKeyFile,
+    };
+    await clientOf(address, stranger)
+      .metrics()
+      .catch(() => undefined);
+    await waitFor(() => warnings.length > 0, "the server's warning");
+    expect(warnings[0]!.msg).toMatch(/^refused a TLS connection from 127\.0\.0\.1: /);
+    expect(warnings[0]!.obj.reason).toBe(
+      "its certificate failed verification: UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+    );
+    // Further refusals from the same address within 30 s are counted, not logged.
+    await clientOf(address, stranger)
+      .metrics()
+      .catch(() => undefined);
+    await clientOf(address, undefined)
+      .metrics()
+      .catch(() => undefined);
+    expect(warnings).toHaveLength(1);
   });
 
   test("an unreachable peer is logged with the reason", async () => {
