@@ -160,6 +160,16 @@ export function decodeU32(bytes: Uint8Array): number {
   return unseal(bytes, 4).getUint32(0);
 }
 
+export function encodeU64(value: number): Uint8Array {
+  const bytes = new Uint8Array(8 + 4);
+  writeU64(new DataView(bytes.buffer), 0, value);
+  return sealed(bytes);
+}
+
+export function decodeU64(bytes: Uint8Array): number {
+  return readU64(unseal(bytes, 8), 0);
+}
+
 // ---- Commands: the KV state machine's log entry payloads -------------------------------
 
 /** A KV command, as carried in a normal log entry (DESIGN.md's client API). */

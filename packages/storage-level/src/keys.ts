@@ -6,6 +6,7 @@
 //   0x00 0x04            snapshot metadata
 //   0x00 0x05            active state machine generation
 //   0x00 0x06            log start: (index, term) of the last compacted entry
+//   0x00 0x07            synced writes: the number of the last synced write (durable-mark.ts)
 //   0x01 index:u64be     Raft log entries (big-endian, so keys sort by index)
 //   0x02 gen:u32be 0x00  state machine metadata of a generation (applied log id, membership)
 //   0x02 gen:u32be 0x01 key   state machine data of a generation
@@ -19,6 +20,7 @@ export const META_HARD_STATE = Uint8Array.of(0x00, 0x03);
 export const META_SNAPSHOT = Uint8Array.of(0x00, 0x04);
 export const META_GENERATION = Uint8Array.of(0x00, 0x05);
 export const META_LOG_START = Uint8Array.of(0x00, 0x06);
+export const META_SYNCED_WRITES = Uint8Array.of(0x00, 0x07);
 
 const LOG = 0x01;
 const STATE = 0x02;

@@ -20,15 +20,18 @@ import {
   decodeMetadata,
   decodePosition,
   decodeU32,
+  decodeU64,
   encodeEntry,
   encodeHardState,
   encodeMetadata,
   encodePosition,
   encodeU32,
+  encodeU64,
   openValue,
   sealValue,
   type LogPosition,
 } from "./codec.js";
+import { DurableMark } from "./durable-mark.js";
 import { StorageError } from "./errors.js";
 import {
   LOG_END_KEY,
@@ -38,6 +41,7 @@ import {
   META_HARD_STATE,
   META_IDENTITY,
   META_LOG_START,
+  META_SYNCED_WRITES,
   META_SNAPSHOT,
   STATE_END_KEY,
   STATE_START_KEY,
@@ -226,6 +230,9 @@ export class LevelStorage {
   private closing: Promise<void> | undefined;
   /** A new store's identity ops, until they are written (see `stampIdentity`). */
   private unstamped: BatchOp[] | undefined;
+  /** The number of synced writes completed, and its copy outside LevelDB (durable-mark.ts). */
+  private syncedWrites = 0;
+  private mark: DurableMark | undefined;
 
   private constructor(
     path: string,
@@ -389,6 +396,57 @@ export class LevelStorage {
       }
     }
 
+    const syncedBytes = await db.get(META_SYNCED_WRITES);
+    const syncedWrites =
+      syncedBytes === undefined ? 0 : decode("synced writes", syncedBytes, decodeU64);
+    let opened: ReturnType<typeof DurableMark.open>;
+    try {
+      opened = DurableMark.open(path);
+    } catch (cause) {
+      throw new StorageError(
+        "STORAGE_IO",
+        path,
+        `data path ${path}: the durable mark cannot be opened: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+    const { mark, recorded } = opened;
+    try {
+      if (recorded !== undefined && recorded > syncedWrites) {
+        corrupted(
+          "log",
+          new DecodeError(
+            `LevelDB lost writes it had reported durable: it holds synced write ${syncedWrites}, but write ${recorded} had completed (its newest log file was truncated or damaged, or the disk did not keep what it acknowledged), so this node may have lost log entries and votes it promised`,
+          ),
+        );
+      }
+      const store = await LevelStorage.loadState(
+        path,
+        db,
+        options,
+        corrupted,
+        decode,
+        format,
+        unstamped,
+      );
+      store.mark = mark;
+      store.syncedWrites = syncedWrites;
+      return store;
+    } catch (error) {
+      mark.close();
+      throw error;
+    }
+  }
+
+  private static async loadState(
+    path: string,
+    db: Db,
+    options: OpenStorageOptions,
+    corrupted: (what: string, error: unknown) => never,
+    decode: <T>(what: string, bytes: Uint8Array, decoder: (bytes: Uint8Array) => T) => T,
+    format: number,
+    unstamped: BatchOp[] | undefined,
+  ): Promise<LevelStorage> {
     const generationBytes = await db.get(META_GENERATION);
     let generation =
       generationBytes === undefined
@@ -995,6 +1053,7 @@ export class LevelStorage {
         `storage at ${this.path} is closed`,
       );
       await this.db.close();
+      this.mark?.close();
     })();
     return this.closing;
   }
@@ -1044,6 +1103,10 @@ export class LevelStorage {
       for (let i = this.trimFrom; i < trimmedTo; i++) trims.push({ type: "del", key: logKey(i) });
       ops = trims.concat(ops);
     }
+    const synced = sync ? this.syncedWrites + 1 : undefined;
+    if (synced !== undefined) {
+      ops = ops.concat({ type: "put", key: META_SYNCED_WRITES, value: encodeU64(synced) });
+    }
     try {
       // Our ops are already Uint8Array keys and values in the database's own "view" format,
       // so the per-op checks and encodings of abstract-level's public batch() (a measurable
@@ -1058,6 +1121,10 @@ export class LevelStorage {
         if (carriedHardState !== undefined) this.view.setHardState(carriedHardState);
       }
       if (unstamped !== undefined) this.unstamped = undefined;
+      if (synced !== undefined) {
+        this.syncedWrites = synced;
+        this.mark?.record(synced);
+      }
       this.lastWriteAt = performance.now();
       if (trimming) this.trimmed(this.trimFrom, trimmedTo);
     } catch (cause) {

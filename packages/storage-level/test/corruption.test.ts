@@ -1,3 +1,5 @@
+import { readdirSync, statSync, truncateSync } from "node:fs";
+import { join } from "node:path";
 import { ClassicLevel } from "classic-level";
 import { afterEach, expect, test } from "vitest";
 import { StorageError } from "../src/index.js";
@@ -131,4 +133,40 @@ test("a store whose format marker was lost is reported as damaged, not as someon
   expect((await openError(dataPath)).message).toBe(
     `data path ${dataPath}: format marker: lost, while the store holds rockraft's log or identity${REMEDY}`,
   );
+});
+
+test("a LevelDB log cut short after a crash is refused: the store lost writes it reported durable", async () => {
+  // The operator's probe: SIGKILL, then the newest LevelDB .log truncated to a third.
+  // LevelDB drops a damaged log tail without a word and opens in an older, consistent state;
+  // only the durable mark beside it shows that writes it acknowledged are gone.
+  const dataPath = await dirs.make();
+  const store = await open(dataPath);
+  for (let i = 1; i <= 30; i++) await append(store, [entry(i, 1, "x".repeat(100))], i);
+  await store.close(); // closing does not flush LevelDB's memtable: the writes are in its log
+  const logs = readdirSync(dataPath)
+    .filter((name) => name.endsWith(".log") && name !== "LOG")
+    .map((name) => join(dataPath, name))
+    .sort((a, b) => statSync(b).size - statSync(a).size);
+  const newest = logs[0]!;
+  truncateSync(newest, Math.floor(statSync(newest).size / 3));
+  const message = (await openError(dataPath)).message;
+  expect(message).toMatch(
+    new RegExp(
+      `^data path ${dataPath}: log: LevelDB lost writes it had reported durable: it holds synced write \\d+, but write 30 had completed`,
+    ),
+  );
+  expect(message.endsWith(REMEDY)).toBe(true);
+});
+
+test("a store that was only stopped opens with its durable mark intact", async () => {
+  const dataPath = await dirs.make();
+  let store = await open(dataPath);
+  for (let i = 1; i <= 3; i++) await append(store, [entry(i, 1)], i);
+  await store.close();
+  store = await open(dataPath);
+  await append(store, [entry(4, 1)], 4);
+  await store.close();
+  store = await open(dataPath);
+  expect(store.raftStorage.lastIndex()).toBe(4);
+  await store.close();
 });

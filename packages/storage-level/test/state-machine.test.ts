@@ -285,8 +285,9 @@ describe("applying committed entries", () => {
     expect(writes.batches).toBe(0);
     expect(text(await store.get(bytes("k")))).toBe("v1");
     await store.persist({ entries: [put(2, 1, "k", "v2")], mustSync: true });
-    // One batch: the entry, the deferred data, the applied log id and the commit index.
-    expect(writes).toEqual({ batches: 1, ops: 4 });
+    // One batch: the entry, the deferred data, the applied log id, the commit index and the
+    // synced write's number (durable-mark.ts).
+    expect(writes).toEqual({ batches: 1, ops: 5 });
     expect(store.raftStorage.initialState().hardState.commit).toBe(1);
     await store.close();
     const reopened = await open(dataPath);
