@@ -9,7 +9,8 @@ import type {
   SwapResult,
 } from "@rockraft/transport-grpc";
 import { RockraftError } from "./errors.js";
-import { forwardedError, type NodeRuntime } from "./node.js";
+import type { NodeRuntime } from "./runtime.js";
+import type { LeaderCalls } from "./seams.js";
 import { Wait, type LogId, type Member, type NodeMetrics } from "./wait.js";
 
 /** Keys and values: bytes, or a string stored as UTF-8. */
@@ -205,8 +206,8 @@ export class RaftApi {
       ...metrics.membership.learners.filter((m) => m.nodeId !== member.nodeId),
       { nodeId: member.nodeId, addr: member.rpcAddr },
     ];
-    return this.changeMembershipTo({ voters, learners }, options, (client, timeoutMs) =>
-      client.addLearner({ nodeId: member.nodeId, addr: member.rpcAddr }, { timeoutMs }),
+    return this.changeMembershipTo({ voters, learners }, options, (calls, addr, timeoutMs) =>
+      calls.addLearner(addr, { nodeId: member.nodeId, addr: member.rpcAddr }, timeoutMs),
     );
   }
 
@@ -221,15 +222,15 @@ export class RaftApi {
     const toMember = (m: RaftNodeInfo): Member => ({ nodeId: m.nodeId, addr: m.rpcAddr });
     const voters = target.voters.map(toMember);
     const learners = (target.learners ?? []).map(toMember);
-    return this.changeMembershipTo({ voters, learners }, options, (client, timeoutMs) =>
-      client.changeMembership({ voters, learners }, { timeoutMs }),
+    return this.changeMembershipTo({ voters, learners }, options, (calls, addr, timeoutMs) =>
+      calls.changeMembership(addr, { voters, learners }, timeoutMs),
     );
   }
 
   /** Asks the leader to hand leadership to `nodeId`; resolves once that node leads. */
   async transferLeader(nodeId: NodeId, options: CallOptions = {}): Promise<void> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    await this.runtime.awaitLeader(Date.now() + timeoutMs);
+    await this.runtime.awaitLeader(this.runtime.clock.now() + timeoutMs);
     this.runtime.transferLeader(nodeId);
     await this.wait({ timeoutMs }).metrics(
       (m) => m.currentLeader === nodeId,
@@ -249,17 +250,18 @@ export class RaftApi {
    * again until the deadline; any other failure is the caller's.
    */
   private async write(command: Command, options: CallOptions): Promise<Written> {
-    const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const clock = this.runtime.clock;
+    const deadline = clock.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     for (;;) {
       try {
-        return await this.runtime.write(command, Math.max(0, deadline - Date.now()));
+        return await this.runtime.write(command, Math.max(0, deadline - clock.now()));
       } catch (error) {
         const retry =
           error instanceof RockraftError &&
           error.code === "RAFT_PROPOSAL_DROPPED" &&
           (error.reason === "unreachable" || error.reason === "no-leader");
-        if (!retry || Date.now() + 50 >= deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        if (!retry || clock.now() + 50 >= deadline) throw error;
+        await new Promise((resolve) => clock.setTimeout(() => resolve(undefined), 50));
       }
     }
   }
@@ -267,21 +269,14 @@ export class RaftApi {
   private async changeMembershipTo(
     target: { voters: readonly Member[]; learners: readonly Member[] },
     options: CallOptions,
-    forward: (
-      client: ReturnType<NodeRuntime["leaderClient"]>,
-      timeoutMs: number,
-    ) => Promise<MembershipResult>,
+    forward: (calls: LeaderCalls, addr: string, timeoutMs: number) => Promise<MembershipResult>,
   ): Promise<MembershipResult> {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    await this.runtime.awaitLeader(Date.now() + timeoutMs);
+    await this.runtime.awaitLeader(this.runtime.clock.now() + timeoutMs);
     if (this.runtime.metrics().state === "leader") {
       return { logIndex: await this.runtime.changeMembership(target, timeoutMs) };
     }
-    try {
-      return await forward(this.runtime.leaderClient(), timeoutMs);
-    } catch (error) {
-      throw forwardedError(error);
-    }
+    return this.runtime.forwardToLeader((calls, addr) => forward(calls, addr, timeoutMs));
   }
 
   private checkKey(key: Bytes): Uint8Array {

@@ -1,12 +1,14 @@
 import type { Config } from "@rockraft/config";
 import { openStorage } from "@rockraft/storage-level";
-import { RockraftServer, routeGrpcLogs } from "@rockraft/transport-grpc";
+import { PeerTransport, RockraftServer, routeGrpcLogs } from "@rockraft/transport-grpc";
 import type { Logger } from "pino";
 import { RaftApi } from "./api.js";
 import { RockraftError } from "./errors.js";
 import { createLogger } from "./logger.js";
 import { NodeMetricsExporter } from "./metrics.js";
-import { NodeRuntime } from "./node.js";
+import { GrpcLeaderCalls } from "./leader-calls.js";
+import { NodeRuntime } from "./runtime.js";
+import { cryptoRandomness, systemClock } from "./seams.js";
 import { maxMessageBytesOf } from "./options.js";
 import { clusterHandler, kvHandler, peerHandler } from "./services.js";
 import type { NodeMetrics } from "./wait.js";
@@ -135,7 +137,25 @@ export const RaftNodeBuilder = {
         youngGc = new YoungGcScheduler(hooks);
       }
     }
-    const runtime = new NodeRuntime(config, storage, logger, exporter, youngGc);
+    const runtime = new NodeRuntime(config, {
+      storage,
+      clock: systemClock,
+      random: cryptoRandomness,
+      network: (events) =>
+        new PeerTransport({
+          nodeId: config.node.nodeId,
+          clusterId: config.cluster.clusterId,
+          advertiseAddr: config.node.advertiseAddr,
+          tls: config.tls,
+          maxMessageBytes: maxMessageBytesOf(config),
+          ...events,
+          logger: logger.child({ component: "peers" }),
+        }),
+      leaderCalls: new GrpcLeaderCalls(config),
+      logger,
+      metrics: exporter,
+      youngGc,
+    });
     const api = new RaftApi(runtime, config);
     let server: RockraftServer;
     try {

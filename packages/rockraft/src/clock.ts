@@ -1,4 +1,5 @@
 import type { RawNode } from "@rockraft/raft-core";
+import type { Clock } from "./seams.js";
 
 /**
  * Raft's logical clock, driven by monotonic time: `catchUp()` gives raft-core the ticks
@@ -11,18 +12,21 @@ import type { RawNode } from "@rockraft/raft-core";
  * may time out, instead of campaigning at once.
  */
 export class TickClock {
-  private readonly epoch = performance.now();
+  private readonly epoch: number;
   private given = 0;
 
   constructor(
+    private readonly clock: Clock,
     private readonly raw: RawNode,
     private readonly tickMs: number,
     private readonly maxCatchUp: number,
-  ) {}
+  ) {
+    this.epoch = clock.monotonic();
+  }
 
   /** Gives the ticks that are due; true if any were. */
   catchUp(): boolean {
-    const due = Math.floor((performance.now() - this.epoch) / this.tickMs) - this.given;
+    const due = Math.floor((this.clock.monotonic() - this.epoch) / this.tickMs) - this.given;
     if (due <= 0) return false;
     this.given += due;
     const leader = this.raw.softState().role === "leader";

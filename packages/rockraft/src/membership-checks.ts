@@ -8,8 +8,10 @@ export interface MembershipContext {
   readonly addresses: ReadonlyMap<NodeId, string>;
   /** raft-core's status now. */
   readonly status: Status;
-  /** When (performance.now()) each peer was last heard from. */
+  /** When (monotonic ms) each peer was last heard from. */
   readonly lastHeard: ReadonlyMap<NodeId, number>;
+  /** Monotonic ms now. */
+  readonly now: number;
   /** `raft.promote_max_lag_entries`. */
   readonly maxLagEntries: number;
   /** `raft.election_timeout_min_ms`. */
@@ -54,7 +56,7 @@ export function checkMembershipTarget(
   }
   const { status } = context;
   if (status.softState.role !== "leader") return; // the runtime refuses with the leader's name
-  const now = performance.now();
+  const now = context.now;
   for (const { nodeId } of target.voters) {
     if (status.confState.voters.includes(nodeId)) continue;
     const progress = status.progress.get(nodeId);

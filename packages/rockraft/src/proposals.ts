@@ -1,5 +1,6 @@
 import type { ApplyResult } from "@rockraft/storage-level";
 import { RockraftError } from "./errors.js";
+import type { Clock, TimerHandle } from "./seams.js";
 import type { LogId } from "./wait.js";
 
 /** What a write resolves with: its result and where it sits in the log. */
@@ -23,7 +24,7 @@ interface Waiting {
   readonly requestId: string;
   readonly resolve: (applied: AppliedWrite) => void;
   readonly reject: (error: Error) => void;
-  readonly timer: NodeJS.Timeout;
+  readonly timer: TimerHandle;
   readonly proposedAt: number;
 }
 
@@ -45,7 +46,10 @@ export class ProposalTracker {
   private readonly forwarded = new Map<string, Waiting>();
 
   /** `onSettled` is told each successful write's time from proposal to apply, in seconds. */
-  constructor(private readonly onSettled: (seconds: number) => void = () => {}) {}
+  constructor(
+    private readonly clock: Clock,
+    private readonly onSettled: (seconds: number) => void = () => {},
+  ) {}
 
   /** Waiting writes, of both kinds. */
   get size(): number {
@@ -86,12 +90,16 @@ export class ProposalTracker {
     const waiting = this.forwarded.get(requestId);
     if (waiting === undefined) return;
     this.forwarded.delete(requestId);
-    clearTimeout(waiting.timer);
+    this.clock.clear(waiting.timer);
     waiting.reject(error);
   }
 
-  /** An entry was applied here: settles whoever waits for it or for its index. */
-  applied(result: ApplyResult, logId: LogId): void {
+  /**
+   * An entry was applied here: settles whoever waits for it or for its index.
+   * `unsafeByIndexOnly` (testing only, a known bug) answers whoever waits at the index with
+   * this entry's result, whichever write it is.
+   */
+  applied(result: ApplyResult, logId: LogId, unsafeByIndexOnly = false): void {
     const requestId =
       "requestId" in result && result.requestId !== undefined
         ? requestKey(result.requestId)
@@ -100,13 +108,13 @@ export class ProposalTracker {
     if (atIndex !== undefined) {
       this.byIndex.delete(result.index);
       for (const waiting of atIndex) {
-        if (waiting.requestId === requestId) {
+        if (waiting.requestId === requestId || unsafeByIndexOnly) {
           this.settle(waiting, result, logId);
           continue;
         }
         // Another entry is committed at its index: this one never will be (entries do not
         // move), so the write definitely failed and may be retried.
-        clearTimeout(waiting.timer);
+        this.clock.clear(waiting.timer);
         waiting.reject(
           new RockraftError(
             "RAFT_PROPOSAL_DROPPED",
@@ -127,12 +135,12 @@ export class ProposalTracker {
   rejectAll(error: Error): void {
     for (const list of this.byIndex.values()) {
       for (const waiting of list) {
-        clearTimeout(waiting.timer);
+        this.clock.clear(waiting.timer);
         waiting.reject(error);
       }
     }
     for (const waiting of this.forwarded.values()) {
-      clearTimeout(waiting.timer);
+      this.clock.clear(waiting.timer);
       waiting.reject(error);
     }
     this.byIndex.clear();
@@ -140,8 +148,8 @@ export class ProposalTracker {
   }
 
   private settle(waiting: Waiting, result: ApplyResult, logId: LogId): void {
-    clearTimeout(waiting.timer);
-    this.onSettled((performance.now() - waiting.proposedAt) / 1000);
+    this.clock.clear(waiting.timer);
+    this.onSettled((this.clock.monotonic() - waiting.proposedAt) / 1000);
     waiting.resolve({ result, logId });
   }
 
@@ -154,7 +162,7 @@ export class ProposalTracker {
       requestId: proposal.requestId,
       resolve: proposal.resolve,
       reject: proposal.reject,
-      timer: setTimeout(
+      timer: this.clock.setTimeout(
         () => {
           if (forget(entry)) {
             proposal.reject(
@@ -166,9 +174,9 @@ export class ProposalTracker {
             );
           }
         },
-        Math.max(0, proposal.deadline - Date.now()),
+        Math.max(0, proposal.deadline - this.clock.now()),
       ),
-      proposedAt: performance.now(),
+      proposedAt: this.clock.monotonic(),
     };
     return entry;
   }

@@ -9,7 +9,7 @@ import type {
 import { RpcError, type RpcStatus } from "@rockraft/transport-grpc";
 import type { RaftApi } from "./api.js";
 import { RockraftError } from "./errors.js";
-import type { NodeRuntime } from "./node.js";
+import type { NodeRuntime } from "./runtime.js";
 
 const STATUS: Record<RockraftError["code"], RpcStatus> = {
   RAFT_NOT_LEADER: "UNAVAILABLE",

@@ -1,5 +1,6 @@
 import type { NodeId, StateRole } from "@rockraft/raft-core";
 import { RockraftError, type RockraftErrorCode } from "./errors.js";
+import type { Clock } from "./seams.js";
 
 /** A cluster member and its address. */
 export interface Member {
@@ -87,7 +88,10 @@ export class Waiter {
   private readonly listeners = new Set<(metrics: NodeMetrics) => void>();
   private closed: Error | undefined;
 
-  constructor(private readonly current: () => NodeMetrics) {}
+  constructor(
+    private readonly current: () => NodeMetrics,
+    private readonly clock: Clock,
+  ) {}
 
   subscribe(listener: (metrics: NodeMetrics) => void): () => void {
     this.listeners.add(listener);
@@ -123,7 +127,7 @@ export class Waiter {
     const now = this.current();
     if (test(now)) return Promise.resolve(now);
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = this.clock.setTimeout(() => {
         this.conditions.delete(condition);
         const last = this.current();
         reject(
@@ -136,11 +140,11 @@ export class Waiter {
       const condition: Condition = {
         test,
         resolve: (metrics) => {
-          clearTimeout(timer);
+          this.clock.clear(timer);
           resolve(metrics);
         },
         reject: (error) => {
-          clearTimeout(timer);
+          this.clock.clear(timer);
           reject(error);
         },
       };

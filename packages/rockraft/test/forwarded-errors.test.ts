@@ -1,7 +1,7 @@
 import { RockraftClientError } from "@rockraft/transport-grpc";
 import { describe, expect, test } from "vitest";
 import { RockraftError } from "../src/index.js";
-import { forwardedError } from "../src/node.js";
+import { forwardedError } from "../src/leader-calls.js";
 
 const failure = (
   code: string,

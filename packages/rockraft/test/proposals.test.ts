@@ -2,6 +2,7 @@ import { describe, expect, test } from "vitest";
 import type { ApplyResult } from "@rockraft/storage-level";
 import { RockraftError } from "../src/index.js";
 import { ProposalTracker, requestKey, type AppliedWrite, type Proposal } from "../src/proposals.js";
+import { systemClock } from "../src/seams.js";
 
 const id = (text: string) => new TextEncoder().encode(text);
 
@@ -41,7 +42,7 @@ const logId = (index: number) => ({ term: 2, nodeId: 1, index });
 
 describe("a leader that reuses a log index for a new write (its uncommitted tail was cut)", () => {
   test("both writes settle: the one applied there succeeds, the other is dropped", async () => {
-    const tracker = new ProposalTracker();
+    const tracker = new ProposalTracker(systemClock);
     const old = proposal("old", 60_000);
     const fresh = proposal("new", 60_000);
     tracker.proposedAt(7, old.entry);
@@ -53,7 +54,7 @@ describe("a leader that reuses a log index for a new write (its uncommitted tail
   });
 
   test("the older write's deadline does not take the newer one's place with it", async () => {
-    const tracker = new ProposalTracker();
+    const tracker = new ProposalTracker(systemClock);
     const old = proposal("old", 10);
     const fresh = proposal("new", 60_000);
     tracker.proposedAt(7, old.entry);
@@ -64,7 +65,7 @@ describe("a leader that reuses a log index for a new write (its uncommitted tail
   });
 
   test("the newer write's deadline settles it, and the older still settles when index 7 applies", async () => {
-    const tracker = new ProposalTracker();
+    const tracker = new ProposalTracker(systemClock);
     const old = proposal("old", 60_000);
     const fresh = proposal("new", 10);
     tracker.proposedAt(7, old.entry);
@@ -80,7 +81,7 @@ describe("a leader that reuses a log index for a new write (its uncommitted tail
 
 describe("forwarded writes", () => {
   test("are found by request id wherever they land", async () => {
-    const tracker = new ProposalTracker();
+    const tracker = new ProposalTracker(systemClock);
     const write = proposal("fwd", 60_000);
     tracker.forwardedToLeader(write.entry);
     tracker.applied(put(3, "other"), logId(3));
@@ -89,7 +90,7 @@ describe("forwarded writes", () => {
   });
 
   test("one the transport could not send fails with the given error", async () => {
-    const tracker = new ProposalTracker();
+    const tracker = new ProposalTracker(systemClock);
     const write = proposal("fwd", 60_000);
     tracker.forwardedToLeader(write.entry);
     tracker.dropForwarded(
@@ -105,7 +106,7 @@ describe("forwarded writes", () => {
 });
 
 test("stopping rejects every waiting write", async () => {
-  const tracker = new ProposalTracker();
+  const tracker = new ProposalTracker(systemClock);
   const a = proposal("a", 60_000);
   const b = proposal("b", 60_000);
   tracker.proposedAt(5, a.entry);

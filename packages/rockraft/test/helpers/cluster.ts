@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig, type Config } from "@rockraft/config";
 import { RaftNodeBuilder, type BuildOptions, type RaftNode } from "../../src/index.js";
-import type { NodeRuntime } from "../../src/node.js";
+import type { NodeRuntime } from "../../src/runtime.js";
 
 /** The runtime under a node, for tests that must reach into it (filter what it hears, read points). */
 export function runtimeOf(node: RaftNode): NodeRuntime {

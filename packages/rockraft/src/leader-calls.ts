@@ -1,0 +1,76 @@
+// Membership calls a follower forwards to the leader, over gRPC (one RockraftClient per
+// leader address), and how their errors are reported here.
+import type { Config } from "@rockraft/config";
+import { RockraftClient, RockraftClientError } from "@rockraft/transport-grpc";
+import { RockraftError } from "./errors.js";
+import { maxMessageBytesOf } from "./options.js";
+import type { LeaderCalls } from "./seams.js";
+
+/**
+ * A call forwarded to the leader (as a RockraftClient call) failed: the error to report
+ * here. One that may have reached the leader without an answer is RAFT_TIMEOUT with an
+ * unknown outcome (the change may be made), never a code that invites a blind retry.
+ */
+export function forwardedError(error: unknown): Error {
+  if (!(error instanceof RockraftClientError)) return error as Error;
+  const code =
+    error.code === "DEADLINE_EXCEEDED" || error.outcomeUnknown
+      ? "RAFT_TIMEOUT"
+      : error.code === "INVALID_ARGUMENT"
+        ? "RAFT_INVALID_ARGUMENT"
+        : error.code === "FAILED_PRECONDITION"
+          ? error.serverCode === "RAFT_REQUEST_REFUSED"
+            ? "RAFT_REQUEST_REFUSED"
+            : "RAFT_NOT_INITIALIZED"
+          : error.serverCode === "RAFT_PROPOSAL_DROPPED"
+            ? "RAFT_PROPOSAL_DROPPED"
+            : "RAFT_NO_LEADER";
+  return new RockraftError(code, `forwarded to the leader: ${error.message}`, {
+    outcomeUnknown: error.outcomeUnknown,
+    cause: error,
+  });
+}
+
+/** Forwards over gRPC with the node's TLS settings. */
+export class GrpcLeaderCalls implements LeaderCalls {
+  private readonly clients = new Map<string, RockraftClient>();
+
+  constructor(private readonly config: Config) {}
+
+  addLearner: LeaderCalls["addLearner"] = (addr, member, timeoutMs) =>
+    this.client(addr).addLearner(member, { timeoutMs }).catch(rethrowForwarded);
+
+  changeMembership: LeaderCalls["changeMembership"] = (addr, target, timeoutMs) =>
+    this.client(addr).changeMembership(target, { timeoutMs }).catch(rethrowForwarded);
+
+  close(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+
+  private client(addr: string): RockraftClient {
+    let client = this.clients.get(addr);
+    if (client === undefined) {
+      const tls = this.config.tls;
+      client = new RockraftClient({
+        endpoints: [addr],
+        maxMessageBytes: maxMessageBytesOf(this.config),
+        ...(tls === undefined
+          ? {}
+          : {
+              tls: {
+                ...(tls.caFile === undefined ? {} : { caFile: tls.caFile }),
+                certFile: tls.certFile,
+                keyFile: tls.keyFile,
+              },
+            }),
+      });
+      this.clients.set(addr, client);
+    }
+    return client;
+  }
+}
+
+function rethrowForwarded(error: unknown): never {
+  throw forwardedError(error);
+}

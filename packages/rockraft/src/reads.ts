@@ -1,0 +1,112 @@
+// Linearizable reads, batched: the reads that arrive together share one ReadIndex request
+// (one heartbeat round on the leader), and each is answered with the read index the
+// leader confirmed for its batch.
+import type { RawNode, ReadState } from "@rockraft/raft-core";
+import { RockraftError } from "./errors.js";
+
+interface PendingRead {
+  readonly resolve: (index: number) => void;
+  readonly reject: (error: Error) => void;
+  /** Wall-clock ms after which the caller no longer waits. */
+  readonly deadline: number;
+}
+
+export class ReadBatcher {
+  /** Reads not yet sent to raft-core. */
+  private queued: PendingRead[] = [];
+  /** Batches raft-core is confirming, by read context. */
+  private readonly batches = new Map<string, PendingRead[]>();
+  private counter = 0;
+
+  /**
+   * `prefix` starts every read context. It must be random per process: a restarted node
+   * must never reuse a context a leader may still hold from before (it would be answered
+   * with that older, lower read index).
+   */
+  constructor(private readonly prefix: string) {}
+
+  /** Whether reads wait to be sent. */
+  get hasQueued(): boolean {
+    return this.queued.length > 0;
+  }
+
+  /** A read point for a linearizable read: resolves with the index to wait for. */
+  request(deadline: number): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      this.queued.push({ resolve, reject, deadline });
+    });
+  }
+
+  /** Sends the queued reads as one ReadIndex request; kept for later when there is no leader. */
+  flush(raw: RawNode, now: number): void {
+    if (this.queued.length === 0) return;
+    const batch = this.queued.filter((read) => {
+      if (read.deadline > now) return true;
+      read.reject(
+        new RockraftError(
+          "RAFT_TIMEOUT",
+          "the read's deadline passed before a leader confirmed it",
+        ),
+      );
+      return false;
+    });
+    this.queued = [];
+    if (batch.length === 0) return;
+    const context = `${this.prefix}${++this.counter}`;
+    try {
+      raw.readIndex(context);
+    } catch {
+      // No leader right now: keep them for the next wake-up (a leader may appear).
+      this.queued = batch;
+      return;
+    }
+    this.batches.set(context, batch);
+  }
+
+  /** The leader confirmed read indexes (a Ready's readStates). */
+  confirmed(states: readonly ReadState[]): void {
+    for (const state of states) {
+      const batch = this.batches.get(state.context);
+      if (batch === undefined) continue;
+      this.batches.delete(state.context);
+      for (const read of batch) read.resolve(state.index);
+    }
+  }
+
+  /**
+   * Drops batches whose every caller has given up (waiting for the applied index is the
+   * caller's part).
+   */
+  expire(now: number): void {
+    for (const [context, batch] of this.batches) {
+      if (batch.every((read) => read.deadline <= now)) {
+        this.batches.delete(context);
+        for (const read of batch)
+          read.reject(
+            new RockraftError("RAFT_TIMEOUT", "no read index from the leader within the deadline"),
+          );
+      }
+    }
+  }
+
+  /**
+   * The leader that was to confirm the sent reads is gone (it loses them when it steps
+   * down): a read has no effect, so each fails at once with `error` and may be retried.
+   */
+  leaderLost(error: Error): void {
+    for (const batch of this.batches.values()) for (const read of batch) read.reject(error);
+    this.batches.clear();
+  }
+
+  /** Whether batches wait for confirmation. */
+  get hasSent(): boolean {
+    return this.batches.size > 0;
+  }
+
+  /** Rejects every read (the runtime stopped). */
+  rejectAll(error: Error): void {
+    for (const read of this.queued) read.reject(error);
+    this.queued = [];
+    this.leaderLost(error);
+  }
+}

@@ -1,0 +1,647 @@
+import type { Config } from "@rockraft/config";
+import {
+  NONE,
+  RaftError,
+  RawNode,
+  createPrng,
+  type Message,
+  type NodeId,
+  type Ready,
+  type SnapshotMetadata,
+  type SoftState,
+} from "@rockraft/raft-core";
+import { StorageError, type ApplyResult, type Command } from "@rockraft/storage-level";
+import type { SnapshotSink } from "@rockraft/transport-grpc";
+import type { Logger } from "pino";
+import { AddressBook, addressContext } from "./address-book.js";
+import { TickClock } from "./clock.js";
+import { RockraftError, withUnknownOutcome } from "./errors.js";
+import { RemovalWatch, checkMembershipTarget } from "./membership-checks.js";
+import type { NodeMetricsExporter } from "./metrics.js";
+import { raftOptionsOf } from "./options.js";
+import { ProposalTracker, type AppliedWrite } from "./proposals.js";
+import { Proposer } from "./proposer.js";
+import { ReadBatcher } from "./reads.js";
+import { ReadyLoop } from "./ready-loop.js";
+import type {
+  Clock,
+  LeaderCalls,
+  NodeStorage,
+  PeerNetwork,
+  PeerNetworkEvents,
+  Randomness,
+  ServingStatus,
+} from "./seams.js";
+import { Waiter, type LogId, type Member, type NodeMetrics } from "./wait.js";
+import type { YoungGcScheduler } from "./young-gc.js";
+
+/** The entries of the first append in `messages` that has any (0: none). */
+function appendedEntries(messages: readonly Message[]): number {
+  for (const message of messages) {
+    if (message.type === "MsgApp" && message.entries.length > 0) return message.entries.length;
+  }
+  return 0;
+}
+
+/** Everything the runtime needs from outside raft-core (see seams.ts). */
+export interface RuntimeEnvironment {
+  readonly storage: NodeStorage;
+  readonly clock: Clock;
+  readonly random: Randomness;
+  /** Makes the peer network, given what it must report. */
+  readonly network: (events: PeerNetworkEvents) => PeerNetwork;
+  readonly leaderCalls: LeaderCalls;
+  readonly logger: Logger;
+  readonly metrics?: NodeMetricsExporter | undefined;
+  readonly youngGc?: YoungGcScheduler | undefined;
+  /**
+   * Known bugs, re-introduced for the whole-node simulation to prove it catches them.
+   * Never set in production.
+   */
+  readonly testingUnsafe?: {
+    /** Read contexts without the per-process random prefix (they repeat after a restart). */
+    readonly fixedReadPrefix?: boolean;
+    /** A write waiting at an index is answered by whatever entry is applied there. */
+    readonly waiterByIndexOnly?: boolean;
+    /** A leader answers a put as soon as it appends the entry, before commit and apply. */
+    readonly answerWhenAppended?: boolean;
+  };
+}
+
+/**
+ * The runtime under a RaftNode: it drives raft-core with storage and the peer network. The
+ * Ready loop (ready-loop.ts) carries out each Ready's duties in order; messages, ticks and
+ * requests arrive between Readies and are stepped in at once; writes and reads that arrive
+ * together go in as one batch (proposer.ts, reads.ts).
+ */
+export class NodeRuntime {
+  readonly nodeId: NodeId;
+  readonly raw: RawNode;
+  readonly waiter: Waiter;
+  readonly storage: NodeStorage;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  private readonly network: PeerNetwork;
+  private readonly leaderCalls: LeaderCalls;
+  private readonly addresses: AddressBook;
+  private readonly leaderOfTerm = new Map<number, NodeId>();
+  /** When (monotonic ms) each peer was last heard from. */
+  private readonly lastHeard = new Map<NodeId, number>();
+  private softState: SoftState = { lead: NONE, role: "follower", term: 0 };
+  private lastApplied: LogId | undefined;
+  private snapshotIndex: number;
+  private readonly proposer: Proposer;
+  private readonly reads: ReadBatcher;
+  private readonly loop: ReadyLoop;
+  private ticker: unknown;
+  private readonly ticks: TickClock;
+  private readonly removal: RemovalWatch;
+  /** When this runtime started (monotonic ms). */
+  private readonly startedAt: number;
+  private server: ServingStatus | undefined;
+  private stopping = false;
+  private failure: Error | undefined;
+  /** Resolves with the failure that stopped the node, if one does. */
+  readonly failed: Promise<RockraftError>;
+  private resolveFailed!: (error: RockraftError) => void;
+  private readonly metricsExporter: NodeMetricsExporter | undefined;
+  private readonly youngGc: YoungGcScheduler | undefined;
+  private readonly unsafe: NonNullable<RuntimeEnvironment["testingUnsafe"]>;
+
+  constructor(
+    readonly config: Config,
+    env: RuntimeEnvironment,
+  ) {
+    this.nodeId = config.node.nodeId;
+    this.storage = env.storage;
+    this.logger = env.logger;
+    this.clock = env.clock;
+    this.leaderCalls = env.leaderCalls;
+    this.metricsExporter = env.metrics;
+    this.youngGc = env.youngGc;
+    this.unsafe = env.testingUnsafe ?? {};
+    this.startedAt = this.clock.monotonic();
+    this.failed = new Promise((resolve) => (this.resolveFailed = resolve));
+    this.waiter = new Waiter(() => this.metrics(), this.clock);
+    if (this.metricsExporter !== undefined) this.metricsExporter.source = () => this.metrics();
+    const storage = this.storage;
+    this.raw = new RawNode({
+      id: this.nodeId,
+      storage: storage.raftStorage,
+      prng: createPrng(env.random.int(0x7fffffff)),
+      applied: storage.applied().index,
+      ...raftOptionsOf(config),
+    });
+    const applied = storage.applied();
+    this.lastApplied =
+      applied.index === 0 ? undefined : { term: applied.term, nodeId: NONE, index: applied.index };
+    this.snapshotIndex = storage.raftStorage.snapshot().metadata.index;
+    // At most two maximal election timeouts of ticks at once: enough for every timer.
+    this.ticks = new TickClock(
+      this.clock,
+      this.raw,
+      config.raft.tickIntervalMs,
+      2 * (raftOptionsOf(config).electionTickMax ?? 0) + 2,
+    );
+    this.removal = new RemovalWatch(this.nodeId);
+    // Random per process: request ids and read contexts never repeat across restarts.
+    const prefix = env.random.bytes(8);
+    const tracker = new ProposalTracker(this.clock, (seconds) =>
+      this.metricsExporter?.applyLatency.observe(seconds),
+    );
+    this.proposer = new Proposer(
+      prefix,
+      tracker,
+      this.clock,
+      (id) => this.addresses.get(id),
+      (count) => this.metricsExporter?.proposals.inc(count),
+      this.unsafe.answerWhenAppended === true,
+    );
+    this.reads = new ReadBatcher(
+      this.unsafe.fixedReadPrefix === true ? "" : `${Buffer.from(prefix).toString("hex")}/`,
+    );
+    this.network = env.network({
+      onUnreachable: (peer) => this.raw.reportUnreachable(peer),
+      onDropped: (_peer, messages) => this.proposer.dropped(messages),
+      onSnapshotStatus: (peer, ok) => {
+        this.raw.reportSnapshot(peer, ok);
+        if (ok) this.metricsExporter?.snapshotsSent.inc();
+        this.loop.wake();
+      },
+      snapshotSource: () => storage.openSnapshotReader(config.raft.snapshotChunkBytes),
+    });
+    this.addresses = new AddressBook(
+      { id: this.nodeId, addr: config.node.advertiseAddr },
+      (addresses) => this.network.setPeers(addresses),
+    );
+    this.addresses.refresh(this.raw.confState());
+    this.loop = new ReadyLoop(
+      {
+        raw: this.raw,
+        storage,
+        network: this.network,
+        ticks: this.ticks,
+        beforeReady: () => this.flushRequests(),
+        softStateChanged: (soft) => this.onSoftState(soft),
+        sent: (ready) => this.onSent(ready),
+        snapshotInstalled: (metadata) => this.onSnapshotInstalled(metadata),
+        applied: (results) => this.onApplied(results),
+        readStates: (states) => this.reads.confirmed(states),
+        afterReady: (ready) => this.afterReady(ready),
+        idle: () => this.publish(),
+        fail: (error) => this.fail(error),
+      },
+      () => this.failure !== undefined,
+    );
+    this.ticker = this.clock.setInterval(() => {
+      if (this.ticks.catchUp()) this.loop.wake();
+    }, config.raft.tickIntervalMs);
+  }
+
+  /** Where to report whether this node can serve clients (the gRPC server's health). */
+  attachServer(server: ServingStatus): void {
+    this.server = server;
+    this.updateServing();
+  }
+
+  /** Resolves when the Ready loop has ended. */
+  get loopDone(): Promise<void> {
+    return this.loop.done;
+  }
+
+  // ---- Inputs ----------------------------------------------------------------------------
+
+  /** Messages from a peer (PeerHandler.receive). */
+  receive(messages: readonly Message[], from: NodeId, fromAddr: string): void {
+    if (this.failure !== undefined || this.stopping) return;
+    this.lastHeard.set(from, this.clock.monotonic());
+    if (this.addresses.learn(from, fromAddr)) this.addresses.refresh(this.raw.confState(), true);
+    try {
+      this.ticks.catchUp();
+      for (const message of messages) this.raw.step(message);
+    } catch (error) {
+      this.fail(error);
+      return;
+    }
+    this.loop.wake();
+  }
+
+  beginSnapshot(metadata: SnapshotMetadata): Promise<SnapshotSink> {
+    this.assertRunning();
+    return this.storage.beginSnapshotInstall(metadata);
+  }
+
+  /** Bootstraps a new cluster on this node; false when it already has state. */
+  async initialize(members: readonly Member[]): Promise<boolean> {
+    this.assertRunning();
+    const status = this.raw.status();
+    if (status.lastIndex > 0 || status.hardState.term > 0) return false;
+    const addresses = new Map(members.map((m) => [m.nodeId, m.addr]));
+    this.raw.bootstrap({
+      voters: members.map((m) => m.nodeId),
+      context: addressContext(addresses),
+    });
+    this.addresses.refresh(this.raw.confState());
+    // Campaign at once, as the seed's node 1 does; the election completes when a quorum is up.
+    this.raw.campaign();
+    this.loop.wake();
+    await this.waiter.until(
+      (m) => m.lastApplied !== undefined && m.lastApplied.index >= 1,
+      "the initial configuration to be applied",
+      30_000,
+    );
+    return true;
+  }
+
+  /**
+   * Proposes a command; resolves once committed and applied on this node. On a follower,
+   * raft-core forwards the proposal to the leader over the peer stream (a MsgProp, batched
+   * with the others), and the proposal's request id finds it again when this node applies
+   * it: no gRPC call per forwarded write. A MsgProp the network drops unsent (the leader
+   * is down or its queue full) fails the proposal at once with RAFT_PROPOSAL_DROPPED
+   * (reason `unreachable`), which is safe to retry; one lost after it was sent is only
+   * noticed at the deadline, with an unknown outcome.
+   */
+  async write(command: Command, timeoutMs: number): Promise<AppliedWrite> {
+    this.assertRunning();
+    const deadline = this.clock.now() + timeoutMs;
+    await this.awaitLeader(deadline);
+    const written = this.proposer.submit(command, deadline);
+    this.loop.wake();
+    return written;
+  }
+
+  /** A linearizable read point: resolves with an index to wait for before reading. */
+  async readIndex(timeoutMs: number): Promise<number> {
+    this.assertRunning();
+    const deadline = this.clock.now() + timeoutMs;
+    await this.awaitLeader(deadline);
+    const read = this.reads.request(deadline);
+    this.loop.wake();
+    const index = await read;
+    await this.awaitApplied(index, deadline);
+    return index;
+  }
+
+  /**
+   * Reads `key` from the applied state. A value that fails its checksum is never served:
+   * the node stops (its data is damaged) and the call fails with RAFT_NODE_STOPPED.
+   */
+  async readState(key: Uint8Array): Promise<Uint8Array | undefined> {
+    this.assertRunning();
+    try {
+      return await this.storage.get(key);
+    } catch (error) {
+      if (error instanceof StorageError && error.code === "STORAGE_CORRUPTED") {
+        this.fail(error);
+        this.assertRunning();
+      }
+      throw error;
+    }
+  }
+
+  /** Resolves once the state machine has applied `index`. */
+  async awaitApplied(index: number, deadline: number): Promise<void> {
+    if ((this.lastApplied?.index ?? 0) >= index) return;
+    await this.waiter.until(
+      (m) => (m.lastApplied?.index ?? 0) >= index,
+      `applied index >= ${index}`,
+      Math.max(0, deadline - this.clock.now()),
+      "RAFT_TIMEOUT",
+    );
+  }
+
+  /**
+   * Waits for a known leader, until `deadline` but at most one maximal election timeout:
+   * by then an election that could succeed has, so the caller learns at once that there is
+   * no leader it can reach (RAFT_NO_LEADER) rather than at its deadline. Until three
+   * election timeouts after the node started it waits up to then: a new cluster may still
+   * be connecting and electing its first leader. A node that is not initialized yet may be
+   * about to receive its configuration from a leader, so it waits too (then
+   * RAFT_NOT_INITIALIZED).
+   */
+  async awaitLeader(deadline: number): Promise<void> {
+    if (this.softState.lead !== NONE) return;
+    const electionMs = this.config.raft.electionTimeoutMaxMs;
+    const grace = Math.max(electionMs, this.startedAt + 3 * electionMs - this.clock.monotonic());
+    const waitMs = Math.min(deadline - this.clock.now(), grace);
+    try {
+      await this.waiter.until(
+        (m) => m.currentLeader !== undefined,
+        "a leader",
+        Math.max(0, waitMs),
+      );
+    } catch (error) {
+      if (!(error instanceof RockraftError) || error.code !== "RAFT_WAIT_TIMEOUT") throw error;
+      if (!this.initialized()) {
+        throw new RockraftError(
+          "RAFT_NOT_INITIALIZED",
+          `node ${this.nodeId}: the cluster is not initialized on this node`,
+          { cause: error },
+        );
+      }
+      throw new RockraftError(
+        "RAFT_NO_LEADER",
+        `node ${this.nodeId}: no leader within ${Math.max(0, Math.round(waitMs))} ms (an election timeout, or the call's deadline): a quorum of the cluster may be down or unreachable`,
+        { cause: error },
+      );
+    }
+  }
+
+  /** Runs `call` against the leader's address (membership calls from a follower). */
+  forwardToLeader<T>(call: (calls: LeaderCalls, leaderAddr: string) => Promise<T>): Promise<T> {
+    const addr = this.leaderAddress();
+    if (addr === undefined) return Promise.reject(this.notLeader());
+    return call(this.leaderCalls, addr);
+  }
+
+  leaderAddress(): string | undefined {
+    const lead = this.softState.lead;
+    return lead === NONE ? undefined : this.addresses.get(lead);
+  }
+
+  notLeader(): RockraftError {
+    const lead = this.softState.lead;
+    return lead === NONE
+      ? new RockraftError("RAFT_NO_LEADER", `node ${this.nodeId}: there is no leader`)
+      : new RockraftError(
+          "RAFT_NOT_LEADER",
+          `node ${this.nodeId} is not the leader (node ${lead} is)`,
+          { leader: { id: lead, addr: this.addresses.get(lead) } },
+        );
+  }
+
+  /** Changes membership on the leader; resolves once the change is applied here. */
+  async changeMembership(
+    target: { voters: readonly Member[]; learners: readonly Member[] },
+    timeoutMs: number,
+  ): Promise<number> {
+    this.assertRunning();
+    checkMembershipTarget(target, {
+      addresses: this.addresses.all(),
+      status: this.raw.status(),
+      lastHeard: this.lastHeard,
+      now: this.clock.monotonic(),
+      maxLagEntries: this.config.raft.promoteMaxLagEntries,
+      electionTimeoutMs: this.config.raft.electionTimeoutMinMs,
+    });
+    const deadline = this.clock.now() + timeoutMs;
+    const addresses = new Map(this.addresses.all());
+    for (const member of [...target.voters, ...target.learners])
+      addresses.set(member.nodeId, member.addr);
+    const keep = new Set([...target.voters, ...target.learners].map((m) => m.nodeId));
+    for (const id of [...addresses.keys()]) if (!keep.has(id)) addresses.delete(id);
+    let position: { index: number; term: number };
+    try {
+      position = this.raw.changeMembership({
+        voters: target.voters.map((m) => m.nodeId),
+        learners: target.learners.map((m) => m.nodeId),
+        context: addressContext(addresses),
+      });
+    } catch (error) {
+      throw this.refusal(error);
+    }
+    this.addresses.refresh(this.raw.confState());
+    this.loop.wake();
+    // Done when the change (and the leaving of a joint configuration) is applied here; if
+    // the wait fails (deadline, stop), the change may still be made.
+    await this.waiter
+      .until(
+        (m) => {
+          const status = this.raw.status();
+          const applied = m.lastApplied?.index ?? 0;
+          return (
+            applied >= position.index &&
+            applied >= status.configIndex &&
+            status.confState.votersOutgoing.length === 0
+          );
+        },
+        `the membership change at index ${position.index} to be applied`,
+        Math.max(0, deadline - this.clock.now()),
+        "RAFT_TIMEOUT",
+      )
+      .catch((error: unknown) => {
+        throw withUnknownOutcome(error as Error);
+      });
+    return position.index;
+  }
+
+  transferLeader(target: NodeId): void {
+    this.assertRunning();
+    try {
+      this.raw.transferLeader(target);
+    } catch (error) {
+      throw this.refusal(error);
+    }
+    this.loop.wake();
+  }
+
+  async triggerSnapshot(): Promise<number> {
+    this.assertRunning();
+    const metadata = await this.storage.takeSnapshot();
+    if (metadata === undefined) return this.snapshotIndex;
+    this.snapshotIndex = metadata.index;
+    this.raw.snapshotTaken(metadata.index);
+    this.metricsExporter?.snapshotsTaken.inc();
+    this.loop.wake();
+    return metadata.index;
+  }
+
+  // ---- State -----------------------------------------------------------------------------
+
+  initialized(): boolean {
+    const status = this.raw.status();
+    return status.confState.voters.length > 0 || status.lastIndex > 0;
+  }
+
+  metrics(): NodeMetrics {
+    const status = this.raw.status();
+    const member = (id: NodeId): Member => ({ nodeId: id, addr: this.addresses.get(id) ?? "" });
+    const stopped = this.failure !== undefined || this.stopping;
+    // A stopped node leads nothing and follows no one, whatever its last role was.
+    const lead = stopped ? NONE : status.softState.lead;
+    return {
+      nodeId: this.nodeId,
+      initialized: this.initialized(),
+      state: stopped ? "stopped" : this.removal.removed(status) ? "removed" : status.softState.role,
+      currentTerm: status.hardState.term,
+      currentLeader: lead === NONE ? undefined : lead,
+      lastLogIndex: status.lastIndex,
+      commitIndex: status.hardState.commit,
+      lastApplied: this.lastApplied,
+      membership: {
+        voters: status.confState.voters.map(member),
+        learners: status.confState.learners.map(member),
+        votersOutgoing: status.confState.votersOutgoing.map(member),
+      },
+      snapshotIndex: this.snapshotIndex,
+      replication: (stopped ? [] : [...status.progress]).map(([nodeId, progress]) => ({
+        nodeId,
+        matchIndex: progress.match,
+        nextIndex: progress.next,
+        state: progress.state,
+      })),
+      stopped,
+    };
+  }
+
+  /** Stops ticking and the loop; settles pending calls. Storage and server are the caller's. */
+  async stop(reason: Error): Promise<void> {
+    if (this.stopping) return this.loop.done;
+    this.stopping = true;
+    this.clock.clear(this.ticker);
+    this.youngGc?.close();
+    await this.loop.stop();
+    this.network.close();
+    this.leaderCalls.close();
+    this.rejectAll(reason);
+    this.waiter.close(reason);
+  }
+
+  stoppedBy(): Error | undefined {
+    return this.failure;
+  }
+
+  // ---- Around each Ready -----------------------------------------------------------------
+
+  private flushRequests(): void {
+    if (this.proposer.hasQueued) this.proposer.flush(this.raw);
+    if (this.reads.hasQueued) {
+      this.ticks.catchUp(); // a lease is judged by a clock that has caught up
+      this.reads.flush(this.raw, this.clock.now());
+    }
+  }
+
+  private onSent(ready: Ready): void {
+    if (this.youngGc === undefined || this.softState.role !== "leader") return;
+    const entries = appendedEntries(ready.messages);
+    if (entries > 0) this.youngGc.afterAppendsSent(entries);
+  }
+
+  private onSnapshotInstalled(metadata: SnapshotMetadata): void {
+    this.snapshotIndex = metadata.index;
+    this.lastApplied = {
+      term: metadata.term,
+      nodeId: this.leaderOfTerm.get(metadata.term) ?? NONE,
+      index: metadata.index,
+    };
+    this.metricsExporter?.snapshotsInstalled.inc();
+    this.logger.info({ index: metadata.index }, "installed a snapshot from the leader");
+  }
+
+  private onApplied(results: readonly ApplyResult[]): void {
+    for (const result of results) {
+      const logId: LogId = {
+        term: result.term,
+        nodeId: this.leaderOfTerm.get(result.term) ?? NONE,
+        index: result.index,
+      };
+      this.lastApplied = logId;
+      this.proposer.tracker.applied(result, logId, this.unsafe.waiterByIndexOnly === true);
+    }
+  }
+
+  private async afterReady(ready: Ready): Promise<void> {
+    // Snapshot data streamed in for a MsgSnap the core then ignored (it already had those
+    // entries) would otherwise stay on disk until the next restart. Only data at or below
+    // the applied index: a snapshot the core accepted waits in the next Ready.
+    if (this.storage.hasStagedSnapshots()) {
+      await this.storage.discardStagedSnapshots(this.storage.applied().index);
+    }
+    if (ready.snapshotDue !== undefined) await this.triggerSnapshot();
+    this.sayIfRemoved();
+    this.addresses.refresh(this.raw.confState());
+    const now = this.clock.now();
+    this.reads.expire(now);
+    if (this.reads.hasQueued && this.softState.lead !== NONE) this.loop.wake();
+    this.publish();
+  }
+
+  private onSoftState(soft: SoftState): void {
+    const before = this.softState;
+    this.softState = soft;
+    if (soft.lead === NONE && before.lead !== NONE && this.reads.hasSent) {
+      this.reads.leaderLost(
+        new RockraftError(
+          "RAFT_NO_LEADER",
+          `node ${this.nodeId}: the leader was lost before it confirmed the read; retry`,
+        ),
+      );
+    }
+    if (soft.lead !== NONE) this.leaderOfTerm.set(soft.term, soft.lead);
+    if (before.lead !== soft.lead || before.role !== soft.role) {
+      this.logger.info(
+        { term: soft.term, leader: soft.lead, role: soft.role },
+        soft.lead === NONE ? "no leader" : `leader is node ${soft.lead}`,
+      );
+    }
+    this.updateServing();
+  }
+
+  /** Says once, in the log, that this node was removed from the cluster (after each Ready). */
+  private sayIfRemoved(): void {
+    const configIndex = this.removal.newlyRemoved(this.raw.confState(), () => this.raw.status());
+    if (configIndex === undefined) return;
+    this.logger.warn(
+      { configIndex },
+      `node ${this.nodeId} was removed from the cluster (configuration at index ${configIndex}): it no longer votes or campaigns; shut it down`,
+    );
+  }
+
+  private updateServing(): void {
+    this.server?.setServing(
+      this.failure === undefined && !this.stopping && this.softState.lead !== NONE,
+    );
+  }
+
+  /** Tells waiters and subscribers of a change; metrics are built only when someone waits. */
+  private publish(): void {
+    if (this.waiter.idle()) return;
+    this.waiter.notify(this.metrics());
+  }
+
+  private refusal(error: unknown): Error {
+    if (!(error instanceof RaftError)) return error as Error;
+    if (error.reason === "not-leader" || error.reason === "no-leader") return this.notLeader();
+    return new RockraftError("RAFT_REQUEST_REFUSED", error.message, {
+      reason: error.reason,
+      cause: error,
+    });
+  }
+
+  private assertRunning(): void {
+    if (this.failure !== undefined) {
+      throw new RockraftError(
+        "RAFT_NODE_STOPPED",
+        `node ${this.nodeId} stopped after a failure: ${this.failure.message}`,
+        { cause: this.failure },
+      );
+    }
+    if (this.stopping)
+      throw new RockraftError("RAFT_NODE_STOPPED", `node ${this.nodeId} is shut down`);
+  }
+
+  /** A storage failure or a broken invariant stops the node; every later call rejects with it. */
+  private fail(error: unknown): void {
+    if (this.failure !== undefined) return;
+    this.failure = error instanceof Error ? error : new Error(String(error));
+    this.logger.fatal({ err: this.failure }, "node stopped");
+    this.clock.clear(this.ticker);
+    this.updateServing();
+    const stopped = new RockraftError(
+      "RAFT_NODE_STOPPED",
+      `node ${this.nodeId} stopped after a failure: ${this.failure.message}`,
+      { cause: this.failure },
+    );
+    this.rejectAll(stopped);
+    this.waiter.close(stopped);
+    this.loop.wake();
+    this.resolveFailed(stopped);
+  }
+
+  private rejectAll(error: Error): void {
+    // Proposed writes may still commit (on the other nodes, or from this log after a restart).
+    this.proposer.rejectAll(error, withUnknownOutcome(error));
+    this.reads.rejectAll(error);
+  }
+}
