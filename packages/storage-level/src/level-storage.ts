@@ -1,5 +1,6 @@
+import { readFileSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { ClassicLevel } from "classic-level";
 import {
   EMPTY_CONF_STATE,
@@ -31,7 +32,7 @@ import {
   sealValue,
   type LogPosition,
 } from "./codec.js";
-import { DurableMark } from "./durable-mark.js";
+import { DURABLE_MARK_FILE, DurableMark } from "./durable-mark.js";
 import { StorageError } from "./errors.js";
 import {
   LOG_END_KEY,
@@ -179,6 +180,23 @@ const COMPACT_RANGE_ENTRIES = 50_000;
  * their logs at the same index) do not all flush and compact at once.
  */
 const COMPACT_RANGE_JITTER_MS = 2_000;
+
+/**
+ * What LevelDB's LOG file says it dropped as damaged while it recovered its log at this
+ * open (it renames the previous LOG at each open), or undefined. A record cut off at the
+ * end of the log (a crash mid-write) is not reported there, nor is it damage.
+ */
+function droppedLogRecords(path: string): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(join(path, "LOG"), "latin1");
+  } catch {
+    return undefined;
+  }
+  const drops = text.match(/dropping \d+ bytes; Corruption: [^\n]*/g);
+  if (drops === null) return undefined;
+  return drops.length === 1 ? drops[0] : `${drops[0]}, and ${drops.length - 1} more`;
+}
 
 function keyString(key: Uint8Array): string {
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
@@ -336,6 +354,57 @@ export class LevelStorage {
       }
     };
 
+    // LevelDB reports in its LOG file, not to us, the log records it dropped as damaged.
+    const dropped = droppedLogRecords(path);
+    if (dropped !== undefined) {
+      corrupted(
+        "log",
+        new DecodeError(`LevelDB dropped damaged records while opening the store (${dropped})`),
+      );
+    }
+    // Before anything is written (a new store's identity): a store that lost synced writes.
+    const syncedBytes = await db.get(META_SYNCED_WRITES);
+    const syncedWrites =
+      syncedBytes === undefined ? 0 : decode("synced writes", syncedBytes, decodeU64);
+    const fail = (cause: unknown): never => {
+      throw new StorageError(
+        "STORAGE_IO",
+        path,
+        `data path ${path}: the durable mark ${DURABLE_MARK_FILE} cannot be read or written: ${(cause as Error).message}`,
+        { cause },
+      );
+    };
+    let recorded: number | undefined;
+    try {
+      recorded = DurableMark.read(path);
+    } catch (cause) {
+      fail(cause);
+    }
+    if (recorded !== undefined && recorded > syncedWrites) {
+      corrupted(
+        "log",
+        new DecodeError(
+          `LevelDB lost writes it had reported durable: it holds synced write ${syncedWrites}, but ${DURABLE_MARK_FILE} says write ${recorded} had completed (its newest log file was cut short or damaged, or older LevelDB files were put in its place), so this node may have lost log entries and votes it promised (if you emptied the directory on purpose, remove ${DURABLE_MARK_FILE} too)`,
+        ),
+      );
+    }
+    const store = await LevelStorage.loadChecked(path, db, options, corrupted, decode);
+    try {
+      store.mark = DurableMark.open(path, syncedWrites);
+    } catch (cause) {
+      fail(cause);
+    }
+    store.syncedWrites = syncedWrites;
+    return store;
+  }
+
+  private static async loadChecked(
+    path: string,
+    db: Db,
+    options: OpenStorageOptions,
+    corrupted: (what: string, error: unknown) => never,
+    decode: <T>(what: string, bytes: Uint8Array, decoder: (bytes: Uint8Array) => T) => T,
+  ): Promise<LevelStorage> {
     const identity = JSON.stringify({ clusterId: options.clusterId, nodeId: options.nodeId });
     let unstamped: BatchOp[] | undefined;
     let format = FORMAT_VERSION;
@@ -396,46 +465,16 @@ export class LevelStorage {
       }
     }
 
-    const syncedBytes = await db.get(META_SYNCED_WRITES);
-    const syncedWrites =
-      syncedBytes === undefined ? 0 : decode("synced writes", syncedBytes, decodeU64);
-    let opened: ReturnType<typeof DurableMark.open>;
-    try {
-      opened = DurableMark.open(path);
-    } catch (cause) {
-      throw new StorageError(
-        "STORAGE_IO",
-        path,
-        `data path ${path}: the durable mark cannot be opened: ${(cause as Error).message}`,
-        { cause },
-      );
-    }
-    const { mark, recorded } = opened;
-    try {
-      if (recorded !== undefined && recorded > syncedWrites) {
-        corrupted(
-          "log",
-          new DecodeError(
-            `LevelDB lost writes it had reported durable: it holds synced write ${syncedWrites}, but write ${recorded} had completed (its newest log file was truncated or damaged, or the disk did not keep what it acknowledged), so this node may have lost log entries and votes it promised`,
-          ),
-        );
-      }
-      const store = await LevelStorage.loadState(
-        path,
-        db,
-        options,
-        corrupted,
-        decode,
-        format,
-        unstamped,
-      );
-      store.mark = mark;
-      store.syncedWrites = syncedWrites;
-      return store;
-    } catch (error) {
-      mark.close();
-      throw error;
-    }
+    const store = await LevelStorage.loadState(
+      path,
+      db,
+      options,
+      corrupted,
+      decode,
+      format,
+      unstamped,
+    );
+    return store;
   }
 
   private static async loadState(
@@ -537,6 +576,15 @@ export class LevelStorage {
       corrupted(
         "state machine",
         new DecodeError(`applied index ${applied.index} is beyond the log's last index ${last}`),
+      );
+    }
+    const lastTerm = view.term(last);
+    if (hardState.term < lastTerm) {
+      corrupted(
+        "hard state",
+        new DecodeError(
+          `term ${hardState.term} is below the term ${lastTerm} of the log's last entry ${last} (a lost vote or term)`,
+        ),
       );
     }
     if (hardState.commit > last) {
@@ -1052,8 +1100,11 @@ export class LevelStorage {
         this.path,
         `storage at ${this.path} is closed`,
       );
-      await this.db.close();
-      this.mark?.close();
+      try {
+        await this.db.close();
+      } finally {
+        this.mark?.close();
+      }
     })();
     return this.closing;
   }
@@ -1088,7 +1139,7 @@ export class LevelStorage {
     const carried = this.deferred.length > 0;
     const carriedHardState = this.deferredHardState;
     if (carried) {
-      ops = this.deferred.concat(batch);
+      ops = this.deferred.concat(ops);
       this.deferred = [];
       this.deferredHardState = undefined;
     }
@@ -1123,17 +1174,29 @@ export class LevelStorage {
       if (unstamped !== undefined) this.unstamped = undefined;
       if (synced !== undefined) {
         this.syncedWrites = synced;
-        this.mark?.record(synced);
+        try {
+          this.mark?.record(synced);
+        } catch (cause) {
+          throw new StorageError(
+            "STORAGE_IO",
+            this.path,
+            `the durable mark ${DURABLE_MARK_FILE} in ${this.path} could not be written: ${(cause as Error).message}`,
+            { cause },
+          );
+        }
       }
       this.lastWriteAt = performance.now();
       if (trimming) this.trimmed(this.trimFrom, trimmedTo);
     } catch (cause) {
-      this.failure = new StorageError(
-        "STORAGE_IO",
-        this.path,
-        `write to ${this.path} failed: ${(cause as Error).message}`,
-        { cause },
-      );
+      this.failure =
+        cause instanceof StorageError
+          ? cause
+          : new StorageError(
+              "STORAGE_IO",
+              this.path,
+              `write to ${this.path} failed: ${(cause as Error).message}`,
+              { cause },
+            );
       throw this.failure;
     }
   }
