@@ -1,6 +1,7 @@
 // Where each member listens: the addresses a configuration carries in its context, the
 // addresses peers advertise in their messages, and this node's own.
 import type { ConfState, NodeId } from "@rockraft/raft-core";
+import type { Member } from "./wait.js";
 
 /** A configuration's context naming each member's address (see `addressesOf`). */
 export function addressContext(addresses: ReadonlyMap<NodeId, string>): string {
@@ -21,6 +22,18 @@ export function addressesOf(conf: ConfState): Map<NodeId, string> {
     // A context that is not ours: no addresses.
   }
   return result;
+}
+
+/** The members' addresses once `target` is the membership: its own, and known ones. */
+export function addressesAfter(
+  known: ReadonlyMap<NodeId, string>,
+  target: { readonly voters: readonly Member[]; readonly learners: readonly Member[] },
+): Map<NodeId, string> {
+  const members = [...target.voters, ...target.learners];
+  const addresses = new Map<NodeId, string>();
+  for (const member of members)
+    addresses.set(member.nodeId, member.addr || known.get(member.nodeId) || "");
+  return addresses;
 }
 
 /**

@@ -3,12 +3,42 @@
 // leader confirmed for its batch.
 import type { RawNode, ReadState } from "@rockraft/raft-core";
 import { RockraftError } from "./errors.js";
+import type { Clock, TimerHandle } from "./seams.js";
 
-interface PendingRead {
-  readonly resolve: (index: number) => void;
-  readonly reject: (error: Error) => void;
-  /** Wall-clock ms after which the caller no longer waits. */
-  readonly deadline: number;
+/** A read waiting for its read index; it settles once, at the latest at its deadline. */
+class PendingRead {
+  settled = false;
+  private readonly timer: TimerHandle;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly onResolve: (index: number) => void,
+    private readonly onReject: (error: Error) => void,
+    /** Wall-clock ms after which the caller no longer waits. */
+    readonly deadline: number,
+  ) {
+    this.timer = clock.setTimeout(
+      () =>
+        this.reject(
+          new RockraftError("RAFT_TIMEOUT", "no read index from the leader within the deadline"),
+        ),
+      Math.max(0, deadline - clock.now()),
+    );
+  }
+
+  resolve(index: number): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.clock.clear(this.timer);
+    this.onResolve(index);
+  }
+
+  reject(error: Error): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.clock.clear(this.timer);
+    this.onReject(error);
+  }
 }
 
 export class ReadBatcher {
@@ -23,7 +53,10 @@ export class ReadBatcher {
    * must never reuse a context a leader may still hold from before (it would be answered
    * with that older, lower read index).
    */
-  constructor(private readonly prefix: string) {}
+  constructor(
+    private readonly prefix: string,
+    private readonly clock: Clock,
+  ) {}
 
   /** Whether reads wait to be sent. */
   get hasQueued(): boolean {
@@ -33,7 +66,7 @@ export class ReadBatcher {
   /** A read point for a linearizable read: resolves with the index to wait for. */
   request(deadline: number): Promise<number> {
     return new Promise<number>((resolve, reject) => {
-      this.queued.push({ resolve, reject, deadline });
+      this.queued.push(new PendingRead(this.clock, resolve, reject, deadline));
     });
   }
 
@@ -41,6 +74,7 @@ export class ReadBatcher {
   flush(raw: RawNode, now: number): void {
     if (this.queued.length === 0) return;
     const batch = this.queued.filter((read) => {
+      if (read.settled) return false;
       if (read.deadline > now) return true;
       read.reject(
         new RockraftError(
@@ -74,18 +108,12 @@ export class ReadBatcher {
   }
 
   /**
-   * Drops batches whose every caller has given up (waiting for the applied index is the
-   * caller's part).
+   * Drops batches whose every read has settled (each at its deadline, by its own timer;
+   * waiting for the applied index is the caller's part).
    */
-  expire(now: number): void {
+  expire(): void {
     for (const [context, batch] of this.batches) {
-      if (batch.every((read) => read.deadline <= now)) {
-        this.batches.delete(context);
-        for (const read of batch)
-          read.reject(
-            new RockraftError("RAFT_TIMEOUT", "no read index from the leader within the deadline"),
-          );
-      }
+      if (batch.every((read) => read.settled)) this.batches.delete(context);
     }
   }
 

@@ -13,7 +13,7 @@ import {
 import { StorageError, type ApplyResult, type Command } from "@rockraft/storage-level";
 import type { SnapshotSink } from "@rockraft/transport-grpc";
 import type { Logger } from "pino";
-import { AddressBook, addressContext } from "./address-book.js";
+import { AddressBook, addressContext, addressesAfter } from "./address-book.js";
 import { TickClock } from "./clock.js";
 import { RockraftError, withUnknownOutcome } from "./errors.js";
 import { RemovalWatch, checkMembershipTarget } from "./membership-checks.js";
@@ -28,45 +28,11 @@ import type {
   LeaderCalls,
   NodeStorage,
   PeerNetwork,
-  PeerNetworkEvents,
-  Randomness,
+  RuntimeEnvironment,
   ServingStatus,
 } from "./seams.js";
-import { Waiter, type LogId, type Member, type NodeMetrics } from "./wait.js";
+import { Waiter, metricsOf, type LogId, type Member, type NodeMetrics } from "./wait.js";
 import type { YoungGcScheduler } from "./young-gc.js";
-
-/** The entries of the first append in `messages` that has any (0: none). */
-function appendedEntries(messages: readonly Message[]): number {
-  for (const message of messages) {
-    if (message.type === "MsgApp" && message.entries.length > 0) return message.entries.length;
-  }
-  return 0;
-}
-
-/** Everything the runtime needs from outside raft-core (see seams.ts). */
-export interface RuntimeEnvironment {
-  readonly storage: NodeStorage;
-  readonly clock: Clock;
-  readonly random: Randomness;
-  /** Makes the peer network, given what it must report. */
-  readonly network: (events: PeerNetworkEvents) => PeerNetwork;
-  readonly leaderCalls: LeaderCalls;
-  readonly logger: Logger;
-  readonly metrics?: NodeMetricsExporter | undefined;
-  readonly youngGc?: YoungGcScheduler | undefined;
-  /**
-   * Known bugs, re-introduced for the whole-node simulation to prove it catches them.
-   * Never set in production.
-   */
-  readonly testingUnsafe?: {
-    /** Read contexts without the per-process random prefix (they repeat after a restart). */
-    readonly fixedReadPrefix?: boolean;
-    /** A write waiting at an index is answered by whatever entry is applied there. */
-    readonly waiterByIndexOnly?: boolean;
-    /** A leader answers a put as soon as it appends the entry, before commit and apply. */
-    readonly answerWhenAppended?: boolean;
-  };
-}
 
 /**
  * The runtime under a RaftNode: it drives raft-core with storage and the peer network. The
@@ -74,6 +40,8 @@ export interface RuntimeEnvironment {
  * requests arrive between Readies and are stepped in at once; writes and reads that arrive
  * together go in as one batch (proposer.ts, reads.ts).
  */
+export type { RuntimeEnvironment } from "./seams.js";
+
 export class NodeRuntime {
   readonly nodeId: NodeId;
   readonly raw: RawNode;
@@ -159,6 +127,7 @@ export class NodeRuntime {
     );
     this.reads = new ReadBatcher(
       this.unsafe.fixedReadPrefix === true ? "" : `${Buffer.from(prefix).toString("hex")}/`,
+      this.clock,
     );
     this.network = env.network({
       onUnreachable: (peer) => this.raw.reportUnreachable(peer),
@@ -202,6 +171,11 @@ export class NodeRuntime {
   attachServer(server: ServingStatus): void {
     this.server = server;
     this.updateServing();
+  }
+
+  /** Whether reads wait for the leader to confirm them (for the simulation's faults). */
+  readsWaiting(): boolean {
+    return this.reads.hasSent;
   }
 
   /** Resolves when the Ready loop has ended. */
@@ -386,11 +360,7 @@ export class NodeRuntime {
       electionTimeoutMs: this.config.raft.electionTimeoutMinMs,
     });
     const deadline = this.clock.now() + timeoutMs;
-    const addresses = new Map(this.addresses.all());
-    for (const member of [...target.voters, ...target.learners])
-      addresses.set(member.nodeId, member.addr);
-    const keep = new Set([...target.voters, ...target.learners].map((m) => m.nodeId));
-    for (const id of [...addresses.keys()]) if (!keep.has(id)) addresses.delete(id);
+    const addresses = addressesAfter(this.addresses.all(), target);
     let position: { index: number; term: number };
     try {
       position = this.raw.changeMembership({
@@ -456,33 +426,15 @@ export class NodeRuntime {
 
   metrics(): NodeMetrics {
     const status = this.raw.status();
-    const member = (id: NodeId): Member => ({ nodeId: id, addr: this.addresses.get(id) ?? "" });
-    const stopped = this.failure !== undefined || this.stopping;
-    // A stopped node leads nothing and follows no one, whatever its last role was.
-    const lead = stopped ? NONE : status.softState.lead;
-    return {
+    return metricsOf(status, {
       nodeId: this.nodeId,
       initialized: this.initialized(),
-      state: stopped ? "stopped" : this.removal.removed(status) ? "removed" : status.softState.role,
-      currentTerm: status.hardState.term,
-      currentLeader: lead === NONE ? undefined : lead,
-      lastLogIndex: status.lastIndex,
-      commitIndex: status.hardState.commit,
+      stopped: this.failure !== undefined || this.stopping,
+      removed: this.removal.removed(status),
       lastApplied: this.lastApplied,
-      membership: {
-        voters: status.confState.voters.map(member),
-        learners: status.confState.learners.map(member),
-        votersOutgoing: status.confState.votersOutgoing.map(member),
-      },
       snapshotIndex: this.snapshotIndex,
-      replication: (stopped ? [] : [...status.progress]).map(([nodeId, progress]) => ({
-        nodeId,
-        matchIndex: progress.match,
-        nextIndex: progress.next,
-        state: progress.state,
-      })),
-      stopped,
-    };
+      addressOf: (id) => this.addresses.get(id),
+    });
   }
 
   /** Stops ticking and the loop; settles pending calls. Storage and server are the caller's. */
@@ -513,9 +465,7 @@ export class NodeRuntime {
   }
 
   private onSent(ready: Ready): void {
-    if (this.youngGc === undefined || this.softState.role !== "leader") return;
-    const entries = appendedEntries(ready.messages);
-    if (entries > 0) this.youngGc.afterAppendsSent(entries);
+    if (this.softState.role === "leader") this.youngGc?.afterSent(ready.messages);
   }
 
   private onSnapshotInstalled(metadata: SnapshotMetadata): void {
@@ -551,8 +501,7 @@ export class NodeRuntime {
     if (ready.snapshotDue !== undefined) await this.triggerSnapshot();
     this.sayIfRemoved();
     this.addresses.refresh(this.raw.confState());
-    const now = this.clock.now();
-    this.reads.expire(now);
+    this.reads.expire();
     if (this.reads.hasQueued && this.softState.lead !== NONE) this.loop.wake();
     this.publish();
   }

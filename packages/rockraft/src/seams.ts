@@ -6,7 +6,10 @@ import { randomBytes, randomInt } from "node:crypto";
 import type { Entry, Message, NodeId, RaftStorage, SnapshotMetadata } from "@rockraft/raft-core";
 import type { ApplyResult, PersistableReady, SnapshotReader } from "@rockraft/storage-level";
 import type { MembershipResult, SnapshotSink, SnapshotSource } from "@rockraft/transport-grpc";
+import type { Logger } from "pino";
+import type { NodeMetricsExporter } from "./metrics.js";
 import type { Member } from "./wait.js";
+import type { YoungGcScheduler } from "./young-gc.js";
 
 /** An armed timer; only the clock that made it can cancel it. */
 export type TimerHandle = unknown;
@@ -128,4 +131,31 @@ export interface LeaderCalls {
 /** Where the runtime reports whether it can serve clients (health, in production). */
 export interface ServingStatus {
   setServing(serving: boolean): void;
+}
+
+/** Everything the runtime needs from outside raft-core (see seams.ts). */
+export interface RuntimeEnvironment {
+  readonly storage: NodeStorage;
+  readonly clock: Clock;
+  readonly random: Randomness;
+  /** Makes the peer network, given what it must report. */
+  readonly network: (events: PeerNetworkEvents) => PeerNetwork;
+  readonly leaderCalls: LeaderCalls;
+  readonly logger: Logger;
+  readonly metrics?: NodeMetricsExporter | undefined;
+  readonly youngGc?: YoungGcScheduler | undefined;
+  /**
+   * Known bugs, re-introduced for the whole-node simulation to prove it catches them.
+   * Never set in production.
+   */
+  readonly testingUnsafe?:
+    | {
+        /** Read contexts without the per-process random prefix (they repeat after a restart). */
+        readonly fixedReadPrefix?: boolean;
+        /** A write waiting at an index is answered by whatever entry is applied there. */
+        readonly waiterByIndexOnly?: boolean;
+        /** A leader answers a put as soon as it appends the entry, before commit and apply. */
+        readonly answerWhenAppended?: boolean;
+      }
+    | undefined;
 }

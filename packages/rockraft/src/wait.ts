@@ -1,4 +1,4 @@
-import type { NodeId, StateRole } from "@rockraft/raft-core";
+import { NONE, type NodeId, type StateRole, type Status } from "@rockraft/raft-core";
 import { RockraftError, type RockraftErrorCode } from "./errors.js";
 import type { Clock } from "./seams.js";
 
@@ -213,4 +213,46 @@ export class Wait {
 
 function label(what: string, why: string): string {
   return why === "" ? what : `${what} (${why})`;
+}
+
+/** A node's metrics from raft-core's status and what the runtime knows. */
+export function metricsOf(
+  status: Status,
+  node: {
+    readonly nodeId: NodeId;
+    readonly initialized: boolean;
+    readonly stopped: boolean;
+    readonly removed: boolean;
+    readonly lastApplied: LogId | undefined;
+    readonly snapshotIndex: number;
+    readonly addressOf: (id: NodeId) => string | undefined;
+  },
+): NodeMetrics {
+  const member = (id: NodeId): Member => ({ nodeId: id, addr: node.addressOf(id) ?? "" });
+  const { stopped } = node;
+  // A stopped node leads nothing and follows no one, whatever its last role was.
+  const lead = stopped ? NONE : status.softState.lead;
+  return {
+    nodeId: node.nodeId,
+    initialized: node.initialized,
+    state: stopped ? "stopped" : node.removed ? "removed" : status.softState.role,
+    currentTerm: status.hardState.term,
+    currentLeader: lead === NONE ? undefined : lead,
+    lastLogIndex: status.lastIndex,
+    commitIndex: status.hardState.commit,
+    lastApplied: node.lastApplied,
+    membership: {
+      voters: status.confState.voters.map(member),
+      learners: status.confState.learners.map(member),
+      votersOutgoing: status.confState.votersOutgoing.map(member),
+    },
+    snapshotIndex: node.snapshotIndex,
+    replication: (stopped ? [] : [...status.progress]).map(([nodeId, progress]) => ({
+      nodeId,
+      matchIndex: progress.match,
+      nextIndex: progress.next,
+      state: progress.state,
+    })),
+    stopped,
+  };
 }

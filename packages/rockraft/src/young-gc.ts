@@ -1,3 +1,4 @@
+import type { Message } from "@rockraft/raft-core";
 import { getHeapSpaceStatistics } from "node:v8";
 
 /** Fraction of the young generation in use from which the leader collects early. */
@@ -43,6 +44,16 @@ export class YoungGcScheduler {
    * Called once a Ready's appends (MsgApp with entries) are handed to the transport;
    * `entries`: how many one of them carries.
    */
+  /** A leader's Ready messages went out: appends among them count. */
+  afterSent(messages: readonly Message[]): void {
+    for (const message of messages) {
+      if (message.type === "MsgApp" && message.entries.length > 0) {
+        this.afterAppendsSent(message.entries.length);
+        return;
+      }
+    }
+  }
+
   afterAppendsSent(entries: number): void {
     if (this.scheduled || this.closed || entries > YOUNG_GC_MAX_ENTRIES) return;
     if (++this.appends % YOUNG_GC_CHECK_EVERY !== 0) return;

@@ -1,0 +1,13 @@
+import { test } from "vitest";
+import { expectSeedsPass } from "./sim/suite.js";
+
+// The whole node under seeded simulation (test/sim): 3 nodes, every fault class, ReadIndex
+// and lease reads, CheckQuorum on and off; every client answer checked for linearizability.
+// `pnpm sim:cluster -- --nodes 3 --seeds N` runs more.
+test(
+  "3 nodes: seeds 1-150 keep every invariant and every answer linearizable",
+  { timeout: 240_000 },
+  async () => {
+    await expectSeedsPass(1, 150, 3);
+  },
+);

@@ -1,0 +1,211 @@
+// The simulated network between nodes: per-link loss, duplication and delay (reordering
+// follows from the delays), partitions of every shape (a link cut one way or both), and
+// snapshot streams that can break mid-way. Messages to a node that is down, or across a
+// cut link, are reported unreachable, and forwarded proposals among them dropped unsent
+// (as the gRPC transport reports a stream it cannot open).
+import type { Message, MsgSnap, NodeId } from "@rockraft/raft-core";
+import type { PeerNetwork, PeerNetworkEvents } from "../../src/seams.js";
+import type { World } from "./world.js";
+import type { SimNode } from "./process.js";
+
+/** A link's behaviour. */
+export interface LinkFaults {
+  /** Chance a message is lost in flight. */
+  readonly loss: number;
+  /** Chance a message arrives twice (never a forwarded proposal: see `send`). */
+  readonly duplicate: number;
+  /** Delay range, ms. */
+  readonly delay: readonly [number, number];
+  /**
+   * Extra loss of heartbeat responses only: reads wait for the leader's heartbeat round
+   * while appends (and so writes) go on, the window in which a read can go stale.
+   */
+  readonly heartbeatResponseLoss?: number;
+}
+
+export const CALM: LinkFaults = { loss: 0, duplicate: 0, delay: [0.2, 2] };
+
+export class SimNetwork {
+  /** Links cut, as "from>to". */
+  private readonly cut = new Set<string>();
+  private readonly faults = new Map<string, LinkFaults>();
+  /** Chance a snapshot stream breaks at each chunk. */
+  snapshotBreak = 0;
+  /** Messages delivered (for tests). */
+  delivered = 0;
+
+  constructor(
+    private readonly world: World,
+    private readonly node: (id: NodeId) => SimNode | undefined,
+  ) {}
+
+  /** The peer network of `from`'s current process. */
+  attach(from: SimNode, events: PeerNetworkEvents): PeerNetwork {
+    let closed = false;
+    const inFlight = new Set<NodeId>();
+    return {
+      send: (messages) => {
+        if (closed) return;
+        for (const message of messages) {
+          if (message.type === "MsgSnap") {
+            if (inFlight.has(message.to)) continue; // one stream per peer at a time
+            inFlight.add(message.to);
+            void this.streamSnapshot(from, message, events).then((ok) => {
+              inFlight.delete(message.to);
+              if (!closed && from.owner.alive) events.onSnapshotStatus(message.to, ok);
+            });
+            continue;
+          }
+          this.send(from, message, events);
+        }
+      },
+      setPeers: () => undefined, // routing is by node id
+      close: () => {
+        closed = true;
+      },
+    };
+  }
+
+  /** Cuts the link from `a` to `b` (one way). */
+  cutLink(a: NodeId, b: NodeId): void {
+    this.cut.add(`${a}>${b}`);
+  }
+
+  /** Cuts both ways between every node of `left` and every node of `right`. */
+  split(left: readonly NodeId[], right: readonly NodeId[]): void {
+    for (const a of left) {
+      for (const b of right) {
+        this.cutLink(a, b);
+        this.cutLink(b, a);
+      }
+    }
+  }
+
+  setFaults(a: NodeId, b: NodeId, faults: LinkFaults): void {
+    this.faults.set(`${a}>${b}`, faults);
+  }
+
+  /** Every link whole and calm again. */
+  heal(): void {
+    this.cut.clear();
+    this.faults.clear();
+    this.snapshotBreak = 0;
+  }
+
+  isCut(a: NodeId, b: NodeId): boolean {
+    return this.cut.has(`${a}>${b}`);
+  }
+
+  private linkFaults(a: NodeId, b: NodeId): LinkFaults {
+    return this.faults.get(`${a}>${b}`) ?? CALM;
+  }
+
+  private reachable(from: NodeId, to: NodeId): SimNode | undefined {
+    const target = this.node(to);
+    if (target === undefined || !target.running() || this.isCut(from, to)) return undefined;
+    return target;
+  }
+
+  private send(from: SimNode, message: Message, events: PeerNetworkEvents): void {
+    const to = message.to;
+    if (this.reachable(from.id, to) === undefined) {
+      // No connection: nothing is sent. A forwarded proposal fails at once, safely.
+      if (message.type === "MsgProp") events.onDropped(to, [message]);
+      events.onUnreachable(to);
+      return;
+    }
+    const faults = this.linkFaults(from.id, to);
+    if (this.world.chance(faults.loss)) return;
+    if (
+      message.type === "MsgHeartbeatResp" &&
+      faults.heartbeatResponseLoss !== undefined &&
+      this.world.chance(faults.heartbeatResponseLoss)
+    ) {
+      return;
+    }
+    // Any Raft message may arrive twice, except a forwarded proposal: the gRPC transport
+    // delivers each at most once (one stream, never resent), and a duplicate MsgProp would be
+    // a second, distinct proposal of the same write (exactly-once needs client sessions).
+    const copies = message.type !== "MsgProp" && this.world.chance(faults.duplicate) ? 2 : 1;
+    for (let i = 0; i < copies; i++) {
+      const delay = this.world.between(faults.delay[0], faults.delay[1]);
+      const target = this.node(to)!;
+      this.world.schedule(
+        delay,
+        () => {
+          if (this.isCut(from.id, to) || !target.running()) return; // lost with the connection
+          this.delivered++;
+          target.runtime!.receive([message], from.id, from.addr);
+        },
+        target.owner,
+      );
+    }
+  }
+
+  /** Streams `from`'s current snapshot to the MsgSnap's target; true once it is delivered. */
+  private async streamSnapshot(
+    from: SimNode,
+    message: MsgSnap,
+    events: PeerNetworkEvents,
+  ): Promise<boolean> {
+    const to = message.to;
+    const target = this.reachable(from.id, to);
+    if (target === undefined) return false;
+    const targetOwner = target.owner;
+    const hop = () => {
+      const faults = this.linkFaults(from.id, to);
+      return new Promise<boolean>((resolve) => {
+        this.world.schedule(this.world.between(faults.delay[0], faults.delay[1]), () =>
+          resolve(
+            !this.isCut(from.id, to) &&
+              targetOwner.alive &&
+              from.owner.alive &&
+              !this.world.chance(this.snapshotBreak),
+          ),
+        );
+      });
+    };
+    let source;
+    try {
+      source = await events.snapshotSource();
+    } catch {
+      return false;
+    }
+    let sink;
+    try {
+      if (!(await hop())) return false;
+      sink = await target.runtime!.beginSnapshot(source.metadata);
+      let checksum = 0;
+      for await (const chunk of source.chunks()) {
+        if (!(await hop())) {
+          await sink.abort();
+          return false;
+        }
+        await sink.write(chunk);
+        if (chunk.last) checksum = chunk.checksum ?? 0;
+      }
+      await sink.finish(checksum);
+      if (!(await hop())) return false;
+      if (!target.running() || target.owner !== targetOwner) return false;
+      target.runtime!.receive(
+        [
+          {
+            type: "MsgSnap",
+            from: from.id,
+            to,
+            term: message.term,
+            snapshot: { metadata: source.metadata, data: new Uint8Array(0) },
+          },
+        ],
+        from.id,
+        from.addr,
+      );
+      return true;
+    } catch {
+      await sink?.abort().catch(() => undefined);
+      return false;
+    } finally {
+      await source.close();
+    }
+  }
+}

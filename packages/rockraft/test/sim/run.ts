@@ -1,0 +1,280 @@
+// One seed of the whole-node simulation: a cluster of real runtimes on a simulated world,
+// clients and faults for a while, then every fault healed; the checks: raft-core's election
+// safety and state machine safety on every node, every call settling by its deadline plus
+// a margin, a leader and a committed write on every node soon after healing, and every
+// client answer linearizable.
+import type { Entry, NodeId } from "@rockraft/raft-core";
+import { decodeCommand } from "@rockraft/storage-level";
+import type { RuntimeEnvironment } from "../../src/runtime.js";
+import { FaultSchedule, type FaultClass } from "./faults.js";
+import { checkKey, describe, firstViolation, type Operation } from "./linearizability.js";
+import { SimNetwork } from "./network.js";
+import { SimNode, simConfig } from "./process.js";
+import { Workload } from "./workload.js";
+import { World } from "./world.js";
+
+export interface SimOptions {
+  readonly seed: number;
+  readonly nodes: 3 | 5;
+  readonly faults: ReadonlySet<FaultClass>;
+  readonly readMode: "read_index" | "lease";
+  /** CheckQuorum (lease reads need it: with it off, reads are ReadIndex). */
+  readonly checkQuorum: boolean;
+  /** Simulated ms of clients and faults. */
+  readonly durationMs: number;
+  readonly clients: number;
+  readonly keys: number;
+  /** Known bugs re-introduced (mutation tests). */
+  readonly mutation?: Mutation | undefined;
+}
+
+export const MUTATIONS = [
+  "read-context-collision",
+  "waiter-by-index-only",
+  "answer-before-apply",
+  "skip-fsync",
+] as const;
+export type Mutation = (typeof MUTATIONS)[number];
+
+export interface SimResult {
+  readonly seed: number;
+  readonly violations: readonly string[];
+  readonly steps: number;
+  readonly simulatedMs: number;
+  readonly operations: number;
+  readonly answers: { ok: number; failed: number; unknown: number };
+  readonly undecidedKeys: number;
+  /** The faults that struck, and for a linearizability violation the key's history. */
+  readonly detail: readonly string[];
+}
+
+/** The command that replays `options` exactly. */
+export function replayCommand(options: SimOptions): string {
+  const faults = options.faults.size === 8 ? "all" : [...options.faults].join(",") || "none";
+  const parts = [
+    `pnpm sim:cluster -- --start ${options.seed} --seeds 1 --nodes ${options.nodes}`,
+    `--faults ${faults} --read-mode ${options.readMode} --check-quorum ${options.checkQuorum ? "on" : "off"}`,
+    `--duration-ms ${options.durationMs} --clients ${options.clients} --keys ${options.keys}`,
+  ];
+  if (options.mutation !== undefined) parts.push(`--mutation ${options.mutation}`);
+  return parts.join(" ");
+}
+
+export async function runSeed(options: SimOptions): Promise<SimResult> {
+  const world = new World(options.seed);
+  const violations: string[] = [];
+  const detail: string[] = [];
+  const byId = new Map<NodeId, SimNode>();
+  const network = new SimNetwork(world, (id) => byId.get(id));
+  const unsafe: RuntimeEnvironment["testingUnsafe"] = {
+    fixedReadPrefix: options.mutation === "read-context-collision",
+    waiterByIndexOnly: options.mutation === "waiter-by-index-only",
+    answerWhenAppended: options.mutation === "answer-before-apply",
+  };
+  // State machine safety: every node applies the same entry at each index.
+  const appliedAt = new Map<number, { term: number; data: string; node: NodeId }>();
+  const onApplied = (node: NodeId, entry: Entry) => {
+    const data = Buffer.from(entry.data).toString("base64");
+    const seen = appliedAt.get(entry.index);
+    if (seen === undefined) appliedAt.set(entry.index, { term: entry.term, data, node });
+    else if (seen.term !== entry.term || seen.data !== data) {
+      violations.push(
+        `state machine safety: node ${node} applied entry ${entry.index} of term ${entry.term}; node ${seen.node} applied term ${seen.term} there`,
+      );
+    }
+  };
+  // A lease must allow for the clocks' drift: with rates up to 20% apart either way, a
+  // follower's election timeout of 300 ms may pass in 250 ms while the leader's lease runs
+  // 25% slow, so the lease may last at most 200 ms of the leader's time (less a tick).
+  const skewed = options.faults.has("skew");
+  const extraRaft = !options.checkQuorum
+    ? "check_quorum = false\n"
+    : options.readMode === "lease"
+      ? `read_mode = "lease"\nlease_clock_drift_ms = ${skewed ? 120 : 60}\n`
+      : "";
+  const ids = Array.from({ length: options.nodes }, (_, i) => i + 1);
+  for (const id of ids) {
+    const node: SimNode = new SimNode(
+      id,
+      simConfig(id, extraRaft),
+      world,
+      network,
+      (addr) => [...byId.values()].find((n) => n.addr === addr),
+      unsafe,
+      options.faults.has("skew") ? 0.2 : 0,
+      onApplied,
+    );
+    if (options.mutation === "skip-fsync") node.disk.unsafeSkipSync = true;
+    byId.set(id, node);
+  }
+  const nodes = [...byId.values()];
+  for (const node of nodes) node.start();
+
+  // Election safety: at most one leader per term, checked after every event.
+  const leaderOfTerm = new Map<number, NodeId>();
+  const checkLeaders = () => {
+    for (const node of nodes) {
+      const runtime = node.runtime;
+      if (runtime === undefined || !node.running()) continue;
+      const soft = runtime.raw.softState();
+      if (soft.role !== "leader") continue;
+      const known = leaderOfTerm.get(soft.term);
+      if (known === undefined) leaderOfTerm.set(soft.term, node.id);
+      else if (known !== node.id && violations.length < 20) {
+        violations.push(
+          `election safety: nodes ${known} and ${node.id} both lead term ${soft.term}`,
+        );
+      }
+    }
+  };
+
+  const members = nodes.map((node) => ({ nodeId: node.id, rpcAddr: node.addr }));
+  void nodes[0]!.api!.initialize(members).catch((error: unknown) => {
+    violations.push(`initialize failed: ${(error as Error).message}`);
+  });
+  await world.run(2_000, () => violations.length > 0);
+  const stopEarly = () => violations.length > 0;
+
+  const workload = new Workload(world, nodes, {
+    clients: options.clients,
+    keys: options.keys,
+    marginMs: 100,
+  });
+  const faults = new FaultSchedule(world, nodes, network, options.faults);
+  workload.start();
+  faults.start();
+  const end = world.now + options.durationMs;
+  while (world.now < end && !stopEarly()) {
+    await world.run(Math.min(end, world.now + 50), stopEarly);
+    checkLeaders();
+  }
+  faults.stop();
+  workload.stop();
+
+  // Heal: every link whole, every disk writable, every node running; then a leader and a
+  // write committed on every node within a bound.
+  network.heal();
+  for (const node of nodes) {
+    node.disk.failWrites = undefined;
+    if (!node.running()) {
+      node.crash();
+      node.start();
+    }
+  }
+  const healedAt = world.now;
+  const boundMs = 20_000;
+  let committed = false;
+  let finalIndex = 0;
+  const tryFinalWrite = () => {
+    const leader = nodes.find(
+      (node) => node.running() && node.runtime!.metrics().state === "leader",
+    );
+    if (leader === undefined) return;
+    void leader.api!.clientWrite({ key: "__healed", value: "yes" }, { timeoutMs: 1_000 }).then(
+      (result) => {
+        finalIndex = result.logId.index;
+        committed = true;
+      },
+      () => undefined,
+    );
+  };
+  while (!stopEarly() && world.now - healedAt < boundMs) {
+    if (!committed) tryFinalWrite();
+    await world.run(world.now + 200, stopEarly);
+    checkLeaders();
+    if (
+      committed &&
+      nodes.every(
+        (node) => node.running() && (node.runtime!.metrics().lastApplied?.index ?? 0) >= finalIndex,
+      )
+    ) {
+      break;
+    }
+  }
+  if (
+    !stopEarly() &&
+    !(
+      committed &&
+      nodes.every((node) => (node.runtime?.metrics().lastApplied?.index ?? 0) >= finalIndex)
+    )
+  ) {
+    const states = nodes.map(
+      (node) => `node ${node.id}: ${node.running() ? node.runtime!.metrics().state : "down"}`,
+    );
+    violations.push(
+      `liveness: ${boundMs} ms after every fault healed, ${committed ? `write ${finalIndex} is not applied on every node` : "no write committed"} (${states.join(", ")})`,
+    );
+  }
+  workload.abandonInFlight();
+  for (const late of workload.late) {
+    violations.push(
+      `a call did not settle by its deadline: ${late.what} on node ${late.node}, called at ${late.calledAt.toFixed(1)} ms`,
+    );
+  }
+
+  // Linearizability, per key.
+  const byKey = new Map<string, Operation[]>();
+  for (const op of workload.history) {
+    const list = byKey.get(op.key);
+    if (list === undefined) byKey.set(op.key, [op]);
+    else list.push(op);
+  }
+  let undecidedKeys = 0;
+  for (const [key, history] of byKey) {
+    const result = checkKey(history);
+    if (result.undecided === true) undecidedKeys++;
+    if (!result.ok) {
+      violations.push(
+        `linearizability: the history of key ${key} (${history.length} operations) is not linearizable`,
+      );
+      // The calls around where the history first goes wrong (by call time).
+      const sorted = [...history].sort((a, b) => a.call - b.call);
+      const at = sorted.findIndex((op) => op.call >= (firstViolation(history) ?? 0));
+      const from = Math.max(0, at - 20);
+      detail.push(
+        `history of key ${key}, calls ${from + 1}-${at + 1} of ${sorted.length}; the last one cannot be linearized with those before it ([call, return] in logical time):`,
+        ...sorted.slice(from, at + 1).map((op) => `  ${describe(op)}`),
+      );
+      const lo = sorted[from]?.call ?? 0;
+      const failedHere = workload.failed.filter((f) => f.key === key && f.call >= lo);
+      if (failedHere.length > 0) {
+        detail.push(
+          "  calls on this key that definitely failed meanwhile (left out):",
+          ...failedHere.slice(0, 20).map((f) => `    [${f.call}, ${f.ret}] ${f.what}: ${f.why}`),
+        );
+      }
+    }
+  }
+  if (violations.length > 0) detail.unshift("faults:", ...faults.log.map((line) => `  ${line}`));
+  if (process.env.SIM_DUMP !== undefined) {
+    for (const f of workload.failed)
+      if (f.what.includes("delete")) console.log("FAILED", f.key, JSON.stringify(f));
+    for (const op of workload.history)
+      if (op.key === "k2" && op.input.op === "delete" && op.call > 2300)
+        console.log("HIST", describe(op));
+    const [lo, hi] = process.env.SIM_DUMP.split("-").map(Number);
+    for (let i = lo!; i <= hi!; i++) {
+      const seen = appliedAt.get(i);
+      if (seen === undefined) continue;
+      const bytes = Buffer.from(seen.data, "base64");
+      let what = "";
+      try {
+        const c = decodeCommand(bytes);
+        what = `${c.op} ${Buffer.from(c.key).toString()} ${"value" in c ? Buffer.from(c.value).toString() : ""} ${Buffer.from(c.requestId ?? []).toString("hex")}`;
+      } catch {
+        what = bytes.length === 0 ? "noop" : "config";
+      }
+      console.log(`index ${i} term ${seen.term}: ${what}`);
+    }
+  }
+  return {
+    seed: options.seed,
+    violations,
+    steps: world.steps,
+    simulatedMs: world.now,
+    operations: workload.history.length,
+    answers: workload.answers,
+    undecidedKeys,
+    detail,
+  };
+}

@@ -1,0 +1,447 @@
+// A simulated node storage on a SimDisk: the contract LevelStorage fulfils (seams.ts
+// NodeStorage), with writes that take simulated time, one at a time, and can fail. The
+// conformance suite (test/storage-conformance.test.ts) runs against both.
+import { crc32 } from "node:zlib";
+import {
+  EMPTY_CONF_STATE,
+  MemoryStorage,
+  decodeConfState,
+  type Entry,
+  type HardState,
+  type SnapshotMetadata,
+} from "@rockraft/raft-core";
+import {
+  StorageError,
+  decodeCommand,
+  type ApplyResult,
+  type PersistableReady,
+  type SnapshotChunk,
+  type SnapshotReader,
+} from "@rockraft/storage-level";
+import type { SnapshotSink } from "@rockraft/transport-grpc";
+import type { NodeStorage } from "../../src/seams.js";
+import type { DiskOp, SimDisk } from "./sim-disk.js";
+
+const EMPTY = new Uint8Array(0);
+const keyString = (key: Uint8Array) => Buffer.from(key).toString("latin1");
+const keyBytes = (key: string) => new Uint8Array(Buffer.from(key, "latin1"));
+const sameBytes = (a: Uint8Array, b: Uint8Array) =>
+  a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
+
+/** How long a write takes: `sync` ones longer (an fsync). */
+export type WriteLatency = (sync: boolean) => number;
+
+/** Sleeps in simulated time (the process's own timers). */
+export type Sleep = (ms: number) => Promise<void>;
+
+/** Snapshot data: the state machine's pairs, length-prefixed. */
+function encodeState(kv: ReadonlyMap<string, Uint8Array>): Uint8Array {
+  const parts: Buffer[] = [];
+  for (const [key, value] of [...kv].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    const k = Buffer.from(key, "latin1");
+    const header = Buffer.alloc(8);
+    header.writeUInt32BE(k.length, 0);
+    header.writeUInt32BE(value.byteLength, 4);
+    parts.push(header, k, Buffer.from(value));
+  }
+  return new Uint8Array(Buffer.concat(parts));
+}
+
+function decodeState(bytes: Uint8Array): Map<string, Uint8Array> {
+  const buffer = Buffer.from(bytes);
+  const kv = new Map<string, Uint8Array>();
+  let at = 0;
+  while (at < buffer.length) {
+    const keyLength = buffer.readUInt32BE(at);
+    const valueLength = buffer.readUInt32BE(at + 4);
+    at += 8;
+    const key = buffer.subarray(at, at + keyLength).toString("latin1");
+    at += keyLength;
+    kv.set(key, new Uint8Array(buffer.subarray(at, at + valueLength)));
+    at += valueLength;
+  }
+  return kv;
+}
+
+export class SimStorage implements NodeStorage {
+  readonly raftStorage: MemoryStorage;
+  private appliedState: SnapshotMetadata;
+  private queue: Promise<unknown> = Promise.resolve();
+  private failure: StorageError | undefined;
+  private readonly staged = new Map<number, Map<string, Uint8Array>>();
+
+  private constructor(
+    private readonly disk: SimDisk,
+    private readonly sleep: Sleep,
+    private readonly latency: WriteLatency,
+    private readonly onApplied: (entry: Entry) => void,
+  ) {
+    const state = disk.current;
+    const view = new MemoryStorage();
+    if (state.snapshot !== undefined) view.setSnapshot({ metadata: state.snapshot, data: EMPTY });
+    view.resetLog(state.logStart.index, state.logStart.term);
+    const entries: Entry[] = [];
+    for (let i = state.logStart.index + 1; state.log.has(i); i++) entries.push(state.log.get(i)!);
+    view.append(entries);
+    if (state.hardState !== undefined) view.setHardState(state.hardState);
+    this.raftStorage = view;
+    this.appliedState = state.applied ?? { index: 0, term: 0, confState: EMPTY_CONF_STATE };
+  }
+
+  /** Opens what `disk` holds (after a crash: what was durable). */
+  static open(
+    disk: SimDisk,
+    sleep: Sleep,
+    latency: WriteLatency,
+    onApplied: (entry: Entry) => void = () => undefined,
+  ): SimStorage {
+    return new SimStorage(disk, sleep, latency, onApplied);
+  }
+
+  applied(): SnapshotMetadata {
+    return this.appliedState;
+  }
+
+  persist(
+    ready: PersistableReady,
+    options: { apply?: readonly Entry[] | undefined } = {},
+  ): Promise<ApplyResult[]> {
+    return this.serialized(async () => {
+      const view = this.raftStorage;
+      const ops: DiskOp[] = [];
+      const snapshot = ready.snapshot;
+      let firstKept = view.firstIndex();
+      let lastKept = view.lastIndex();
+      let stagedState: Map<string, Uint8Array> | undefined;
+      if (snapshot !== undefined) {
+        const { index, term } = snapshot.metadata;
+        stagedState = this.staged.get(index);
+        if (stagedState === undefined) {
+          throw new StorageError(
+            "STORAGE_SNAPSHOT_INVALID",
+            "sim",
+            `no staged data for the snapshot at index ${index}`,
+          );
+        }
+        ops.push({ kind: "kvReplace", value: stagedState });
+        ops.push({ kind: "snapshot", value: snapshot.metadata });
+        ops.push({ kind: "applied", value: snapshot.metadata });
+        ops.push({ kind: "logStart", value: { index, term } });
+        for (let i = firstKept; i <= lastKept; i++)
+          ops.push({ kind: "entry", index: i, value: undefined });
+        firstKept = index + 1;
+        lastKept = index;
+      }
+      const entries = ready.entries.filter((entry) => entry.index >= firstKept);
+      if (entries.length > 0) {
+        const firstNew = entries[0]!.index;
+        const lastNew = entries[entries.length - 1]!.index;
+        if (firstNew > lastKept + 1) {
+          throw new StorageError("STORAGE_CORRUPTED", "sim", `entry ${firstNew} leaves a gap`);
+        }
+        for (let i = lastNew + 1; i <= lastKept; i++)
+          ops.push({ kind: "entry", index: i, value: undefined });
+        for (const entry of entries) ops.push({ kind: "entry", index: entry.index, value: entry });
+      }
+      if (ready.hardState !== undefined) ops.push({ kind: "hardState", value: ready.hardState });
+      const compactIndex = snapshot === undefined ? ready.compactIndex : undefined;
+      const compacting = compactIndex !== undefined && compactIndex >= firstKept;
+      if (compacting) {
+        ops.push({
+          kind: "logStart",
+          value: { index: compactIndex, term: view.term(compactIndex) },
+        });
+        for (let i = firstKept; i <= compactIndex; i++)
+          ops.push({ kind: "entry", index: i, value: undefined });
+      }
+      const toApply = snapshot === undefined ? (options.apply ?? []) : [];
+      const applying = this.applyOps(toApply, ops, stagedState);
+      await this.write(ops, ready.mustSync || snapshot !== undefined);
+      if (snapshot !== undefined) {
+        view.applySnapshot({ metadata: snapshot.metadata, data: EMPTY });
+        this.staged.delete(snapshot.metadata.index);
+        this.appliedState = snapshot.metadata;
+      }
+      this.appliedState = applying.applied ?? this.appliedState;
+      if (entries.length > 0) view.append(entries);
+      if (ready.hardState !== undefined) view.setHardState(ready.hardState);
+      if (compacting) view.compact(compactIndex);
+      if (snapshot !== undefined && (options.apply ?? []).length > 0) {
+        const after: DiskOp[] = [];
+        const more = this.applyOps(options.apply!, after, undefined);
+        await this.write(after, false);
+        this.appliedState = more.applied ?? this.appliedState;
+        return more.results;
+      }
+      return applying.results;
+    });
+  }
+
+  apply(
+    entries: readonly Entry[],
+    options: { hardState?: HardState | undefined; waitForWrite?: boolean } = {},
+  ): Promise<ApplyResult[]> {
+    return this.serialized(async () => {
+      const ops: DiskOp[] = [];
+      const { results, applied } = this.applyOps(entries, ops, undefined);
+      const hardState = options.hardState;
+      if (hardState !== undefined) ops.push({ kind: "hardState", value: hardState });
+      if (ops.length === 0) return results;
+      if (options.waitForWrite === false) {
+        // Deferred, as LevelStorage defers it: readable at once, durable with a later sync.
+        this.disk.write(ops, false);
+      } else {
+        await this.write(ops, false);
+      }
+      this.appliedState = applied ?? this.appliedState;
+      if (hardState !== undefined) this.raftStorage.setHardState(hardState);
+      return results;
+    });
+  }
+
+  get(key: Uint8Array): Promise<Uint8Array | undefined> {
+    this.assertOpen();
+    const value = this.disk.current.kv.get(keyString(key));
+    return Promise.resolve(value === undefined ? undefined : value.slice());
+  }
+
+  takeSnapshot(): Promise<SnapshotMetadata | undefined> {
+    return this.serialized(async () => {
+      const metadata = this.appliedState;
+      if (metadata.index <= this.raftStorage.snapshot().metadata.index) return undefined;
+      await this.write([{ kind: "snapshot", value: metadata }], true);
+      this.raftStorage.setSnapshot({ metadata, data: EMPTY });
+      return metadata;
+    });
+  }
+
+  /**
+   * Declares the state applied through `index` and records a snapshot there (as
+   * LevelStorage's `recordSnapshot`), for raft-core's storage suite.
+   */
+  recordSnapshot(
+    index: number,
+    confState: SnapshotMetadata["confState"],
+  ): Promise<SnapshotMetadata> {
+    return this.serialized(async () => {
+      const metadata: SnapshotMetadata = { index, term: this.raftStorage.term(index), confState };
+      await this.write(
+        [
+          { kind: "snapshot", value: metadata },
+          { kind: "applied", value: metadata },
+        ],
+        true,
+      );
+      this.raftStorage.setSnapshot({ metadata, data: EMPTY });
+      this.appliedState = metadata;
+      return metadata;
+    });
+  }
+
+  openSnapshotReader(chunkBytes: number): Promise<SnapshotReader> {
+    return this.serialized(() => {
+      const metadata = this.appliedState;
+      const data = encodeState(this.disk.current.kv);
+      const checksum = crc32(data);
+      const reader: SnapshotReader = {
+        metadata,
+        // eslint-disable-next-line @typescript-eslint/require-await -- the contract is async
+        async *chunks(): AsyncGenerator<SnapshotChunk> {
+          if (data.byteLength === 0) {
+            yield { offset: 0, data, last: true, checksum };
+            return;
+          }
+          for (let offset = 0; offset < data.byteLength; offset += chunkBytes) {
+            const end = Math.min(data.byteLength, offset + chunkBytes);
+            const last = end === data.byteLength;
+            yield { offset, data: data.subarray(offset, end), last, ...(last ? { checksum } : {}) };
+          }
+        },
+        close: () => Promise.resolve(),
+      };
+      return Promise.resolve(reader);
+    });
+  }
+
+  beginSnapshotInstall(metadata: SnapshotMetadata): Promise<SnapshotSink> {
+    this.assertOpen();
+    const parts: Uint8Array[] = [];
+    let received = 0;
+    const staged = this.staged;
+    return Promise.resolve({
+      write(chunk: { offset: number; data: Uint8Array }): Promise<void> {
+        if (chunk.offset !== received) {
+          return Promise.reject(
+            new StorageError(
+              "STORAGE_SNAPSHOT_INVALID",
+              "sim",
+              `chunk at ${chunk.offset}, expected ${received}`,
+            ),
+          );
+        }
+        parts.push(chunk.data.slice());
+        received += chunk.data.byteLength;
+        return Promise.resolve();
+      },
+      finish(checksum: number): Promise<void> {
+        const data = new Uint8Array(Buffer.concat(parts));
+        if (crc32(data) !== checksum) {
+          return Promise.reject(
+            new StorageError("STORAGE_SNAPSHOT_INVALID", "sim", "checksum mismatch"),
+          );
+        }
+        staged.set(metadata.index, decodeState(data));
+        return Promise.resolve();
+      },
+      abort: () => Promise.resolve(),
+    });
+  }
+
+  hasStagedSnapshots(): boolean {
+    return this.staged.size > 0;
+  }
+
+  discardStagedSnapshots(applied: number): Promise<void> {
+    for (const index of [...this.staged.keys()]) if (index <= applied) this.staged.delete(index);
+    return Promise.resolve();
+  }
+
+  stampIdentity(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    const done = this.queue.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.failure ??= new StorageError("STORAGE_CLOSED", "sim", "storage is closed");
+    return done;
+  }
+
+  // ---- Internals -------------------------------------------------------------------------
+
+  private assertOpen(): void {
+    if (this.failure !== undefined) {
+      throw new StorageError("STORAGE_CLOSED", "sim", "storage is closed", { cause: this.failure });
+    }
+  }
+
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    const run = async (): Promise<T> => {
+      this.assertOpen();
+      return work();
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  /** One write: it takes simulated time, then lands on the disk (or fails, stopping the store). */
+  private async write(ops: readonly DiskOp[], sync: boolean): Promise<void> {
+    await this.sleep(this.latency(sync));
+    try {
+      this.disk.write(ops, sync);
+    } catch (cause) {
+      this.failure = new StorageError(
+        "STORAGE_IO",
+        "sim",
+        `write failed: ${(cause as Error).message}`,
+        {
+          cause,
+        },
+      );
+      throw this.failure;
+    }
+  }
+
+  /** The state machine's side of applying `entries` (see LevelStorage's applyOps). */
+  private applyOps(
+    entries: readonly Entry[],
+    ops: DiskOp[],
+    base: ReadonlyMap<string, Uint8Array> | undefined,
+  ): { results: ApplyResult[]; applied: SnapshotMetadata | undefined } {
+    const overlay = new Map<string, Uint8Array | null>();
+    const stateKv = base ?? this.disk.current.kv;
+    const read = (key: string): Uint8Array | undefined => {
+      const pending = overlay.get(key);
+      if (pending !== undefined) return pending ?? undefined;
+      return stateKv.get(key);
+    };
+    const results: ApplyResult[] = [];
+    let { index: lastIndex, term: lastTerm, confState } = this.appliedState;
+    for (const entry of entries) {
+      if (entry.index <= lastIndex) continue;
+      if (entry.index !== lastIndex + 1) {
+        throw new RangeError(
+          `apply: entry ${entry.index} does not follow the applied index ${lastIndex}`,
+        );
+      }
+      const { index, term } = entry;
+      lastIndex = index;
+      lastTerm = term;
+      this.onApplied(entry);
+      if (entry.type === "config") {
+        confState = decodeConfState(entry.data);
+        results.push({ index, term, kind: "config" });
+        continue;
+      }
+      if (entry.data.byteLength === 0) {
+        results.push({ index, term, kind: "noop" });
+        continue;
+      }
+      let command;
+      try {
+        command = decodeCommand(entry.data);
+      } catch (error) {
+        results.push({ index, term, kind: "invalid", reason: (error as Error).message });
+        continue;
+      }
+      const key = keyString(command.key);
+      const tag = command.requestId === undefined ? {} : { requestId: command.requestId.slice() };
+      switch (command.op) {
+        case "put": {
+          const value = command.value.slice();
+          overlay.set(key, value);
+          ops.push({ kind: "kv", key, value });
+          results.push({ index, term, kind: "put", ...tag });
+          break;
+        }
+        case "delete": {
+          const found = read(key) !== undefined;
+          overlay.set(key, null);
+          ops.push({ kind: "kv", key, value: undefined });
+          results.push({ index, term, kind: "delete", found, ...tag });
+          break;
+        }
+        case "cas": {
+          const current = read(key);
+          const found = current !== undefined;
+          const succeeded =
+            found === command.expectFound && (!found || sameBytes(current, command.expected));
+          if (succeeded) {
+            const value = command.value.slice();
+            overlay.set(key, value);
+            ops.push({ kind: "kv", key, value });
+          }
+          results.push({
+            index,
+            term,
+            kind: "cas",
+            succeeded,
+            found,
+            current: current?.slice(),
+            ...tag,
+          });
+          break;
+        }
+      }
+    }
+    if (results.length === 0) return { results, applied: undefined };
+    const applied: SnapshotMetadata = { index: lastIndex, term: lastTerm, confState };
+    ops.push({ kind: "applied", value: applied });
+    return { results, applied };
+  }
+}
+
+export { keyBytes };
