@@ -15,6 +15,7 @@ export const FAULT_CLASSES = [
   "disk",
   "snapshot",
   "transfer",
+  "membership",
 ] as const;
 export type FaultClass = (typeof FAULT_CLASSES)[number];
 
@@ -121,6 +122,12 @@ export class FaultSchedule {
         // answer to them with the answer to a new read.
         const reading = running.filter((n) => n.runtime?.readsWaiting() === true);
         const node = world.pick(reading.length > 0 && world.chance(0.5) ? reading : running);
+        if (world.chance(0.15)) {
+          const downFor = world.between(20, 800);
+          this.note(`shut node ${node.id} down gracefully, for ${downFor.toFixed(0)} ms`);
+          void node.stop().then(() => this.later(downFor, () => node.start()));
+          return;
+        }
         node.crash();
         const downFor = world.chance(0.5) ? world.between(10, 60) : world.between(20, 1_500);
         this.note(`crash node ${node.id} for ${downFor.toFixed(0)} ms`);
@@ -243,6 +250,45 @@ export class FaultSchedule {
         const target: NodeId = world.pick(ids.filter((id) => id !== leader.id));
         this.note(`transfer leadership ${leader.id} -> ${target}`);
         void leader.api?.transferLeader(target, { timeoutMs: 1_000 }).catch(() => undefined);
+        return;
+      }
+      case "membership": {
+        const leader = running.find((node) => node.runtime?.metrics().state === "leader");
+        if (leader === undefined) return;
+        const m = leader.runtime!.metrics();
+        const voters = m.membership.voters.map((v) => ({ nodeId: v.nodeId, rpcAddr: v.addr }));
+        const learners = m.membership.learners.map((v) => ({ nodeId: v.nodeId, rpcAddr: v.addr }));
+        const absent = this.nodes.filter(
+          (node) =>
+            !voters.some((v) => v.nodeId === node.id) &&
+            !learners.some((l) => l.nodeId === node.id),
+        );
+        const options = { timeoutMs: 1_000 };
+        if (learners.length > 0) {
+          const learner = world.pick(learners);
+          this.note(`promote learner ${learner.nodeId} (leader ${leader.id})`);
+          void leader
+            .api!.changeMembership(
+              { voters: [...voters, learner], learners: learners.filter((l) => l !== learner) },
+              options,
+            )
+            .catch(() => undefined);
+        } else if (absent.length > 0) {
+          const node = world.pick(absent);
+          this.note(`add node ${node.id} as a learner (leader ${leader.id})`);
+          void leader
+            .api!.addLearner({ nodeId: node.id, rpcAddr: node.addr }, options)
+            .catch(() => undefined);
+        } else if (voters.length > 2) {
+          const removed = world.pick(voters.filter((v) => v.nodeId !== leader.id));
+          this.note(`remove voter ${removed.nodeId} (leader ${leader.id})`);
+          void leader
+            .api!.changeMembership(
+              { voters: voters.filter((v) => v !== removed), learners },
+              options,
+            )
+            .catch(() => undefined);
+        }
         return;
       }
       case "skew":

@@ -6,7 +6,7 @@
 import type { Entry, NodeId } from "@rockraft/raft-core";
 import { decodeCommand } from "@rockraft/storage-level";
 import type { RuntimeEnvironment } from "../../src/runtime.js";
-import { FaultSchedule, type FaultClass } from "./faults.js";
+import { FAULT_CLASSES, FaultSchedule, type FaultClass } from "./faults.js";
 import { checkKey, describe, firstViolation, type Operation } from "./linearizability.js";
 import { SimNetwork } from "./network.js";
 import { SimNode, simConfig } from "./process.js";
@@ -50,7 +50,8 @@ export interface SimResult {
 
 /** The command that replays `options` exactly. */
 export function replayCommand(options: SimOptions): string {
-  const faults = options.faults.size === 8 ? "all" : [...options.faults].join(",") || "none";
+  const faults =
+    options.faults.size === FAULT_CLASSES.length ? "all" : [...options.faults].join(",") || "none";
   const parts = [
     `pnpm sim:cluster -- --start ${options.seed} --seeds 1 --nodes ${options.nodes}`,
     `--faults ${faults} --read-mode ${options.readMode} --check-quorum ${options.checkQuorum ? "on" : "off"}`,
@@ -165,11 +166,36 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
   const boundMs = 20_000;
   let committed = false;
   let finalIndex = 0;
+  let membershipCall: Promise<unknown> | undefined;
   const tryFinalWrite = () => {
     const leader = nodes.find(
       (node) => node.running() && node.runtime!.metrics().state === "leader",
     );
     if (leader === undefined) return;
+    // Every node a voter again (membership faults may have removed some).
+    const m = leader.runtime!.metrics();
+    const voter = (id: NodeId) => m.membership.voters.some((v) => v.nodeId === id);
+    const learner = (id: NodeId) => m.membership.learners.some((v) => v.nodeId === id);
+    const missing = nodes.filter((node) => !voter(node.id));
+    if (missing.length > 0) {
+      if (membershipCall === undefined) {
+        const node = missing[0]!;
+        const options = { timeoutMs: 1_000 };
+        const member = { nodeId: node.id, rpcAddr: node.addr };
+        const voters = m.membership.voters.map((v) => ({ nodeId: v.nodeId, rpcAddr: v.addr }));
+        const learners = m.membership.learners
+          .filter((v) => v.nodeId !== node.id)
+          .map((v) => ({ nodeId: v.nodeId, rpcAddr: v.addr }));
+        membershipCall = (
+          learner(node.id)
+            ? leader.api!.changeMembership({ voters: [...voters, member], learners }, options)
+            : leader.api!.addLearner(member, options)
+        )
+          .catch(() => undefined)
+          .finally(() => (membershipCall = undefined));
+      }
+      return;
+    }
     void leader.api!.clientWrite({ key: "__healed", value: "yes" }, { timeoutMs: 1_000 }).then(
       (result) => {
         finalIndex = result.logId.index;
