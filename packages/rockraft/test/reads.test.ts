@@ -1,0 +1,85 @@
+import { describe, expect, test } from "vitest";
+import type { RawNode } from "@rockraft/raft-core";
+import { RockraftError } from "../src/errors.js";
+import { ReadBatcher } from "../src/reads.js";
+import type { Clock } from "../src/seams.js";
+
+/** A clock whose time moves only when told; its timers fire as it passes them. */
+function manualClock() {
+  let now = 0;
+  const timers: { at: number; run: () => void; cancelled: boolean }[] = [];
+  const clock: Clock = {
+    now: () => now,
+    monotonic: () => now,
+    setTimeout: (run, ms) => {
+      const timer = { at: now + ms, run, cancelled: false };
+      timers.push(timer);
+      return timer;
+    },
+    setInterval: () => {
+      throw new Error("not used");
+    },
+    clear: (timer) => {
+      if (timer !== undefined) (timer as { cancelled: boolean }).cancelled = true;
+    },
+  };
+  const advance = async (ms: number) => {
+    now += ms;
+    for (const timer of timers.splice(0)) {
+      if (timer.cancelled) continue;
+      if (timer.at <= now) timer.run();
+      else timers.push(timer);
+    }
+    await Promise.resolve();
+  };
+  return { clock, advance };
+}
+
+/** A raw node that accepts read requests and remembers their contexts. */
+function rawNode() {
+  const contexts: string[] = [];
+  const raw = { readIndex: (context: string) => contexts.push(context) } as unknown as RawNode;
+  return { raw, contexts };
+}
+
+describe("ReadBatcher", () => {
+  test("a read the leader never confirms fails at its deadline, without another Ready", async () => {
+    // Found by the whole-node simulation: a follower cut off from its leader held reads
+    // until something else happened, past their deadlines.
+    const { clock, advance } = manualClock();
+    const reads = new ReadBatcher("p/", clock);
+    const { raw } = rawNode();
+    const outcome = reads.request(100).catch((error: unknown) => error);
+    reads.flush(raw, clock.now());
+    await advance(99);
+    await advance(1);
+    const error = await outcome;
+    expect(error).toBeInstanceOf(RockraftError);
+    expect((error as RockraftError).code).toBe("RAFT_TIMEOUT");
+  });
+
+  test("reads that arrive together share one context; a confirmation answers each once", async () => {
+    const { clock } = manualClock();
+    const reads = new ReadBatcher("p/", clock);
+    const { raw, contexts } = rawNode();
+    const a = reads.request(1_000);
+    const b = reads.request(1_000);
+    reads.flush(raw, clock.now());
+    expect(contexts).toEqual(["p/1"]);
+    reads.confirmed([{ index: 7, context: "p/1" }]);
+    reads.confirmed([{ index: 9, context: "p/1" }]); // a second answer is ignored
+    expect([await a, await b]).toEqual([7, 7]);
+    reads.expire();
+    expect(reads.hasSent).toBe(false);
+  });
+
+  test("a lost leader fails the reads it was confirming; queued ones wait for the next", async () => {
+    const { clock } = manualClock();
+    const reads = new ReadBatcher("p/", clock);
+    const { raw } = rawNode();
+    const sent = reads.request(1_000).catch((error: unknown) => (error as RockraftError).code);
+    reads.flush(raw, clock.now());
+    reads.leaderLost(new RockraftError("RAFT_NO_LEADER", "lost"));
+    expect(await sent).toBe("RAFT_NO_LEADER");
+  });
+});
