@@ -172,7 +172,7 @@ export function decodeU64(bytes: Uint8Array): number {
 
 // ---- Commands: the KV state machine's log entry payloads -------------------------------
 
-/** A KV command, as carried in a normal log entry (DESIGN.md's client API). */
+/** A KV command, as carried in a normal log entry (the client API of docs/architecture.md). */
 export type Command =
   | {
       /** Set `key` to `value`. */

@@ -214,7 +214,7 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 export class LevelStorage {
   /** Absolute path of the database directory. */
   readonly path: string;
-  /** The view raft-core reads (STYLE.md §8). */
+  /** The view raft-core reads: it changes only once a write is durable. */
   readonly raftStorage: RaftStorage;
   private readonly view: MemoryStorage;
   private readonly db: Db;

@@ -1,6 +1,6 @@
 import { status as GrpcStatus } from "@grpc/grpc-js";
 
-/** The gRPC statuses rockraft's services answer with (DESIGN.md's status-code contract). */
+/** The gRPC statuses rockraft's services answer with (docs/architecture.md, "Errors"). */
 export type RpcStatus =
   | "INVALID_ARGUMENT"
   | "FAILED_PRECONDITION"
