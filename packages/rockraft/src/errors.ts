@@ -1,3 +1,4 @@
+import { RaftError } from "@rockraft/raft-core";
 /** Stable codes of {@link RockraftError}; callers branch on these, never on messages. */
 export type RockraftErrorCode =
   /** This node is not the leader and the call must go to the leader (see `leader`). */
@@ -70,5 +71,18 @@ export function withUnknownOutcome(error: Error): Error {
     reason: error.reason,
     outcomeUnknown: true,
     cause: error.cause,
+  });
+}
+
+/**
+ * What raft-core's refusal of a request (a RaftError) means to a caller: not the leader
+ * (`notLeader()`, with the leader to follow), or RAFT_REQUEST_REFUSED with its reason.
+ */
+export function refusalOf(error: unknown, notLeader: () => RockraftError): Error {
+  if (!(error instanceof RaftError)) return error as Error;
+  if (error.reason === "not-leader" || error.reason === "no-leader") return notLeader();
+  return new RockraftError("RAFT_REQUEST_REFUSED", error.message, {
+    reason: error.reason,
+    cause: error,
   });
 }

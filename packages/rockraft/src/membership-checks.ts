@@ -38,6 +38,8 @@ export function checkMembershipTarget(
     ["learner", target.learners],
   ] as const) {
     for (const member of members) {
+      if (member.addr === "" && !context.addresses.has(member.nodeId))
+        throw invalid(`node ${member.nodeId} has no address`);
       const seen = ids.get(member.nodeId);
       if (seen !== undefined)
         throw invalid(`node ${member.nodeId} is given twice (as ${seen} and as ${role})`);

@@ -85,7 +85,7 @@ export class ReadyLoop {
     const { raw, storage, network, ticks } = this.parts;
     ticks.catchUp();
     this.parts.beforeReady();
-    while (raw.hasReady() && !this.stopping) {
+    while (raw.hasReady() && !this.stopping && !this.failed()) {
       const ready = raw.ready();
       if (ready.softState !== undefined) this.parts.softStateChanged(ready.softState);
       network.send(ready.messages);
@@ -119,7 +119,7 @@ export class ReadyLoop {
       ticks.catchUp();
       raw.advance();
       await this.parts.afterReady(ready);
-      this.parts.beforeReady();
+      if (!this.stopping) this.parts.beforeReady();
     }
     this.parts.idle();
   }

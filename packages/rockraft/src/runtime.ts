@@ -1,7 +1,6 @@
 import type { Config } from "@rockraft/config";
 import {
   NONE,
-  RaftError,
   RawNode,
   createPrng,
   type Message,
@@ -15,7 +14,7 @@ import type { SnapshotSink } from "@rockraft/transport-grpc";
 import type { Logger } from "pino";
 import { AddressBook, addressContext, addressesAfter } from "./address-book.js";
 import { TickClock } from "./clock.js";
-import { RockraftError, withUnknownOutcome } from "./errors.js";
+import { RockraftError, refusalOf, withUnknownOutcome } from "./errors.js";
 import { RemovalWatch, checkMembershipTarget } from "./membership-checks.js";
 import type { NodeMetricsExporter } from "./metrics.js";
 import { raftOptionsOf } from "./options.js";
@@ -178,11 +177,6 @@ export class NodeRuntime {
     return this.reads.hasSent;
   }
 
-  /** Resolves when the Ready loop has ended. */
-  get loopDone(): Promise<void> {
-    return this.loop.done;
-  }
-
   // ---- Inputs ----------------------------------------------------------------------------
 
   /** Messages from a peer (PeerHandler.receive). */
@@ -240,6 +234,7 @@ export class NodeRuntime {
     this.assertRunning();
     const deadline = this.clock.now() + timeoutMs;
     await this.awaitLeader(deadline);
+    this.assertRunning(); // it may have stopped meanwhile
     const written = this.proposer.submit(command, deadline);
     this.loop.wake();
     return written;
@@ -250,6 +245,7 @@ export class NodeRuntime {
     this.assertRunning();
     const deadline = this.clock.now() + timeoutMs;
     await this.awaitLeader(deadline);
+    this.assertRunning();
     const read = this.reads.request(deadline);
     this.loop.wake();
     const index = await read;
@@ -408,7 +404,17 @@ export class NodeRuntime {
 
   async triggerSnapshot(): Promise<number> {
     this.assertRunning();
-    const metadata = await this.storage.takeSnapshot();
+    return this.snapshotNow();
+  }
+
+  private async snapshotNow(): Promise<number> {
+    let metadata;
+    try {
+      metadata = await this.storage.takeSnapshot();
+    } catch (error) {
+      if (error instanceof StorageError) this.fail(error); // the store stopped: so does the node
+      throw error;
+    }
     if (metadata === undefined) return this.snapshotIndex;
     this.snapshotIndex = metadata.index;
     this.raw.snapshotTaken(metadata.index);
@@ -498,7 +504,8 @@ export class NodeRuntime {
     if (this.storage.hasStagedSnapshots()) {
       await this.storage.discardStagedSnapshots(this.storage.applied().index);
     }
-    if (ready.snapshotDue !== undefined) await this.triggerSnapshot();
+    // Not while shutting down: a stop is not a failure.
+    if (ready.snapshotDue !== undefined && !this.stopping) await this.snapshotNow();
     this.sayIfRemoved();
     this.addresses.refresh(this.raw.confState());
     this.reads.expire();
@@ -550,12 +557,7 @@ export class NodeRuntime {
   }
 
   private refusal(error: unknown): Error {
-    if (!(error instanceof RaftError)) return error as Error;
-    if (error.reason === "not-leader" || error.reason === "no-leader") return this.notLeader();
-    return new RockraftError("RAFT_REQUEST_REFUSED", error.message, {
-      reason: error.reason,
-      cause: error,
-    });
+    return refusalOf(error, () => this.notLeader());
   }
 
   private assertRunning(): void {

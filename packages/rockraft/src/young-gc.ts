@@ -40,11 +40,7 @@ export class YoungGcScheduler {
 
   constructor(private readonly hooks: YoungGcHooks) {}
 
-  /**
-   * Called once a Ready's appends (MsgApp with entries) are handed to the transport;
-   * `entries`: how many one of them carries.
-   */
-  /** A leader's Ready messages went out: appends among them count. */
+  /** A leader's Ready messages went out: the first append among them counts. */
   afterSent(messages: readonly Message[]): void {
     for (const message of messages) {
       if (message.type === "MsgApp" && message.entries.length > 0) {
@@ -54,6 +50,10 @@ export class YoungGcScheduler {
     }
   }
 
+  /**
+   * Called once a Ready's appends (MsgApp with entries) are handed to the transport;
+   * `entries`: how many one of them carries.
+   */
   afterAppendsSent(entries: number): void {
     if (this.scheduled || this.closed || entries > YOUNG_GC_MAX_ENTRIES) return;
     if (++this.appends % YOUNG_GC_CHECK_EVERY !== 0) return;

@@ -2,7 +2,7 @@
 // class strikes, and most heal on their own after a while. Everything is drawn from the
 // world's seeded random source, so a seed replays the same faults.
 import type { NodeId } from "@rockraft/raft-core";
-import { CALM, type SimNetwork } from "./network.js";
+import { CALM, type SimNetwork, type Undo } from "./network.js";
 import type { SimNode } from "./process.js";
 import type { World } from "./world.js";
 
@@ -81,11 +81,22 @@ export class FaultSchedule {
     if (leader === undefined || followers.length === 0) return false;
     const follower = world.pick(followers);
     const stall = world.between(150, 290); // under the election timeout: it keeps leading
+    const undos: Undo[] = [];
     for (const node of this.nodes) {
       if (node !== leader)
-        this.network.setFaults(node.id, leader.id, { ...CALM, heartbeatResponseLoss: 1 });
+        undos.push(
+          this.network.setFaults(node.id, leader.id, { ...CALM, heartbeatResponseLoss: 1 }),
+        );
     }
-    this.later(stall, () => this.network.heal());
+    // The follower also learns commits late: no heartbeats, slow appends.
+    undos.push(
+      this.network.setFaults(leader.id, follower.id, {
+        ...CALM,
+        heartbeatLoss: 1,
+        delay: [world.between(20, 80), world.between(80, 250)],
+      }),
+    );
+    this.later(stall, () => undos.forEach((undo) => undo()));
     const restart = (downFor: number) => {
       follower.crash();
       this.later(downFor, () => follower.start());
@@ -97,7 +108,7 @@ export class FaultSchedule {
       if (follower.running()) restart(world.between(5, 20));
     });
     this.note(
-      `leader ${leader.id} hears no heartbeat responses for ${stall.toFixed(0)} ms; node ${follower.id} restarts twice meanwhile`,
+      `leader ${leader.id} hears no heartbeat responses for ${stall.toFixed(0)} ms; node ${follower.id} learns commits late and restarts twice meanwhile`,
     );
     return true;
   }
@@ -128,9 +139,12 @@ export class FaultSchedule {
           void node.stop().then(() => this.later(downFor, () => node.start()));
           return;
         }
-        node.crash();
+        const powerLoss = world.chance(0.5);
+        node.crash(powerLoss);
         const downFor = world.chance(0.5) ? world.between(10, 60) : world.between(20, 1_500);
-        this.note(`crash node ${node.id} for ${downFor.toFixed(0)} ms`);
+        this.note(
+          `crash node ${node.id} (${powerLoss ? "power loss" : "process killed"}) for ${downFor.toFixed(0)} ms`,
+        );
         this.later(downFor, () => node.start());
         if (world.chance(0.3)) {
           // A crash loop: down again soon after it came back.
@@ -156,26 +170,27 @@ export class FaultSchedule {
         const shuffled = [...ids].sort(() => world.prng.nextFloat() - 0.5);
         const shape = world.prng.nextInt(4);
         const ms = world.between(200, 2_500);
+        let undo: Undo;
         if (shape === 0) {
-          this.network.split([shuffled[0]!], shuffled.slice(1));
+          undo = this.network.split([shuffled[0]!], shuffled.slice(1));
           this.note(`isolate node ${shuffled[0]} for ${ms.toFixed(0)} ms`);
         } else if (shape === 1) {
           const minority = shuffled.slice(0, Math.floor((ids.length - 1) / 2));
-          this.network.split(minority, shuffled.slice(minority.length));
+          undo = this.network.split(minority, shuffled.slice(minority.length));
           this.note(
             `split [${minority.join(",")}] | [${shuffled.slice(minority.length).join(",")}] for ${ms.toFixed(0)} ms`,
           );
         } else if (shape === 2) {
           // A bridge: two nodes cannot see each other; the rest see both.
-          this.network.split([shuffled[0]!], [shuffled[1]!]);
+          undo = this.network.split([shuffled[0]!], [shuffled[1]!]);
           this.note(
             `bridge: ${shuffled[0]} and ${shuffled[1]} cut, others see both, for ${ms.toFixed(0)} ms`,
           );
         } else {
-          this.network.cutLink(shuffled[0]!, shuffled[1]!);
+          undo = this.network.cutLink(shuffled[0]!, shuffled[1]!);
           this.note(`one-way cut ${shuffled[0]} -> ${shuffled[1]} for ${ms.toFixed(0)} ms`);
         }
-        this.later(ms, () => this.network.heal());
+        this.later(ms, undo);
         return;
       }
       case "link": {
@@ -185,14 +200,17 @@ export class FaultSchedule {
           // round while appends, and so writes, still go through.
           const loss = world.between(0.8, 1);
           const ms = world.between(200, 1_500);
+          const undos: Undo[] = [];
           for (const id of ids) {
             if (id !== leader.id)
-              this.network.setFaults(id, leader.id, { ...CALM, heartbeatResponseLoss: loss });
+              undos.push(
+                this.network.setFaults(id, leader.id, { ...CALM, heartbeatResponseLoss: loss }),
+              );
           }
           this.note(
             `heartbeat responses to leader ${leader.id} lost (${loss.toFixed(2)}) for ${ms.toFixed(0)} ms`,
           );
-          this.later(ms, () => this.network.heal());
+          this.later(ms, () => undos.forEach((undo) => undo()));
           return;
         }
         const a = world.pick(ids);
@@ -208,13 +226,16 @@ export class FaultSchedule {
         };
         const ms = world.between(200, 2_000);
         // Often every link towards one node at once (its heartbeat responses, say).
-        if (world.chance(0.5))
-          for (const c of ids) if (c !== b) this.network.setFaults(c, b, faults);
-        this.network.setFaults(a, b, faults);
+        const undos: Undo[] = [];
+        if (world.chance(0.5)) {
+          for (const c of ids)
+            if (c !== b && c !== a) undos.push(this.network.setFaults(c, b, faults));
+        }
+        undos.push(this.network.setFaults(a, b, faults));
         this.note(
           `link ${a} -> ${b}${faults.heartbeatResponseLoss === undefined ? "" : ` (heartbeat responses lost: ${faults.heartbeatResponseLoss.toFixed(2)})`}: loss ${faults.loss.toFixed(2)}, dup ${faults.duplicate.toFixed(2)}, delay ${faults.delay[0].toFixed(1)}-${faults.delay[1].toFixed(0)} ms, for ${ms.toFixed(0)} ms`,
         );
-        this.later(ms, () => this.network.heal());
+        this.later(ms, () => undos.forEach((undo) => undo()));
         return;
       }
       case "disk": {
@@ -235,13 +256,14 @@ export class FaultSchedule {
         return;
       }
       case "snapshot": {
-        this.network.snapshotBreak = world.between(0, 0.5);
+        const p = world.between(0, 0.5);
+        const undo = this.network.breakSnapshots(p);
         const node = running.length > 0 ? world.pick(running) : undefined;
         this.note(
-          `snapshot streams break (p ${this.network.snapshotBreak.toFixed(2)}); snapshot on node ${node?.id ?? "-"}`,
+          `snapshot streams break (p ${p.toFixed(2)}); snapshot on node ${node?.id ?? "-"}`,
         );
         void node?.api?.triggerSnapshot().catch(() => undefined);
-        this.later(world.between(200, 1_500), () => (this.network.snapshotBreak = 0));
+        this.later(world.between(200, 1_500), undo);
         return;
       }
       case "transfer": {

@@ -5,7 +5,7 @@
 // (as the gRPC transport reports a stream it cannot open).
 import type { Message, MsgSnap, NodeId } from "@rockraft/raft-core";
 import type { PeerNetwork, PeerNetworkEvents } from "../../src/seams.js";
-import type { World } from "./world.js";
+import type { Owner, World } from "./world.js";
 import type { SimNode } from "./process.js";
 
 /** A link's behaviour. */
@@ -21,16 +21,22 @@ export interface LinkFaults {
    * while appends (and so writes) go on, the window in which a read can go stale.
    */
   readonly heartbeatResponseLoss?: number;
+  /** Extra loss of heartbeats only (a follower then learns the commit index late). */
+  readonly heartbeatLoss?: number;
 }
 
 export const CALM: LinkFaults = { loss: 0, duplicate: 0, delay: [0.2, 2] };
 
+/** Takes one fault back, leaving the others in place. */
+export type Undo = () => void;
+
 export class SimNetwork {
-  /** Links cut, as "from>to". */
-  private readonly cut = new Set<string>();
-  private readonly faults = new Map<string, LinkFaults>();
-  /** Chance a snapshot stream breaks at each chunk. */
-  snapshotBreak = 0;
+  /** Cuts in force, per link ("from>to"), counted: overlapping faults each take theirs back. */
+  private readonly cut = new Map<string, number>();
+  /** Link faults in force, per link, the newest last. */
+  private readonly faults = new Map<string, LinkFaults[]>();
+  /** Chances that a snapshot stream breaks at each chunk; the largest in force applies. */
+  private readonly snapshotBreaks: number[] = [];
   /** Messages delivered (for tests). */
   delivered = 0;
 
@@ -39,20 +45,22 @@ export class SimNetwork {
     private readonly node: (id: NodeId) => SimNode | undefined,
   ) {}
 
-  /** The peer network of `from`'s current process. */
+  /** The peer network of `from`'s current process: it dies with that process. */
   attach(from: SimNode, events: PeerNetworkEvents): PeerNetwork {
+    const owner = from.owner;
     let closed = false;
+    const open = () => !closed && owner.alive;
     const inFlight = new Set<NodeId>();
     return {
       send: (messages) => {
-        if (closed) return;
+        if (!open()) return;
         for (const message of messages) {
           if (message.type === "MsgSnap") {
             if (inFlight.has(message.to)) continue; // one stream per peer at a time
             inFlight.add(message.to);
-            void this.streamSnapshot(from, message, events).then((ok) => {
+            void this.streamSnapshot(from, owner, message, events).then((ok) => {
               inFlight.delete(message.to);
-              if (!closed && from.owner.alive) events.onSnapshotStatus(message.to, ok);
+              if (open()) events.onSnapshotStatus(message.to, ok);
             });
             continue;
           }
@@ -67,29 +75,61 @@ export class SimNetwork {
   }
 
   /** Cuts the link from `a` to `b` (one way). */
-  cutLink(a: NodeId, b: NodeId): void {
-    this.cut.add(`${a}>${b}`);
+  cutLink(a: NodeId, b: NodeId): Undo {
+    const key = `${a}>${b}`;
+    this.cut.set(key, (this.cut.get(key) ?? 0) + 1);
+    let undone = false;
+    return () => {
+      if (undone) return;
+      undone = true;
+      const count = (this.cut.get(key) ?? 1) - 1;
+      if (count <= 0) this.cut.delete(key);
+      else this.cut.set(key, count);
+    };
   }
 
   /** Cuts both ways between every node of `left` and every node of `right`. */
-  split(left: readonly NodeId[], right: readonly NodeId[]): void {
+  split(left: readonly NodeId[], right: readonly NodeId[]): Undo {
+    const undos: Undo[] = [];
     for (const a of left) {
-      for (const b of right) {
-        this.cutLink(a, b);
-        this.cutLink(b, a);
-      }
+      for (const b of right) undos.push(this.cutLink(a, b), this.cutLink(b, a));
     }
+    return () => undos.forEach((undo) => undo());
   }
 
-  setFaults(a: NodeId, b: NodeId, faults: LinkFaults): void {
-    this.faults.set(`${a}>${b}`, faults);
+  setFaults(a: NodeId, b: NodeId, faults: LinkFaults): Undo {
+    const key = `${a}>${b}`;
+    const list = this.faults.get(key) ?? [];
+    list.push(faults);
+    this.faults.set(key, list);
+    return () => {
+      const at = list.indexOf(faults);
+      if (at >= 0) list.splice(at, 1);
+      if (list.length === 0) this.faults.delete(key);
+    };
+  }
+
+  /** Snapshot streams break with chance `p` at each chunk until undone. */
+  breakSnapshots(p: number): Undo {
+    this.snapshotBreaks.push(p);
+    let undone = false;
+    return () => {
+      if (undone) return;
+      undone = true;
+      const at = this.snapshotBreaks.indexOf(p);
+      if (at >= 0) this.snapshotBreaks.splice(at, 1);
+    };
+  }
+
+  private get snapshotBreak(): number {
+    return this.snapshotBreaks.length === 0 ? 0 : Math.max(...this.snapshotBreaks);
   }
 
   /** Every link whole and calm again. */
   heal(): void {
     this.cut.clear();
     this.faults.clear();
-    this.snapshotBreak = 0;
+    this.snapshotBreaks.length = 0;
   }
 
   isCut(a: NodeId, b: NodeId): boolean {
@@ -97,7 +137,7 @@ export class SimNetwork {
   }
 
   private linkFaults(a: NodeId, b: NodeId): LinkFaults {
-    return this.faults.get(`${a}>${b}`) ?? CALM;
+    return this.faults.get(`${a}>${b}`)?.at(-1) ?? CALM;
   }
 
   private reachable(from: NodeId, to: NodeId): SimNode | undefined {
@@ -123,6 +163,13 @@ export class SimNetwork {
     ) {
       return;
     }
+    if (
+      message.type === "MsgHeartbeat" &&
+      faults.heartbeatLoss !== undefined &&
+      this.world.chance(faults.heartbeatLoss)
+    ) {
+      return;
+    }
     // Any Raft message may arrive twice, except a forwarded proposal: the gRPC transport
     // delivers each at most once (one stream, never resent), and a duplicate MsgProp would be
     // a second, distinct proposal of the same write (exactly-once needs client sessions).
@@ -145,6 +192,7 @@ export class SimNetwork {
   /** Streams `from`'s current snapshot to the MsgSnap's target; true once it is delivered. */
   private async streamSnapshot(
     from: SimNode,
+    owner: Owner,
     message: MsgSnap,
     events: PeerNetworkEvents,
   ): Promise<boolean> {
@@ -159,7 +207,7 @@ export class SimNetwork {
           resolve(
             !this.isCut(from.id, to) &&
               targetOwner.alive &&
-              from.owner.alive &&
+              owner.alive &&
               !this.world.chance(this.snapshotBreak),
           ),
         );

@@ -54,6 +54,8 @@ export class SimNode {
   /** Set when the runtime stopped itself after a failure (disk full, broken invariant). */
   failure: Error | undefined;
   incarnation = 0;
+  /** A graceful shutdown is under way. */
+  private stopping = false;
   /** This incarnation's clock rate (1: true time; skew makes it faster or slower). */
   rate = 1;
 
@@ -72,9 +74,11 @@ export class SimNode {
     this.addr = config.node.advertiseAddr;
   }
 
-  /** Running and not stopped by a failure. */
+  /** Running, not shutting down, and not stopped by a failure. */
   running(): boolean {
-    return this.owner.alive && this.runtime !== undefined && this.failure === undefined;
+    return (
+      this.owner.alive && this.runtime !== undefined && this.failure === undefined && !this.stopping
+    );
   }
 
   start(): void {
@@ -117,12 +121,16 @@ export class SimNode {
     });
   }
 
-  /** SIGKILL: everything not durable is lost; nothing of the process runs again. */
-  crash(): void {
+  /**
+   * The process dies; nothing of it runs again. With `powerLoss` (the machine too) every
+   * write not yet synced is lost; without (SIGKILL), the operating system keeps them.
+   */
+  crash(powerLoss = true): void {
     if (!this.owner.alive) return;
     this.owner.alive = false;
+    this.stopping = false;
     this.disturbances++;
-    this.disk.crash();
+    if (powerLoss) this.disk.crash();
     this.runtime = undefined;
     this.api = undefined;
   }
@@ -130,13 +138,22 @@ export class SimNode {
   /** A graceful shutdown, as `RaftNode.shutdown` does (the server aside). */
   async stop(): Promise<void> {
     const runtime = this.runtime;
-    if (!this.owner.alive || runtime === undefined) return;
+    const owner = this.owner;
+    if (!owner.alive || runtime === undefined || this.stopping) return;
     this.disturbances++;
-    await runtime.stop(new RockraftError("RAFT_NODE_STOPPED", `node ${this.id} is shut down`));
-    await runtime.storage.close();
-    this.owner.alive = false;
-    this.runtime = undefined;
-    this.api = undefined;
+    this.stopping = true;
+    try {
+      await runtime.stop(new RockraftError("RAFT_NODE_STOPPED", `node ${this.id} is shut down`));
+      await runtime.storage.close();
+    } finally {
+      // A crash (or a restart) meanwhile made another process: leave that one alone.
+      if (this.owner === owner) {
+        this.stopping = false;
+        owner.alive = false;
+        this.runtime = undefined;
+        this.api = undefined;
+      }
+    }
   }
 
   /** SIGSTOP for `ms`, then SIGCONT: nothing of the process runs meanwhile. */

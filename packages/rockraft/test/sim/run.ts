@@ -4,7 +4,6 @@
 // a margin, a leader and a committed write on every node soon after healing, and every
 // client answer linearizable.
 import type { Entry, NodeId } from "@rockraft/raft-core";
-import { decodeCommand } from "@rockraft/storage-level";
 import type { RuntimeEnvironment } from "../../src/runtime.js";
 import { FAULT_CLASSES, FaultSchedule, type FaultClass } from "./faults.js";
 import { checkKey, describe, firstViolation, type Operation } from "./linearizability.js";
@@ -129,6 +128,7 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
     }
   };
 
+  world.afterEach = checkLeaders;
   const members = nodes.map((node) => ({ nodeId: node.id, rpcAddr: node.addr }));
   void nodes[0]!.api!.initialize(members).catch((error: unknown) => {
     violations.push(`initialize failed: ${(error as Error).message}`);
@@ -147,7 +147,6 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
   const end = world.now + options.durationMs;
   while (world.now < end && !stopEarly()) {
     await world.run(Math.min(end, world.now + 50), stopEarly);
-    checkLeaders();
   }
   faults.stop();
   workload.stop();
@@ -207,7 +206,6 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
   while (!stopEarly() && world.now - healedAt < boundMs) {
     if (!committed) tryFinalWrite();
     await world.run(world.now + 200, stopEarly);
-    checkLeaders();
     if (
       committed &&
       nodes.every(
@@ -225,13 +223,15 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
     )
   ) {
     const states = nodes.map(
-      (node) => `node ${node.id}: ${node.running() ? node.runtime!.metrics().state : "down"}`,
+      (node) =>
+        `node ${node.id}: ${node.running() ? node.runtime!.metrics().state : node.failure !== undefined ? `stopped: ${node.failure.message}` : "down"}`,
     );
     violations.push(
       `liveness: ${boundMs} ms after every fault healed, ${committed ? `write ${finalIndex} is not applied on every node` : "no write committed"} (${states.join(", ")})`,
     );
   }
   workload.abandonInFlight();
+  if (violations.length === 0) await finalChecks(world, nodes, workload, violations);
   for (const late of workload.late) {
     violations.push(
       `a call did not settle by its deadline: ${late.what} on node ${late.node}, called at ${late.calledAt.toFixed(1)} ms`,
@@ -248,7 +248,12 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
   let undecidedKeys = 0;
   for (const [key, history] of byKey) {
     const result = checkKey(history);
-    if (result.undecided === true) undecidedKeys++;
+    if (result.undecided === true) {
+      undecidedKeys++;
+      violations.push(
+        `linearizability: the history of key ${key} (${history.length} operations) is too large to decide`,
+      );
+    }
     if (!result.ok) {
       violations.push(
         `linearizability: the history of key ${key} (${history.length} operations) is not linearizable`,
@@ -272,27 +277,6 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
     }
   }
   if (violations.length > 0) detail.unshift("faults:", ...faults.log.map((line) => `  ${line}`));
-  if (process.env.SIM_DUMP !== undefined) {
-    for (const f of workload.failed)
-      if (f.what.includes("delete")) console.log("FAILED", f.key, JSON.stringify(f));
-    for (const op of workload.history)
-      if (op.key === "k2" && op.input.op === "delete" && op.call > 2300)
-        console.log("HIST", describe(op));
-    const [lo, hi] = process.env.SIM_DUMP.split("-").map(Number);
-    for (let i = lo!; i <= hi!; i++) {
-      const seen = appliedAt.get(i);
-      if (seen === undefined) continue;
-      const bytes = Buffer.from(seen.data, "base64");
-      let what = "";
-      try {
-        const c = decodeCommand(bytes);
-        what = `${c.op} ${Buffer.from(c.key).toString()} ${"value" in c ? Buffer.from(c.value).toString() : ""} ${Buffer.from(c.requestId ?? []).toString("hex")}`;
-      } catch {
-        what = bytes.length === 0 ? "noop" : "config";
-      }
-      console.log(`index ${i} term ${seen.term}: ${what}`);
-    }
-  }
   return {
     seed: options.seed,
     violations,
@@ -303,4 +287,51 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
     undecidedKeys,
     detail,
   };
+}
+
+/**
+ * After the liveness check: a linearizable read of every key on every node joins the
+ * history (data lost or diverged after the clients' last call shows there), and once every
+ * node has applied the same index their state machines must hold the same data.
+ */
+async function finalChecks(
+  world: World,
+  nodes: readonly SimNode[],
+  workload: Workload,
+  violations: string[],
+): Promise<void> {
+  let pending = 0;
+  for (const node of nodes) {
+    for (const key of workload.keys) {
+      pending++;
+      void workload.finalRead(node, key).finally(() => pending--);
+    }
+  }
+  const began = world.now;
+  while (pending > 0 && world.now - began < 10_000) await world.run(world.now + 100);
+  if (pending > 0) violations.push(`liveness: ${pending} final reads did not finish within 10 s`);
+  const applied = () => nodes.map((node) => node.runtime?.metrics().lastApplied?.index ?? -1);
+  while (new Set(applied()).size > 1 && world.now - began < 20_000)
+    await world.run(world.now + 100);
+  const indexes = applied();
+  if (new Set(indexes).size > 1) {
+    violations.push(
+      `liveness: the nodes did not reach the same applied index (${indexes.join(", ")})`,
+    );
+    return;
+  }
+  const state = (node: SimNode) =>
+    JSON.stringify(
+      [...node.disk.current.kv]
+        .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+        .map(([k, v]) => [k, Buffer.from(v).toString("base64")]),
+    );
+  const first = state(nodes[0]!);
+  for (const node of nodes.slice(1)) {
+    if (state(node) !== first) {
+      violations.push(
+        `state machine safety: nodes ${nodes[0]!.id} and ${node.id} hold different data at applied index ${indexes[0]}`,
+      );
+    }
+  }
 }

@@ -43,7 +43,7 @@ export class Workload {
   /** Calls not answered yet: at the end of a run each becomes an unknown outcome. */
   private readonly inFlight = new Set<() => void>();
   private running = true;
-  private readonly keys: string[];
+  readonly keys: string[];
 
   constructor(
     private readonly world: World,
@@ -66,6 +66,31 @@ export class Workload {
 
   stop(): void {
     this.running = false;
+  }
+
+  /**
+   * A linearizable read of `key` on `node` after the faults, recorded in the history (as
+   * client -1); resolves once answered (a failed one is left out).
+   */
+  finalRead(node: SimNode, key: string): Promise<void> {
+    const call = this.tick();
+    const api = node.api;
+    if (api === undefined) return Promise.resolve();
+    return api.read(key, { timeoutMs: 5_000 }).then(
+      (value) => {
+        const output = { op: "get" as const, value: text(value) };
+        this.history.push({
+          client: -1,
+          node: node.id,
+          key,
+          input: { op: "get" },
+          output,
+          call,
+          ret: this.tick(),
+        });
+      },
+      () => undefined,
+    );
   }
 
   /** The run is over: calls still unanswered have unknown outcomes (reads are dropped). */

@@ -80,6 +80,8 @@ export class World {
   private readonly queue = new EventQueue();
   /** Events run so far. */
   steps = 0;
+  /** Called after each event and the promise reactions it caused (invariant checks). */
+  afterEach: (() => void) | undefined;
 
   constructor(readonly seed: number) {
     this.prng = createPrng(seed);
@@ -135,6 +137,7 @@ export class World {
       this.steps++;
       event.run();
       await turn(); // every promise reaction the event caused runs now, before the next event
+      this.afterEach?.();
     }
     if (this.now < until && !stop()) this.now = until;
   }

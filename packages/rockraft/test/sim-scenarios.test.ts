@@ -1,0 +1,37 @@
+import { expect, test } from "vitest";
+import { SimNetwork } from "./sim/network.js";
+import { SimNode, simConfig } from "./sim/process.js";
+import { World } from "./sim/world.js";
+
+// Scenarios found by the whole-node simulation, kept as tests in the same simulated world.
+
+async function cluster() {
+  const world = new World(7);
+  const byId = new Map<number, SimNode>();
+  const network = new SimNetwork(world, (id) => byId.get(id));
+  for (const id of [1, 2, 3]) {
+    const byAddr = (addr: string) => [...byId.values()].find((node) => node.addr === addr);
+    byId.set(id, new SimNode(id, simConfig(id), world, network, byAddr));
+  }
+  const nodes = [...byId.values()];
+  for (const node of nodes) node.start();
+  void nodes[0]!.api!.initialize(nodes.map((node) => ({ nodeId: node.id, rpcAddr: node.addr })));
+  await world.run(2_000);
+  return { world, nodes };
+}
+
+test("a snapshot whose write fails stops the node at once, with the write's error", async () => {
+  // It used to fail only the call: the node kept serving on a store that had stopped, and
+  // stopped at its next write with "storage is closed", hiding the cause.
+  const { world, nodes } = await cluster();
+  const node = nodes[1]!;
+  void node.api!.clientWrite({ key: "k", value: "v" }).catch(() => undefined);
+  await world.run(world.now + 200);
+  node.disk.failWrites = "ENOSPC: no space left on device";
+  let error: Error | undefined;
+  void node.api!.triggerSnapshot().catch((e: unknown) => (error = e as Error));
+  await world.run(world.now + 50);
+  expect(error?.message).toMatch(/ENOSPC/);
+  expect(node.runtime!.metrics().state).toBe("stopped");
+  expect(node.failure?.message).toMatch(/stopped after a failure: write failed: ENOSPC/);
+});
