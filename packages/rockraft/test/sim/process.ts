@@ -54,6 +54,8 @@ export class SimNode {
   /** Set when the runtime stopped itself after a failure (disk full, broken invariant). */
   failure: Error | undefined;
   incarnation = 0;
+  /** Told when the process dies (its clients' connections break). */
+  onCrash: (() => void) | undefined;
   /** A graceful shutdown is under way. */
   private stopping = false;
   /** This incarnation's clock rate (1: true time; skew makes it faster or slower). */
@@ -131,6 +133,7 @@ export class SimNode {
     this.stopping = false;
     this.disturbances++;
     if (powerLoss) this.disk.crash();
+    this.onCrash?.();
     this.runtime = undefined;
     this.api = undefined;
   }

@@ -141,7 +141,9 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
     keys: options.keys,
     marginMs: 100,
   });
-  const faults = new FaultSchedule(world, nodes, network, options.faults);
+  const faults = new FaultSchedule(world, nodes, network, options.faults, (node, ms) =>
+    workload.focusOn(node, ms),
+  );
   workload.start();
   faults.start();
   const end = world.now + options.durationMs;
@@ -232,6 +234,9 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
   }
   workload.abandonInFlight();
   if (violations.length === 0) await finalChecks(world, nodes, workload, violations);
+  for (const stale of workload.staleReadIndexes.slice(0, 5)) {
+    violations.push(`read index: ${stale}`);
+  }
   for (const late of workload.late) {
     violations.push(
       `a call did not settle by its deadline: ${late.what} on node ${late.node}, called at ${late.calledAt.toFixed(1)} ms`,

@@ -48,9 +48,13 @@ export async function firstCatch(
 ): Promise<{ seed: number; violation: string } | undefined> {
   for (let seed = from; seed <= to; seed++) {
     const result = await runSeed(seedOptions(seed, nodes, mutation));
-    // Only a wrong answer or diverged state proves the bug was seen (not a slow node).
+    // Only a wrong answer, a stale read point or diverged state proves the bug was seen
+    // (not a slow node).
     const violation = result.violations.find(
-      (v) => v.startsWith("linearizability") || v.startsWith("state machine safety"),
+      (v) =>
+        v.startsWith("linearizability") ||
+        v.startsWith("read index") ||
+        v.startsWith("state machine safety"),
     );
     if (violation !== undefined) return { seed, violation };
   }

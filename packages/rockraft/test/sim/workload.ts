@@ -10,7 +10,7 @@ import type { World } from "./world.js";
 const decoder = new TextDecoder();
 
 function stripIndex(answer: Answer): KvOutput {
-  const { index: _index, ...output } = answer;
+  const { index: _index, readIndex: _readIndex, ...output } = answer;
   return output;
 }
 const text = (bytes: Uint8Array | undefined) =>
@@ -23,8 +23,8 @@ export interface LateCall {
   readonly calledAt: number;
 }
 
-/** What a call answered, with where its write landed. */
-type Answer = KvOutput & { readonly index?: number };
+/** What a call answered, with where its write landed or the read index it read at. */
+type Answer = KvOutput & { readonly index?: number; readonly readIndex?: number };
 
 export class Workload {
   readonly history: Operation[] = [];
@@ -37,6 +37,12 @@ export class Workload {
     readonly why: string;
   }[] = [];
   readonly late: LateCall[] = [];
+  /** Reads whose read index was below a write acknowledged before they began. */
+  readonly staleReadIndexes: string[] = [];
+  /** A node most calls go to, until a time (a fault's target). */
+  private focus: { node: SimNode; until: number } | undefined;
+  /** The highest log index of a write acknowledged so far. */
+  private ackedWriteIndex = 0;
   /** Answers seen, by kind (for the report). */
   readonly answers = { ok: 0, failed: 0, unknown: 0 };
   private logical = 0;
@@ -56,7 +62,16 @@ export class Workload {
     },
   ) {
     this.keys = Array.from({ length: options.keys }, (_, i) => `k${i}`);
+    for (const node of nodes) {
+      // A dead process's connections break: its callers learn at once that they do not know.
+      node.onCrash = () => {
+        for (const abandon of [...(this.calls.get(node) ?? [])]) abandon();
+      };
+    }
   }
+
+  /** Unanswered calls, by the node they went to. */
+  private readonly calls = new Map<SimNode, Set<() => void>>();
 
   start(): void {
     for (let client = 0; client < this.options.clients; client++) {
@@ -66,6 +81,31 @@ export class Workload {
 
   stop(): void {
     this.running = false;
+  }
+
+  /** Sends most calls to `node` for the next `ms` (a fault wants traffic there). */
+  focusOn(node: SimNode, ms: number): void {
+    this.focus = { node, until: this.world.now + ms };
+  }
+
+  /**
+   * A linearizable read: through the RaftApi, or (half the time) through the runtime's own
+   * two steps, as RaftApi.read takes them, so that the read index is seen and checked.
+   */
+  private read(
+    api: NonNullable<SimNode["api"]>,
+    node: SimNode,
+    key: string,
+    timeoutMs: number,
+  ): Promise<Answer> {
+    const runtime = node.runtime;
+    if (runtime === undefined || this.world.chance(0.5)) {
+      return api.read(key, { timeoutMs }).then((v) => ({ op: "get" as const, value: text(v) }));
+    }
+    return runtime.readIndex(timeoutMs).then(async (readIndex) => {
+      const value = await runtime.readState(new TextEncoder().encode(key));
+      return { op: "get" as const, value: text(value), readIndex };
+    });
   }
 
   /**
@@ -106,7 +146,8 @@ export class Workload {
   private next(client: number, n: number): void {
     if (!this.running) return;
     const world = this.world;
-    const node = world.pick(this.nodes);
+    const focus = this.focus !== undefined && this.focus.until > world.now ? this.focus : undefined;
+    const node = focus !== undefined && world.chance(0.7) ? focus.node : world.pick(this.nodes);
     const key = world.pick(this.keys);
     const value = `c${client}.${n}`;
     const roll = world.prng.nextFloat();
@@ -131,13 +172,18 @@ export class Workload {
     const disturbances = node.disturbances;
     const calledAt = world.now;
     const pausedAtCall = node.owner.pausedUntil > calledAt;
+    const floor = this.ackedWriteIndex;
     let settled = false;
     const abandon = () => finish(undefined, input.op === "get");
     this.inFlight.add(abandon);
+    const atNode = this.calls.get(node) ?? new Set();
+    this.calls.set(node, atNode);
+    atNode.add(abandon);
     const finish = (output: Answer | undefined, definiteFailure: boolean, why = "") => {
       if (settled) return;
       settled = true;
       this.inFlight.delete(abandon);
+      atNode.delete(abandon);
       if (definiteFailure && input.op !== "get") {
         this.failed.push({
           key,
@@ -146,6 +192,14 @@ export class Workload {
           ret: this.tick(),
           why,
         });
+      }
+      if (output?.index !== undefined) {
+        this.ackedWriteIndex = Math.max(this.ackedWriteIndex, output.index);
+      }
+      if (output?.readIndex !== undefined && output.readIndex < floor) {
+        this.staleReadIndexes.push(
+          `a read of ${key} on node ${node.id} got read index ${output.readIndex}, below the write at index ${floor} acknowledged before it began`,
+        );
       }
       if (definiteFailure) this.answers.failed++;
       else if (output === undefined) this.answers.unknown++;
@@ -187,13 +241,14 @@ export class Workload {
     // when it resumes; one that crashed meanwhile never does).
     world.schedule(
       world.between(0.05, 0.5),
-      () => this.invoke(api, input, key, timeoutMs, finish),
+      () => this.invoke(api, node, input, key, timeoutMs, finish),
       node.owner,
     );
   }
 
   private invoke(
     api: NonNullable<SimNode["api"]>,
+    node: SimNode,
     input: KvInput,
     key: string,
     timeoutMs: number,
@@ -206,7 +261,7 @@ export class Workload {
             .clientWrite({ key: keyBytes, value: input.value }, { timeoutMs })
             .then((r) => ({ op: "put" as const, index: r.logId.index }))
         : input.op === "get"
-          ? api.read(keyBytes, { timeoutMs }).then((v) => ({ op: "get" as const, value: text(v) }))
+          ? this.read(api, node, keyBytes, timeoutMs)
           : input.op === "delete"
             ? api
                 .delete(keyBytes, { timeoutMs })
