@@ -24,7 +24,7 @@ export function buildAll() {
  */
 export function exampleCommand() {
   const manifest = JSON.parse(readFileSync(join(root, "apps/basic-example/package.json"), "utf8"));
-  const [node, ...rest] = manifest.scripts.start.split(/\s+/);
+  const [node, ...rest] = manifest.scripts.start.replace(/^exec\s+/, "").split(/\s+/);
   if (node !== "node") throw new Error(`basic-example's start script does not run node: ${node}`);
   return rest;
 }

@@ -1,4 +1,4 @@
-import type { ChannelOptions, ClientWritableStream } from "@grpc/grpc-js";
+import { status, type ChannelOptions, type ClientWritableStream } from "@grpc/grpc-js";
 import type { Message, MsgSnap, NodeId } from "@rockraft/raft-core";
 import { TransportError } from "./errors.js";
 import { PeerClient } from "./codecs.js";
@@ -168,12 +168,15 @@ class PeerConnection {
     this.waitingForDrain = false;
     const dropped = this.queue;
     this.queue = [];
-    if (wasReady)
-      this.log().warn(
+    if (wasReady) {
+      // A peer that shuts down cancels our stream (a crash or the network resets it instead):
+      // that is news, not a problem.
+      const shutDown = (error as { code?: number }).code === status.CANCELLED;
+      this.log()[shutDown ? "info" : "warn"](
         { peer: this.peer, address: this.address, err: error.message },
-        "lost connection to peer",
+        shutDown ? "peer closed the connection (shutting down)" : "lost connection to peer",
       );
-    else this.connectFailed(error);
+    } else this.connectFailed(error);
     if (dropped.length > 0) this.options.onDropped?.(this.peer, dropped);
     if (dropped.length > 0 || wasReady) this.options.onUnreachable(this.peer);
     this.state = "backoff";

@@ -159,6 +159,25 @@ describe("peer transport", () => {
     expect(again.inbox.messages[0]).toMatchObject({ type: "MsgApp", from: 1, to: 2 });
   });
 
+  test("a peer that shuts down gracefully is logged at info, not as a lost connection", async () => {
+    const peer = await server();
+    const logger = recordingLogger();
+    const { peers } = transport({ logger });
+    peers.setPeers([[2, peer.address]]);
+    await waitFor(() => {
+      peers.send([app(2, 1)]);
+      return peer.inbox.messages.length > 0;
+    }, "delivery to the peer");
+    await peer.server.shutdown(1_000);
+    await waitFor(
+      () => logger.lines.some((line) => line.message.startsWith("peer closed the connection")),
+      "the log line for the peer's shutdown",
+    );
+    const line = logger.lines.find((l) => l.message.startsWith("peer closed the connection"))!;
+    expect(line.level).toBe("info");
+    expect(logger.lines.filter((l) => l.level === "warn")).toEqual([]);
+  });
+
   test("a stalled peer does not delay another peer's messages", async () => {
     // Node 3 accepts the stream but never reads: HTTP/2 flow control backs up.
     const stalled = new Server();

@@ -12,7 +12,7 @@ function startCommand(): string[] {
   const manifest = JSON.parse(readFileSync(join(appDir, "package.json"), "utf8")) as {
     scripts: { start: string };
   };
-  const [node, ...rest] = manifest.scripts.start.split(/\s+/);
+  const [node, ...rest] = manifest.scripts.start.replace(/^exec\s+/, "").split(/\s+/);
   if (node !== "node") throw new Error(`the start script does not run node: ${node}`);
   return rest;
 }
