@@ -1,46 +1,24 @@
-import { readFileSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
-import { join, resolve } from "node:path";
-import { ClassicLevel } from "classic-level";
 import {
-  EMPTY_CONF_STATE,
   MemoryStorage,
-  decodeConfState,
   type ConfState,
   type Entry,
   type HardState,
   type RaftStorage,
-  type Ready,
   type SnapshotMetadata,
 } from "@rockraft/raft-core";
 import {
-  DecodeError,
-  decodeCommand,
-  decodeEntry,
-  decodeHardState,
-  decodeMetadata,
-  decodePosition,
-  decodeU32,
-  decodeU64,
   encodeEntry,
   encodeHardState,
   encodeMetadata,
   encodePosition,
   encodeU32,
   encodeU64,
-  openValue,
-  sealValue,
-  type LogPosition,
 } from "./codec.js";
 import { DURABLE_MARK_FILE, DurableMark } from "./durable-mark.js";
 import { StorageError } from "./errors.js";
 import {
-  LOG_END_KEY,
-  LOG_START_KEY,
-  META_FORMAT,
   META_GENERATION,
   META_HARD_STATE,
-  META_IDENTITY,
   META_LOG_START,
   META_SYNCED_WRITES,
   META_SNAPSHOT,
@@ -50,110 +28,25 @@ import {
   generationOf,
   generationRange,
   logKey,
-  logKeyIndex,
   stateMetaKey,
-  userKey,
 } from "./keys.js";
-import {
-  FORMAT_VERSION,
-  REMEDY,
-  convertFormat1,
-  isLevelCorruption,
-  levelCause,
-  printableKey,
-} from "./format.js";
+import {} from "./format.js";
+import { LogTrimmer } from "./log-trim.js";
+import { loadStore, openDatabase } from "./open.js";
+import { applyEntries, keyString, readValue } from "./state-machine.js";
 import { SnapshotInstaller, openSnapshotReader, type SnapshotReader } from "./snapshot.js";
+import type {
+  ApplyResult,
+  BatchOp,
+  Db,
+  OpenStorageOptions,
+  PersistableReady,
+  RawBatch,
+} from "./types.js";
+
+export type { ApplyResult, OpenStorageOptions, PersistableReady } from "./types.js";
 
 export { FORMAT_VERSION } from "./format.js";
-
-type Db = ClassicLevel<Uint8Array, Uint8Array>;
-/** classic-level's implementation of batch (abstract-level's private API). */
-type RawBatch = { _batch(ops: readonly BatchOp[], options: { sync: boolean }): Promise<void> };
-type BatchOp =
-  { type: "put"; key: Uint8Array; value: Uint8Array } | { type: "del"; key: Uint8Array };
-
-/** Options of `LevelStorage.open`; the LevelDB ones come from `[rocksdb]` in the config file. */
-export interface OpenStorageOptions {
-  /** Directory of this node's database; created if missing. */
-  readonly dataPath: string;
-  /** Recorded on first open; a later open with another id is refused. */
-  readonly nodeId: number;
-  /** Recorded on first open; a later open with another id is refused. */
-  readonly clusterId: string;
-  /** LevelDB `maxOpenFiles`. */
-  readonly maxOpenFiles?: number;
-  /** LevelDB block cache size in bytes. */
-  readonly cacheSize?: number;
-  /** LevelDB memtable size in bytes. */
-  readonly writeBufferSize?: number;
-  /** LevelDB block size in bytes. */
-  readonly blockSize?: number;
-  /** Snappy compression of LevelDB blocks. */
-  readonly compression?: boolean;
-  /**
-   * When false, a new store's identity (format, node id, cluster id) is written only by
-   * `stampIdentity()` or by its first write, not at open: a node whose start fails after
-   * opening (port in use) leaves an unclaimed store that a corrected config can open.
-   * Default true.
-   */
-  readonly stampIdentity?: boolean;
-}
-
-/** What `persist` needs of a Ready: the durable part. */
-export type PersistableReady = Pick<Ready, "entries" | "mustSync"> &
-  Partial<Pick<Ready, "snapshot" | "hardState" | "compactIndex">>;
-
-/** The outcome of applying one committed entry. */
-export type ApplyResult =
-  | {
-      /** Log index of the entry. */
-      readonly index: number;
-      /** Term of the entry. */
-      readonly term: number;
-      /** A leader's no-op, a membership change, or a put. */
-      readonly kind: "noop" | "config" | "put";
-      /** The put's request id, when its proposer tagged it. */
-      readonly requestId?: Uint8Array;
-    }
-  | {
-      /** Log index of the entry. */
-      readonly index: number;
-      /** Term of the entry. */
-      readonly term: number;
-      /** A delete. */
-      readonly kind: "delete";
-      /** Whether the key existed. */
-      readonly found: boolean;
-      /** The command's request id, when its proposer tagged it. */
-      readonly requestId?: Uint8Array;
-    }
-  | {
-      /** Log index of the entry. */
-      readonly index: number;
-      /** Term of the entry. */
-      readonly term: number;
-      /** A compare-and-swap. */
-      readonly kind: "cas";
-      /** Whether the value was swapped. */
-      readonly succeeded: boolean;
-      /** Whether the key existed before the command. */
-      readonly found: boolean;
-      /** The value before the command ran (undefined if the key was absent). */
-      readonly current: Uint8Array | undefined;
-      /** The command's request id, when its proposer tagged it. */
-      readonly requestId?: Uint8Array;
-    }
-  /** A payload that is not a command: every node skips it the same way. */
-  | {
-      /** Log index of the entry. */
-      readonly index: number;
-      /** Term of the entry. */
-      readonly term: number;
-      /** Not a command. */
-      readonly kind: "invalid";
-      /** Why the payload did not decode. */
-      readonly reason: string;
-    };
 
 const EMPTY = new Uint8Array(0);
 
@@ -162,49 +55,6 @@ const EMPTY = new Uint8Array(0);
  * one of their own.
  */
 const CARRY_FLUSH_MS = 10;
-
-/**
- * Log entries a compaction removed are deleted from LevelDB a slice at a time, carried by the
- * store's next writes (see `persist`), this many per write.
- */
-const TRIM_PER_WRITE = 64;
-/**
- * LevelDB is asked to compact the range of deleted log entries (`compactRange`, which also
- * flushes its memtable) once the store has written nothing for this long...
- */
-const COMPACT_RANGE_IDLE_MS = 1_000;
-/** ...or, under steady load, once this many deleted entries await it, */
-const COMPACT_RANGE_ENTRIES = 50_000;
-/**
- * ...after a random delay up to this long, so that the nodes of a cluster (which compact
- * their logs at the same index) do not all flush and compact at once.
- */
-const COMPACT_RANGE_JITTER_MS = 2_000;
-
-/**
- * What LevelDB's LOG file says it dropped as damaged while it recovered its log at this
- * open (it renames the previous LOG at each open), or undefined. A record cut off at the
- * end of the log (a crash mid-write) is not reported there, nor is it damage.
- */
-function droppedLogRecords(path: string): string | undefined {
-  let text: string;
-  try {
-    text = readFileSync(join(path, "LOG"), "latin1");
-  } catch {
-    return undefined;
-  }
-  const drops = text.match(/dropping \d+ bytes; Corruption: [^\n]*/g);
-  if (drops === null) return undefined;
-  return drops.length === 1 ? drops[0] : `${drops[0]}, and ${drops.length - 1} more`;
-}
-
-function keyString(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
-}
 
 /**
  * One node's durable state in LevelDB: the Raft log and hard state, the KV state machine,
@@ -234,16 +84,8 @@ export class LevelStorage {
   private deferredHardState: HardState | undefined;
   /** Writes what waits to be carried (deferred apply ops, trailing deletes) if nothing does. */
   private carryFlush: NodeJS.Timeout | undefined;
-  /** Log indexes in [trimFrom, trimTo) are compacted away but still in LevelDB. */
-  private trimFrom = 0;
-  private trimTo = 0;
-  /** The log key range to hand to LevelDB's compactRange once the timer fires. */
-  private compactPending: { from: number; to: number } | undefined;
-  private compactTimer: NodeJS.Timeout | undefined;
-  private compactWhenIdle = false;
-  /** When the last write ended (performance.now()), for the idle compaction. */
-  private lastWriteAt = 0;
-  private backgroundCompaction: Promise<void> = Promise.resolve();
+  /** Compacted log entries still in LevelDB, deleted by later writes (log-trim.ts). */
+  private readonly trimmer: LogTrimmer;
   private failure: StorageError | undefined;
   private closing: Promise<void> | undefined;
   /** A new store's identity ops, until they are written (see `stampIdentity`). */
@@ -266,347 +108,37 @@ export class LevelStorage {
     this.activeGeneration = generation;
     this.nextGeneration = generation + 1;
     this.appliedState = applied;
+    this.trimmer = new LogTrimmer(
+      db,
+      () => this.scheduleCarry(),
+      () => this.closing !== undefined,
+    );
   }
 
   /**
    * Opens (creating if needed) the store at `dataPath`. Refuses a path locked by another
    * process (STORAGE_LOCKED), written for another node or cluster (STORAGE_IDENTITY_MISMATCH)
-   * or by a newer format (STORAGE_FORMAT), and corrupt data (STORAGE_CORRUPTED).
+   * or by a newer format (STORAGE_FORMAT), and corrupt data (STORAGE_CORRUPTED): see open.ts.
    */
   static async open(options: OpenStorageOptions): Promise<LevelStorage> {
-    if (!Number.isSafeInteger(options.nodeId) || options.nodeId <= 0) {
-      throw new RangeError(`openStorage: nodeId must be a positive integer, got ${options.nodeId}`);
-    }
-    if (typeof options.clusterId !== "string" || options.clusterId === "") {
-      throw new RangeError("openStorage: clusterId must be a non-empty string");
-    }
-    const path = resolve(options.dataPath);
+    const { path, db } = await openDatabase(options);
     try {
-      await mkdir(path, { recursive: true });
-    } catch (cause) {
-      throw new StorageError(
-        "STORAGE_IO",
-        path,
-        `data path ${path} cannot be created: ${(cause as Error).message}`,
-        { cause },
-      );
-    }
-    const db: Db = new ClassicLevel<Uint8Array, Uint8Array>(path, {
-      keyEncoding: "view",
-      valueEncoding: "view",
-    });
-    try {
-      await db.open({
-        createIfMissing: true,
-        errorIfExists: false,
-        ...(options.maxOpenFiles === undefined ? {} : { maxOpenFiles: options.maxOpenFiles }),
-        ...(options.cacheSize === undefined ? {} : { cacheSize: options.cacheSize }),
-        ...(options.writeBufferSize === undefined
-          ? {}
-          : { writeBufferSize: options.writeBufferSize }),
-        ...(options.blockSize === undefined ? {} : { blockSize: options.blockSize }),
-        ...(options.compression === undefined ? {} : { compression: options.compression }),
-      });
-    } catch (cause) {
-      const inner = (cause as { cause?: { code?: string; message?: string } }).cause;
-      if (inner?.code === "LEVEL_LOCKED") {
-        throw new StorageError(
-          "STORAGE_LOCKED",
-          path,
-          `data path ${path} is in use by another process (LevelDB lock held)`,
-          { cause },
-        );
+      const loaded = await loadStore(path, db, options);
+      const store = new LevelStorage(path, db, loaded.view, loaded.generation, loaded.applied);
+      store.unstamped = loaded.unstamped;
+      store.syncedWrites = loaded.syncedWrites;
+      store.mark = loaded.mark;
+      try {
+        await store.dropOtherGenerations();
+      } catch (error) {
+        loaded.mark.close();
+        throw error;
       }
-      throw new StorageError(
-        "STORAGE_IO",
-        path,
-        `data path ${path} cannot be opened as LevelDB: ${inner?.message ?? (cause as Error).message}`,
-        { cause },
-      );
-    }
-    try {
-      return await LevelStorage.load(path, db, options);
+      return store;
     } catch (error) {
       await db.close().catch(() => undefined);
       throw error;
     }
-  }
-
-  private static async load(
-    path: string,
-    db: Db,
-    options: OpenStorageOptions,
-  ): Promise<LevelStorage> {
-    const corrupted = (what: string, error: unknown): never => {
-      const detail = error instanceof DecodeError ? error.message : String(error);
-      throw new StorageError(
-        "STORAGE_CORRUPTED",
-        path,
-        `data path ${path}: ${what}: ${detail}. The node cannot start on damaged data: ${REMEDY}`,
-        { cause: error },
-      );
-    };
-    const decode = <T>(what: string, bytes: Uint8Array, decoder: (bytes: Uint8Array) => T): T => {
-      try {
-        return decoder(bytes);
-      } catch (error) {
-        return corrupted(what, error);
-      }
-    };
-
-    // LevelDB reports in its LOG file, not to us, the log records it dropped as damaged.
-    const dropped = droppedLogRecords(path);
-    if (dropped !== undefined) {
-      corrupted(
-        "log",
-        new DecodeError(`LevelDB dropped damaged records while opening the store (${dropped})`),
-      );
-    }
-    // Before anything is written (a new store's identity): a store that lost synced writes.
-    const syncedBytes = await db.get(META_SYNCED_WRITES);
-    const syncedWrites =
-      syncedBytes === undefined ? 0 : decode("synced writes", syncedBytes, decodeU64);
-    const fail = (cause: unknown): never => {
-      throw new StorageError(
-        "STORAGE_IO",
-        path,
-        `data path ${path}: the durable mark ${DURABLE_MARK_FILE} cannot be read or written: ${(cause as Error).message}`,
-        { cause },
-      );
-    };
-    let recorded: number | undefined;
-    try {
-      recorded = DurableMark.read(path);
-    } catch (cause) {
-      fail(cause);
-    }
-    if (recorded !== undefined && recorded > syncedWrites) {
-      corrupted(
-        "log",
-        new DecodeError(
-          `LevelDB lost writes it had reported durable: it holds synced write ${syncedWrites}, but ${DURABLE_MARK_FILE} says write ${recorded} had completed (its newest log file was cut short or damaged, or older LevelDB files were put in its place), so this node may have lost log entries and votes it promised (if you emptied the directory on purpose, remove ${DURABLE_MARK_FILE} too)`,
-        ),
-      );
-    }
-    const store = await LevelStorage.loadChecked(path, db, options, corrupted, decode);
-    try {
-      store.mark = DurableMark.open(path, syncedWrites);
-    } catch (cause) {
-      fail(cause);
-    }
-    store.syncedWrites = syncedWrites;
-    return store;
-  }
-
-  private static async loadChecked(
-    path: string,
-    db: Db,
-    options: OpenStorageOptions,
-    corrupted: (what: string, error: unknown) => never,
-    decode: <T>(what: string, bytes: Uint8Array, decoder: (bytes: Uint8Array) => T) => T,
-  ): Promise<LevelStorage> {
-    const identity = JSON.stringify({ clusterId: options.clusterId, nodeId: options.nodeId });
-    let unstamped: BatchOp[] | undefined;
-    let format = FORMAT_VERSION;
-    const formatBytes = await db.get(META_FORMAT);
-    if (formatBytes === undefined) {
-      const anyKey = await db.keys({ limit: 1 }).all();
-      if (anyKey.length > 0) {
-        // Rockraft's own keys without the marker: the marker was lost (a damaged block at
-        // the start of the store), not a foreign database.
-        const ours =
-          (await db.get(META_IDENTITY)) !== undefined ||
-          (await db.keys({ gte: LOG_START_KEY, lt: LOG_END_KEY, limit: 1 }).all()).length > 0;
-        if (ours) {
-          corrupted(
-            "format marker",
-            new DecodeError("lost, while the store holds rockraft's log or identity"),
-          );
-        }
-        throw new StorageError(
-          "STORAGE_CORRUPTED",
-          path,
-          `data path ${path}: format marker: missing, but the database is not empty: it is not a rockraft store (point data_path at an empty directory or at this node's own data)`,
-        );
-      }
-      unstamped = [
-        { type: "put", key: META_FORMAT, value: encodeU32(FORMAT_VERSION) },
-        { type: "put", key: META_IDENTITY, value: new TextEncoder().encode(identity) },
-        { type: "put", key: META_GENERATION, value: encodeU32(1) },
-      ];
-      if (options.stampIdentity !== false) {
-        await db.batch(unstamped, { sync: true });
-        unstamped = undefined;
-      }
-    } else {
-      format = decode("format marker", formatBytes, decodeU32);
-      if (format > FORMAT_VERSION) {
-        throw new StorageError(
-          "STORAGE_FORMAT",
-          path,
-          `data path ${path} was written in storage format ${format}; this version reads format ${FORMAT_VERSION} (upgrade rockraft)`,
-        );
-      }
-      const stored = await db.get(META_IDENTITY);
-      const storedText = stored === undefined ? "" : new TextDecoder().decode(stored);
-      if (storedText !== identity) {
-        let who = storedText;
-        try {
-          const parsed = JSON.parse(storedText) as { clusterId: string; nodeId: number };
-          who = `node ${parsed.nodeId} of cluster "${parsed.clusterId}"`;
-        } catch {
-          corrupted("identity", new DecodeError(`not JSON: ${JSON.stringify(storedText)}`));
-        }
-        throw new StorageError(
-          "STORAGE_IDENTITY_MISMATCH",
-          path,
-          `data path ${path} belongs to ${who}, not node ${options.nodeId} of cluster "${options.clusterId}"`,
-        );
-      }
-    }
-
-    const store = await LevelStorage.loadState(
-      path,
-      db,
-      options,
-      corrupted,
-      decode,
-      format,
-      unstamped,
-    );
-    return store;
-  }
-
-  private static async loadState(
-    path: string,
-    db: Db,
-    options: OpenStorageOptions,
-    corrupted: (what: string, error: unknown) => never,
-    decode: <T>(what: string, bytes: Uint8Array, decoder: (bytes: Uint8Array) => T) => T,
-    format: number,
-    unstamped: BatchOp[] | undefined,
-  ): Promise<LevelStorage> {
-    const generationBytes = await db.get(META_GENERATION);
-    let generation =
-      generationBytes === undefined
-        ? 1
-        : decode("state machine generation", generationBytes, decodeU32);
-    if (format === 1) generation = await convertFormat1(db, generation);
-    const hardStateBytes = await db.get(META_HARD_STATE);
-    const hardState: HardState =
-      hardStateBytes === undefined
-        ? { term: 0, vote: 0, commit: 0 }
-        : decode("hard state", hardStateBytes, decodeHardState);
-    const snapshotBytes = await db.get(META_SNAPSHOT);
-    const snapshot: SnapshotMetadata | undefined =
-      snapshotBytes === undefined
-        ? undefined
-        : decode("snapshot metadata", snapshotBytes, decodeMetadata);
-    const logStartBytes = await db.get(META_LOG_START);
-    const logStart: LogPosition =
-      logStartBytes === undefined
-        ? { index: snapshot?.index ?? 0, term: snapshot?.term ?? 0 }
-        : decode("log start", logStartBytes, decodePosition);
-    const appliedBytes = await db.get(stateMetaKey(generation));
-    const applied: SnapshotMetadata =
-      appliedBytes === undefined
-        ? { index: 0, term: 0, confState: EMPTY_CONF_STATE }
-        : decode("state machine's applied index", appliedBytes, decodeMetadata);
-
-    const entries: Entry[] = [];
-    // Entries at or below the log start are a compaction's trailing deletes that a stop
-    // interrupted (see `persist`): they are deleted now, unread.
-    const leftovers: Uint8Array[] = [];
-    let expected = logStart.index + 1;
-    const logEntries = db.iterator({ gte: LOG_START_KEY, lt: LOG_END_KEY });
-    const readLog = async function* () {
-      try {
-        for await (const item of logEntries) yield item;
-      } catch (error) {
-        if (isLevelCorruption(error)) corrupted("log", levelCause(error));
-        throw error;
-      }
-    };
-    for await (const [key, value] of readLog()) {
-      const index = logKeyIndex(key);
-      if (index <= logStart.index && entries.length === 0) {
-        leftovers.push(key);
-        continue;
-      }
-      const entry = decode(`log entry ${index}`, value, decodeEntry);
-      if (entry.index !== index)
-        corrupted(`log entry ${index}`, new DecodeError(`holds entry ${entry.index}`));
-      if (index !== expected) {
-        corrupted(
-          "log",
-          new DecodeError(
-            index < expected
-              ? `entry ${index} is out of order after ${expected - 1}`
-              : `gap: entry ${index} follows ${expected - 1}`,
-          ),
-        );
-      }
-      const previousTerm = entries.length > 0 ? entries[entries.length - 1]!.term : logStart.term;
-      if (entry.term < previousTerm) {
-        corrupted(
-          "log",
-          new DecodeError(
-            `entry ${index} has term ${entry.term}, below the term ${previousTerm} of the entry before it`,
-          ),
-        );
-      }
-      entries.push(entry);
-      expected++;
-    }
-
-    const view = new MemoryStorage();
-    if (snapshot !== undefined) view.setSnapshot({ metadata: snapshot, data: EMPTY });
-    view.resetLog(logStart.index, logStart.term);
-    view.append(entries);
-    view.setHardState(hardState);
-
-    const last = view.lastIndex();
-    if (snapshot !== undefined && logStart.index > snapshot.index) {
-      corrupted(
-        "log",
-        new DecodeError(`compacted to ${logStart.index}, past the snapshot at ${snapshot.index}`),
-      );
-    }
-    if (applied.index > last) {
-      corrupted(
-        "state machine",
-        new DecodeError(`applied index ${applied.index} is beyond the log's last index ${last}`),
-      );
-    }
-    const lastTerm = view.term(last);
-    if (hardState.term < lastTerm) {
-      corrupted(
-        "hard state",
-        new DecodeError(
-          `term ${hardState.term} is below the term ${lastTerm} of the log's last entry ${last} (a lost vote or term)`,
-        ),
-      );
-    }
-    if (hardState.commit > last) {
-      corrupted(
-        "hard state",
-        new DecodeError(`commit index ${hardState.commit} is beyond the log's last index ${last}`),
-      );
-    }
-    if (snapshot !== undefined && snapshot.index > applied.index) {
-      corrupted(
-        "snapshot",
-        new DecodeError(
-          `at index ${snapshot.index}, ahead of the state machine (applied ${applied.index})`,
-        ),
-      );
-    }
-
-    if (leftovers.length > 0) await db.batch(leftovers.map((key) => ({ type: "del", key })));
-    const store = new LevelStorage(path, db, view, generation, applied);
-    store.unstamped = unstamped;
-    await store.dropOtherGenerations();
-    return store;
   }
 
   /**
@@ -714,8 +246,7 @@ export class LevelStorage {
       if (ready.hardState !== undefined) view.setHardState(ready.hardState);
       if (compacting) {
         view.compact(compactIndex);
-        if (this.trimFrom === this.trimTo) this.trimFrom = firstKept;
-        this.trimTo = compactIndex + 1;
+        this.trimmer.compacted(firstKept, compactIndex);
         this.scheduleCarry();
       }
       if (snapshot !== undefined && toApply.length > 0) {
@@ -795,7 +326,7 @@ export class LevelStorage {
       if (this.failure !== undefined || this.closing !== undefined) return;
       // A failure stops the store and is reported by every later call.
       this.serialized(async () => {
-        if (this.deferred.length > 0 || this.trimFrom < this.trimTo) await this.write([], false);
+        if (this.deferred.length > 0 || this.trimmer.waiting) await this.write([], false);
       }).catch(() => undefined);
     }, CARRY_FLUSH_MS);
   }
@@ -810,145 +341,16 @@ export class LevelStorage {
     if (this.deferred.length > 0) await this.write([], false);
   }
 
-  /**
-   * Log entries [from, to) are deleted: the rest of the trailing deletes waits for the next
-   * write (or a write of its own shortly after); once none is left, LevelDB is asked to
-   * compact the range, so that the data directory shrinks with the log (deleted entries stay
-   * on disk as tombstones until it does).
-   */
-  private trimmed(from: number, to: number): void {
-    this.trimFrom = to;
-    if (this.closing !== undefined) return; // what is left, the next open deletes
-    const range = this.compactPending;
-    this.compactPending = { from: range === undefined ? from : Math.min(range.from, from), to };
-    if (this.trimFrom < this.trimTo) {
-      this.scheduleCarry();
-      return;
-    }
-    const many = this.compactPending.to - this.compactPending.from >= COMPACT_RANGE_ENTRIES;
-    if (many && this.compactWhenIdle) {
-      clearTimeout(this.compactTimer);
-      this.compactTimer = undefined;
-    }
-    if (this.compactTimer !== undefined) return; // it compacts the whole pending range
-    if (many) this.scheduleCompactRange(Math.random() * COMPACT_RANGE_JITTER_MS, false);
-    else this.scheduleCompactRange(COMPACT_RANGE_IDLE_MS, true);
-  }
-
-  /**
-   * Asks LevelDB to compact the pending range of deleted log entries in `delayMs`; when
-   * `whenIdle`, only once the store has written nothing for {@link COMPACT_RANGE_IDLE_MS}
-   * (it looks again later otherwise). Compacting flushes LevelDB's memtable and rewrites the
-   * files in the range: background work that competes with a loaded node's writes for the
-   * CPU, so it waits for a quiet moment unless much is waiting.
-   */
-  private scheduleCompactRange(delayMs: number, whenIdle: boolean): void {
-    this.compactWhenIdle = whenIdle;
-    this.compactTimer = setTimeout(() => {
-      this.compactTimer = undefined;
-      if (this.closing !== undefined || this.compactPending === undefined) return;
-      const quietFor = performance.now() - this.lastWriteAt;
-      if (whenIdle && quietFor < COMPACT_RANGE_IDLE_MS) {
-        this.scheduleCompactRange(COMPACT_RANGE_IDLE_MS - quietFor, true);
-        return;
-      }
-      const start = logKey(this.compactPending.from);
-      const end = logKey(this.compactPending.to);
-      this.compactPending = undefined;
-      this.backgroundCompaction = this.backgroundCompaction
-        .then(() => this.db.compactRange(start, end))
-        .catch(() => undefined);
-    }, delayMs);
-    this.compactTimer.unref();
-  }
-
-  /**
-   * The state machine's side of applying `entries`: appends the data writes and the new
-   * applied position to `ops` (nothing when no entry is new) and returns the results and
-   * the position, which the caller records once `ops` are written.
-   */
-  private async applyOps(
+  /** The state machine's side of applying `entries` (state-machine.ts). */
+  private applyOps(
     entries: readonly Entry[],
     ops: BatchOp[],
   ): Promise<{ results: ApplyResult[]; applied: SnapshotMetadata }> {
-    const generation = this.activeGeneration;
-    const overlay = new Map<string, Uint8Array | null>();
-    const results: ApplyResult[] = [];
-    let { index: lastIndex, term: lastTerm, confState } = this.appliedState;
-    const read = async (key: Uint8Array): Promise<Uint8Array | undefined> => {
-      const pending = overlay.get(keyString(key));
-      // A copy: the value is a view of a log entry (decodeCommand), and callers get it.
-      if (pending !== undefined) return pending?.slice() ?? undefined;
-      return this.readData(dataKey(generation, key));
-    };
-    for (const entry of entries) {
-      if (entry.index <= lastIndex) continue;
-      if (entry.index !== lastIndex + 1) {
-        throw new RangeError(
-          `apply: entry ${entry.index} does not follow the applied index ${lastIndex}`,
-        );
-      }
-      const { index, term } = entry;
-      lastIndex = index;
-      lastTerm = term;
-      if (entry.type === "config") {
-        confState = decodeConfState(entry.data);
-        results.push({ index, term, kind: "config" });
-        continue;
-      }
-      if (entry.data.byteLength === 0) {
-        results.push({ index, term, kind: "noop" });
-        continue;
-      }
-      let command;
-      try {
-        command = decodeCommand(entry.data);
-      } catch (error) {
-        results.push({ index, term, kind: "invalid", reason: (error as Error).message });
-        continue;
-      }
-      const key = keyString(command.key);
-      const tag = command.requestId === undefined ? {} : { requestId: command.requestId };
-      switch (command.op) {
-        case "put":
-          overlay.set(key, command.value);
-          ops.push({
-            type: "put",
-            key: dataKey(generation, command.key),
-            value: sealValue(command.key, command.value),
-          });
-          results.push({ index, term, kind: "put", ...tag });
-          break;
-        case "delete": {
-          const found = (await read(command.key)) !== undefined;
-          overlay.set(key, null);
-          ops.push({ type: "del", key: dataKey(generation, command.key) });
-          results.push({ index, term, kind: "delete", found, ...tag });
-          break;
-        }
-        case "cas": {
-          const current = await read(command.key);
-          const found = current !== undefined;
-          const succeeded =
-            found === command.expectFound && (!found || sameBytes(current, command.expected));
-          if (succeeded) {
-            overlay.set(key, command.value);
-            ops.push({
-              type: "put",
-              key: dataKey(generation, command.key),
-              value: sealValue(command.key, command.value),
-            });
-          }
-          results.push({ index, term, kind: "cas", succeeded, found, current, ...tag });
-          break;
-        }
-      }
-    }
-    const applied: SnapshotMetadata = { index: lastIndex, term: lastTerm, confState };
-    if (results.length > 0) {
-      ops.push({ type: "put", key: stateMetaKey(generation), value: encodeMetadata(applied) });
-    }
-    return { results, applied: results.length > 0 ? applied : this.appliedState };
+    return applyEntries(entries, ops, {
+      generation: this.activeGeneration,
+      applied: this.appliedState,
+      read: (key) => this.readData(key),
+    });
   }
 
   /** Reads a key from the applied state (not linearizable by itself: see ReadIndex). */
@@ -957,41 +359,9 @@ export class LevelStorage {
     return this.readData(dataKey(this.activeGeneration, key));
   }
 
-  /**
-   * A data key's value: a deferred apply's, else LevelDB's, its checksum verified. A value
-   * that fails it is never returned: STORAGE_CORRUPTED, which stops the node.
-   */
-  private async readData(key: Uint8Array): Promise<Uint8Array | undefined> {
-    let stored: Uint8Array | null | undefined;
-    if (this.deferredValues.size > 0) stored = this.deferredValues.get(keyString(key));
-    // A deferred value is shared (the pending batch holds it): callers get a copy of it.
-    const shared = stored !== undefined;
-    if (stored === undefined) {
-      try {
-        stored = await this.db.get(key);
-      } catch (error) {
-        // LevelDB found a damaged table block: the node must stop, not answer per key.
-        if (isLevelCorruption(error)) throw this.damagedValue(userKey(key), levelCause(error));
-        throw error;
-      }
-    }
-    if (stored === undefined || stored === null) return undefined;
-    try {
-      const value = openValue(userKey(key), stored);
-      return shared ? value.slice() : value;
-    } catch (error) {
-      throw this.damagedValue(userKey(key), error);
-    }
-  }
-
-  private damagedValue(key: Uint8Array, error: unknown): StorageError {
-    const failure = new StorageError(
-      "STORAGE_CORRUPTED",
-      this.path,
-      `data path ${this.path}: the stored value of key ${printableKey(key)} is damaged: ${(error as Error).message}. The node must not serve it: ${REMEDY}`,
-      { cause: error },
-    );
-    return failure;
+  /** A data key's value: a deferred apply's, else LevelDB's, verified (state-machine.ts). */
+  private readData(key: Uint8Array): Promise<Uint8Array | undefined> {
+    return readValue(this.db, this.deferredValues, key, this.path);
   }
 
   /**
@@ -1091,10 +461,10 @@ export class LevelStorage {
     this.closing ??= (async () => {
       clearTimeout(this.carryFlush);
       this.carryFlush = undefined;
-      clearTimeout(this.compactTimer);
+      this.trimmer.stop();
       if (this.failure === undefined) await this.flushDeferred().catch(() => undefined);
       await this.queue.catch(() => undefined);
-      await this.backgroundCompaction;
+      await this.trimmer.idle();
       this.failure ??= new StorageError(
         "STORAGE_CLOSED",
         this.path,
@@ -1143,17 +513,12 @@ export class LevelStorage {
       this.deferred = [];
       this.deferredHardState = undefined;
     }
-    const trimmedTo = Math.min(this.trimTo, this.trimFrom + TRIM_PER_WRITE);
-    const trimming = trimmedTo > this.trimFrom;
-    if (carried || trimming) {
-      clearTimeout(this.carryFlush); // this write carries what waits; `trimmed` says if more does
+    const trims = this.trimmer.take();
+    if (carried || trims !== undefined) {
+      clearTimeout(this.carryFlush); // this write carries what waits; the trimmer says if more does
       this.carryFlush = undefined;
     }
-    if (trimming) {
-      const trims: BatchOp[] = [];
-      for (let i = this.trimFrom; i < trimmedTo; i++) trims.push({ type: "del", key: logKey(i) });
-      ops = trims.concat(ops);
-    }
+    if (trims !== undefined) ops = trims.ops.concat(ops);
     const synced = sync ? this.syncedWrites + 1 : undefined;
     if (synced !== undefined) {
       ops = ops.concat({ type: "put", key: META_SYNCED_WRITES, value: encodeU64(synced) });
@@ -1185,8 +550,7 @@ export class LevelStorage {
           );
         }
       }
-      this.lastWriteAt = performance.now();
-      if (trimming) this.trimmed(this.trimFrom, trimmedTo);
+      this.trimmer.written(trims);
     } catch (cause) {
       this.failure =
         cause instanceof StorageError

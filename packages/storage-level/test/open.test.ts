@@ -171,3 +171,21 @@ describe("opening a store", () => {
     await expect(store.get(new Uint8Array([1]))).rejects.toThrow(StorageError);
   });
 });
+
+test("classic-level still has the private _batch the store writes through (level-storage.ts, write)", async () => {
+  // The store calls classic-level's _batch directly to skip abstract-level's per-op checks;
+  // if a release renames or changes it, this fails here rather than at a node's first write.
+  const db = new ClassicLevel<Uint8Array, Uint8Array>(await dirs.make(), {
+    keyEncoding: "view",
+    valueEncoding: "view",
+  });
+  await db.open();
+  const raw = db as unknown as {
+    _batch?: (ops: unknown[], options: { sync: boolean }) => Promise<void>;
+  };
+  expect(typeof raw._batch).toBe("function");
+  const key = Uint8Array.of(0x7f, 1);
+  await raw._batch!([{ type: "put", key, value: Uint8Array.of(42) }], { sync: true });
+  expect([...(await db.get(key))!]).toEqual([42]);
+  await db.close();
+});
