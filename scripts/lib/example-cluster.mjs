@@ -3,7 +3,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { createServer } from "node:net";
+import { freePorts } from "@rockraft/test-utils";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -53,22 +53,7 @@ export function cleanUpOnExit({ child, dir }) {
   if (dir !== undefined) leftDirs.add(dir);
 }
 
-/** Ports free right now on 127.0.0.1. */
-export async function freePorts(count) {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise((resolve) => {
-          const server = createServer();
-          server.listen(0, "127.0.0.1", () => resolve(server));
-        }),
-    ),
-  );
-  const ports = servers.map((server) => server.address().port);
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
-}
+export { freePorts };
 
 /** The p-th percentile (0-100) of ascending `sorted`; 0 when it is empty. */
 export function percentile(sorted, p) {

@@ -1,8 +1,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig, type Config } from "@rockraft/config";
+import { freePorts } from "@rockraft/test-utils";
 import { RaftNodeBuilder, type BuildOptions, type RaftNode } from "../../src/index.js";
 import type { NodeRuntime } from "../../src/runtime.js";
 
@@ -11,22 +11,7 @@ export function runtimeOf(node: RaftNode): NodeRuntime {
   return (node as unknown as { runtime: NodeRuntime }).runtime;
 }
 
-/** Ports free right now on 127.0.0.1 (the OS picks them). */
-export async function freePorts(count: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from(
-      { length: count },
-      () =>
-        new Promise<ReturnType<typeof createServer>>((resolve) => {
-          const server = createServer();
-          server.listen(0, "127.0.0.1", () => resolve(server));
-        }),
-    ),
-  );
-  const ports = servers.map((server) => (server.address() as { port: number }).port);
-  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
-  return ports;
-}
+export { freePorts };
 
 export interface TestCluster {
   readonly dir: string;
@@ -119,26 +104,5 @@ export async function startCluster(
   return cluster;
 }
 
-/** Polls `condition` until it holds or the deadline passes; the error names what was awaited. */
-export async function eventually<T>(
-  condition: () => T | undefined | false | Promise<T | undefined | false>,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await condition();
-      if (value !== undefined && value !== false) return value;
-    } catch (error) {
-      lastError = error;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(
-        `timed out after ${timeoutMs} ms waiting for ${what}${lastError === undefined ? "" : `; last error: ${(lastError as Error).message}`}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
+/** Polls `condition` until it holds or the deadline passes (the shared `waitFor`). */
+export { waitFor as eventually } from "@rockraft/test-utils";

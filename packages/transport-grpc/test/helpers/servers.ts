@@ -112,16 +112,4 @@ export async function startServer(
   return { server, inbox, address: `127.0.0.1:${server.port}` };
 }
 
-/** Polls `condition` until it holds or the deadline passes; the error names what was awaited. */
-export async function waitFor(
-  condition: () => boolean,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+export { waitFor } from "@rockraft/test-utils";

@@ -1,0 +1,44 @@
+// Helpers shared by the repository's tests and scripts (plain JavaScript, so that the
+// scripts under scripts/ use them too; index.d.ts types them).
+import { createServer } from "node:net";
+
+/** Ports free right now on 127.0.0.1 (the operating system picks them). */
+export async function freePorts(count) {
+  const servers = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise((resolve, reject) => {
+          const server = createServer();
+          server.once("error", reject);
+          server.listen(0, "127.0.0.1", () => resolve(server));
+        }),
+    ),
+  );
+  const ports = servers.map((server) => server.address().port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
+}
+
+/**
+ * Polls `condition` until it returns a value other than undefined or false, or the deadline
+ * passes; resolves with that value. The error names what was awaited, and the condition's
+ * last error if it threw.
+ */
+export async function waitFor(condition, what, timeoutMs = 10_000, pollMs = 10) {
+  const deadline = Date.now() + timeoutMs;
+  let lastError;
+  for (;;) {
+    try {
+      const value = await condition();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() > deadline) {
+      const last = lastError === undefined ? "" : `; last error: ${lastError.message}`;
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, pollMs));
+  }
+}
