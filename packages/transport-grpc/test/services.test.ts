@@ -218,17 +218,18 @@ describe.each([
   });
 
   test("a node that dies: a write in flight fails with its outcome unknown, a read moves on", async () => {
+    let arrived = 0;
     const hanging: KvHandler = {
       ...stubKv,
-      put: () => new Promise(() => {}),
-      get: () => new Promise(() => {}),
+      put: () => (arrived++, new Promise(() => {})),
+      get: () => (arrived++, new Promise(() => {})),
     };
     const dying = await startServer({ kv: hanging });
     const healthy = await server({ kv: memoryKv() });
     const kv = kvClient([dying.address, healthy.address], 5_000);
     const write = kv.put("k", "v").catch((e: unknown) => e as RockraftClientError);
     const read = kv.get("k");
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await waitFor(() => arrived === 2, "both calls to reach the dying node");
     await dying.server.shutdown(0); // cuts the stream with the calls in it
     expect(await write).toMatchObject({ code: "UNAVAILABLE", outcomeUnknown: true });
     expect(((await write) as RockraftClientError).message).toContain(
@@ -369,11 +370,14 @@ describe("the Batch stream", () => {
   });
 
   test("shutdown answers the calls in flight, ends the stream and does not wait out its grace", async () => {
-    const { address, server: node } = await startServer({ kv: memoryKv(200) });
+    const slow = memoryKv(200);
+    let arrived = 0;
+    const counting: KvHandler = { ...slow, put: (k, v, c) => (arrived++, slow.put(k, v, c)) };
+    const { address, server: node } = await startServer({ kv: counting });
     const kv = client([address]);
     await kv.put("warm", "up"); // the stream is open
     const inFlight = kv.put("k", "v");
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await waitFor(() => arrived === 2, "the second write to reach the server");
     const began = Date.now();
     await node.shutdown(10_000);
     expect(Date.now() - began).toBeLessThan(5_000);
@@ -406,12 +410,13 @@ describe("the Batch stream", () => {
   });
 
   test("a closed client fails its calls in flight and refuses new ones", async () => {
+    let arrived = false;
     const { address } = await server({
-      kv: { ...stubKv, put: () => new Promise(() => {}) },
+      kv: { ...stubKv, put: () => ((arrived = true), new Promise(() => {})) },
     });
     const kv = new RockraftClient({ endpoints: [address] });
     const pending = kv.put("k", "v").catch((e: unknown) => e as RockraftClientError);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await waitFor(() => arrived, "the write to reach the server");
     kv.close();
     expect(await pending).toMatchObject({ code: "CANCELLED" });
     await expect(kv.put("k", "v")).rejects.toMatchObject({ code: "TRANSPORT_CLOSED" });
