@@ -1,6 +1,6 @@
 import { encodeConfState, makeConfState, type ConfState } from "@rockraft/raft-core";
 import { ClassicLevel } from "classic-level";
-import { afterEach, describe, expect, test } from "vitest";
+import { afterEach, describe, expect, test, vi } from "vitest";
 import { decodeCommand, encodeCommand, type Command, type LevelStorage } from "../src/index.js";
 import { decodeMetadata, encodeMetadata } from "../src/codec.js";
 import { LOG_START_KEY, logKey } from "../src/keys.js";
@@ -477,17 +477,21 @@ describe("persisting Readies", () => {
       ranges.push(range);
       return original(...range);
     };
-    await store.persist({ entries: [], compactIndex: 200, mustSync: false });
-    // Writing every 50 ms for 1.5 s: the store is never idle for the 1 s compaction waits for.
-    for (let i = 301; i <= 330; i++) {
-      await append(store, [entry(i, 1)]);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    // The store's clock is faked: time moves only when the test says so.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "performance"] });
+    try {
+      await store.persist({ entries: [], compactIndex: 200, mustSync: false });
+      // A write every 50 ms for 1.5 s: never idle for the 1 s the compaction waits for.
+      for (let i = 301; i <= 330; i++) {
+        await append(store, [entry(i, 1)]);
+        await vi.advanceTimersByTimeAsync(50);
+      }
+      expect(ranges).toEqual([]);
+      await vi.advanceTimersByTimeAsync(1_000); // idle now
+      expect(ranges).toEqual([[logKey(1), logKey(201)]]);
+    } finally {
+      vi.useRealTimers();
     }
-    expect(ranges).toEqual([]);
-    const deadline = Date.now() + 10_000; // about 1 s, unless the machine is very busy
-    while (ranges.length === 0 && Date.now() < deadline)
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(ranges).toEqual([[logKey(1), logKey(201)]]);
     await store.close();
   });
 
