@@ -67,8 +67,11 @@ export class FaultSchedule {
     return this.nodes.filter((node) => node.running());
   }
 
+  /** Runs `run` in `ms`, unless the fault phase has ended (the heal then restores all). */
   private later(ms: number, run: () => void): void {
-    this.world.schedule(ms, run);
+    this.world.schedule(ms, () => {
+      if (this.active) run();
+    });
   }
 
   /**

@@ -194,6 +194,11 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
         )
           .catch(() => undefined)
           .finally(() => (membershipCall = undefined));
+        // As any client: a call whose node died never answers; try again after a while.
+        const call = membershipCall;
+        world.schedule(3_000, () => {
+          if (membershipCall === call) membershipCall = undefined;
+        });
       }
       return;
     }
