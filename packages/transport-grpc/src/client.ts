@@ -37,6 +37,7 @@ import type {
 import { BatchFailure, BatchSession, type BatchAnswer } from "./batch-client.js";
 import { TlsDialer } from "./tls.js";
 import { toNumber } from "./wire.js";
+import { Backoff } from "./backoff.js";
 
 /** Keys and values: bytes, or a string sent as UTF-8. */
 export type Bytes = Uint8Array | string;
@@ -470,7 +471,7 @@ export class RockraftClient {
   ): Promise<Response> {
     if (this.closed) throw new TransportError("TRANSPORT_CLOSED", "RockraftClient is closed");
     const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
-    let backoff = 25;
+    const backoff = new Backoff(25, 1_000);
     let lastError: RockraftClientError | undefined;
     while (Date.now() < deadline) {
       const endpoint = this.endpoint(this.preferred);
@@ -494,9 +495,8 @@ export class RockraftClient {
         const addresses = [...this.endpoints.keys()];
         this.preferred = addresses[(addresses.indexOf(endpoint.address) + 1) % addresses.length]!;
         if (unknownWrite) throw error; // the next call goes elsewhere; this one may have landed
-        const wait = Math.min(backoff, deadline - Date.now());
+        const wait = Math.min(backoff.next(), deadline - Date.now());
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-        backoff = Math.min(backoff * 2, 1_000);
       }
     }
     throw new RockraftClientError(

@@ -9,6 +9,7 @@ import {
 } from "./gen/rockraft/v1/raft.js";
 import { SILENT_LOGGER, type SnapshotSource, type TransportLogger } from "./handlers.js";
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./server.js";
+import { Backoff } from "./backoff.js";
 import { probeConnection } from "./probe.js";
 import { TlsDialer, type TlsOptions } from "./tls.js";
 import { estimateSize, messageToWire, metadataToWire } from "./wire.js";
@@ -49,10 +50,6 @@ export interface PeerTransportOptions {
 
 type State = "connecting" | "ready" | "backoff" | "closed";
 
-function jitter(ms: number): number {
-  return Math.round(ms * (0.8 + Math.random() * 0.4));
-}
-
 /** The connection to one peer: a long-lived Send stream fed from a bounded queue. */
 class PeerConnection {
   private readonly client: RaftServiceClient;
@@ -61,7 +58,7 @@ class PeerConnection {
   private queue: Message[] = [];
   private flushScheduled = false;
   private waitingForDrain = false;
-  private backoffMs: number;
+  private readonly backoff: Backoff;
   private timer: NodeJS.Timeout | undefined;
   private snapshotInFlight = false;
   /** When a failure to connect was last logged, and how many went unlogged since. */
@@ -80,7 +77,7 @@ class PeerConnection {
       PeerTransportOptions,
     channelOptions: ChannelOptions,
   ) {
-    this.backoffMs = options.backoffInitialMs;
+    this.backoff = new Backoff(options.backoffInitialMs, options.backoffMaxMs);
     const { credentials, options: tlsOptions } = new TlsDialer(options.tls).credentialsFor(address);
     this.client = new PeerClient(address, credentials, { ...channelOptions, ...tlsOptions });
     this.connect();
@@ -140,7 +137,7 @@ class PeerConnection {
   private connect(): void {
     if (this.state === "closed") return;
     this.state = "connecting";
-    this.client.waitForReady(Date.now() + Math.max(1_000, this.backoffMs), (error) => {
+    this.client.waitForReady(Date.now() + Math.max(1_000, this.backoff.base), (error) => {
       if (this.state === "closed") return;
       if (error !== undefined && error !== null) {
         this.down(error);
@@ -157,7 +154,7 @@ class PeerConnection {
     });
     this.stream = stream;
     this.state = "ready";
-    this.backoffMs = this.options.backoffInitialMs;
+    this.backoff.reset();
     this.log().debug({ peer: this.peer, address: this.address }, "connected to peer");
   }
 
@@ -180,8 +177,7 @@ class PeerConnection {
     if (dropped.length > 0) this.options.onDropped?.(this.peer, dropped);
     if (dropped.length > 0 || wasReady) this.options.onUnreachable(this.peer);
     this.state = "backoff";
-    const delay = jitter(this.backoffMs);
-    this.backoffMs = Math.min(this.backoffMs * 2, this.options.backoffMaxMs);
+    const delay = this.backoff.next();
     this.timer = setTimeout(() => this.connect(), delay);
   }
 
