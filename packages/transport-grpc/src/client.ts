@@ -15,15 +15,7 @@ import {
   type CallError,
   type LogId as WireLogId,
 } from "./gen/rockraft/v1/kv.js";
-import {
-  ANSWERED_METADATA,
-  ERROR_CODE_METADATA,
-  LEADER_ADDR_METADATA,
-  LEADER_ID_METADATA,
-  OUTCOME_UNKNOWN_METADATA,
-  TransportError,
-  type LeaderHint,
-} from "./errors.js";
+import { TransportError, type LeaderHint } from "./errors.js";
 import type {
   ClusterMetrics,
   DeleteResult,
@@ -38,6 +30,7 @@ import { BatchFailure, BatchSession, type BatchAnswer } from "./batch-client.js"
 import { TlsDialer } from "./tls.js";
 import { toNumber } from "./wire.js";
 import { Backoff } from "./backoff.js";
+import { callErrorFromStatus } from "./call-status.js";
 
 /** Keys and values: bytes, or a string sent as UTF-8. */
 export type Bytes = Uint8Array | string;
@@ -529,22 +522,11 @@ function unaryAttempt<Response>(invoker: Invoker<Response>): Attempt<Response> {
           return;
         }
         // The status and trailing metadata carry what a Batch call's CallError does.
-        const text = (key: string) => String(error.metadata?.get(key)[0] ?? "");
-        const leaderId = text(LEADER_ID_METADATA);
-        const answer: CallError = {
-          status: error.code,
-          message: error.details || error.message,
-          code: text(ERROR_CODE_METADATA),
-          leaderId: /^\d+$/.test(leaderId) ? BigInt(leaderId) : 0n,
-          leaderAddr: text(LEADER_ADDR_METADATA),
-          outcomeUnknown: text(OUTCOME_UNKNOWN_METADATA) === "1",
-        };
+        const { answer, answered } = callErrorFromStatus(error);
         // No answer from the node: unless grpc-js never started the call, it may have
         // reached the node, and a write's outcome is unknown.
         const mayHaveReached =
-          text(ANSWERED_METADATA) === "" &&
-          UNANSWERED.has(error.code) &&
-          !NOT_STARTED.test(answer.message);
+          !answered && UNANSWERED.has(error.code) && !NOT_STARTED.test(answer.message);
         if (!mayHaveReached) {
           reject(answeredError(endpoint.address, answer, error));
           return;
