@@ -13,8 +13,13 @@ import type { NodeRuntime } from "./runtime.js";
 import type { LeaderCalls } from "./seams.js";
 import { Wait, type LogId, type Member, type NodeMetrics } from "./wait.js";
 
-/** Keys and values: bytes, or a string stored as UTF-8. */
-export type Bytes = Uint8Array | string;
+// One definition each, in the lowest package that needs it: re-exported here.
+import type {
+  Bytes,
+  CallOptions as ClientCallOptions,
+  DeleteResult,
+} from "@rockraft/transport-grpc";
+export type { Bytes, DeleteResult };
 
 /** A member as the seed example names it. */
 export interface RaftNodeInfo {
@@ -38,14 +43,6 @@ export interface WriteResult {
   readonly logId: LogId;
 }
 
-/** What {@link RaftApi.delete} resolves with. */
-export interface DeleteResult {
-  /** Where the delete landed; it is committed and applied. */
-  readonly logId: LogId;
-  /** Whether the key existed. */
-  readonly found: boolean;
-}
-
 /** A compare-and-swap for {@link RaftApi.compareAndSwap}: the same as the client's. */
 export type CompareAndSwapRequest = SwapRequest;
 
@@ -60,11 +57,8 @@ export interface MembershipTarget {
   readonly learners?: readonly RaftNodeInfo[];
 }
 
-/** Options of each call. */
-export interface CallOptions {
-  /** Deadline of the call; default 10000 ms. */
-  readonly timeoutMs?: number;
-}
+/** Options of each call: its deadline (default 10000 ms), as the client's `timeoutMs`. */
+export type CallOptions = Pick<ClientCallOptions, "timeoutMs">;
 
 /** How `read` reaches its value. */
 export type ReadMode =

@@ -2,13 +2,9 @@ import { NONE, type NodeId, type StateRole, type Status } from "@rockraft/raft-c
 import { RockraftError, type RockraftErrorCode } from "./errors.js";
 import type { Clock } from "./seams.js";
 
-/** A cluster member and its address. */
-export interface Member {
-  /** The member's node id. */
-  readonly nodeId: NodeId;
-  /** The member's `host:port` for peers and clients. */
-  readonly addr: string;
-}
+// One definition each, in the lowest package that needs it (the wire's): re-exported here.
+import type { LogId, Member, ReplicationProgress } from "@rockraft/transport-grpc";
+export type { LogId, Member, ReplicationProgress };
 
 /** The members of a cluster configuration. */
 export interface Membership {
@@ -18,28 +14,6 @@ export interface Membership {
   readonly learners: readonly Member[];
   /** Non-empty during a joint configuration: the outgoing voters. */
   readonly votersOutgoing: readonly Member[];
-}
-
-/** The leader's view of one member's replication. */
-export interface ReplicationProgress {
-  /** The member. */
-  readonly nodeId: NodeId;
-  /** Highest index known to match the leader's log. */
-  readonly matchIndex: number;
-  /** Next index the leader sends. */
-  readonly nextIndex: number;
-  /** `probe`, `replicate` or `snapshot`. */
-  readonly state: string;
-}
-
-/** A log entry's identity: the term and leader that created it, and its index. */
-export interface LogId {
-  /** Term of the entry. */
-  readonly term: number;
-  /** The leader of that term, when known (0 otherwise). */
-  readonly nodeId: NodeId;
-  /** Log index of the entry. */
-  readonly index: number;
 }
 
 /**

@@ -91,7 +91,7 @@ export interface Member {
 }
 
 /** The leader's view of one member's replication. */
-export interface ReplicationStatus {
+export interface ReplicationProgress {
   /** The member. */
   readonly nodeId: NodeId;
   /** Highest index known to match the leader's log. */
@@ -129,7 +129,7 @@ export interface ClusterMetrics {
   /** Index of its latest snapshot (0 when none). */
   readonly snapshotIndex: number;
   /** Per member, on the leader only. */
-  readonly replication: readonly ReplicationStatus[];
+  readonly replication: readonly ReplicationProgress[];
 }
 
 /** Result of an initialize call. */

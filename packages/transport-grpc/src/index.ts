@@ -47,7 +47,7 @@ export {
   type MembershipResult,
   type PutResult,
   type PeerHandler,
-  type ReplicationStatus,
+  type ReplicationProgress,
   type SnapshotResult,
   type SnapshotSink,
   type SnapshotSource,
