@@ -2,6 +2,7 @@
 // so that corruption is detected and named rather than decoded into nonsense.
 import { crc32 } from "node:zlib";
 import {
+  type LogPosition,
   decodeConfState,
   encodeConfState,
   type ConfState,
@@ -82,12 +83,6 @@ export function encodeHardState(state: HardState): Uint8Array {
 export function decodeHardState(bytes: Uint8Array): HardState {
   const view = unseal(bytes, 24);
   return { term: readU64(view, 0), vote: readU64(view, 8), commit: readU64(view, 16) };
-}
-
-/** A log position: (index, term). */
-export interface LogPosition {
-  readonly index: number;
-  readonly term: number;
 }
 
 export function encodePosition(position: LogPosition): Uint8Array {

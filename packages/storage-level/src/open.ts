@@ -6,6 +6,7 @@ import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { ClassicLevel } from "classic-level";
 import {
+  type LogPosition,
   EMPTY_CONF_STATE,
   MemoryStorage,
   type Entry,
@@ -21,7 +22,6 @@ import {
   decodeU32,
   decodeU64,
   encodeU32,
-  type LogPosition,
 } from "./codec.js";
 import { DURABLE_MARK_FILE, DurableMark } from "./durable-mark.js";
 import { StorageError } from "./errors.js";
