@@ -1,7 +1,7 @@
 // Runs the deterministic simulator over many seeds:
 //   pnpm --filter @rockraft/raft-core sim -- --seeds 100000 [--start 1] [--nodes 3|5|both] [--steps 3000]
 //     [--churn] [--commit-notice broadcast|on-demand] [--faults all|classic]
-//     [--read-mode safe|lease] [--pre-vote on|off] [--check-quorum on|off] [--heal-ticks N]
+//     [--read-mode read_index|lease] [--pre-vote on|off] [--check-quorum on|off] [--heal-ticks N]
 // --faults all (the default) adds skewed clocks (±20%), stalls of one to three election
 // timeouts, messages delayed by up to three election timeouts and leadership transfers to
 // the classic faults (loss, duplication, reordering, partitions, crashes).
@@ -21,7 +21,7 @@ const { values } = parseArgs({
     churn: { type: "boolean", default: false },
     "commit-notice": { type: "string", default: "broadcast" },
     faults: { type: "string", default: "all" },
-    "read-mode": { type: "string", default: "safe" },
+    "read-mode": { type: "string", default: "read_index" },
     "pre-vote": { type: "string", default: "on" },
     "check-quorum": { type: "string", default: "on" },
     "heal-ticks": { type: "string" },
@@ -38,7 +38,7 @@ function choice<T extends string>(name: string, allowed: readonly T[]): T {
   return value as T;
 }
 const faults = choice("faults", ["all", "classic"] as const);
-const readMode = choice("read-mode", ["safe", "lease"] as const);
+const readMode = choice("read-mode", ["read_index", "lease"] as const);
 const preVote = choice("pre-vote", ["on", "off"] as const) === "on";
 const checkQuorum = choice("check-quorum", ["on", "off"] as const) === "on";
 const healTicks = Number(values["heal-ticks"] ?? (preVote ? 200 : PRE_VOTE_OFF_HEAL_TICKS));

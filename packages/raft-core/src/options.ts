@@ -3,10 +3,10 @@ import type { RaftStorage } from "./storage.js";
 import type { NodeId } from "./types.js";
 
 /**
- * How the leader confirms it still leads before serving a read: `safe` (ReadIndex, a heartbeat
+ * How the leader confirms it still leads before serving a read: `read_index` (ReadIndex, a heartbeat
  * round) or `lease` (its leader lease; needs CheckQuorum).
  */
-export type ReadMode = "safe" | "lease";
+export type ReadMode = "read_index" | "lease";
 
 /** Options of one Raft node. Durations are in ticks of the caller's logical clock. */
 export interface RaftOptions {
@@ -38,7 +38,7 @@ export interface RaftOptions {
   readonly preVote?: boolean;
   /** CheckQuorum (thesis §6.2); default true. */
   readonly checkQuorum?: boolean;
-  /** ReadIndex (`safe`, thesis §6.4) or leader lease (`lease`, needs checkQuorum); default safe. */
+  /** ReadIndex (`read_index`, thesis §6.4) or leader lease (`lease`, needs checkQuorum); default read_index. */
   readonly readMode?: ReadMode;
   /**
    * How many ticks the lease gives up to clock drift between nodes (`lease` reads only).

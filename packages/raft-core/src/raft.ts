@@ -161,7 +161,7 @@ export class Raft {
       maxCommittedBytesPerReady: options.maxCommittedBytesPerReady ?? 64 * 1024 * 1024,
       preVote: options.preVote ?? true,
       checkQuorum: options.checkQuorum ?? true,
-      readMode: options.readMode ?? "safe",
+      readMode: options.readMode ?? "read_index",
       leaseClockDriftTicks: options.leaseClockDriftTicks ?? Math.ceil(options.electionTick / 5),
       disableProposalForwarding: options.disableProposalForwarding ?? false,
       commitNotice: options.commitNotice ?? "broadcast",

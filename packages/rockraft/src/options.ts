@@ -19,7 +19,7 @@ export function raftOptionsOf(
     maxInflightMsgs: raft.maxInflightAppends,
     preVote: raft.preVote,
     checkQuorum: raft.checkQuorum,
-    readMode: raft.readMode === "lease" ? "lease" : "safe",
+    readMode: raft.readMode,
     leaseClockDriftTicks: Math.ceil(raft.leaseClockDriftMs / raft.tickIntervalMs),
     snapshotInterval: raft.snapshotLogsSinceLast,
     snapshotKeepEntries: raft.snapshotKeepLogs,
