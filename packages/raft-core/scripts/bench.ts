@@ -54,7 +54,7 @@ function round(members: Member[], inbox: Message[]): Message[] {
     if (ready.snapshot !== undefined) storage.applySnapshot(ready.snapshot);
     storage.append(ready.entries);
     if (ready.hardState !== undefined) storage.setHardState(ready.hardState);
-    for (const message of ready.persistedMessages) outbox.push(message);
+    for (const message of ready.messagesAfterPersist) outbox.push(message);
     const last = ready.committedEntries[ready.committedEntries.length - 1];
     if (last !== undefined) member.applied = last.index;
     node.advance();

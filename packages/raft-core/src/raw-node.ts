@@ -267,10 +267,10 @@ export class RawNode {
     const lastEntry = entries[entries.length - 1];
 
     const selfMessages: Message[] = [];
-    const persistedMessages: Message[] = [];
+    const messagesAfterPersist: Message[] = [];
     for (const m of raft.msgsAfterPersist) {
       if (m.to === raft.id) selfMessages.push(m);
-      else persistedMessages.push(m);
+      else messagesAfterPersist.push(m);
     }
     if (raft.role === "leader" && lastEntry !== undefined) {
       // The leader's own acknowledgement, counted toward commit once these are durable.
@@ -317,7 +317,7 @@ export class RawNode {
       entries,
       committedEntries,
       messages,
-      persistedMessages,
+      messagesAfterPersist,
       readStates,
       mustSync,
       compactIndex,

@@ -282,7 +282,7 @@ export type MessageType = Message["type"];
  * 2. **Persist** `snapshot` (if any), then `entries` (if any; an entry at an index already
  *    stored replaces it and every entry after it), then `hardState` (if any), atomically,
  *    and durably (fsync) when `mustSync` is true.
- * 3. **Send `persistedMessages`** — only after step 2 is durable: they promise what step 2
+ * 3. **Send `messagesAfterPersist`** — only after step 2 is durable: they promise what step 2
  *    wrote (a granted vote, an acknowledged append).
  * 4. **Apply `committedEntries`** to the state machine, in order, after step 2; and serve
  *    each `readStates` item once the state machine has applied its index.
@@ -311,7 +311,7 @@ export interface Ready {
   /** Messages to send at once (step 1). */
   readonly messages: readonly Message[];
   /** Messages to send only after step 2 is durable (step 3). */
-  readonly persistedMessages: readonly Message[];
+  readonly messagesAfterPersist: readonly Message[];
   /** Reads to serve once their index is applied (step 4). */
   readonly readStates: readonly ReadState[];
   /** True when step 2 must fsync: the hard state's term or vote, entries or a snapshot changed. */

@@ -127,7 +127,7 @@ describe("restart", () => {
       transfer: false,
     });
     const ready = restarted.ready();
-    expect(ready.persistedMessages).toEqual([
+    expect(ready.messagesAfterPersist).toEqual([
       { type: "MsgVoteResp", from: 1, to: 3, term: 5, reject: true },
     ]);
   });
@@ -157,7 +157,7 @@ describe("the Ready contract", () => {
     });
     const ready: Ready = node.ready();
     expect(ready.messages).toEqual([]);
-    expect(ready.persistedMessages.map((m) => m.type)).toEqual(["MsgAppResp"]);
+    expect(ready.messagesAfterPersist.map((m) => m.type)).toEqual(["MsgAppResp"]);
     expect(ready.mustSync).toBe(true);
   });
 

@@ -287,7 +287,7 @@ describe("§5.2 leader election", () => {
     node.step(vote(2, 1, 2, 0, 0));
     const ready = persist(node, storage);
     expect(ready.messages).toEqual([]);
-    expect(ready.persistedMessages).toEqual([voteResp(1, 2, 2, false)]);
+    expect(ready.messagesAfterPersist).toEqual([voteResp(1, 2, 2, false)]);
     expect(ready.hardState).toEqual({ term: 2, vote: 2, commit: 0 });
     expect(storage.hardState()).toEqual({ term: 2, vote: 2, commit: 0 });
   });

@@ -316,7 +316,7 @@ describe("lease reads", () => {
     const first = node.ready();
     expect(first.hardState?.term).toBe(1);
     expect(first.messages).toEqual([]);
-    expect(first.persistedMessages.map((m) => m.type)).toEqual(["MsgHeartbeatResp"]);
+    expect(first.messagesAfterPersist.map((m) => m.type)).toEqual(["MsgHeartbeatResp"]);
     storage.setHardState(first.hardState!);
     node.advance();
     node.step({ type: "MsgHeartbeat", from: 2, to: 1, term: 1, commit: 0, context: "2" });

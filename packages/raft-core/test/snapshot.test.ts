@@ -158,7 +158,7 @@ describe("sending and installing snapshots", () => {
     expect(ready.snapshot).toBe(snapshot);
     expect(ready.entries).toEqual([]);
     expect(ready.hardState).toEqual({ term: 2, vote: 0, commit: 5 });
-    expect(ready.persistedMessages).toEqual([
+    expect(ready.messagesAfterPersist).toEqual([
       {
         type: "MsgAppResp",
         from: 2,
@@ -204,7 +204,7 @@ describe("sending and installing snapshots", () => {
     node.step({ type: "MsgSnap", from: 1, to: 2, term: 2, snapshot });
     const ready = node.ready();
     expect(ready.snapshot).toBeUndefined();
-    expect(ready.persistedMessages).toEqual([
+    expect(ready.messagesAfterPersist).toEqual([
       {
         type: "MsgAppResp",
         from: 2,

@@ -101,7 +101,7 @@ export class ReadyLoop {
       // so still "after" it): one write per Ready instead of two.
       let applied: ApplyResult[] | undefined;
       if (!commitOnly) applied = await storage.persist(ready, { apply: ready.committedEntries });
-      network.send(ready.persistedMessages);
+      network.send(ready.messagesAfterPersist);
       if (ready.snapshot !== undefined) this.parts.snapshotInstalled(ready.snapshot.metadata);
       if (applied !== undefined) {
         this.parts.applied(applied);

@@ -360,7 +360,7 @@ export class PeerTransport {
     }
   }
 
-  /** Queues messages for their peers (Ready's `messages` and `persistedMessages`). */
+  /** Queues messages for their peers (Ready's `messages` and `messagesAfterPersist`). */
   send(messages: readonly Message[]): void {
     if (this.closed) return;
     const byPeer = new Map<NodeId, Message[]>();

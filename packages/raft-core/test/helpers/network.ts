@@ -52,7 +52,7 @@ export function persist(node: RawNode, storage: MemoryStorage, applied?: Entry[]
 
 /** Every message of a Ready, both lists, sorted by recipient then type. */
 export function sortedMessages(ready: Ready): Message[] {
-  return sortMessages([...ready.messages, ...ready.persistedMessages]);
+  return sortMessages([...ready.messages, ...ready.messagesAfterPersist]);
 }
 
 export function sortMessages(messages: Message[]): Message[] {
@@ -149,7 +149,7 @@ export class TestNetwork {
         if (!member.node.hasReady()) continue;
         const ready = persist(member.node, member.storage, member.applied);
         member.readStates.push(...ready.readStates);
-        pending.push(...ready.messages, ...ready.persistedMessages);
+        pending.push(...ready.messages, ...ready.messagesAfterPersist);
       }
       if (pending.length === 0 && ![...this.members.values()].some((m) => m.node.hasReady()))
         return;

@@ -665,7 +665,7 @@ export class SimCluster {
     }
     node.disk.append(ready.entries);
     if (ready.hardState !== undefined) node.disk.setHardState(ready.hardState);
-    this.send(ready.persistedMessages);
+    this.send(ready.messagesAfterPersist);
     for (const entry of ready.committedEntries) this.apply(node, entry);
     for (const state of ready.readStates) {
       const read = node.reads.get(state.context);
