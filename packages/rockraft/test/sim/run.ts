@@ -110,12 +110,18 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
   const nodes = [...byId.values()];
   for (const node of nodes) node.start();
 
-  // Election safety: at most one leader per term, checked after every event.
+  // After every event: raft-core's own invariants on every node, and election safety (at
+  // most one leader per term).
   const leaderOfTerm = new Map<number, NodeId>();
   const checkLeaders = () => {
     for (const node of nodes) {
       const runtime = node.runtime;
       if (runtime === undefined || !node.running()) continue;
+      try {
+        runtime.raw.checkInvariants();
+      } catch (error) {
+        if (violations.length < 20) violations.push(`invariant: ${(error as Error).message}`);
+      }
       const soft = runtime.raw.softState();
       if (soft.role !== "leader") continue;
       const known = leaderOfTerm.get(soft.term);
