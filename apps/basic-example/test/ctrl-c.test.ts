@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, expect, test } from "vitest";
-import { freePorts } from "./helpers/processes.js";
+import { freePorts, waitFor } from "@rockraft/test-utils";
 
 // Ctrl+C in a terminal sends SIGINT to the whole foreground process group: pnpm, the shell
 // it runs the script with, and node. The user must see only the node's own shutdown lines,
@@ -37,11 +37,7 @@ test(
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       child.on("exit", (code, signal) => resolve({ code, signal })),
     );
-    const deadline = Date.now() + 30_000;
-    while (!/is running/.test(output)) {
-      if (Date.now() > deadline) throw new Error(`the node did not start:\n${output}`);
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
+    await waitFor(() => /is running/.test(output), "the node to start", 30_000);
     process.kill(-child.pid!, "SIGINT");
     const { code, signal } = await exited;
     expect(output).toContain("shut down cleanly");

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, test } from "vitest";
 import { PeerTransport, RockraftClient, RockraftClientError } from "@rockraft/transport-grpc";
+import { waitFor } from "@rockraft/test-utils";
 import { exampleCluster, type NodeProcess } from "./helpers/processes.js";
 
 // The example's nodes as real child processes, as a user runs them.
@@ -123,26 +124,25 @@ describe("the basic example, as processes", () => {
       }
     })();
     try {
-      while (acked.length < 20) await new Promise((resolve) => setTimeout(resolve, 20));
+      await waitFor(() => acked.length >= 20, "20 acknowledged writes", 30_000);
       const leaderId = (await kv.metrics()).currentLeader;
       const leader = nodes[leaderId - 1]!;
-      const killedAt = Date.now();
       await leader.stop("SIGKILL");
       const survivors = nodes.filter((n) => n !== leader);
       const watch = new RockraftClient({ endpoints: [survivors[0]!.address], timeoutMs: 2_000 });
-      let newLeader = 0;
-      while (newLeader === 0 || newLeader === leaderId) {
-        newLeader = await watch.metrics({ endpoint: survivors[0]!.address }).then(
-          (m) => m.currentLeader,
-          () => 0,
-        );
-        if (Date.now() - killedAt > 10_000)
-          throw new Error("no new leader within 10 s (several election timeouts)");
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await waitFor(
+        () =>
+          watch.metrics({ endpoint: survivors[0]!.address }).then(
+            (m) => m.currentLeader !== 0 && m.currentLeader !== leaderId,
+            () => false,
+          ),
+        "a new leader (several election timeouts)",
+        10_000,
+        50,
+      );
       watch.close();
       const before = acked.length;
-      while (acked.length < before + 20) await new Promise((resolve) => setTimeout(resolve, 20));
+      await waitFor(() => acked.length >= before + 20, "20 more acknowledged writes", 30_000);
       writing = false;
       await writer;
       leader.start();
