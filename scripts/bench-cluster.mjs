@@ -24,7 +24,6 @@ import {
   cpuSeconds,
   freePorts,
   percentile,
-  root,
   startExampleCluster,
 } from "./lib/example-cluster.mjs";
 const { values } = parseArgs({
@@ -51,7 +50,7 @@ if (!Number.isInteger(repeat) || repeat < 1) {
 }
 
 buildAll();
-const { RockraftClient } = await import(join(root, "packages/transport-grpc/dist/index.js"));
+const { RockraftClient } = await import("@rockraft/transport-grpc");
 const profile =
   values.profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${values.profile}`];
 const { dir, nodes, endpoints, stop: stopAll } = await startExampleCluster({ nodeArgs: profile });

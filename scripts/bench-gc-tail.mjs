@@ -21,7 +21,6 @@ import {
   buildAll,
   cleanUpOnExit,
   percentile,
-  root,
   startExampleCluster,
 } from "./lib/example-cluster.mjs";
 
@@ -38,8 +37,8 @@ const warmup = Number(values.warmup);
 const extraArgs = values["node-args"].split(/\s+/).filter((arg) => arg !== "");
 
 buildAll();
-const { RockraftClient } = await import(join(root, "packages/transport-grpc/dist/index.js"));
-const { parseConfig } = await import(join(root, "packages/config/dist/index.js"));
+const { RockraftClient } = await import("@rockraft/transport-grpc");
+const { parseConfig } = await import("@rockraft/config");
 // The example's default snapshot policy: a snapshot every this many applied entries.
 const snapshotEvery = parseConfig(
   '[node]\nnode_id = 1\nraft_addr = "127.0.0.1:1"\n[rocksdb]\ndata_path = "unused"\n',

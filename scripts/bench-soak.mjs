@@ -10,7 +10,7 @@ import { readdir, stat } from "node:fs/promises";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { buildAll, root, startExampleCluster } from "./lib/example-cluster.mjs";
+import { buildAll, startExampleCluster } from "./lib/example-cluster.mjs";
 const { values } = parseArgs({
   options: {
     writes: { type: "string", default: "1000000" },
@@ -24,7 +24,7 @@ const concurrency = Number(values.clients);
 const keys = Number(values.keys);
 
 buildAll();
-const { RockraftClient } = await import(join(root, "packages/transport-grpc/dist/index.js"));
+const { RockraftClient } = await import("@rockraft/transport-grpc");
 const peakRssMb = (pid) =>
   Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))[1]) / 1024;
 async function du(path) {
