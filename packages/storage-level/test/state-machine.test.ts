@@ -1,5 +1,6 @@
 import { encodeConfState, makeConfState, type ConfState } from "@rockraft/raft-core";
 import { ClassicLevel } from "classic-level";
+import { waitFor } from "@rockraft/test-utils";
 import { afterEach, describe, expect, test, vi } from "vitest";
 import { decodeCommand, encodeCommand, type Command, type LevelStorage } from "../src/index.js";
 import { decodeMetadata, encodeMetadata } from "../src/codec.js";
@@ -303,9 +304,8 @@ describe("applying committed entries", () => {
     const writes = countWrites(store);
     await store.apply([put(1, 1, "k", "v1")], { waitForWrite: false });
     expect(writes.batches).toBe(0);
-    const deadline = Date.now() + 5_000; // 10 ms, unless the machine is very busy
-    while (writes.batches === 0 && Date.now() < deadline)
-      await new Promise((resolve) => setTimeout(resolve, 5));
+    // 10 ms, unless the machine is very busy.
+    await waitFor(() => writes.batches > 0, "the deferred apply's own write", 5_000, 5);
     expect(writes.batches).toBe(1);
     await store.close();
   });
@@ -459,9 +459,8 @@ describe("persisting Readies", () => {
     const store = await storeWithSnapshot(dataPath, 300);
     await store.persist({ entries: [], compactIndex: 200, mustSync: false });
     const writes = countWrites(store);
-    const deadline = Date.now() + 5_000; // about 40 ms, unless the machine is very busy
-    while (writes.ops < 199 && Date.now() < deadline)
-      await new Promise((resolve) => setTimeout(resolve, 5));
+    // About 40 ms, unless the machine is very busy.
+    await waitFor(() => writes.ops >= 199, "the trailing deletes' own writes", 5_000, 5);
     await store.close();
     expect(await rawLogKeysUpTo(dataPath, 200)).toBe(0);
     expect(await rawLogKeysUpTo(dataPath, 300)).toBe(100);

@@ -140,11 +140,11 @@ describe("mutual TLS", () => {
       trusted.peers.send([message]);
       return inbox.messages.length > 0;
     }, "the trusted peer's message");
-    for (let i = 0; i < 20; i++) {
+    // The stranger keeps trying; each try is refused and reported.
+    await waitFor(() => {
       stranger.peers.send([{ ...message, commit: 99 }]);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-    expect(stranger.unreachable.length).toBeGreaterThan(0);
+      return stranger.unreachable.length >= 3;
+    }, "the stranger's messages to be refused three times");
     expect(inbox.messages.filter((m) => m.type === "MsgHeartbeat" && m.commit === 99)).toEqual([]);
   });
 
@@ -185,7 +185,10 @@ describe("mutual TLS", () => {
     const warning = records.find((r) => r.msg.startsWith("cannot connect to peer 2"))!;
     expect(warning.msg).toMatch(new RegExp(`^cannot connect to peer 2 at ${address}: TLS`));
     expect(String(warning.obj.reason)).toMatch(/certificate|unknown ca|alert/i);
-    await new Promise((resolve) => setTimeout(resolve, 500)); // several more failed attempts
+    // Several more failed attempts (counted by the connection, not logged).
+    const connection = () =>
+      (peers as unknown as { peers: Map<number, { failuresUnlogged: number }> }).peers.get(2)!;
+    await waitFor(() => connection().failuresUnlogged >= 3, "three more failed attempts");
     expect(records.filter((r) => r.msg.startsWith("cannot connect to peer 2"))).toHaveLength(1);
   });
 
