@@ -61,7 +61,7 @@ export interface MembershipTarget {
 export type CallOptions = Pick<ClientCallOptions, "timeoutMs">;
 
 /** How `read` reaches its value. */
-export type ReadMode =
+export type ReadConsistency =
   /** ReadIndex: the leader confirms it still leads, then the read is served once applied (default). */
   | "linearizable"
   /** This node's applied state, without any round trip: may be stale. */
@@ -168,7 +168,7 @@ export class RaftApi {
   /** Reads `key` (linearizable by default); undefined when absent. */
   async read(
     key: Bytes,
-    options: CallOptions & { mode?: ReadMode } = {},
+    options: CallOptions & { mode?: ReadConsistency } = {},
   ): Promise<Uint8Array | undefined> {
     const checked = this.checkKey(key);
     if ((options.mode ?? "linearizable") === "linearizable") {

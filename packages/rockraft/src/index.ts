@@ -8,7 +8,7 @@ export {
   type DeleteResult,
   type MembershipTarget,
   type RaftNodeInfo,
-  type ReadMode,
+  type ReadConsistency,
   type WriteRequest,
   type WriteResult,
 } from "./api.js";
