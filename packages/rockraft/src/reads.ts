@@ -5,38 +5,26 @@ import type { RawNode, ReadState } from "@rockraft/raft-core";
 import { RockraftError } from "./errors.js";
 import type { Clock, TimerHandle } from "./seams.js";
 
-/** A read waiting for its read index; it settles once, at the latest at its deadline. */
+/** A read waiting for its read index; it settles once (at the latest at its deadline). */
 class PendingRead {
   settled = false;
-  private readonly timer: TimerHandle;
 
   constructor(
-    private readonly clock: Clock,
     private readonly onResolve: (index: number) => void,
     private readonly onReject: (error: Error) => void,
     /** Wall-clock ms after which the caller no longer waits. */
     readonly deadline: number,
-  ) {
-    this.timer = clock.setTimeout(
-      () =>
-        this.reject(
-          new RockraftError("RAFT_TIMEOUT", "no read index from the leader within the deadline"),
-        ),
-      Math.max(0, deadline - clock.now()),
-    );
-  }
+  ) {}
 
   resolve(index: number): void {
     if (this.settled) return;
     this.settled = true;
-    this.clock.clear(this.timer);
     this.onResolve(index);
   }
 
   reject(error: Error): void {
     if (this.settled) return;
     this.settled = true;
-    this.clock.clear(this.timer);
     this.onReject(error);
   }
 }
@@ -47,6 +35,12 @@ export class ReadBatcher {
   /** Batches raft-core is confirming, by read context. */
   private readonly batches = new Map<string, PendingRead[]>();
   private counter = 0;
+  /**
+   * One timer for every read's deadline, armed at the earliest one not yet settled: a read
+   * costs no timer of its own, and still fails at its deadline when no answer comes.
+   */
+  private sweepTimer: TimerHandle;
+  private sweepAt = Infinity;
 
   /**
    * `prefix` starts every read context. It must be random per process: a restarted node
@@ -65,9 +59,11 @@ export class ReadBatcher {
 
   /** A read point for a linearizable read: resolves with the index to wait for. */
   request(deadline: number): Promise<number> {
-    return new Promise<number>((resolve, reject) => {
-      this.queued.push(new PendingRead(this.clock, resolve, reject, deadline));
+    const read = new Promise<number>((resolve, reject) => {
+      this.queued.push(new PendingRead(resolve, reject, deadline));
     });
+    this.armSweep(deadline);
+    return read;
   }
 
   /** Sends the queued reads as one ReadIndex request; kept for later when there is no leader. */
@@ -131,8 +127,40 @@ export class ReadBatcher {
     return this.batches.size > 0;
   }
 
+  /** Fails every read whose deadline has passed, then waits for the next deadline. */
+  private sweep(): void {
+    this.sweepTimer = undefined;
+    this.sweepAt = Infinity;
+    const now = this.clock.now();
+    let next = Infinity;
+    const visit = (read: PendingRead) => {
+      if (read.settled) return;
+      if (read.deadline <= now) {
+        read.reject(
+          new RockraftError("RAFT_TIMEOUT", "no read index from the leader within the deadline"),
+        );
+      } else next = Math.min(next, read.deadline);
+    };
+    this.queued.forEach(visit);
+    for (const batch of this.batches.values()) batch.forEach(visit);
+    if (next < Infinity) this.armSweep(next);
+  }
+
+  private armSweep(deadline: number): void {
+    if (deadline >= this.sweepAt) return;
+    this.clock.clear(this.sweepTimer);
+    this.sweepAt = deadline;
+    this.sweepTimer = this.clock.setTimeout(
+      () => this.sweep(),
+      Math.max(0, deadline - this.clock.now()),
+    );
+  }
+
   /** Rejects every read (the runtime stopped). */
   rejectAll(error: Error): void {
+    this.clock.clear(this.sweepTimer);
+    this.sweepTimer = undefined;
+    this.sweepAt = Infinity;
     for (const read of this.queued) read.reject(error);
     this.queued = [];
     this.leaderLost(error);

@@ -83,3 +83,19 @@ describe("ReadBatcher", () => {
     expect(await sent).toBe("RAFT_NO_LEADER");
   });
 });
+
+test("reads with later deadlines are failed in turn, each at its own deadline", async () => {
+  const { clock, advance } = manualClock();
+  const reads = new ReadBatcher("p/", clock);
+  const { raw } = rawNode();
+  const failedAt: Record<string, number> = {};
+  const track = (name: string, deadline: number) =>
+    reads.request(deadline).catch(() => (failedAt[name] = clock.now()));
+  const late = track("late", 300);
+  const early = track("early", 100);
+  reads.flush(raw, clock.now());
+  const middle = track("middle", 200); // queued, not yet sent
+  for (let i = 0; i < 4; i++) await advance(100);
+  await Promise.all([late, early, middle]);
+  expect(failedAt).toEqual({ early: 100, middle: 200, late: 300 });
+});
