@@ -17,29 +17,28 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /**
- * Applies `entries` to the state machine of `generation`: appends the data writes and the
- * new applied position to `ops` (nothing when no entry is new) and returns the results and
- * the position, which the caller records once `ops` are written. Entries at or below the
- * applied index are skipped (exactly once); `read` reads a data key's current value.
+ * What committed entries do to a key-value state machine: the KV commands (put, delete,
+ * compare-and-swap) read and write through `read` and `write`; membership entries change the
+ * membership and no-ops only move the applied position. Entries at or below `applied` are
+ * skipped (so that applying again is exactly once); the rest must follow it without a gap.
+ * Within the call, a read sees the writes before it. Returns one result per entry applied
+ * and the new applied position (`applied` itself when none was new). LevelStorage applies
+ * with it; so can a store of your own, or a simulated one.
  */
-export async function applyEntries(
+export async function applyCommands(
   entries: readonly Entry[],
-  ops: BatchOp[],
-  state: {
-    readonly generation: number;
-    readonly applied: SnapshotMetadata;
-    readonly read: (dataKey: Uint8Array) => Promise<Uint8Array | undefined>;
-  },
+  applied: SnapshotMetadata,
+  read: (key: Uint8Array) => Promise<Uint8Array | undefined> | Uint8Array | undefined,
+  write: (key: Uint8Array, value: Uint8Array | undefined) => void,
 ): Promise<{ results: ApplyResult[]; applied: SnapshotMetadata }> {
-  const generation = state.generation;
   const overlay = new Map<string, Uint8Array | null>();
   const results: ApplyResult[] = [];
-  let { index: lastIndex, term: lastTerm, confState } = state.applied;
-  const read = async (key: Uint8Array): Promise<Uint8Array | undefined> => {
+  let { index: lastIndex, term: lastTerm, confState } = applied;
+  const current = async (key: Uint8Array): Promise<Uint8Array | undefined> => {
     const pending = overlay.get(keyString(key));
     // A copy: the value is a view of a log entry (decodeCommand), and callers get it.
     if (pending !== undefined) return pending?.slice() ?? undefined;
-    return state.read(dataKey(generation, key));
+    return read(key);
   };
   for (const entry of entries) {
     if (entry.index <= lastIndex) continue;
@@ -72,43 +71,68 @@ export async function applyEntries(
     switch (command.op) {
       case "put":
         overlay.set(key, command.value);
-        ops.push({
-          type: "put",
-          key: dataKey(generation, command.key),
-          value: sealValue(command.key, command.value),
-        });
+        write(command.key, command.value);
         results.push({ index, term, kind: "put", ...tag });
         break;
       case "delete": {
-        const found = (await read(command.key)) !== undefined;
+        const found = (await current(command.key)) !== undefined;
         overlay.set(key, null);
-        ops.push({ type: "del", key: dataKey(generation, command.key) });
+        write(command.key, undefined);
         results.push({ index, term, kind: "delete", found, ...tag });
         break;
       }
       case "cas": {
-        const current = await read(command.key);
-        const found = current !== undefined;
+        const before = await current(command.key);
+        const found = before !== undefined;
         const succeeded =
-          found === command.expectFound && (!found || sameBytes(current, command.expected));
+          found === command.expectFound && (!found || sameBytes(before, command.expected));
         if (succeeded) {
           overlay.set(key, command.value);
-          ops.push({
-            type: "put",
-            key: dataKey(generation, command.key),
-            value: sealValue(command.key, command.value),
-          });
+          write(command.key, command.value);
         }
-        results.push({ index, term, kind: "cas", succeeded, found, current, ...tag });
+        results.push({ index, term, kind: "cas", succeeded, found, current: before, ...tag });
         break;
       }
     }
   }
-  const applied: SnapshotMetadata = { index: lastIndex, term: lastTerm, confState };
-  if (results.length > 0) {
-    ops.push({ type: "put", key: stateMetaKey(generation), value: encodeMetadata(applied) });
+  if (results.length === 0) return { results, applied };
+  return { results, applied: { index: lastIndex, term: lastTerm, confState } };
+}
+
+/**
+ * Applies `entries` to the state machine of `generation` (see `applyCommands`): appends the
+ * data writes and the new applied position to `ops` (nothing when no entry is new) and
+ * returns the results and the position, which the caller records once `ops` are written.
+ */
+export async function applyEntries(
+  entries: readonly Entry[],
+  ops: BatchOp[],
+  state: {
+    readonly generation: number;
+    readonly applied: SnapshotMetadata;
+    readonly read: (dataKey: Uint8Array) => Promise<Uint8Array | undefined>;
+  },
+): Promise<{ results: ApplyResult[]; applied: SnapshotMetadata }> {
+  const generation = state.generation;
+  const outcome = await applyCommands(
+    entries,
+    state.applied,
+    (key) => state.read(dataKey(generation, key)),
+    (key, value) =>
+      ops.push(
+        value === undefined
+          ? { type: "del", key: dataKey(generation, key) }
+          : { type: "put", key: dataKey(generation, key), value: sealValue(key, value) },
+      ),
+  );
+  if (outcome.results.length > 0) {
+    ops.push({
+      type: "put",
+      key: stateMetaKey(generation),
+      value: encodeMetadata(outcome.applied),
+    });
   }
-  return { results, applied: results.length > 0 ? applied : state.applied };
+  return outcome;
 }
 
 /**

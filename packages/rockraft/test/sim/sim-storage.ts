@@ -5,14 +5,13 @@ import { crc32 } from "node:zlib";
 import {
   EMPTY_CONF_STATE,
   MemoryStorage,
-  decodeConfState,
   type Entry,
   type HardState,
   type SnapshotMetadata,
 } from "@rockraft/raft-core";
 import {
   StorageError,
-  decodeCommand,
+  applyCommands,
   type ApplyResult,
   type PersistableReady,
   type SnapshotChunk,
@@ -25,8 +24,6 @@ import type { DiskOp, SimDisk } from "./sim-disk.js";
 const EMPTY = new Uint8Array(0);
 const keyString = (key: Uint8Array) => Buffer.from(key).toString("latin1");
 const keyBytes = (key: string) => new Uint8Array(Buffer.from(key, "latin1"));
-const sameBytes = (a: Uint8Array, b: Uint8Array) =>
-  a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
 
 /** How long a write takes: `sync` ones longer (an fsync). */
 export type WriteLatency = (sync: boolean) => number;
@@ -155,7 +152,7 @@ export class SimStorage implements NodeStorage {
           ops.push({ kind: "entry", index: i, value: undefined });
       }
       const toApply = snapshot === undefined ? (options.apply ?? []) : [];
-      const applying = this.applyOps(toApply, ops, stagedState);
+      const applying = await this.applyOps(toApply, ops, stagedState);
       await this.write(ops, ready.mustSync || snapshot !== undefined);
       if (snapshot !== undefined) {
         view.applySnapshot({ metadata: snapshot.metadata, data: EMPTY });
@@ -168,7 +165,7 @@ export class SimStorage implements NodeStorage {
       if (compacting) view.compact(compactIndex);
       if (snapshot !== undefined && (options.apply ?? []).length > 0) {
         const after: DiskOp[] = [];
-        const more = this.applyOps(options.apply!, after, undefined);
+        const more = await this.applyOps(options.apply!, after, undefined);
         await this.write(after, false);
         this.appliedState = more.applied ?? this.appliedState;
         return more.results;
@@ -183,7 +180,7 @@ export class SimStorage implements NodeStorage {
   ): Promise<ApplyResult[]> {
     return this.serialized(async () => {
       const ops: DiskOp[] = [];
-      const { results, applied } = this.applyOps(entries, ops, undefined);
+      const { results, applied } = await this.applyOps(entries, ops, undefined);
       const hardState = options.hardState;
       if (hardState !== undefined) ops.push({ kind: "hardState", value: hardState });
       if (ops.length === 0) return results;
@@ -355,90 +352,22 @@ export class SimStorage implements NodeStorage {
     }
   }
 
-  /** The state machine's side of applying `entries` (see LevelStorage's applyOps). */
-  private applyOps(
+  /** The state machine's side of applying `entries`: the production one (applyCommands). */
+  private async applyOps(
     entries: readonly Entry[],
     ops: DiskOp[],
     base: ReadonlyMap<string, Uint8Array> | undefined,
-  ): { results: ApplyResult[]; applied: SnapshotMetadata | undefined } {
-    const overlay = new Map<string, Uint8Array | null>();
-    const stateKv = base ?? this.disk.current.kv;
-    const read = (key: string): Uint8Array | undefined => {
-      const pending = overlay.get(key);
-      if (pending !== undefined) return pending ?? undefined;
-      return stateKv.get(key);
-    };
-    const results: ApplyResult[] = [];
-    let { index: lastIndex, term: lastTerm, confState } = this.appliedState;
-    for (const entry of entries) {
-      if (entry.index <= lastIndex) continue;
-      if (entry.index !== lastIndex + 1) {
-        throw new RangeError(
-          `apply: entry ${entry.index} does not follow the applied index ${lastIndex}`,
-        );
-      }
-      const { index, term } = entry;
-      lastIndex = index;
-      lastTerm = term;
-      this.onApplied(entry);
-      if (entry.type === "config") {
-        confState = decodeConfState(entry.data);
-        results.push({ index, term, kind: "config" });
-        continue;
-      }
-      if (entry.data.byteLength === 0) {
-        results.push({ index, term, kind: "noop" });
-        continue;
-      }
-      let command;
-      try {
-        command = decodeCommand(entry.data);
-      } catch (error) {
-        results.push({ index, term, kind: "invalid", reason: (error as Error).message });
-        continue;
-      }
-      const key = keyString(command.key);
-      const tag = command.requestId === undefined ? {} : { requestId: command.requestId.slice() };
-      switch (command.op) {
-        case "put": {
-          const value = command.value.slice();
-          overlay.set(key, value);
-          ops.push({ kind: "kv", key, value });
-          results.push({ index, term, kind: "put", ...tag });
-          break;
-        }
-        case "delete": {
-          const found = read(key) !== undefined;
-          overlay.set(key, null);
-          ops.push({ kind: "kv", key, value: undefined });
-          results.push({ index, term, kind: "delete", found, ...tag });
-          break;
-        }
-        case "cas": {
-          const current = read(key);
-          const found = current !== undefined;
-          const succeeded =
-            found === command.expectFound && (!found || sameBytes(current, command.expected));
-          if (succeeded) {
-            const value = command.value.slice();
-            overlay.set(key, value);
-            ops.push({ kind: "kv", key, value });
-          }
-          results.push({
-            index,
-            term,
-            kind: "cas",
-            succeeded,
-            found,
-            current: current?.slice(),
-            ...tag,
-          });
-          break;
-        }
-      }
-    }
+  ): Promise<{ results: ApplyResult[]; applied: SnapshotMetadata | undefined }> {
+    const kv = base ?? this.disk.current.kv;
+    const { results, applied } = await applyCommands(
+      entries,
+      this.appliedState,
+      (key) => kv.get(keyString(key))?.slice(),
+      (key, value) => ops.push({ kind: "kv", key: keyString(key), value: value?.slice() }),
+    );
     if (results.length === 0) return { results, applied: undefined };
-    const applied: SnapshotMetadata = { index: lastIndex, term: lastTerm, confState };
+    const byIndex = new Map(entries.map((entry) => [entry.index, entry]));
+    for (const result of results) this.onApplied(byIndex.get(result.index)!);
     ops.push({ kind: "applied", value: applied });
     return { results, applied };
   }
