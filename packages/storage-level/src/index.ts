@@ -7,7 +7,7 @@ export {
 } from "./level-storage.js";
 export { StorageError, type StorageErrorCode } from "./errors.js";
 export { decodeCommand, encodeCommand, type Command } from "./codec.js";
-export { applyCommands } from "./state-machine.js";
+export { applyCommands, type AppliedCommands } from "./state-machine.js";
 export type { SnapshotChunk, SnapshotInstaller, SnapshotReader } from "./snapshot.js";
 
 import { LevelStorage, type OpenStorageOptions } from "./level-storage.js";

@@ -16,6 +16,14 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.byteLength === b.byteLength && Buffer.compare(a, b) === 0;
 }
 
+/** What {@link applyCommands} returns. */
+export interface AppliedCommands {
+  /** One result per entry applied, in order. */
+  readonly results: ApplyResult[];
+  /** The applied position afterwards (the one given when no entry was new). */
+  readonly applied: SnapshotMetadata;
+}
+
 /**
  * What committed entries do to a key-value state machine: the KV commands (put, delete,
  * compare-and-swap) read and write through `read` and `write`; membership entries change the
@@ -30,7 +38,7 @@ export async function applyCommands(
   applied: SnapshotMetadata,
   read: (key: Uint8Array) => Promise<Uint8Array | undefined> | Uint8Array | undefined,
   write: (key: Uint8Array, value: Uint8Array | undefined) => void,
-): Promise<{ results: ApplyResult[]; applied: SnapshotMetadata }> {
+): Promise<AppliedCommands> {
   const overlay = new Map<string, Uint8Array | null>();
   const results: ApplyResult[] = [];
   let { index: lastIndex, term: lastTerm, confState } = applied;
