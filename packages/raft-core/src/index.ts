@@ -1,6 +1,6 @@
 export { RawNode, type MembershipTarget } from "./raw-node.js";
 export type { RaftOptions, ReadMode } from "./options.js";
-export type { Status, ProgressStatus } from "./raft.js";
+export type { Status, ProgressStatus } from "./status.js";
 export { MemoryStorage, EMPTY_SNAPSHOT, limitSize, type RaftStorage } from "./storage.js";
 export { createPrng, type Prng, type SeededPrng } from "./prng.js";
 export { RaftError, type RaftErrorCode, type DropReason } from "./errors.js";

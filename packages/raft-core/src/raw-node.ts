@@ -1,6 +1,12 @@
 import { makeConfState } from "./conf-state.js";
 import type { RaftOptions } from "./options.js";
-import { Raft, type Status } from "./raft.js";
+import { hup } from "./election.js";
+import { bootstrap, changeMembership } from "./membership.js";
+import { Raft } from "./raft.js";
+import { readIndex } from "./read-index.js";
+import { reportSnapshot, reportUnreachable } from "./replication.js";
+import { checkInvariants, status, type Status } from "./status.js";
+import { transferLeader } from "./transfer.js";
 import {
   hardStateEqual,
   type ConfState,
@@ -70,7 +76,10 @@ export class RawNode {
     learners?: readonly NodeId[];
     context?: string;
   }): void {
-    this.raft.bootstrap(makeConfState(members.voters, members.learners ?? [], [], members.context));
+    bootstrap(
+      this.raft,
+      makeConfState(members.voters, members.learners ?? [], [], members.context),
+    );
   }
 
   /** Advances logical time by one tick (elections, heartbeats, CheckQuorum, transfer timeout). */
@@ -88,7 +97,7 @@ export class RawNode {
 
   /** Starts an election now, if this node may (a voter that is not already leader). */
   campaign(): void {
-    this.raft.hup("election");
+    hup(this.raft, "election");
   }
 
   /**
@@ -124,7 +133,7 @@ export class RawNode {
         `changeMembership: node ${both[0]} cannot be both a voter and a learner`,
       );
     }
-    return this.raft.changeMembership(conf);
+    return changeMembership(this.raft, conf);
   }
 
   /** Adds `id` as a learner: it receives the log but never votes or counts. */
@@ -177,12 +186,12 @@ export class RawNode {
 
   /** Requests a linearizable read point; see `Raft.readIndex`. */
   readIndex(context: string): void {
-    this.raft.readIndex(context);
+    readIndex(this.raft, context);
   }
 
   /** Asks the leader to hand leadership to `target` (thesis §3.10). */
   transferLeader(target: NodeId): void {
-    this.raft.transferLeader(target);
+    transferLeader(this.raft, target);
   }
 
   /**
@@ -190,7 +199,7 @@ export class RawNode {
    * falls back to probing.
    */
   reportUnreachable(id: NodeId): void {
-    this.raft.reportUnreachable(id);
+    reportUnreachable(this.raft, id);
   }
 
   /**
@@ -198,12 +207,12 @@ export class RawNode {
    * on failure it is retried.
    */
   reportSnapshot(id: NodeId, ok: boolean): void {
-    this.raft.reportSnapshot(id, ok);
+    reportSnapshot(this.raft, id, ok);
   }
 
   /** This node's current state. */
   status(): Status {
-    return this.raft.status();
+    return status(this.raft);
   }
 
   /**
@@ -221,7 +230,7 @@ export class RawNode {
 
   /** Runs the node's own invariant checks; throws RaftError RAFT_INVARIANT on violation. */
   checkInvariants(): void {
-    this.raft.checkInvariants();
+    checkInvariants(this.raft);
   }
 
   /** Whether `ready()` has work to hand out; false between `ready()` and `advance()`. */

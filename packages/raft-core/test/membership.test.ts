@@ -1,6 +1,7 @@
 // Learners and membership change by joint consensus (thesis §4.3).
 import { describe, expect, test } from "vitest";
 import { MemoryStorage, RaftError } from "../src/index.js";
+import { promotable } from "../src/membership.js";
 import { JointQuorum, MajorityQuorum } from "../src/quorum.js";
 import { TestNetwork, bytes, storageWithPeers, text } from "./helpers/network.js";
 
@@ -329,7 +330,7 @@ describe("joint consensus", () => {
       network.stabilize();
     }
     expect(network.raft(3).conf).toEqual({ voters: [1, 2], learners: [], votersOutgoing: [] });
-    expect(network.raft(3).promotable()).toBe(false);
+    expect(promotable(network.raft(3))).toBe(false);
     expect(network.raft(1).progress.has(3)).toBe(false); // then it is forgotten
     const sent = network.delivered.length;
     for (let i = 0; i < 100; i++) {

@@ -1,3 +1,4 @@
+import { checkInvariants } from "../../../src/status.js";
 import type { Observer } from "../cluster.js";
 import { SimViolation } from "../violation.js";
 
@@ -13,7 +14,7 @@ export function monotonicIndexes(): Observer {
       for (const node of cluster.nodes) {
         if (!node.up) continue;
         const raft = node.raft();
-        raft.checkInvariants();
+        checkInvariants(raft);
         const commit = raft.log.committed;
         const applied = node.applied;
         const before = seen.get(node.id);
