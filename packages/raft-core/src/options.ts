@@ -58,10 +58,6 @@ export interface RaftOptions {
    * write; nothing that anyone waits for is delayed.
    */
   readonly commitNotice?: "broadcast" | "on-demand";
-  /** Ask for a snapshot (`Ready.snapshotDue`) once this many entries were applied since the last; 0 = never. Default 5000. */
-  readonly snapshotInterval?: number;
-  /** Entries kept in the log behind a snapshot when compacting; default 1000. */
-  readonly snapshotKeepEntries?: number;
   /**
    * Deliberate rule breaking, for tests that prove the simulator's checkers can fail.
    * Never set outside tests.
@@ -96,16 +92,6 @@ export function validateOptions(options: RaftOptions): void {
   positive("maxBytesPerMsg", options.maxBytesPerMsg);
   positive("maxInflightMsgs", options.maxInflightMsgs);
   positive("maxCommittedBytesPerReady", options.maxCommittedBytesPerReady);
-  for (const [name, value] of [
-    ["snapshotInterval", options.snapshotInterval],
-    ["snapshotKeepEntries", options.snapshotKeepEntries],
-  ] as const) {
-    if (value !== undefined && (!Number.isSafeInteger(value) || value < 0)) {
-      throw new RangeError(
-        `RaftOptions.${name}: expected a non-negative integer, got ${String(value)}`,
-      );
-    }
-  }
   if (options.heartbeatTick >= options.electionTick) {
     throw new RangeError(
       `RaftOptions.electionTick (${options.electionTick}) must be greater than heartbeatTick (${options.heartbeatTick})`,
@@ -146,4 +132,31 @@ export function validateOptions(options: RaftOptions): void {
   if (typeof options.prng?.nextInt !== "function") {
     throw new TypeError("RaftOptions.prng: expected a Prng (see createPrng)");
   }
+}
+
+/** The tuning options with their defaults filled in. */
+export type ResolvedOptions = Required<
+  Omit<RaftOptions, "testingUnsafe" | "storage" | "prng" | "id">
+>;
+
+/** Validates `options` (see `validateOptions`) and fills in the defaults. */
+export function resolveOptions(options: RaftOptions): ResolvedOptions {
+  validateOptions(options);
+  return {
+    electionTick: options.electionTick,
+    electionTickMax: options.electionTickMax ?? 2 * options.electionTick,
+    heartbeatTick: options.heartbeatTick,
+    applied: options.applied ?? 0,
+    maxEntriesPerMsg: options.maxEntriesPerMsg ?? 300,
+    maxBytesPerMsg: options.maxBytesPerMsg ?? 1024 * 1024,
+    maxInflightMsgs: options.maxInflightMsgs ?? 256,
+    maxInflightBytes: options.maxInflightBytes ?? 0,
+    maxCommittedBytesPerReady: options.maxCommittedBytesPerReady ?? 64 * 1024 * 1024,
+    preVote: options.preVote ?? true,
+    checkQuorum: options.checkQuorum ?? true,
+    readMode: options.readMode ?? "read_index",
+    leaseClockDriftTicks: options.leaseClockDriftTicks ?? Math.ceil(options.electionTick / 5),
+    disableProposalForwarding: options.disableProposalForwarding ?? false,
+    commitNotice: options.commitNotice ?? "broadcast",
+  };
 }

@@ -9,7 +9,7 @@ import {
   dropSilentDeparting,
   promotable,
 } from "./membership.js";
-import { validateOptions, type RaftOptions } from "./options.js";
+import { resolveOptions, type RaftOptions, type ResolvedOptions } from "./options.js";
 import type { Prng } from "./prng.js";
 import type { Progress } from "./progress.js";
 import { quorumFor, type Quorum } from "./quorum.js";
@@ -61,9 +61,6 @@ export class Raft {
   /** Messages to send only once the current unstable state is durable (Ready duty 3). */
   msgsAfterPersist: Message[] = [];
   readStates: ReadState[] = [];
-  /** The applied index at which the snapshot policy last asked for a snapshot, if pending. */
-  snapshotDue: number | undefined;
-  snapshotRequestedAt = 0;
   /** Entries up to this index may be discarded from the log (a snapshot covers them). */
   pendingCompaction: number | undefined;
 
@@ -100,35 +97,16 @@ export class Raft {
   /** Heartbeat rounds (leader), and the reads and the lease they confirm. */
   readonly readOnly: ReadOnly;
 
-  readonly options: Required<Omit<RaftOptions, "testingUnsafe" | "storage" | "prng" | "id">>;
+  readonly options: ResolvedOptions;
   readonly prng: Prng;
   readonly unsafe: NonNullable<RaftOptions["testingUnsafe"]>;
   stepRole: (m: Message) => void;
 
   constructor(options: RaftOptions) {
-    validateOptions(options);
     this.id = options.id;
     this.prng = options.prng;
     this.unsafe = options.testingUnsafe ?? {};
-    this.options = {
-      electionTick: options.electionTick,
-      electionTickMax: options.electionTickMax ?? 2 * options.electionTick,
-      heartbeatTick: options.heartbeatTick,
-      applied: options.applied ?? 0,
-      maxEntriesPerMsg: options.maxEntriesPerMsg ?? 300,
-      maxBytesPerMsg: options.maxBytesPerMsg ?? 1024 * 1024,
-      maxInflightMsgs: options.maxInflightMsgs ?? 256,
-      maxInflightBytes: options.maxInflightBytes ?? 0,
-      maxCommittedBytesPerReady: options.maxCommittedBytesPerReady ?? 64 * 1024 * 1024,
-      preVote: options.preVote ?? true,
-      checkQuorum: options.checkQuorum ?? true,
-      readMode: options.readMode ?? "read_index",
-      leaseClockDriftTicks: options.leaseClockDriftTicks ?? Math.ceil(options.electionTick / 5),
-      disableProposalForwarding: options.disableProposalForwarding ?? false,
-      commitNotice: options.commitNotice ?? "broadcast",
-      snapshotInterval: options.snapshotInterval ?? 5000,
-      snapshotKeepEntries: options.snapshotKeepEntries ?? 1000,
-    };
+    this.options = resolveOptions(options);
     this.readOnly = new ReadOnly(
       this.options.electionTick,
       this.options.electionTick - 1 - this.options.leaseClockDriftTicks,
@@ -582,23 +560,18 @@ export class Raft {
 
   // ---- Snapshots (§7) ------------------------------------------------------------------
 
-  /** After applying: asks for a snapshot when the policy says one is due. */
-  maybeRequestSnapshot(): void {
-    const interval = this.options.snapshotInterval;
-    if (interval === 0) return;
-    const since = Math.max(this.log.storage.snapshot().metadata.index, this.snapshotRequestedAt);
-    if (this.log.applied - since >= interval) {
-      this.snapshotRequestedAt = this.log.applied;
-      this.snapshotDue = this.log.applied;
-    }
-  }
-
   /**
    * The application made a snapshot of its state through `index` durable and put it in the
-   * storage view. The log before it is compacted, keeping `snapshotKeepEntries` entries so
-   * that slightly lagging followers still catch up from the log.
+   * storage view. The log before it is compacted, keeping `keepEntries` entries behind it
+   * so that slightly lagging followers still catch up from the log. When to snapshot, and
+   * how much to keep, is the application's policy.
    */
-  snapshotTaken(index: number): void {
+  snapshotTaken(index: number, keepEntries: number): void {
+    if (!Number.isSafeInteger(keepEntries) || keepEntries < 0) {
+      throw new RangeError(
+        `snapshotTaken(${index}, ${keepEntries}): keepEntries must be a non-negative integer`,
+      );
+    }
     const stored = this.log.storage.snapshot().metadata.index;
     if (stored !== index) {
       throw new RangeError(
@@ -612,7 +585,7 @@ export class Raft {
         `snapshotTaken(${index}): beyond the commit index ${this.log.committed}`,
       );
     }
-    const compactTo = index - this.options.snapshotKeepEntries;
+    const compactTo = index - keepEntries;
     if (compactTo >= this.log.storage.firstIndex() && compactTo > (this.pendingCompaction ?? 0)) {
       this.pendingCompaction = compactTo;
     }

@@ -178,10 +178,12 @@ export class RawNode {
 
   /**
    * The application made a snapshot through `index` durable and installed it in the
-   * storage view; the core schedules compaction of the log before it (`Ready.compactIndex`).
+   * storage view; the core schedules compaction of the log before it, keeping
+   * `keepEntries` entries behind it (`Ready.compactIndex`). When to take a snapshot is the
+   * application's policy: the core never asks for one.
    */
-  snapshotTaken(index: number): void {
-    this.raft.snapshotTaken(index);
+  snapshotTaken(index: number, keepEntries = 0): void {
+    this.raft.snapshotTaken(index, keepEntries);
   }
 
   /** Requests a linearizable read point; see `Raft.readIndex`. */
@@ -245,7 +247,6 @@ export class RawNode {
       raft.log.pendingSnapshot() !== undefined ||
       raft.log.hasNextCommittedEntries() ||
       raft.readStates.length > 0 ||
-      raft.snapshotDue !== undefined ||
       raft.pendingCompaction !== undefined ||
       !hardStateEqual(raft.hardState(), this.prevHardState) ||
       soft.lead !== this.prevSoftState.lead ||
@@ -301,8 +302,6 @@ export class RawNode {
     raft.readStates = [];
     const compactIndex = raft.pendingCompaction;
     raft.pendingCompaction = undefined;
-    const snapshotDue = raft.snapshotDue;
-    raft.snapshotDue = undefined;
 
     const mustSync =
       entries.length > 0 ||
@@ -330,7 +329,6 @@ export class RawNode {
       readStates,
       mustSync,
       compactIndex,
-      snapshotDue,
     };
   }
 
@@ -350,7 +348,6 @@ export class RawNode {
       log.appliedTo(done.lastCommitted);
     }
     for (const m of done.selfMessages) this.raft.step(m);
-    this.raft.maybeRequestSnapshot();
   }
 }
 

@@ -291,9 +291,9 @@ export type MessageType = Message["type"];
  *
  * Installing `snapshot` also replaces the state machine's state with the snapshot's data.
  * `compactIndex`, when set, lets the caller discard log entries up to and including it
- * (a durable snapshot covers them), after step 2. `snapshotDue`, when set, says the
- * snapshot policy wants a snapshot of the state machine: build it (at any applied index),
- * make it durable, install it in the storage view, then call `snapshotTaken(index)`.
+ * (a durable snapshot covers them), after step 2. Snapshots of the state machine are the
+ * application's to take, when its policy says so: build one (at any applied index), make
+ * it durable, install it in the storage view, then call `snapshotTaken(index)`.
  *
  * `softState` is informational (role, leader, term changes) and needs no action.
  */
@@ -318,6 +318,4 @@ export interface Ready {
   readonly mustSync: boolean;
   /** Log entries up to and including this index may be discarded. */
   readonly compactIndex: number | undefined;
-  /** The snapshot policy asks for a snapshot; the applied index when it did. */
-  readonly snapshotDue: number | undefined;
 }

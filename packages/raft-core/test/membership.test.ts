@@ -121,6 +121,18 @@ describe("learners", () => {
     expect(node.confState()).toEqual({ voters: [1, 2, 3], learners: [4], votersOutgoing: [] });
   });
 
+  test("the leader visits members in ascending id order, also after a change adds one", () => {
+    const network = new TestNetwork([1, 3]);
+    network.elect(1);
+    const node = network.member(1).node;
+    node.addLearner(2);
+    network.stabilize();
+    expect([...node.status().progress.keys()]).toEqual([1, 2, 3]);
+    network.tick(1); // a heartbeat round
+    const heartbeats = node.ready().messages.filter((m) => m.type === "MsgHeartbeat");
+    expect(heartbeats.map((m) => m.to)).toEqual([2, 3]);
+  });
+
   test("a learner receives the log but its acknowledgement never counts toward a commit", () => {
     const network = cluster();
     network.member(1).node.addLearner(4);

@@ -55,7 +55,6 @@ test("a follower far behind recovers by snapshot", async () => {
     propose 1 d
     status
   `,
-    { snapshotKeepEntries: 0 },
   );
   await expect(transcript).toMatchFileSnapshot("testdata/follower-recovers-by-snapshot.txt");
 });

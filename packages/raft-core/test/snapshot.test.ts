@@ -19,44 +19,20 @@ const entry = (index: number, term: number): Entry => ({
 });
 
 /** Takes a snapshot at node `id`'s applied index, as an application would. */
-function snapshotAt(network: TestNetwork, id: number): number {
+function snapshotAt(network: TestNetwork, id: number, keepEntries = 0): number {
   const member = network.member(id);
   const applied = member.applied.at(-1)!.index;
   member.storage.createSnapshot(applied, network.raft(id).conf, bytes(`state@${applied}`));
-  member.node.snapshotTaken(applied);
+  member.node.snapshotTaken(applied, keepEntries);
   return applied;
 }
 
-describe("the snapshot policy", () => {
-  test("asks for a snapshot once snapshotInterval entries were applied since the last", () => {
-    const storage = storageWithPeers([1]);
-    const node = newNode(1, storage, { snapshotInterval: 5 });
-    node.campaign();
-    const due: number[] = [];
-    for (let i = 0; i < 12; i++) {
-      while (node.hasReady()) {
-        const ready = persist(node, storage);
-        if (ready.snapshotDue !== undefined) due.push(ready.snapshotDue);
-      }
-      if (raftOf(node).role === "leader") node.propose(bytes(`p${i}`));
-    }
-    expect(due).toEqual([5, 10]);
-  });
-
-  test("snapshotInterval 0 never asks", () => {
-    const network = new TestNetwork([1], { snapshotInterval: 0 });
-    network.elect(1);
-    for (let i = 0; i < 20; i++) network.propose(1, `p${i}`);
-    expect(network.raft(1).snapshotDue).toBeUndefined();
-  });
-});
-
 describe("compaction", () => {
-  test("compacts the log up to the snapshot minus snapshotKeepEntries", () => {
-    const network = new TestNetwork([1], { snapshotKeepEntries: 3 });
+  test("compacts the log up to the snapshot minus the entries to keep", () => {
+    const network = new TestNetwork([1]);
     network.elect(1);
     for (let i = 0; i < 10; i++) network.propose(1, `p${i}`);
-    const index = snapshotAt(network, 1); // 11
+    const index = snapshotAt(network, 1, 3); // 11
     const { node, storage } = network.member(1);
     const ready = persist(node, storage);
     expect(ready.compactIndex).toBe(index - 3);
@@ -64,15 +40,15 @@ describe("compaction", () => {
   });
 
   test("does not compact when the kept entries reach back past the log's start", () => {
-    const network = new TestNetwork([1], { snapshotKeepEntries: 100 });
+    const network = new TestNetwork([1]);
     network.elect(1);
     network.propose(1, "x");
-    snapshotAt(network, 1);
+    snapshotAt(network, 1, 100);
     expect(network.member(1).node.hasReady()).toBe(false);
   });
 
   test("a snapshot of entries applied but not yet advanced past may be reported before advance()", () => {
-    const network = new TestNetwork([1], { snapshotKeepEntries: 0 });
+    const network = new TestNetwork([1]);
     network.elect(1);
     const { node, storage } = network.member(1);
     node.propose(bytes("x"));
@@ -103,7 +79,7 @@ describe("compaction", () => {
 describe("sending and installing snapshots", () => {
   /** Leader 1 of {1,2,3} has compacted past what node 3 (cut off until now) needs. */
   function laggingFollower() {
-    const network = new TestNetwork([1, 2, 3], { snapshotKeepEntries: 0 });
+    const network = new TestNetwork([1, 2, 3]);
     network.elect(1);
     network.isolate(3);
     for (let i = 0; i < 5; i++) network.propose(1, `p${i}`);
@@ -221,10 +197,10 @@ describe("sending and installing snapshots", () => {
 
 describe("restart from a snapshot", () => {
   test("restores the log after the snapshot and the newest membership of snapshot and log", () => {
-    const network = new TestNetwork([1, 2, 3], { snapshotKeepEntries: 1 });
+    const network = new TestNetwork([1, 2, 3]);
     network.elect(1);
     network.propose(1, "a");
-    snapshotAt(network, 1);
+    snapshotAt(network, 1, 1);
     network.member(1).node.addLearner(4); // a config entry after the snapshot
     network.stabilize();
     network.propose(1, "b");

@@ -21,8 +21,6 @@ export function raftOptionsOf(
     checkQuorum: raft.checkQuorum,
     readMode: raft.readMode,
     leaseClockDriftTicks: Math.ceil(raft.leaseClockDriftMs / raft.tickIntervalMs),
-    snapshotInterval: raft.snapshotLogsSinceLast,
-    snapshotKeepEntries: raft.snapshotKeepLogs,
     // Commit notices only to followers waiting for them (their forwarded writes, their
     // reads): the others learn the commit index with the next append or heartbeat.
     commitNotice: "on-demand",

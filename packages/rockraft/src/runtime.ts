@@ -22,6 +22,7 @@ import { ProposalTracker, type AppliedWrite } from "./proposals.js";
 import { Proposer } from "./proposer.js";
 import { ReadBatcher } from "./reads.js";
 import { ReadyLoop } from "./ready-loop.js";
+import { SnapshotPolicy } from "./snapshot-policy.js";
 import type {
   Clock,
   LeaderCalls,
@@ -57,6 +58,7 @@ export class NodeRuntime {
   private softState: SoftState = { lead: NONE, role: "follower", term: 0 };
   private lastApplied: LogId | undefined;
   private snapshotIndex: number;
+  private readonly snapshotPolicy: SnapshotPolicy;
   private readonly proposer: Proposer;
   private readonly reads: ReadBatcher;
   private readonly loop: ReadyLoop;
@@ -103,6 +105,8 @@ export class NodeRuntime {
     this.lastApplied =
       applied.index === 0 ? undefined : { term: applied.term, nodeId: NONE, index: applied.index };
     this.snapshotIndex = storage.raftStorage.snapshot().metadata.index;
+    const { snapshotLogsSinceLast, snapshotKeepLogs } = config.raft;
+    this.snapshotPolicy = new SnapshotPolicy(snapshotLogsSinceLast, snapshotKeepLogs);
     // At most two maximal election timeouts of ticks at once: enough for every timer.
     this.ticks = new TickClock(
       this.clock,
@@ -155,7 +159,7 @@ export class NodeRuntime {
         snapshotInstalled: (metadata) => this.onSnapshotInstalled(metadata),
         applied: (results) => this.onApplied(results),
         readStates: (states) => this.reads.confirmed(states),
-        afterReady: (ready) => this.afterReady(ready),
+        afterReady: () => this.afterReady(),
         idle: () => this.publish(),
         fail: (error) => this.fail(error),
       },
@@ -417,7 +421,7 @@ export class NodeRuntime {
     }
     if (metadata === undefined) return this.snapshotIndex;
     this.snapshotIndex = metadata.index;
-    this.raw.snapshotTaken(metadata.index);
+    this.raw.snapshotTaken(metadata.index, this.snapshotPolicy.keepEntries);
     this.metricsExporter?.snapshotsTaken.inc();
     this.loop.wake();
     return metadata.index;
@@ -497,15 +501,15 @@ export class NodeRuntime {
     }
   }
 
-  private async afterReady(ready: Ready): Promise<void> {
+  private async afterReady(): Promise<void> {
     // Snapshot data streamed in for a MsgSnap the core then ignored (it already had those
     // entries) would otherwise stay on disk until the next restart. Only data at or below
     // the applied index: a snapshot the core accepted waits in the next Ready.
-    if (this.storage.hasStagedSnapshots()) {
-      await this.storage.discardStagedSnapshots(this.storage.applied().index);
-    }
+    const applied = this.storage.applied().index;
+    if (this.storage.hasStagedSnapshots()) await this.storage.discardStagedSnapshots(applied);
     // Not while shutting down: a stop is not a failure.
-    if (ready.snapshotDue !== undefined && !this.stopping) await this.snapshotNow();
+    const due = this.snapshotPolicy.due(applied, this.snapshotIndex);
+    if (due && !this.stopping) await this.snapshotNow();
     this.sayIfRemoved();
     this.addresses.refresh(this.raw.confState());
     this.reads.expire();

@@ -98,6 +98,11 @@ export interface SimOptions {
   readonly churnInterval?: number;
   /** Mean time units between snapshots taken at random nodes; 0 = only when the policy asks. */
   readonly snapshotInterval?: number;
+  /**
+   * The applications' snapshot policy: a node snapshots once `every` entries were applied
+   * since its last snapshot, and keeps `keep` entries behind it. Default every 40, keep 5.
+   */
+  readonly snapshotPolicy?: { readonly every: number; readonly keep: number };
   readonly faults: FaultProfile;
   /** Mean time units between client operations. */
   readonly clientInterval?: number;
@@ -247,11 +252,13 @@ export class SimCluster {
   private readonly writes = new Map<string, PendingWrite>();
   private readonly observers: Observer[] = [];
   private readonly options: SimOptions;
+  private readonly snapshotPolicy: { readonly every: number; readonly keep: number };
   private proposalCounter = 0;
   private readCounter = 0;
 
   constructor(options: SimOptions) {
     this.options = options;
+    this.snapshotPolicy = options.snapshotPolicy ?? { every: 40, keep: 5 };
     this.faults = options.faults;
     this.prng = createPrng(options.seed);
     const ids = Array.from({ length: options.nodes }, (_, i) => i + 1);
@@ -271,8 +278,6 @@ export class SimCluster {
           applied: self.applied,
           maxEntriesPerMsg: 16,
           maxInflightMsgs: 8,
-          snapshotInterval: 40,
-          snapshotKeepEntries: 5,
           ...options.raft,
         });
       });
@@ -588,7 +593,7 @@ export class SimCluster {
     const data = new Uint8Array(4);
     new DataView(data.buffer).setUint32(0, node.appliedHash);
     node.disk.createSnapshot(node.applied, node.appliedConf, data);
-    node.raw.snapshotTaken(node.applied);
+    node.raw.snapshotTaken(node.applied, this.snapshotPolicy.keep);
     this.stats.snapshotsTaken++;
   }
 
@@ -676,7 +681,9 @@ export class SimCluster {
     this.serveReads(node);
     if (ready.compactIndex !== undefined) node.disk.compact(ready.compactIndex);
     node.raw.advance();
-    if (ready.snapshotDue !== undefined) this.takeSnapshot(node);
+    if (node.applied - node.disk.snapshot().metadata.index >= this.snapshotPolicy.every) {
+      this.takeSnapshot(node);
+    }
     this.tracker.update(node.id, node.log());
   }
 
