@@ -5,7 +5,7 @@ import { parse as parseToml, TomlError } from "smol-toml";
 import type { z } from "zod";
 import type { Config } from "./config.js";
 import { ConfigError, type ConfigIssue } from "./errors.js";
-import { knownKeys, parseAddress, sections, type Sections } from "./schema.js";
+import { fileKey, schemaKeys, sections, type Sections } from "./schema.js";
 
 /** Options of {@link parseConfig}. */
 export interface ParseConfigOptions {
@@ -91,15 +91,18 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Con
   // still run when another table has errors: the user sees every problem at once.
   const parsed: Partial<Sections> = {};
   for (const [name, schema] of Object.entries(sections) as [keyof Sections, z.ZodType][]) {
-    const result = schema.safeParse(document[name], { reportInput: true });
+    const unknownKeys: ConfigIssue[] = [];
+    const table = inSchemaKeys(name, document[name], [name], unknownKeys);
+    const result = schema.safeParse(table, { reportInput: true });
     if (result.success) {
       (parsed as Record<string, unknown>)[name] = result.data;
     } else {
       for (const issue of result.error.issues)
         issues.push(...describeIssue([name, ...issue.path], issue));
     }
+    issues.push(...unknownKeys);
   }
-  issues.push(...crossFieldIssues(parsed));
+  issues.push(...crossTableIssues(parsed));
 
   if (issues.length > 0) {
     const lines = issues.map((issue) => `${source}: ${issue.path}: ${issue.message}`);
@@ -109,99 +112,57 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Con
   return deepFreeze(toConfig(parsed as Sections, resolvedSource, baseDir));
 }
 
-function crossFieldIssues(parsed: Partial<Sections>): ConfigIssue[] {
-  const issues: ConfigIssue[] = [];
-  const { node, raft, cluster, tls } = parsed;
-  if (raft) {
-    if (raft.heartbeat_interval_ms < raft.tick_interval_ms) {
-      issues.push({
-        path: "raft.heartbeat_interval_ms",
-        message: `expected at least raft.tick_interval_ms (${raft.tick_interval_ms}), got ${raft.heartbeat_interval_ms}`,
-      });
-    }
-    if (raft.election_timeout_min_ms <= raft.heartbeat_interval_ms) {
-      issues.push({
-        path: "raft.election_timeout_min_ms",
-        message: `expected more than raft.heartbeat_interval_ms (${raft.heartbeat_interval_ms}), got ${raft.election_timeout_min_ms}`,
-      });
-    }
-    if (raft.election_timeout_max_ms <= raft.election_timeout_min_ms) {
-      issues.push({
-        path: "raft.election_timeout_max_ms",
-        message: `expected more than raft.election_timeout_min_ms (${raft.election_timeout_min_ms}), got ${raft.election_timeout_max_ms}`,
-      });
-    }
-    if (raft.read_mode === "lease" && !raft.check_quorum) {
-      issues.push({
-        path: "raft.read_mode",
-        message: `"lease" needs raft.check_quorum = true (a leader must step down before its lease can expire)`,
-      });
-    }
-    const drift = raft.lease_clock_drift_ms;
-    const driftLimit = raft.election_timeout_min_ms - 3 * raft.tick_interval_ms;
-    if (drift !== undefined && drift >= driftLimit) {
-      issues.push({
-        path: "raft.lease_clock_drift_ms",
-        message: `expected less than raft.election_timeout_min_ms - 3 × raft.tick_interval_ms (${driftLimit}), got ${drift}: it would leave no lease`,
-      });
-    }
+/** The rules between tables (the rules within one are the schema's). */
+function crossTableIssues(parsed: Partial<Sections>): ConfigIssue[] {
+  const { node, cluster } = parsed;
+  if (node === undefined || cluster === undefined || cluster.members.length === 0) return [];
+  const self = cluster.members.findIndex((member) => member.nodeId === node.nodeId);
+  if (self < 0) {
+    return [
+      {
+        path: "cluster.members",
+        message: `expected an entry for this node (node.node_id = ${node.nodeId})`,
+      },
+    ];
   }
-  if (node && node.advertise_addr === undefined && isWildcardHost(node.raft_addr)) {
-    issues.push({
-      path: "node.advertise_addr",
-      message: `required when node.raft_addr listens on a wildcard address (${node.raft_addr}): peers cannot dial it`,
-    });
+  const advertised = node.advertiseAddr;
+  if (cluster.members[self]!.addr !== advertised) {
+    return [
+      {
+        path: `cluster.members[${self}].addr`,
+        message: `expected this node's advertised address "${advertised}", got "${cluster.members[self]!.addr}"`,
+      },
+    ];
   }
-  if (cluster) {
-    const seenIds = new Map<number, number>();
-    const seenAddrs = new Map<string, number>();
-    cluster.members.forEach((member, i) => {
-      const firstId = seenIds.get(member.node_id);
-      if (firstId === undefined) seenIds.set(member.node_id, i);
-      else {
-        issues.push({
-          path: `cluster.members[${i}].node_id`,
-          message: `duplicate node id ${member.node_id} (also at cluster.members[${firstId}])`,
-        });
-      }
-      const firstAddr = seenAddrs.get(member.addr);
-      if (firstAddr === undefined) seenAddrs.set(member.addr, i);
-      else {
-        issues.push({
-          path: `cluster.members[${i}].addr`,
-          message: `duplicate address "${member.addr}" (also at cluster.members[${firstAddr}])`,
-        });
-      }
-    });
-    if (node && cluster.members.length > 0) {
-      const self = cluster.members.findIndex((member) => member.node_id === node.node_id);
-      const advertised = node.advertise_addr ?? node.raft_addr;
-      if (self < 0) {
-        issues.push({
-          path: "cluster.members",
-          message: `expected an entry for this node (node.node_id = ${node.node_id})`,
-        });
-      } else if (cluster.members[self]!.addr !== advertised) {
-        issues.push({
-          path: `cluster.members[${self}].addr`,
-          message: `expected this node's advertised address "${advertised}", got "${cluster.members[self]!.addr}"`,
-        });
-      }
-    }
-  }
-  if (tls && tls.require_client_cert && tls.ca_file === undefined) {
-    issues.push({
-      path: "tls.ca_file",
-      message:
-        "required when tls.require_client_cert = true (client certificates are verified against it)",
-    });
-  }
-  return issues;
+  return [];
 }
 
-function isWildcardHost(address: string): boolean {
-  const host = parseAddress(address)?.host;
-  return host === "0.0.0.0" || host === "[::]" || host === "[0:0:0:0:0:0:0:0]";
+/**
+ * One table of the file with the schema's keys: `tick_interval_ms` becomes `tickIntervalMs`.
+ * A key the schema does not know (including one spelled in camelCase) becomes an issue and
+ * is left out; a value that is not a table is left for the schema to refuse.
+ */
+function inSchemaKeys(
+  table: string,
+  value: unknown,
+  path: readonly PropertyKey[],
+  issues: ConfigIssue[],
+): unknown {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return value;
+  if (value instanceof Date) return value;
+  const keys = schemaKeys[table] ?? [];
+  const out: Record<string, unknown> = {};
+  for (const [key, child] of Object.entries(value)) {
+    const schemaKey = keys.find((candidate) => fileKey(candidate) === key);
+    if (schemaKey === undefined) issues.push(unknownKey(path, key));
+    else out[schemaKey] = child;
+  }
+  if (table === "cluster" && Array.isArray(out.members)) {
+    out.members = out.members.map((member: unknown, i) =>
+      inSchemaKeys("cluster.members[]", member, [...path, "members", i], issues),
+    );
+  }
+  return out;
 }
 
 /** TOML-style key path: `cluster.members[1].addr`. */
@@ -219,8 +180,8 @@ function unknownKey(tablePath: readonly PropertyKey[], key: string): ConfigIssue
     /\.\[\]/g,
     "[]",
   );
-  const known = knownKeys[table] ?? [];
-  const suggestion = closest(key, known);
+  const known = (schemaKeys[table] ?? []).map(fileKey);
+  const suggestion = known.includes(fileKey(key)) ? fileKey(key) : closest(key, known);
   const where = table === "" ? "unknown table" : "unknown key";
   return {
     path: keyPath([...tablePath, key]),
@@ -231,9 +192,13 @@ function unknownKey(tablePath: readonly PropertyKey[], key: string): ConfigIssue
   };
 }
 
-function describeIssue(path: PropertyKey[], issue: z.core.$ZodIssue): ConfigIssue[] {
+function describeIssue(schemaPath: PropertyKey[], issue: z.core.$ZodIssue): ConfigIssue[] {
+  const path = schemaPath.map((part) => (typeof part === "string" ? fileKey(part) : part));
   if (issue.code === "unrecognized_keys") {
     return issue.keys.map((key) => unknownKey(path, key));
+  }
+  if (issue.code === "custom" && issue.params?.["rule"] === true) {
+    return [{ path: keyPath(path), message: issue.message }];
   }
   const input = (issue as { input?: unknown }).input;
   const suffix = input === undefined ? ", but it is missing" : `, got ${describeValue(input)}`;
@@ -276,59 +241,27 @@ function editDistance(a: string, b: string): number {
   return previous[b.length]!;
 }
 
-function toConfig(sectionsData: Sections, source: string, baseDir: string): Config {
-  const { node, rocksdb, raft, cluster, tls, limits, metrics, log } = sectionsData;
+function toConfig(tables: Sections, source: string, baseDir: string): Config {
+  const { node, rocksdb, raft, cluster, tls, limits, metrics, log } = tables;
   const absolute = (path: string) => (isAbsolute(path) ? path : resolve(baseDir, path));
   return {
     source,
-    node: {
-      nodeId: node.node_id,
-      raftAddr: node.raft_addr,
-      advertiseAddr: node.advertise_addr ?? node.raft_addr,
-    },
-    storage: {
-      dataPath: absolute(rocksdb.data_path),
-      maxOpenFiles: rocksdb.max_open_files,
-      cacheSize: rocksdb.cache_size,
-      writeBufferSize: rocksdb.write_buffer_size,
-      blockSize: rocksdb.block_size,
-      compression: rocksdb.compression,
-    },
-    raft: {
-      tickIntervalMs: raft.tick_interval_ms,
-      heartbeatIntervalMs: raft.heartbeat_interval_ms,
-      electionTimeoutMinMs: raft.election_timeout_min_ms,
-      electionTimeoutMaxMs: raft.election_timeout_max_ms,
-      maxEntriesPerAppend: raft.max_entries_per_append,
-      maxBytesPerAppend: raft.max_bytes_per_append,
-      maxInflightAppends: raft.max_inflight_appends,
-      preVote: raft.pre_vote,
-      checkQuorum: raft.check_quorum,
-      readMode: raft.read_mode,
-      leaseClockDriftMs: raft.lease_clock_drift_ms ?? Math.ceil(raft.election_timeout_min_ms / 5),
-      snapshotLogsSinceLast: raft.snapshot_logs_since_last,
-      snapshotKeepLogs: raft.snapshot_keep_logs,
-      snapshotChunkBytes: raft.snapshot_chunk_bytes,
-      promoteMaxLagEntries: raft.promote_max_lag_entries,
-    },
-    cluster: {
-      clusterId: cluster.cluster_id,
-      members: cluster.members
-        .map((member) => ({ nodeId: member.node_id, addr: member.addr }))
-        .sort((a, b) => a.nodeId - b.nodeId),
-    },
+    node,
+    storage: { ...rocksdb, dataPath: absolute(rocksdb.dataPath) },
+    raft,
+    cluster: { ...cluster, members: [...cluster.members].sort((a, b) => a.nodeId - b.nodeId) },
     tls:
       tls === undefined
         ? undefined
         : {
-            caFile: tls.ca_file === undefined ? undefined : absolute(tls.ca_file),
-            certFile: absolute(tls.cert_file),
-            keyFile: absolute(tls.key_file),
-            requireClientCert: tls.require_client_cert,
+            ...tls,
+            caFile: tls.caFile === undefined ? undefined : absolute(tls.caFile),
+            certFile: absolute(tls.certFile),
+            keyFile: absolute(tls.keyFile),
           },
-    limits: { maxKeyBytes: limits.max_key_bytes, maxValueBytes: limits.max_value_bytes },
-    metrics: metrics === undefined ? undefined : { addr: metrics.addr, path: metrics.path },
-    log: { level: log.level, pretty: log.pretty },
+    limits,
+    metrics,
+    log,
   };
 }
 

@@ -288,6 +288,12 @@ describe("bad values name the source, the key and what was expected", () => {
 });
 
 describe("unknown keys are errors, never silent defaults", () => {
+  test("a key spelt in camelCase is unknown: the file's keys are snake_case", () => {
+    expect(problems(`${BASE}[raft]\ntickIntervalMs = 10\n`)).toEqual([
+      `${SOURCE}: raft.tickIntervalMs: unknown key; did you mean "tick_interval_ms"?`,
+    ]);
+  });
+
   test("a misspelt key gets a suggestion", () => {
     expect(problems(BASE.replace("data_path", "dta_path"))).toEqual([
       `${SOURCE}: rocksdb.data_path: expected a path, but it is missing`,

@@ -48,7 +48,7 @@ export function handleHeartbeat(r: Raft, m: MsgHeartbeat): void {
     // entries we had made durable (damaged or truncated storage).
     throw new RaftError(
       "RAFT_INVARIANT",
-      `commit index ${m.commit} from leader ${m.from} is beyond r node's last log index ${r.log.lastIndex()}: its log lost entries it had acknowledged (damaged or truncated storage). Remove r node from the cluster, then add it back with an empty data directory`,
+      `commit index ${m.commit} from leader ${m.from} is beyond this node's last log index ${r.log.lastIndex()}: its log lost entries it had acknowledged (damaged or truncated storage). Remove this node from the cluster, then add it back with an empty data directory`,
     );
   }
   r.log.commitTo(m.commit);
@@ -95,7 +95,7 @@ export function handleSnapshot(r: Raft, m: MsgSnap): void {
 }
 
 /** Replaces log and membership with a snapshot's (§7). */
-export function restore(r: Raft, snapshot: MsgSnap["snapshot"]): void {
+function restore(r: Raft, snapshot: MsgSnap["snapshot"]): void {
   r.log.restore(snapshot);
   r.configs.restore(snapshot.metadata.confState);
   applyConf(r, snapshot.metadata.confState);

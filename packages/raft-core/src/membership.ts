@@ -116,7 +116,7 @@ export function appendToLog(r: Raft, entries: readonly Entry[]): void {
 }
 
 /** A change is in progress until its entry commits and any joint configuration is left. */
-export function membershipChangeInProgress(r: Raft): boolean {
+function membershipChangeInProgress(r: Raft): boolean {
   return r.latestConfigIndex() > r.log.committed || r.conf.votersOutgoing.length > 0;
 }
 

@@ -182,11 +182,15 @@ export class RawNode {
    * `keepEntries` entries behind it (`Ready.compactIndex`). When to take a snapshot is the
    * application's policy: the core never asks for one.
    */
-  snapshotTaken(index: number, keepEntries = 0): void {
+  snapshotTaken(index: number, keepEntries: number): void {
     this.raft.snapshotTaken(index, keepEntries);
   }
 
-  /** Requests a linearizable read point; see `Raft.readIndex`. */
+  /**
+   * Requests a linearizable read point for `context` (unique per request). The answer
+   * arrives as a `ReadState` in a later Ready. Throws RAFT_READ_DROPPED when no leader is
+   * known.
+   */
   readIndex(context: string): void {
     readIndex(this.raft, context);
   }

@@ -293,7 +293,7 @@ export type MessageType = Message["type"];
  * `compactIndex`, when set, lets the caller discard log entries up to and including it
  * (a durable snapshot covers them), after step 2. Snapshots of the state machine are the
  * application's to take, when its policy says so: build one (at any applied index), make
- * it durable, install it in the storage view, then call `snapshotTaken(index)`.
+ * it durable, install it in the storage view, then call `snapshotTaken(index, keepEntries)`.
  *
  * `softState` is informational (role, leader, term changes) and needs no action.
  */

@@ -60,7 +60,7 @@ describe("compaction", () => {
     expect(ready.committedEntries.map((e) => e.index)).toEqual([2, 3]);
     // The application applied 2..3 and snapshotted them before calling advance().
     storage.createSnapshot(3, network.raft(1).conf, bytes("state@3"));
-    node.snapshotTaken(3);
+    node.snapshotTaken(3, 0);
     node.advance();
     expect(node.ready().compactIndex).toBe(3);
   });
@@ -68,7 +68,7 @@ describe("compaction", () => {
   test("snapshotTaken must match the storage's snapshot and stay within the commit index", () => {
     const network = new TestNetwork([1]);
     network.elect(1);
-    expect(() => network.member(1).node.snapshotTaken(1)).toThrow(
+    expect(() => network.member(1).node.snapshotTaken(1, 0)).toThrow(
       new RangeError(
         "snapshotTaken(1): the storage's snapshot is at index 0; install the snapshot in the storage view first",
       ),

@@ -131,8 +131,9 @@ test(
       .metrics((m) => m.state === "removed", "the node to know it was removed");
     expect(metrics.membership.voters.map((v) => v.nodeId)).not.toContain(removed);
     // It never campaigns again: raft-core no longer lets it (it is not promotable).
-    const raft = (runtimeOf(node).raw as unknown as { raft: { promotable(): boolean } }).raft;
-    expect(raft.promotable()).toBe(false);
+    const raw = runtimeOf(node).raw;
+    raw.campaign();
+    expect(raw.softState().role).toBe("follower");
     await leader.raft().clientWrite({ key: "after", value: "removal" });
   },
 );

@@ -114,7 +114,7 @@ export function runScenario(script: string, options = {}): string {
           net().raft(member.id).conf,
           bytes(`state@${applied}`),
         );
-        member.node.snapshotTaken(applied);
+        member.node.snapshotTaken(applied, 0);
         net().stabilize();
         out.push(
           `  node ${member.id} snapshot at ${applied}, log now starts at ${member.storage.firstIndex()}`,
