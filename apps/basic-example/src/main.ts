@@ -13,9 +13,9 @@ import {
 
 /** The seed's members, used when the config file lists none. */
 const SEED_MEMBERS = [
-  { nodeId: 1, rpcAddr: "127.0.0.1:6682" },
-  { nodeId: 2, rpcAddr: "127.0.0.1:6683" },
-  { nodeId: 3, rpcAddr: "127.0.0.1:6684" },
+  { nodeId: 1, addr: "127.0.0.1:6682" },
+  { nodeId: 2, addr: "127.0.0.1:6683" },
+  { nodeId: 3, addr: "127.0.0.1:6684" },
 ];
 const WAIT_MS = 24 * 3600 * 1000; // until the other nodes start, or Ctrl+C
 
@@ -52,10 +52,7 @@ async function run(node: RaftNode, config: Config): Promise<void> {
   const api = node.raft();
   const id = config.node.nodeId;
   if (id === 1) {
-    const members =
-      config.cluster.members.length > 0
-        ? config.cluster.members.map((m) => ({ nodeId: m.nodeId, rpcAddr: m.addr }))
-        : SEED_MEMBERS;
+    const members = config.cluster.members.length > 0 ? config.cluster.members : SEED_MEMBERS;
     print(`Initializing ${members.length}-node cluster...`);
     const { initialized } = await api.initialize(members);
     print(

@@ -1,4 +1,4 @@
-export { RawNode, type MembershipTarget } from "./raw-node.js";
+export { RawNode, type ConfStateTarget } from "./raw-node.js";
 export type { RaftOptions, ReadMode } from "./options.js";
 export type { Status, ProgressStatus } from "./status.js";
 export { MemoryStorage, EMPTY_SNAPSHOT, limitSize, type RaftStorage } from "./storage.js";

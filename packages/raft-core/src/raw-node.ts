@@ -19,8 +19,11 @@ import {
   type SoftState,
 } from "./types.js";
 
-/** The membership `changeMembership` moves the cluster to. */
-export interface MembershipTarget {
+/**
+ * The configuration `changeMembership` moves the cluster to, by node id (the layers above
+ * name members with their addresses: transport-grpc's `MembershipTarget`).
+ */
+export interface ConfStateTarget {
   /** The voters afterwards; at least one. */
   readonly voters: readonly NodeId[];
   /** The learners afterwards; none when omitted. */
@@ -116,7 +119,7 @@ export class RawNode {
    * itself once the joint entry commits). Only on the leader, one change at a time; otherwise
    * throws RaftError RAFT_REQUEST_REFUSED with a `reason`.
    */
-  changeMembership(target: MembershipTarget): LogPosition {
+  changeMembership(target: ConfStateTarget): LogPosition {
     const conf = makeConfState(target.voters, target.learners ?? [], [], target.context);
     const ids = [...conf.voters, ...conf.learners];
     if (conf.voters.length === 0) {

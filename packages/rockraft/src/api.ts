@@ -18,16 +18,9 @@ import type {
   Bytes,
   CallOptions as ClientCallOptions,
   DeleteResult,
+  MembershipTarget,
 } from "@rockraft/transport-grpc";
-export type { Bytes, DeleteResult };
-
-/** A member as the seed example names it. */
-export interface RaftNodeInfo {
-  /** The member's node id. */
-  readonly nodeId: NodeId;
-  /** The member's `host:port` for peers and clients. */
-  readonly rpcAddr: string;
-}
+export type { Bytes, DeleteResult, MembershipTarget };
 
 /** A write for {@link RaftApi.clientWrite}. */
 export interface WriteRequest {
@@ -48,14 +41,6 @@ export type CompareAndSwapRequest = SwapRequest;
 
 /** What {@link RaftApi.compareAndSwap} resolves with: the same as the client's. */
 export type CompareAndSwapResult = SwapResult;
-
-/** The membership {@link RaftApi.changeMembership} moves the cluster to. */
-export interface MembershipTarget {
-  /** The voters afterwards. */
-  readonly voters: readonly RaftNodeInfo[];
-  /** The learners afterwards; none when omitted. */
-  readonly learners?: readonly RaftNodeInfo[];
-}
 
 /** Options of each call: its deadline (default 10000 ms), as the client's `timeoutMs`. */
 export type CallOptions = Pick<ClientCallOptions, "timeoutMs">;
@@ -88,17 +73,17 @@ export class RaftApi {
   ) {}
 
   /**
-   * Creates the cluster with these members (a map or array of `{ nodeId, rpcAddr }`) on this
+   * Creates the cluster with these members (a map or array of `{ nodeId, addr }`) on this
    * node. On a node that is already initialized it changes nothing and resolves with
    * `{ initialized: false }` (and logs that it did so).
    */
   async initialize(
-    members: ReadonlyMap<NodeId, RaftNodeInfo> | readonly RaftNodeInfo[],
+    members: ReadonlyMap<NodeId, Member> | readonly Member[],
   ): Promise<InitializeResult> {
-    const list: RaftNodeInfo[] =
+    const list: Member[] =
       members instanceof Map
-        ? [...(members as ReadonlyMap<NodeId, RaftNodeInfo>).values()]
-        : [...(members as readonly RaftNodeInfo[])];
+        ? [...(members as ReadonlyMap<NodeId, Member>).values()]
+        : [...(members as readonly Member[])];
     if (list.length === 0)
       throw new RockraftError(
         "RAFT_INVALID_ARGUMENT",
@@ -126,7 +111,7 @@ export class RaftApi {
       );
     }
     const initialized = await this.runtime.initialize(
-      list.map((m) => ({ nodeId: m.nodeId, addr: m.rpcAddr })),
+      list.map((m) => ({ nodeId: m.nodeId, addr: m.addr })), // only these two fields
     );
     if (!initialized)
       this.runtime.logger.info("initialize: this node is already initialized; nothing changed");
@@ -193,15 +178,16 @@ export class RaftApi {
   }
 
   /** Adds a learner (receives the log, never votes); resolves once the change is applied. */
-  async addLearner(member: RaftNodeInfo, options: CallOptions = {}): Promise<MembershipResult> {
+  async addLearner(member: Member, options: CallOptions = {}): Promise<MembershipResult> {
+    const learner = { nodeId: member.nodeId, addr: member.addr };
     const metrics = this.runtime.metrics();
     const voters = metrics.membership.voters;
     const learners = [
       ...metrics.membership.learners.filter((m) => m.nodeId !== member.nodeId),
-      { nodeId: member.nodeId, addr: member.rpcAddr },
+      learner,
     ];
     return this.changeMembershipTo({ voters, learners }, options, (calls, addr, timeoutMs) =>
-      calls.addLearner(addr, { nodeId: member.nodeId, addr: member.rpcAddr }, timeoutMs),
+      calls.addLearner(addr, learner, timeoutMs),
     );
   }
 
@@ -213,9 +199,8 @@ export class RaftApi {
     target: MembershipTarget,
     options: CallOptions = {},
   ): Promise<MembershipResult> {
-    const toMember = (m: RaftNodeInfo): Member => ({ nodeId: m.nodeId, addr: m.rpcAddr });
-    const voters = target.voters.map(toMember);
-    const learners = (target.learners ?? []).map(toMember);
+    const voters = target.voters.map((m) => ({ nodeId: m.nodeId, addr: m.addr }));
+    const learners = (target.learners ?? []).map((m) => ({ nodeId: m.nodeId, addr: m.addr }));
     return this.changeMembershipTo({ voters, learners }, options, (calls, addr, timeoutMs) =>
       calls.changeMembership(addr, { voters, learners }, timeoutMs),
     );

@@ -7,7 +7,6 @@ export {
   type CompareAndSwapResult,
   type DeleteResult,
   type MembershipTarget,
-  type RaftNodeInfo,
   type ReadConsistency,
   type WriteRequest,
   type WriteResult,

@@ -84,9 +84,7 @@ export function kvHandler(api: RaftApi, runtime: NodeRuntime): KvHandler {
 
 export function clusterHandler(api: RaftApi, runtime: NodeRuntime): ClusterHandler {
   return {
-    initialize: mapped(runtime, (members) =>
-      api.initialize(members.map((m) => ({ nodeId: m.nodeId, rpcAddr: m.addr }))),
-    ),
+    initialize: mapped(runtime, (members) => api.initialize(members)),
     metrics: mapped(runtime, (): Promise<ClusterMetrics> => {
       const m = api.metrics();
       return Promise.resolve({
@@ -107,15 +105,15 @@ export function clusterHandler(api: RaftApi, runtime: NodeRuntime): ClusterHandl
     }),
     addLearner: mapped(runtime, (member, context) =>
       api.addLearner(
-        { nodeId: member.nodeId, rpcAddr: member.addr },
+        { nodeId: member.nodeId, addr: member.addr },
         { timeoutMs: remaining(context.deadline) },
       ),
     ),
     changeMembership: mapped(runtime, (target, context) =>
       api.changeMembership(
         {
-          voters: target.voters.map((m) => ({ nodeId: m.nodeId, rpcAddr: m.addr })),
-          learners: target.learners.map((m) => ({ nodeId: m.nodeId, rpcAddr: m.addr })),
+          voters: target.voters,
+          learners: target.learners,
         },
         { timeoutMs: remaining(context.deadline) },
       ),

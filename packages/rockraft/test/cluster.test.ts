@@ -85,7 +85,7 @@ describe("a three-node cluster on real gRPC and LevelDB", () => {
       const again = await cluster
         .node(1)
         .raft()
-        .initialize([{ nodeId: 1, rpcAddr: cluster.configs.get(1)!.node.advertiseAddr }]);
+        .initialize([{ nodeId: 1, addr: cluster.configs.get(1)!.node.advertiseAddr }]);
       expect(again).toEqual({ initialized: false });
     },
   );

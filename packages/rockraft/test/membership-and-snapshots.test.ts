@@ -64,7 +64,7 @@ test(
     const leader = cluster.leader()!;
     await leader.raft().clientWrite({ key: "before", value: "1" });
 
-    await leader.raft().addLearner({ nodeId: 4, rpcAddr: config.node.advertiseAddr });
+    await leader.raft().addLearner({ nodeId: 4, addr: config.node.advertiseAddr });
     await newcomer
       .raft()
       .wait({ timeoutMs: 10_000 })
@@ -74,21 +74,16 @@ test(
       );
     expect(text(await newcomer.raft().read("before", { mode: "local" }))).toBe("1");
 
-    const members = leader
-      .metrics()
-      .membership.voters.map((m) => ({ nodeId: m.nodeId, rpcAddr: m.addr }));
+    const members = leader.metrics().membership.voters;
     await leader.raft().changeMembership({
-      voters: [...members, { nodeId: 4, rpcAddr: config.node.advertiseAddr }],
+      voters: [...members, { nodeId: 4, addr: config.node.advertiseAddr }],
     });
     expect(leader.metrics().membership.voters.map((v) => v.nodeId)).toEqual([1, 2, 3, 4]);
 
     const leaderId = leader.metrics().nodeId;
     const removed = [1, 2, 3].find((id) => id !== leaderId)!;
     await leader.raft().changeMembership({
-      voters: leader
-        .metrics()
-        .membership.voters.filter((v) => v.nodeId !== removed)
-        .map((m) => ({ nodeId: m.nodeId, rpcAddr: m.addr })),
+      voters: leader.metrics().membership.voters.filter((v) => v.nodeId !== removed),
     });
     expect(leader.metrics().membership.voters.map((v) => v.nodeId)).not.toContain(removed);
 
@@ -111,9 +106,7 @@ test(
       .map((id) => cluster!.node(id))
       .find((n) => n.metrics().state === "follower")!;
     const [port] = await freePorts(1);
-    const { logIndex } = await follower
-      .raft()
-      .addLearner({ nodeId: 9, rpcAddr: `127.0.0.1:${port}` });
+    const { logIndex } = await follower.raft().addLearner({ nodeId: 9, addr: `127.0.0.1:${port}` });
     expect(logIndex).toBeGreaterThan(0);
     await follower
       .raft()
@@ -136,7 +129,7 @@ test(
       `\n[metrics]\naddr = "127.0.0.1:${metricsPort}"\n`;
     const node = await RaftNodeBuilder.build(parseConfig(text, { source: "node1.toml" }));
     try {
-      await node.raft().initialize([{ nodeId: 1, rpcAddr: `127.0.0.1:${raftPort}` }]);
+      await node.raft().initialize([{ nodeId: 1, addr: `127.0.0.1:${raftPort}` }]);
       await node.raft().wait({ timeoutMs: 10_000 }).state("leader");
       await node.raft().clientWrite({ key: "k", value: "v" });
       const body = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();

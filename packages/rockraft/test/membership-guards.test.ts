@@ -29,17 +29,15 @@ async function refusal(call: Promise<unknown>): Promise<RockraftError> {
   throw new Error("the call was accepted");
 }
 
-const info = (m: { nodeId: number; addr: string }) => ({ nodeId: m.nodeId, rpcAddr: m.addr });
-
 test(
   "a learner that is unreachable, or not a learner at all, is not made a voter",
   { timeout: 60_000 },
   async () => {
     cluster = await startCluster(3);
     const leader = cluster.leader()!;
-    const voters = leader.metrics().membership.voters.map(info);
+    const voters = leader.metrics().membership.voters;
     const [port] = await freePorts(1);
-    const ghost = { nodeId: 4, rpcAddr: `127.0.0.1:${port}` }; // nothing listens there
+    const ghost = { nodeId: 4, addr: `127.0.0.1:${port}` }; // nothing listens there
     await leader.raft().addLearner(ghost);
 
     const unreachable = await refusal(
@@ -54,7 +52,7 @@ test(
       leader
         .raft()
         .changeMembership(
-          { voters: [...voters, { nodeId: 5, rpcAddr: "127.0.0.1:1" }] },
+          { voters: [...voters, { nodeId: 5, addr: "127.0.0.1:1" }] },
           { timeoutMs: 5_000 },
         ),
     );
@@ -88,16 +86,16 @@ test(
     cluster = await startCluster(3);
     const leader = cluster.leader()!;
     const follower = [1, 2, 3].map((id) => cluster!.node(id)).find((n) => n !== leader)!;
-    const voters = leader.metrics().membership.voters.map(info);
+    const voters = leader.metrics().membership.voters;
     const taken = voters[0]!;
 
     for (const node of [leader, follower]) {
       const sameAddress = await refusal(
-        node.raft().addLearner({ nodeId: 7, rpcAddr: taken.rpcAddr }, { timeoutMs: 5_000 }),
+        node.raft().addLearner({ nodeId: 7, addr: taken.addr }, { timeoutMs: 5_000 }),
       );
       expect(sameAddress.code).toBe("RAFT_INVALID_ARGUMENT");
       expect(sameAddress.message).toMatch(
-        new RegExp(`address ${taken.rpcAddr} is given to nodes ${taken.nodeId} and 7`),
+        new RegExp(`address ${taken.addr} is given to nodes ${taken.nodeId} and 7`),
       );
       const twice = await refusal(
         node.raft().changeMembership({ voters, learners: [taken] }, { timeoutMs: 5_000 }),
@@ -119,10 +117,7 @@ test(
     const leader = cluster.leader()!;
     const leaderId = leader.metrics().nodeId;
     const removed = [1, 2, 3].find((id) => id !== leaderId)!;
-    const voters = leader
-      .metrics()
-      .membership.voters.filter((v) => v.nodeId !== removed)
-      .map(info);
+    const voters = leader.metrics().membership.voters.filter((v) => v.nodeId !== removed);
     await leader.raft().changeMembership({ voters });
     const node = cluster.node(removed);
     const metrics = await node

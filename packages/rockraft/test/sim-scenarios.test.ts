@@ -15,7 +15,7 @@ async function cluster() {
   }
   const nodes = [...byId.values()];
   for (const node of nodes) node.start();
-  void nodes[0]!.api!.initialize(nodes.map((node) => ({ nodeId: node.id, rpcAddr: node.addr })));
+  void nodes[0]!.api!.initialize(nodes.map((node) => ({ nodeId: node.id, addr: node.addr })));
   await world.run(2_000);
   return { world, nodes };
 }

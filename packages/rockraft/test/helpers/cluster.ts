@@ -96,7 +96,7 @@ export async function startCluster(
       .initialize(
         [...configs.values()].map((config) => ({
           nodeId: config.node.nodeId,
-          rpcAddr: config.node.advertiseAddr,
+          addr: config.node.advertiseAddr,
         })),
       );
     await cluster.node(1).raft().wait({ timeoutMs: 10_000 }).leader("after initialize");

@@ -276,8 +276,8 @@ export class FaultSchedule {
         const leader = running.find((node) => node.runtime?.metrics().state === "leader");
         if (leader === undefined) return;
         const m = leader.runtime!.metrics();
-        const voters = m.membership.voters.map((v) => ({ nodeId: v.nodeId, rpcAddr: v.addr }));
-        const learners = m.membership.learners.map((v) => ({ nodeId: v.nodeId, rpcAddr: v.addr }));
+        const voters = m.membership.voters;
+        const learners = m.membership.learners;
         const absent = this.nodes.filter(
           (node) =>
             !voters.some((v) => v.nodeId === node.id) &&
@@ -297,7 +297,7 @@ export class FaultSchedule {
           const node = world.pick(absent);
           this.note(`add node ${node.id} as a learner (leader ${leader.id})`);
           void leader
-            .api!.addLearner({ nodeId: node.id, rpcAddr: node.addr }, options)
+            .api!.addLearner({ nodeId: node.id, addr: node.addr }, options)
             .catch(() => undefined);
         } else if (voters.length > 2) {
           const removed = world.pick(voters.filter((v) => v.nodeId !== leader.id));

@@ -214,15 +214,13 @@ export class SimNode {
       });
     return {
       addLearner: (addr, member, timeoutMs) =>
-        forward(addr, timeoutMs, (api) =>
-          api.addLearner({ nodeId: member.nodeId, rpcAddr: member.addr }, { timeoutMs }),
-        ),
+        forward(addr, timeoutMs, (api) => api.addLearner(member, { timeoutMs })),
       changeMembership: (addr, target, timeoutMs) =>
         forward(addr, timeoutMs, (api) =>
           api.changeMembership(
             {
-              voters: target.voters.map((m) => ({ nodeId: m.nodeId, rpcAddr: m.addr })),
-              learners: target.learners.map((m) => ({ nodeId: m.nodeId, rpcAddr: m.addr })),
+              voters: target.voters,
+              learners: target.learners,
             },
             { timeoutMs },
           ),

@@ -135,7 +135,7 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
   };
 
   world.afterEach = checkLeaders;
-  const members = nodes.map((node) => ({ nodeId: node.id, rpcAddr: node.addr }));
+  const members = nodes.map((node) => ({ nodeId: node.id, addr: node.addr }));
   void nodes[0]!.api!.initialize(members).catch((error: unknown) => {
     violations.push(`initialize failed: ${(error as Error).message}`);
   });
@@ -188,11 +188,9 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
       if (membershipCall === undefined) {
         const node = missing[0]!;
         const options = { timeoutMs: 1_000 };
-        const member = { nodeId: node.id, rpcAddr: node.addr };
-        const voters = m.membership.voters.map((v) => ({ nodeId: v.nodeId, rpcAddr: v.addr }));
-        const learners = m.membership.learners
-          .filter((v) => v.nodeId !== node.id)
-          .map((v) => ({ nodeId: v.nodeId, rpcAddr: v.addr }));
+        const member = { nodeId: node.id, addr: node.addr };
+        const voters = m.membership.voters;
+        const learners = m.membership.learners.filter((v) => v.nodeId !== node.id);
         membershipCall = (
           learner(node.id)
             ? leader.api!.changeMembership({ voters: [...voters, member], learners }, options)
