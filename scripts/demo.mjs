@@ -5,7 +5,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { exampleCommand } from "./lib/example-cluster.mjs";
+import { exampleCommand } from "@rockraft/test-utils";
 
 const root = join(import.meta.dirname, "..");
 const app = join(root, "apps/basic-example");

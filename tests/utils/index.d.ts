@@ -12,3 +12,10 @@ export function waitFor<T>(
   timeoutMs?: number,
   pollMs?: number,
 ): Promise<T>;
+
+/**
+ * The example's `pnpm start` command line after `node` (its V8 flags and script, relative
+ * to apps/basic-example), so that the benchmarks and `pnpm demo` run the nodes exactly as a
+ * user does.
+ */
+export function exampleCommand(): string[];

@@ -1,6 +1,8 @@
 // Helpers shared by the repository's tests and scripts (plain JavaScript, so that the
 // scripts under scripts/ use them too; index.d.ts types them).
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { join } from "node:path";
 
 /** Ports free right now on 127.0.0.1 (the operating system picks them). */
 export async function freePorts(count) {
@@ -41,4 +43,16 @@ export async function waitFor(condition, what, timeoutMs = 10_000, pollMs = 10) 
     }
     await new Promise((resolve) => setTimeout(resolve, pollMs));
   }
+}
+
+/**
+ * The example's `pnpm start` command line after `node` (its V8 flags and script), so that
+ * the benchmarks and `pnpm demo` run the nodes exactly as a user does.
+ */
+export function exampleCommand() {
+  const app = join(import.meta.dirname, "../../apps/basic-example");
+  const manifest = JSON.parse(readFileSync(join(app, "package.json"), "utf8"));
+  const [node, ...rest] = manifest.scripts.start.replace(/^exec\s+/, "").split(/\s+/);
+  if (node !== "node") throw new Error(`basic-example's start script does not run node: ${node}`);
+  return rest;
 }

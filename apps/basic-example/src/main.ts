@@ -129,8 +129,8 @@ async function main(): Promise<number> {
   void node.failed.then(async (error) => {
     if (stopping) return;
     stopping = true;
+    await node.shutdown(); // which writes out the log, the fatal record first
     process.stderr.write(`error: ${error.message}\n`);
-    await node.shutdown();
     process.exit(1);
   });
   const stop = (signal: string) => {

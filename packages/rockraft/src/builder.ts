@@ -85,7 +85,9 @@ export class RaftNode {
       await this.runtime.storage.close();
       await this.exporter?.close();
       this.runtime.logger.info("node shut down");
-      this.runtime.logger.flush();
+      // Resolve once every log line is written: a caller that prints or exits next must
+      // not overtake the log (pino's destination writes asynchronously).
+      await new Promise<void>((resolve) => this.runtime.logger.flush(() => resolve()));
       this.resolveClosed();
     })();
     return this.shutdownPromise;

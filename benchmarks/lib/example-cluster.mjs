@@ -1,9 +1,10 @@
 // Shared by the cluster benchmarks: builds what is not built, and runs the example's three
-// nodes as processes on free 127.0.0.1 ports with their data in a temp directory.
+// nodes as processes on free 127.0.0.1 ports with their data in a temp directory, started
+// exactly as a user starts them (the example's start command, from @rockraft/test-utils).
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
-import { freePorts } from "@rockraft/test-utils";
+import { exampleCommand, freePorts } from "@rockraft/test-utils";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -16,17 +17,6 @@ export function buildAll() {
     stdio: "inherit",
   });
   if (build.status !== 0) process.exit(1);
-}
-
-/**
- * The example's `pnpm start` command line after `node` (its V8 flags and script), so that
- * the benchmarks and `pnpm demo` run the nodes exactly as a user does.
- */
-export function exampleCommand() {
-  const manifest = JSON.parse(readFileSync(join(root, "apps/basic-example/package.json"), "utf8"));
-  const [node, ...rest] = manifest.scripts.start.replace(/^exec\s+/, "").split(/\s+/);
-  if (node !== "node") throw new Error(`basic-example's start script does not run node: ${node}`);
-  return rest;
 }
 
 const leftChildren = new Set();
