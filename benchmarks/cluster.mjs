@@ -1,17 +1,25 @@
 #!/usr/bin/env node
 // `pnpm bench:cluster`: three example nodes as processes on 127.0.0.1, and a closed-loop load
 // generator (in this process) driving the KV gRPC API with 1, 8, 64 and 256 concurrent
-// clients: 256-byte values over 10,000 keys, writes then linearizable reads. Reports
-// throughput, p50/p99 latency and CPU seconds per operation (nodes + load generator).
-//   pnpm bench:cluster [-- --seconds 10 --warmup 10 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd --repeat N --unary --shape]
-// rockraft's client sends its calls over each node's KV.Batch stream, as it does by default;
-// with --unary it makes one unary gRPC call per operation, as etcd's client does.
+// clients over up to 16 connections: 256-byte values over 10,000 keys, writes then
+// linearizable reads. Reports throughput, p50/p99 latency, and CPU per operation of the
+// servers (the three processes, from /proc) apart from the load generator's.
+//   pnpm bench:cluster [-- --seconds 10 --warmup 10 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd --unary --floor --repeat N --shape]
+// By default each system is driven by its own client: rockraft's RockraftClient (its calls
+// over each node's KV.Batch stream) and etcd's etcd3 package. With --unary both are driven
+// by the identical client instead: plain grpc-js stubs generated at run time from each
+// system's own proto (lib/stubs.mjs), one unary call per operation, as a user of any
+// language calls them.
 // With --vs-etcd, the same load runs, alternating row by row, against a three-member etcd
 // cluster on 127.0.0.1 (Debian's etcd-server, installed when missing), and the ratios print.
-// With --repeat N (and --vs-etcd), each row runs N times, the systems alternating (rockraft
-// first in odd rounds, etcd first in even ones); the ratios are the medians of the N pairs'
-// ratios, each pair's listed after it, so that a slow minute of this machine in one row
-// does not decide the comparison.
+// With --floor (implies --unary), it also runs against three bare grpc-js servers of
+// rockraft's KV service that answer at once (lib/echo-server.mjs): the cost of a unary call
+// through grpc-js on this machine, the floor for any grpc-js service.
+// With --repeat N, each row runs N times, the systems alternating (the first system rotates
+// each round); the ratios are the medians of the N rounds' ratios, each round's listed after
+// it, so that a slow minute of this machine in one row does not decide the comparison.
+// With --leader, every connection goes to the leader (the floor: to its first server)
+// instead of connection i to server i % 3.
 // With --profile, each node process writes a V8 CPU profile (.cpuprofile) into DIR.
 // With --shape, more latency percentiles of each row (p75 to p99.9, max) print after the table.
 import { spawn, spawnSync } from "node:child_process";
@@ -26,6 +34,8 @@ import {
   percentile,
   startExampleCluster,
 } from "./lib/example-cluster.mjs";
+import { etcdStub, rockraftStub } from "./lib/stubs.mjs";
+
 const { values } = parseArgs({
   options: {
     seconds: { type: "string", default: "10" },
@@ -35,6 +45,8 @@ const { values } = parseArgs({
     profile: { type: "string" },
     unary: { type: "boolean", default: false },
     "vs-etcd": { type: "boolean", default: false },
+    floor: { type: "boolean", default: false },
+    leader: { type: "boolean", default: false },
     shape: { type: "boolean", default: false },
     repeat: { type: "string", default: "1" },
   },
@@ -43,6 +55,7 @@ const { values } = parseArgs({
 const seconds = Number(values.seconds);
 const warmup = Number(values.warmup);
 const clientCounts = values.clients.split(",").map(Number);
+const unary = values.unary || values.floor;
 const repeat = Number(values.repeat);
 if (!Number.isInteger(repeat) || repeat < 1) {
   console.error(`--repeat: expected a positive integer, got ${JSON.stringify(values.repeat)}`);
@@ -57,18 +70,31 @@ const { dir, nodes, endpoints, stop: stopAll } = await startExampleCluster({ nod
 
 const value = new Uint8Array(256).fill(120);
 
+/** The node that leads now (for --leader). */
+async function findRockraftLeader() {
+  for (const endpoint of endpoints) {
+    const client = new RockraftClient({ endpoints: [endpoint], timeoutMs: 10_000 });
+    try {
+      await client.put("warm-up", "x");
+      if ((await client.metrics()).state === "leader") return endpoint;
+    } finally {
+      client.close();
+    }
+  }
+  throw new Error("no rockraft node says it leads");
+}
+const rockraftLeader = values.leader ? await findRockraftLeader() : undefined;
+
 /** A system under load: makes client connections that can put and get. */
 const rockraftTarget = {
   name: "rockraft",
   cpuPids: () => nodes.map((n) => n.child.pid),
   connect: (i) => {
-    // Connection i starts at node i % 3: clients spread over every node, as etcd3's do.
-    const rotated = endpoints.map((_, j) => endpoints[(i + j) % endpoints.length]);
-    const client = new RockraftClient({
-      endpoints: rotated,
-      timeoutMs: 10_000,
-      unaryCalls: values.unary,
-    });
+    // Connection i goes to node i % 3: clients spread over every node, as etcd3's do.
+    const first = values.leader ? endpoints.indexOf(rockraftLeader) : i % endpoints.length;
+    if (unary) return rockraftStub(endpoints[first]);
+    const rotated = endpoints.map((_, j) => endpoints[(first + j) % endpoints.length]);
+    const client = new RockraftClient({ endpoints: rotated, timeoutMs: 10_000 });
     return {
       put: (k, v) => client.put(k, v),
       get: (k) => client.get(k),
@@ -76,6 +102,41 @@ const rockraftTarget = {
     };
   },
 };
+
+/** Three bare grpc-js servers of rockraft's KV service that answer at once (the floor). */
+async function startFloor() {
+  const ports = await freePorts(3);
+  const servers = ports.map((port) => {
+    const child = spawn(
+      process.execPath,
+      [join(import.meta.dirname, "lib/echo-server.mjs"), port],
+      {
+        stdio: ["ignore", "pipe", "inherit"],
+      },
+    );
+    cleanUpOnExit({ child });
+    return child;
+  });
+  await Promise.all(
+    servers.map(
+      (child) =>
+        new Promise((resolve) => child.stdout.on("data", (d) => /is running/.test(d) && resolve())),
+    ),
+  );
+  return {
+    target: {
+      name: "grpc-js floor",
+      cpuPids: () => servers.map((child) => child.pid),
+      connect: (i) => rockraftStub(`127.0.0.1:${ports[values.leader ? 0 : i % ports.length]}`),
+    },
+    stop: async () => {
+      for (const child of servers) child.kill("SIGINT");
+      await Promise.all(
+        servers.map((child) => new Promise((resolve) => child.on("exit", resolve))),
+      );
+    },
+  };
+}
 
 async function phase(target, kind, concurrency) {
   const clients = Array.from({ length: Math.min(concurrency, 16) }, (_, i) => target.connect(i));
@@ -117,10 +178,8 @@ async function phase(target, kind, concurrency) {
   clearTimeout(measuring);
   const elapsed = (performance.now() - began) / 1000;
   const self = process.cpuUsage(selfBefore);
-  const cpu =
-    pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) -
-    cpuBefore +
-    (self.user + self.system) / 1e6;
+  const serverCpu = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - cpuBefore;
+  const clientCpu = (self.user + self.system) / 1e6;
   for (const client of clients) client.close();
   latencies.sort((a, b) => a - b);
   return {
@@ -131,7 +190,8 @@ async function phase(target, kind, concurrency) {
       .map((p) => `p${p} ${percentile(latencies, p).toFixed(2)}`)
       .concat(`max ${(latencies.at(-1) ?? 0).toFixed(2)}`)
       .join(", "),
-    cpuPerOp: cpu / Math.max(1, latencies.length),
+    serverCpuPerOp: serverCpu / Math.max(1, latencies.length),
+    clientCpuPerOp: clientCpu / Math.max(1, latencies.length),
     errors,
   };
 }
@@ -191,12 +251,26 @@ async function startEtcd() {
     }
   }
   probe.close();
+  let leaderPort;
+  if (values.leader) {
+    for (const port of clientPorts) {
+      const one = new Etcd3({ hosts: [`http://127.0.0.1:${port}`] });
+      const status = await one.maintenance.status();
+      one.close();
+      if (status.leader === status.header.member_id) leaderPort = port;
+    }
+    if (leaderPort === undefined) throw new Error("no etcd member says it leads");
+  }
   return {
     target: {
       name: "etcd",
       cpuPids: () => members.map((m) => m.pid),
-      connect: () => {
-        const client = new Etcd3({ hosts });
+      connect: (i) => {
+        const port = leaderPort ?? clientPorts[i % clientPorts.length];
+        if (unary) return etcdStub(`127.0.0.1:${port}`);
+        const client = new Etcd3({
+          hosts: leaderPort === undefined ? hosts : [`http://127.0.0.1:${port}`],
+        });
         return {
           put: (k, v) => client.put(k).value(Buffer.from(v)),
           get: (k) => client.get(k).buffer(),
@@ -216,18 +290,27 @@ async function startEtcd() {
   };
 }
 
+const clientName = unary
+  ? "every system through a plain grpc-js stub from its own proto, one unary call per operation (--unary)"
+  : "each system through its own client: RockraftClient over KV.Batch streams, etcd3 for etcd";
 console.log(
-  `cluster bench: 3 nodes + load generator on one machine (${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}); ${seconds} s per row after ${warmup} s of unmeasured warm-up; 256-byte values, 10,000 keys; default configs; rockraft's client ${values.unary ? "with one unary call per operation (--unary)" : "over KV.Batch streams (its default)"}`,
+  `cluster bench: 3 servers + load generator on one machine (${cpus().length} × ${cpus()[0]?.model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}); ${seconds} s per row after ${warmup} s of unmeasured warm-up; 256-byte values, 10,000 keys; default configs; ${clientName}`,
 );
 console.log("");
 const etcd = values["vs-etcd"] ? await startEtcd() : undefined;
+const floor = values.floor ? await startFloor() : undefined;
+const systems = [rockraftTarget, etcd?.target, floor?.target].filter((t) => t !== undefined);
+const others = systems.slice(1);
 const shapes = [];
+const ms = (seconds) => (seconds * 1000).toFixed(3);
 const row = (name, kind, concurrency, r) => {
   shapes.push(`${name} ${kind} @ ${concurrency} clients: p50 ${r.p50.toFixed(2)}, ${r.shape}`);
-  return `| ${name} | ${kind} | ${concurrency} | ${Math.round(r.ops).toLocaleString("en-US")} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${(r.cpuPerOp * 1000).toFixed(3)} | ${r.errors} |`;
+  return `| ${name} | ${kind} | ${concurrency} | ${Math.round(r.ops).toLocaleString("en-US")} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${ms(r.serverCpuPerOp)} | ${ms(r.clientCpuPerOp)} | ${r.errors} |`;
 };
-console.log("| system | op | clients | ops/s | p50 ms | p99 ms | CPU ms/op | errors |");
-console.log("|---|---|---:|---:|---:|---:|---:|---:|");
+console.log(
+  "| system | op | clients | ops/s | p50 ms | p99 ms | server CPU ms/op | load generator CPU ms/op | errors |",
+);
+console.log("|---|---|---:|---:|---:|---:|---:|---:|---:|");
 const ratios = [];
 const median = (values) => {
   const sorted = [...values].sort((a, b) => a - b);
@@ -237,33 +320,37 @@ const median = (values) => {
 const times = (values) => values.map((v) => `${v.toFixed(2)}×`).join(", ");
 for (const concurrency of clientCounts) {
   for (const kind of values.ops.split(",")) {
-    const throughput = [];
-    const p99 = [];
-    for (let round = 0; round < (etcd === undefined ? 1 : repeat); round++) {
-      // The systems alternate row by row, so that both see the same machine conditions.
-      const order =
-        round % 2 === 0 ? [rockraftTarget, etcd?.target] : [etcd.target, rockraftTarget];
+    const rounds = new Map(others.map((t) => [t.name, { ops: [], p99: [], cpu: [] }]));
+    for (let round = 0; round < (others.length === 0 ? 1 : repeat); round++) {
+      // The systems alternate row by row, the first one rotating each round, so that all
+      // see the same machine conditions.
+      const order = systems.map((_, j) => systems[(j + round) % systems.length]);
       const results = new Map();
       for (const target of order) {
-        if (target === undefined) continue;
         const result = await phase(target, kind, concurrency);
         results.set(target.name, result);
         console.log(row(target.name, kind, concurrency, result));
       }
-      if (etcd === undefined) continue;
-      const [ours, theirs] = [results.get("rockraft"), results.get("etcd")];
-      throughput.push(ours.ops / theirs.ops);
-      p99.push(ours.p99 / theirs.p99);
+      const ours = results.get("rockraft");
+      for (const other of others) {
+        const theirs = results.get(other.name);
+        const ratio = rounds.get(other.name);
+        ratio.ops.push(ours.ops / theirs.ops);
+        ratio.p99.push(ours.p99 / theirs.p99);
+        ratio.cpu.push(ours.serverCpuPerOp / theirs.serverCpuPerOp);
+      }
     }
-    if (etcd === undefined) continue;
-    ratios.push(
-      repeat === 1
-        ? `${kind} @ ${concurrency} clients: throughput ${times(throughput)}, p99 ${times(p99)} etcd's`
-        : `${kind} @ ${concurrency} clients: throughput ${median(throughput).toFixed(2)}× (${times(throughput)}), p99 ${median(p99).toFixed(2)}× (${times(p99)}) etcd's, medians of ${repeat}`,
-    );
+    for (const [name, r] of rounds) {
+      const of = (list) =>
+        repeat === 1 ? times(list) : `${median(list).toFixed(2)}× (${times(list)})`;
+      ratios.push(
+        `${kind} @ ${concurrency} clients, rockraft / ${name}: throughput ${of(r.ops)}, p99 ${of(r.p99)}, server CPU per op ${of(r.cpu)}${repeat === 1 ? "" : `; medians of ${repeat}`}`,
+      );
+    }
   }
 }
-if (ratios.length > 0) console.log(`\nrockraft / etcd:\n${ratios.join("\n")}`);
+if (ratios.length > 0) console.log(`\nratios:\n${ratios.join("\n")}`);
 if (values.shape) console.log(`\nlatency percentiles, ms:\n${shapes.join("\n")}`);
 await etcd?.stop();
+await floor?.stop();
 await stopAll();
