@@ -50,7 +50,8 @@ export interface RaftOptions {
   readonly disableProposalForwarding?: boolean;
   /**
    * When the commit index moves, a leader sends an empty MsgApp carrying it to every
-   * follower that has nothing else to receive (`broadcast`, etcd's behaviour, the default),
+   * follower that has nothing else to receive and was not yet told of it (`broadcast`,
+   * etcd's behaviour, the default),
    * or only to those waiting for it (`on-demand`): followers that forwarded the newly
    * committed proposals, or whose read index is not yet committed on their side. The others
    * learn it with their next MsgApp or heartbeat (at most `heartbeatTick` later), as the

@@ -15,12 +15,7 @@ import type { Progress } from "./progress.js";
 import { quorumFor, type Quorum } from "./quorum.js";
 import { handleReadIndex } from "./read-index.js";
 import { ReadOnly } from "./read-only.js";
-import {
-  bcastAppend,
-  bcastHeartbeat,
-  handleAppendResponse,
-  handleHeartbeatResponse,
-} from "./replication.js";
+import { bcastHeartbeat, handleAppendResponse, handleHeartbeatResponse } from "./replication.js";
 import { handleTransferLeader } from "./transfer.js";
 import {
   EMPTY_CONF_STATE,
@@ -58,6 +53,14 @@ export class Raft {
 
   /** Messages that may be sent at once (Ready duty 1). */
   msgs: Message[] = [];
+  /**
+   * Leader: entries were appended, or the commit index moved, since the last Ready; the
+   * appends and commit notices they call for go out together when the next Ready is
+   * taken (see `flushSends`), so that the proposals and acknowledgements stepped in
+   * between share their messages.
+   */
+  broadcastDue = false;
+  commitNoticeDue = false;
   /** Messages to send only once the current unstable state is durable (Ready duty 3). */
   msgsAfterPersist: Message[] = [];
   readStates: ReadState[] = [];
@@ -235,6 +238,8 @@ export class Raft {
     }
     this.pendingReadIndexMessages = [];
     this.readOnly.reset();
+    this.broadcastDue = false;
+    this.commitNoticeDue = false;
   }
 
   resetRandomizedElectionTimeout(): void {
@@ -534,7 +539,9 @@ export class Raft {
       const forwarder = this.progress.get(from);
       if (forwarder !== undefined) forwarder.awaitsCommit = this.log.lastIndex();
     }
-    bcastAppend(this);
+    // Sent when the node is next asked for a Ready, with whatever else arrives until then:
+    // one MsgApp per follower for all of them, not one per MsgProp.
+    this.broadcastDue = true;
     return first;
   }
 

@@ -4,7 +4,7 @@ import { hup } from "./election.js";
 import { bootstrap, changeMembership } from "./membership.js";
 import { Raft } from "./raft.js";
 import { readIndex } from "./read-index.js";
-import { reportSnapshot, reportUnreachable } from "./replication.js";
+import { flushSends, reportSnapshot, reportUnreachable } from "./replication.js";
 import { checkInvariants, status, type Status } from "./status.js";
 import { transferLeader } from "./transfer.js";
 import {
@@ -242,10 +242,15 @@ export class RawNode {
     checkInvariants(this.raft);
   }
 
-  /** Whether `ready()` has work to hand out; false between `ready()` and `advance()`. */
+  /**
+   * Whether `ready()` has work to hand out; false between `ready()` and `advance()`. A
+   * leader's appends and commit notices for what was stepped in since the last Ready are
+   * made here (and in `ready()`), once for all of it.
+   */
   hasReady(): boolean {
     if (this.handedOut !== undefined) return false;
     const raft = this.raft;
+    flushSends(raft);
     const soft = raft.softState();
     return (
       raft.msgs.length > 0 ||
@@ -269,6 +274,7 @@ export class RawNode {
     }
     const raft = this.raft;
     const log = raft.log;
+    flushSends(raft);
 
     const soft = raft.softState();
     const softChanged =

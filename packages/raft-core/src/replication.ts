@@ -20,17 +20,42 @@ export function bcastAppend(r: Raft): void {
 }
 
 /**
+ * Sends what proposals and commits since the last Ready call for, once for all of them:
+ * each follower's new entries, and the commit index to those that wait for it (all of them
+ * with `commitNotice: "broadcast"`). Called when a Ready is asked for.
+ */
+export function flushSends(r: Raft): void {
+  const entries = r.broadcastDue;
+  const commit = r.commitNoticeDue;
+  if (!entries && !commit) return;
+  r.broadcastDue = false;
+  r.commitNoticeDue = false;
+  if (r.role !== "leader") return;
+  if (commit) sendCommit(r);
+  if (entries) {
+    for (const id of r.progress.keys()) {
+      if (id === r.id) continue;
+      // As many batches as the in-flight window allows (probe and snapshot pause at once).
+      while (maybeSendAppend(r, id, false)) {
+        /* send the next batch */
+      }
+    }
+  }
+}
+
+/**
  * After the commit index moved: sends each follower what it is missing, with the new
- * commit index; with `commitNotice: "on-demand"`, an empty MsgApp only to those waiting
- * for it (they forwarded the proposals or asked for the read index).
+ * commit index, and an empty MsgApp to carry the commit to a follower not yet told of it:
+ * every such follower with `commitNotice: "broadcast"`, only those waiting for it with
+ * `"on-demand"` (they forwarded the proposals or asked for the read index).
  */
 export function sendCommit(r: Raft): void {
-  if (r.options.commitNotice === "broadcast") {
-    bcastAppend(r);
-    return;
-  }
+  const broadcast = r.options.commitNotice === "broadcast";
+  const committed = r.log.committed;
   for (const [id, pr] of r.progress) {
-    if (id !== r.id) maybeSendAppend(r, id, pr.awaitsCommit > pr.sentCommit);
+    if (id === r.id) continue;
+    const waiting = broadcast ? pr.sentCommit < committed : pr.awaitsCommit > pr.sentCommit;
+    maybeSendAppend(r, id, waiting);
   }
 }
 
@@ -104,7 +129,7 @@ export function handleAppendResponse(r: Raft, m: MsgAppResp): void {
 
   if (maybeCommit(r)) {
     if (r.role !== "leader") return; // it stepped down (removed itself): it sends nothing
-    sendCommit(r);
+    r.commitNoticeDue = true; // see flushSends
     releasePendingReadIndexMessages(r);
   } else if (m.from !== r.id && wasPaused) {
     maybeSendAppend(r, m.from, true);

@@ -68,9 +68,9 @@ test("a lease measured by CheckQuorum alone (served whenever the node leads) is 
   );
 });
 
-// Since removed members learn of their removal (issue 18), this wedge is rare: 1 of the
-// suite's 300 seeds (420279: a member at a lower term never learns the leader's and never
-// applies the write). Searching for it takes about 20 s.
+// Since removed members learn of their removal (issue 18), this wedge is rare: about 1 seed
+// in 400 (420577 is the first of the suite's 600: a member at a lower term never learns the
+// leader's and never applies the write). Searching for it takes about 40 s.
 test(
   "ignoring requests of lower terms (no reply, as etcd does with PreVote and CheckQuorum off) is caught by the suites' seeds",
   { timeout: 120_000 },

@@ -50,7 +50,7 @@ export const VARIANT_SEEDS = {
   lease3: 300,
   lease5: 150,
   /** PreVote and CheckQuorum both off, 3 nodes. */
-  neither3: 300,
+  neither3: 600,
   /** One of them off, 3 nodes. */
   options3: 200,
   /** Each of the three, 5 nodes. */
