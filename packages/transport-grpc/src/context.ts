@@ -8,17 +8,21 @@ export const CALL_CANCELLED = new RpcError("DEADLINE_EXCEEDED", "the call was ca
 /**
  * A call's context. Its abort signal, and the timer behind the deadline, are made only when
  * a handler asks for the signal: rockraft's runtime keeps its own deadlines and never does,
- * so a call costs no timer of its own. `cancelled` aborts when the client cancels.
+ * so a call costs no timer, controller or event of its own. It is cancelled when the client
+ * cancels: through `cancelled` (a Batch stream's signal, shared by its calls) or `cancel()`
+ * (a unary call's own "cancelled" event).
  */
 export class LazyCallContext implements CallContext {
   private controller: AbortController | undefined;
   private timer: NodeJS.Timeout | undefined;
   private onCancel: (() => void) | undefined;
+  private cancelReason: unknown;
+  private answered = false;
 
   constructor(
     /** The call's deadline (ms since the epoch), or Infinity. */
     readonly deadline: number,
-    private readonly cancelled: AbortSignal,
+    private readonly cancelled?: AbortSignal,
   ) {}
 
   get signal(): AbortSignal {
@@ -26,8 +30,9 @@ export class LazyCallContext implements CallContext {
       const controller = new AbortController();
       this.controller = controller;
       const cancelled = this.cancelled;
-      if (cancelled.aborted) controller.abort(cancelled.reason);
-      else {
+      if (this.cancelReason !== undefined) controller.abort(this.cancelReason);
+      else if (cancelled?.aborted === true) controller.abort(cancelled.reason);
+      else if (cancelled !== undefined) {
         this.onCancel = () => controller.abort(cancelled.reason);
         cancelled.addEventListener("abort", this.onCancel);
       }
@@ -41,9 +46,17 @@ export class LazyCallContext implements CallContext {
     return this.controller.signal;
   }
 
+  /** The client cancelled the call (or went away) before it was answered. */
+  cancel(reason: unknown): void {
+    if (this.answered || this.cancelReason !== undefined) return;
+    this.cancelReason = reason;
+    this.controller?.abort(reason);
+  }
+
   /** The call is answered: stops the deadline timer and the cancel listener, if made. */
   done(): void {
+    this.answered = true;
     if (this.timer !== undefined) clearTimeout(this.timer);
-    if (this.onCancel !== undefined) this.cancelled.removeEventListener("abort", this.onCancel);
+    if (this.onCancel !== undefined) this.cancelled?.removeEventListener("abort", this.onCancel);
   }
 }

@@ -16,6 +16,7 @@ import {
   type KvHandler,
   type LogId,
 } from "../src/index.js";
+import { KVClient } from "../src/gen/rockraft/v1/kv.js";
 import { startServer, stubKv, waitFor } from "./helpers/servers.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -343,6 +344,42 @@ describe.each([
     expect((error as RockraftClientError).code).toBe("DEADLINE_EXCEEDED");
     expect(sawDeadline).toBeGreaterThanOrEqual(began + 150);
   });
+});
+
+test("a client that cancels a unary call aborts the handler's signal; an answered call is never aborted", async () => {
+  const reasons: string[] = [];
+  let started = false;
+  let answered: AbortSignal | undefined;
+  const { address } = await server({
+    kv: {
+      ...stubKv,
+      get: (_key, context) =>
+        new Promise((_resolve, reject) => {
+          started = true;
+          context.signal.addEventListener("abort", () => {
+            reasons.push((context.signal.reason as Error).message);
+            reject(context.signal.reason as Error);
+          });
+        }),
+      put: (_key, _value, context) => {
+        answered = context.signal;
+        return Promise.resolve({ logId: { term: 1, nodeId: 1, index: 1 } });
+      },
+    },
+  });
+  const stub = new KVClient(address, credentials.createInsecure());
+  cleanups.push(() => stub.close());
+  await new Promise<void>((resolve, reject) =>
+    stub.put({ key: Buffer.from("k"), value: Buffer.from("v") }, (error) =>
+      error ? reject(error) : resolve(),
+    ),
+  );
+  const call = stub.get({ key: Buffer.from("k") }, () => {});
+  await waitFor(() => started || undefined, "the handler to be called");
+  call.cancel();
+  await waitFor(() => reasons.length > 0 || undefined, "the handler's signal to abort");
+  expect(reasons).toEqual(["the call was cancelled"]);
+  expect(answered?.aborted).toBe(false);
 });
 
 describe("the Batch stream", () => {
