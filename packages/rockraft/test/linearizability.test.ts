@@ -107,6 +107,28 @@ describe("known-bad histories fail", () => {
     expect(checkKey(history).ok).toBe(false);
   });
 
+  test("two concurrent compare-and-swaps from the same value that both succeed", () => {
+    const history = [
+      put(1, 2, "a"),
+      cas(3, 6, "a", "b", { succeeded: true, current: "a" }),
+      cas(4, 7, "a", "c", { succeeded: true, current: "a" }),
+    ];
+    expect(checkKey(history).ok).toBe(false);
+    // One of them failing, having seen the other's value, is linearizable.
+    const fine = [
+      put(1, 2, "a"),
+      cas(3, 6, "a", "b", { succeeded: true, current: "a" }),
+      cas(4, 7, "a", "c", { succeeded: false, current: "b" }),
+    ];
+    expect(checkKey(fine).ok).toBe(true);
+  });
+
+  test("a write that un-applies: read once, then gone with nothing deleting it", () => {
+    const history = [put(1, 2, "a"), get(3, 4, "a"), get(5, 6, undefined)];
+    expect(checkKey(history).ok).toBe(false);
+    expect(firstViolation(history)).toBe(5);
+  });
+
   test("an unknown write cannot explain a read that ended before it was called", () => {
     const history = [put(1, 2, "a"), get(3, 4, "b"), put(5, undefined, "b")];
     expect(checkKey(history).ok).toBe(false);
