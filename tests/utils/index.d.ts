@@ -19,3 +19,75 @@ export function waitFor<T>(
  * user does.
  */
 export function exampleCommand(): string[];
+
+// The linearizability checker (linearizability.js): shared by the whole-node simulation
+// and the real-process chaos runs.
+
+/** One client call on one key. Values are strings; undefined is "absent". */
+export type KvInput =
+  | { readonly op: "put"; readonly value: string }
+  | { readonly op: "get" }
+  | { readonly op: "delete" }
+  | {
+      readonly op: "cas";
+      readonly expectFound: boolean;
+      readonly expected: string | undefined;
+      readonly value: string;
+    };
+
+export type KvOutput =
+  | { readonly op: "put" }
+  | { readonly op: "get"; readonly value: string | undefined }
+  | { readonly op: "delete"; readonly found: boolean }
+  | {
+      readonly op: "cas";
+      readonly succeeded: boolean;
+      readonly found: boolean;
+      readonly current: string | undefined;
+    };
+
+export interface Operation {
+  readonly client: number;
+  /** The node the call went to, and where the write landed in the log (for reports). */
+  readonly node?: number;
+  readonly index?: number;
+  readonly key: string;
+  readonly input: KvInput;
+  /** Undefined: the outcome is unknown. */
+  readonly output: KvOutput | undefined;
+  /** Logical time of the call and of the answer (Infinity when unknown); all distinct. */
+  readonly call: number;
+  readonly ret: number;
+}
+
+export interface CheckResult {
+  readonly ok: boolean;
+  /** When not ok: the most operations linearized at once before the search gave up. */
+  readonly linearizedUpTo?: number;
+  /**
+   * When not ok: the call time of the first operation the deepest attempt could not
+   * linearize (where to look).
+   */
+  readonly stuckAt?: number;
+  /** The search ran out of its step budget: neither proven nor refuted. */
+  readonly undecided?: boolean;
+}
+
+/** The register model: is `output` possible for `input` in `state`, and the state after. */
+export function step(
+  state: string | undefined,
+  input: KvInput,
+  output: KvOutput | undefined,
+): { ok: boolean; next: string | undefined };
+
+/** Whether one key's history is linearizable from the absent state. */
+export function checkKey(operations: readonly Operation[], budget?: number): CheckResult;
+
+/** Describes an operation for a report. */
+export function describe(op: Operation): string;
+
+/**
+ * Where a history that is not linearizable first goes wrong: the call time of the first
+ * call by which a prefix of the history is already not linearizable.
+ */
+export function firstViolation(operations: readonly Operation[]): number | undefined;

@@ -1,5 +1,6 @@
 // Helpers shared by the repository's tests and scripts (plain JavaScript, so that the
 // scripts under scripts/ use them too; index.d.ts types them).
+export { checkKey, describe, firstViolation, step } from "./linearizability.js";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";

@@ -5,7 +5,7 @@ import {
   type KvInput,
   type KvOutput,
   type Operation,
-} from "./sim/linearizability.js";
+} from "@rockraft/test-utils";
 
 // The checker's self-tests: histories known to be linearizable and known not to be.
 

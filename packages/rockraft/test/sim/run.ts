@@ -6,7 +6,7 @@
 import type { Entry, NodeId } from "@rockraft/raft-core";
 import type { RuntimeEnvironment } from "../../src/runtime.js";
 import { FAULT_CLASSES, FaultSchedule, type FaultClass } from "./faults.js";
-import { checkKey, describe, firstViolation, type Operation } from "./linearizability.js";
+import { checkKey, describe, firstViolation, type Operation } from "@rockraft/test-utils";
 import { SimNetwork } from "./network.js";
 import { SimNode, simConfig } from "./process.js";
 import { Workload } from "./workload.js";

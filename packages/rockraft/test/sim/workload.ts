@@ -3,7 +3,7 @@
 // did not happen: left out of the history), or unknown outcome (it may have happened).
 import type { NodeId } from "@rockraft/raft-core";
 import { RockraftError } from "../../src/errors.js";
-import type { KvInput, KvOutput, Operation } from "./linearizability.js";
+import type { KvInput, KvOutput, Operation } from "@rockraft/test-utils";
 import type { SimNode } from "./process.js";
 import type { World } from "./world.js";
 
