@@ -6,7 +6,8 @@
 // simulation). Exit status 0 only when every history is linearizable.
 //   pnpm chaos [-- --seconds 60 --nodes 3 --faults kill,pause --clients 12 --keys 8 --seed S --read-mode read_index|lease]
 // Fault classes so far: kill (SIGKILL, then a restart), pause (SIGSTOP for longer than an
-// election timeout, then SIGCONT). See chaos/README.md.
+// election timeout, then SIGCONT), partition (one node isolated, a majority/minority split,
+// or a bridge; needs root for network namespaces). See chaos/README.md.
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,8 +16,9 @@ import { createPrng } from "@rockraft/raft-core";
 import { checkKey, describe, firstViolation } from "@rockraft/test-utils";
 import { RockraftClient } from "@rockraft/transport-grpc";
 import { ExampleCluster } from "./lib/cluster.mjs";
+import { NodeNetwork, namespacesAvailable } from "./lib/netns.mjs";
 
-const FAULT_CLASSES = ["kill", "pause"];
+const FAULT_CLASSES = ["kill", "pause", "partition"];
 const { values } = parseArgs({
   options: {
     seconds: { type: "string", default: "60" },
@@ -50,12 +52,19 @@ const seed = integer("seed", 0, 2 ** 31 - 1);
 const readMode = values["read-mode"];
 if (readMode !== "read_index" && readMode !== "lease")
   fail(`--read-mode: expected read_index or lease, got ${JSON.stringify(readMode)}`);
-const faults = values.faults === "" ? [] : values.faults.split(",");
+let faults = values.faults === "" ? [] : values.faults.split(",");
 for (const fault of faults) {
   if (!FAULT_CLASSES.includes(fault))
     fail(
       `--faults: unknown fault class ${JSON.stringify(fault)}; expected some of ${FAULT_CLASSES.join(", ")}`,
     );
+}
+const partitions = faults.includes("partition") && namespacesAvailable();
+if (faults.includes("partition") && !partitions) {
+  console.log(
+    "partition: skipped (it needs root and iproute2 to give each node a network namespace)",
+  );
+  faults = faults.filter((fault) => fault !== "partition");
 }
 
 const prng = createPrng(seed);
@@ -65,7 +74,8 @@ const stamp = () => `[${((performance.now() - started) / 1000).toFixed(3).padSta
 const say = (line) => console.log(`${stamp()} ${line}`);
 
 const dir = await mkdtemp(join(tmpdir(), "rockraft-chaos-"));
-const cluster = new ExampleCluster({ dir, nodes: nodeCount, readMode });
+const network = partitions ? new NodeNetwork(nodeCount) : undefined;
+const cluster = new ExampleCluster({ dir, nodes: nodeCount, readMode, network });
 say(
   `seed ${seed}; ${nodeCount} nodes, ${clientCount} clients, ${keyCount} keys, faults ${faults.join(",") || "none"}, read mode ${readMode}; run directory ${dir}`,
 );
@@ -166,6 +176,32 @@ async function runFaults(until) {
       await sleep(500 + random(2_500));
       say(`heal: restart node ${node}`);
       await cluster.restart(node);
+    } else if (fault === "partition") {
+      const ids = Array.from({ length: nodeCount }, (_, i) => i + 1);
+      for (let i = ids.length - 1; i > 0; i--) {
+        const j = random(i + 1);
+        [ids[i], ids[j]] = [ids[j], ids[i]];
+      }
+      const kind = ["isolate", "split", "bridge"][random(3)];
+      const cuts = [];
+      let what;
+      if (kind === "bridge") {
+        // Two nodes cannot see each other; a third sees both.
+        cuts.push([ids[0], ids[1]]);
+        what = `bridge: ${ids[0]} and ${ids[1]} cut from each other, ${ids[2]} sees both`;
+      } else {
+        const minority = kind === "isolate" ? 1 : Math.floor((nodeCount - 1) / 2);
+        const small = ids.slice(0, minority);
+        const large = ids.slice(minority);
+        for (const a of small) for (const b of large) cuts.push([a, b]);
+        what = `${kind === "isolate" ? "isolate" : "split"}: {${small.join(",")}} | {${large.join(",")}}`;
+      }
+      const ms = 3_000 + random(3_000);
+      say(`fault: partition ${what} for ${ms} ms`);
+      for (const [a, b] of cuts) network.disconnect(a, b);
+      await sleep(ms);
+      say("heal: every link whole");
+      network.healAll();
     } else {
       const ms = 2_500 + random(2_000); // longer than the 2 s maximal election timeout
       say(`fault: pause node ${node} for ${ms} ms (SIGSTOP)`);
@@ -187,7 +223,8 @@ await Promise.all(workload);
 
 // ---- Heal, then read every key from every node ------------------------------------------
 
-say("healing: every node running");
+say("healing: every link whole, every node running");
+network?.healAll();
 await cluster.healAll();
 await cluster.waitForLeader();
 for (const [i, endpoint] of cluster.endpoints.entries()) {

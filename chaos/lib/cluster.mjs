@@ -15,9 +15,13 @@ process.on("exit", () => {
 });
 
 export class ExampleCluster {
-  /** `dir`: the run directory; `nodes`: 3 or 5; `readMode`: the config's `read_mode`. */
-  constructor({ dir, nodes, readMode }) {
+  /**
+   * `dir`: the run directory; `nodes`: 3 or 5; `readMode`: the config's `read_mode`;
+   * `network`: a NodeNetwork to run each node in its own namespace (for partitions).
+   */
+  constructor({ dir, nodes, readMode, network }) {
     this.dir = dir;
+    this.network = network;
     this.count = nodes;
     this.readMode = readMode;
     this.endpoints = [];
@@ -26,8 +30,16 @@ export class ExampleCluster {
   }
 
   async start() {
-    const ports = await freePorts(this.count);
-    this.endpoints = ports.map((port) => `127.0.0.1:${port}`);
+    if (this.network !== undefined) {
+      this.network.create();
+      this.endpoints = Array.from(
+        { length: this.count },
+        (_, i) => `${this.network.address(i + 1)}:7000`,
+      );
+    } else {
+      const ports = await freePorts(this.count);
+      this.endpoints = ports.map((port) => `127.0.0.1:${port}`);
+    }
     const members = this.endpoints
       .map((addr, i) => `[[cluster.members]]\nnode_id = ${i + 1}\naddr = "${addr}"\n`)
       .join("\n");
@@ -47,8 +59,11 @@ export class ExampleCluster {
   }
 
   spawn(id) {
-    const command = exampleCommand();
-    const child = spawn(process.execPath, [...command, "--conf", this.conf(id)], {
+    const argv = [process.execPath, ...exampleCommand(), "--conf", this.conf(id)];
+    // In a namespace, `ip netns exec` execs node itself: signals reach the node.
+    const [file, args] =
+      this.network === undefined ? [argv[0], argv.slice(1)] : this.network.wrap(id, argv);
+    const child = spawn(file, args, {
       cwd: APP,
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -147,5 +162,6 @@ export class ExampleCluster {
         return exited;
       }),
     );
+    this.network?.remove();
   }
 }
