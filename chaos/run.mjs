@@ -4,7 +4,9 @@
 // strike them; every answer is recorded and each key's history checked for
 // linearizability (the checker of @rockraft/test-utils, shared with the whole-node
 // simulation). Exit status 0 only when every history is linearizable.
-//   pnpm chaos [-- --seconds 60 --nodes 3 --faults kill,pause --clients 12 --keys 8 --seed S --read-mode read_index|lease]
+//   pnpm chaos [-- --seconds 60 --nodes 3 --faults kill,pause,partition --clients 12 --keys 8 --seed S --read-mode read_index|lease]
+// --unsafe local-reads runs the nodes with a known bug switched on (reads without ReadIndex),
+// to show that the run catches it.
 // Fault classes so far: kill (SIGKILL, then a restart), pause (SIGSTOP for longer than an
 // election timeout, then SIGCONT), partition (one node isolated, a majority/minority split,
 // or a bridge; needs root for network namespaces). See chaos/README.md.
@@ -28,6 +30,7 @@ const { values } = parseArgs({
     keys: { type: "string", default: "8" },
     seed: { type: "string", default: String(Date.now() % 1_000_000) },
     "read-mode": { type: "string", default: "read_index" },
+    unsafe: { type: "string" },
   },
   args: process.argv.slice(2).filter((arg) => arg !== "--"),
 });
@@ -52,6 +55,8 @@ const seed = integer("seed", 0, 2 ** 31 - 1);
 const readMode = values["read-mode"];
 if (readMode !== "read_index" && readMode !== "lease")
   fail(`--read-mode: expected read_index or lease, got ${JSON.stringify(readMode)}`);
+if (values.unsafe !== undefined && values.unsafe !== "local-reads")
+  fail(`--unsafe: expected local-reads, got ${JSON.stringify(values.unsafe)}`);
 let faults = values.faults === "" ? [] : values.faults.split(",");
 for (const fault of faults) {
   if (!FAULT_CLASSES.includes(fault))
@@ -75,7 +80,13 @@ const say = (line) => console.log(`${stamp()} ${line}`);
 
 const dir = await mkdtemp(join(tmpdir(), "rockraft-chaos-"));
 const network = partitions ? new NodeNetwork(nodeCount) : undefined;
-const cluster = new ExampleCluster({ dir, nodes: nodeCount, readMode, network });
+const cluster = new ExampleCluster({
+  dir,
+  nodes: nodeCount,
+  readMode,
+  network,
+  unsafe: values.unsafe,
+});
 say(
   `seed ${seed}; ${nodeCount} nodes, ${clientCount} clients, ${keyCount} keys, faults ${faults.join(",") || "none"}, read mode ${readMode}; run directory ${dir}`,
 );

@@ -19,8 +19,9 @@ export class ExampleCluster {
    * `dir`: the run directory; `nodes`: 3 or 5; `readMode`: the config's `read_mode`;
    * `network`: a NodeNetwork to run each node in its own namespace (for partitions).
    */
-  constructor({ dir, nodes, readMode, network }) {
+  constructor({ dir, nodes, readMode, network, unsafe }) {
     this.dir = dir;
+    this.unsafe = unsafe;
     this.network = network;
     this.count = nodes;
     this.readMode = readMode;
@@ -66,6 +67,10 @@ export class ExampleCluster {
     const child = spawn(file, args, {
       cwd: APP,
       stdio: ["ignore", "pipe", "pipe"],
+      env:
+        this.unsafe === undefined
+          ? process.env
+          : { ...process.env, ROCKRAFT_TESTING_UNSAFE: this.unsafe },
     });
     live.add(child);
     child.once("exit", () => live.delete(child));

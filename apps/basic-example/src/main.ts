@@ -118,7 +118,10 @@ async function main(): Promise<number> {
   // collections (rockraft's README, "The Node.js process"); run with plain `node`, it keeps
   // V8's own timing, quietly.
   const exposed = typeof (globalThis as { gc?: unknown }).gc === "function";
-  const node = await RaftNodeBuilder.build(config, { youngGc: exposed ? "scheduled" : "v8" });
+  const node = await RaftNodeBuilder.build(config, {
+    youngGc: exposed ? "scheduled" : "v8",
+    ...testingUnsafe(),
+  });
   print("✓ Raft node created and gRPC service started successfully!");
   print();
 
@@ -165,3 +168,18 @@ main().then(
     process.exit(1);
   },
 );
+
+/**
+ * `ROCKRAFT_TESTING_UNSAFE=local-reads`: a known bug switched on, for `pnpm chaos` to show
+ * that it catches it (reads served from this node's state without ReadIndex). Testing only.
+ */
+function testingUnsafe(): { testingUnsafe?: { localReads: boolean } } {
+  const value = process.env["ROCKRAFT_TESTING_UNSAFE"];
+  if (value === undefined || value === "") return {};
+  if (value !== "local-reads") {
+    throw new Error(
+      `ROCKRAFT_TESTING_UNSAFE: expected "local-reads", got ${JSON.stringify(value)}`,
+    );
+  }
+  return { testingUnsafe: { localReads: true } };
+}

@@ -8,7 +8,7 @@ import { createLogger } from "./logger.js";
 import { NodeMetricsExporter } from "./metrics.js";
 import { GrpcLeaderCalls } from "./leader-calls.js";
 import { NodeRuntime } from "./runtime.js";
-import { cryptoRandomness, systemClock } from "./seams.js";
+import { cryptoRandomness, systemClock, type RuntimeEnvironment } from "./seams.js";
 import { maxMessageBytesOf } from "./options.js";
 import { clusterHandler, kvHandler, peerHandler } from "./services.js";
 import type { NodeMetrics } from "./wait.js";
@@ -28,6 +28,13 @@ export interface BuildOptions {
    * and keeps V8's timing.
    */
   readonly youngGc?: "v8" | "scheduled";
+  /**
+   * Deliberate rule breaking, for tests that prove a checker can fail (`pnpm chaos`). Never
+   * set outside tests.
+   *
+   * @internal
+   */
+  readonly testingUnsafe?: RuntimeEnvironment["testingUnsafe"];
 }
 
 /** A started node: storage open, Raft running, gRPC serving. */
@@ -157,7 +164,14 @@ export const RaftNodeBuilder = {
       logger,
       metrics: exporter,
       youngGc,
+      ...(options.testingUnsafe === undefined ? {} : { testingUnsafe: options.testingUnsafe }),
     });
+    if (options.testingUnsafe !== undefined) {
+      logger.warn(
+        { testingUnsafe: options.testingUnsafe },
+        "TESTING ONLY: this node breaks rules on purpose; never run it with real data",
+      );
+    }
     const api = new RaftApi(runtime, config);
     let server: RockraftServer;
     try {

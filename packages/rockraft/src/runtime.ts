@@ -247,6 +247,7 @@ export class NodeRuntime {
   /** A linearizable read point: resolves with an index to wait for before reading. */
   async readIndex(timeoutMs: number): Promise<number> {
     this.assertRunning();
+    if (this.unsafe.localReads === true) return this.storage.applied().index; // a known bug
     const deadline = this.clock.now() + timeoutMs;
     await this.awaitLeader(deadline);
     this.assertRunning();

@@ -156,6 +156,8 @@ export interface RuntimeEnvironment {
         readonly waiterByIndexOnly?: boolean;
         /** A leader answers a put as soon as it appends the entry, before commit and apply. */
         readonly answerWhenAppended?: boolean;
+        /** Linearizable reads skip ReadIndex: served from this node's applied state at once. */
+        readonly localReads?: boolean;
       }
     | undefined;
 }
