@@ -8,7 +8,7 @@
 // By default each system is driven by its own client: rockraft's RockraftClient (its calls
 // over each node's KV.Batch stream) and etcd's etcd3 package. With --unary both are driven
 // by the identical client instead: plain grpc-js stubs generated at run time from each
-// system's own proto (lib/stubs.mjs), one unary call per operation, as a user of any
+// system's own proto (@rockraft/test-utils/stubs), one unary call per operation, as a user of any
 // language calls them.
 // With --vs-etcd, the same load runs, alternating row by row, against a three-member etcd
 // cluster on 127.0.0.1 (Debian's etcd-server, installed when missing), and the ratios print.
@@ -34,7 +34,7 @@ import {
   percentile,
   startExampleCluster,
 } from "./lib/example-cluster.mjs";
-import { etcdStub, rockraftStub } from "./lib/stubs.mjs";
+import { etcdStub, rockraftStub } from "@rockraft/test-utils/stubs";
 
 const { values } = parseArgs({
   options: {

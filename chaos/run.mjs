@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createPrng } from "@rockraft/raft-core";
 import { checkKey, describe, firstViolation } from "@rockraft/test-utils";
+import { rockraftStub } from "@rockraft/test-utils/stubs";
 import { RockraftClient } from "@rockraft/transport-grpc";
 import { ExampleCluster } from "./lib/cluster.mjs";
 import { NodeNetwork, namespacesAvailable } from "./lib/netns.mjs";
@@ -72,8 +73,12 @@ if (faults.includes("partition") && !partitions) {
   faults = faults.filter((fault) => fault !== "partition");
 }
 
-const prng = createPrng(seed);
-const random = (n) => prng.nextInt(n);
+// The fault schedule draws from its own generator, so that a seed replays it whatever the
+// workload does meanwhile.
+const faultPrng = createPrng(seed);
+const random = (n) => faultPrng.nextInt(n);
+const workloadPrng = createPrng(seed ^ 0x5bd1e995);
+const workloadRandom = (n) => workloadPrng.nextInt(n);
 const started = performance.now();
 const stamp = () => `[${((performance.now() - started) / 1000).toFixed(3).padStart(8)} s]`;
 const say = (line) => console.log(`${stamp()} ${line}`);
@@ -103,15 +108,40 @@ const keys = Array.from({ length: keyCount }, (_, i) => `chaos-${i}`);
 const text = (bytes) => (bytes === undefined ? undefined : Buffer.from(bytes).toString());
 let stop = false;
 
-async function runClient(id) {
-  // Each client starts at its own node and follows the leader from there.
+/**
+ * Client `id`'s calls. Even ids use `RockraftClient`, which starts at its own node and
+ * follows the leader; odd ids a plain gRPC stub generated from the proto, one unary call
+ * per operation, that stays on its node (a follower forwards its writes).
+ */
+function connect(id) {
+  if (id % 2 === 1) {
+    const stub = rockraftStub(cluster.endpoints[id % nodeCount], { timeoutMs: 2_000 });
+    return {
+      put: (key, value) => stub.put(key, value),
+      get: async (key) => {
+        const r = await stub.get(key);
+        return { value: r.found === true ? (r.value ?? Buffer.alloc(0)) : undefined };
+      },
+      delete: async (key) => ({ found: (await stub.delete(key)).found === true }),
+      compareAndSwap: async (request) => {
+        const r = await stub.compareAndSwap(request);
+        const found = r.found === true;
+        return { succeeded: r.succeeded === true, found, current: r.current ?? Buffer.alloc(0) };
+      },
+      close: () => stub.close(),
+    };
+  }
   const endpoints = cluster.endpoints.map((_, j) => cluster.endpoints[(id + j) % nodeCount]);
-  const client = new RockraftClient({ endpoints, timeoutMs: 2_000 });
+  return new RockraftClient({ endpoints, timeoutMs: 2_000 });
+}
+
+async function runClient(id) {
+  const client = connect(id);
   let n = 0;
   try {
     while (!stop) {
-      const key = keys[random(keyCount)];
-      const roll = random(100);
+      const key = keys[workloadRandom(keyCount)];
+      const roll = workloadRandom(100);
       const value = `c${id}-${++n}`;
       let input;
       let call;
@@ -126,7 +156,9 @@ async function runClient(id) {
         call = async () => ({ op: "delete", found: (await client.delete(key)).found });
       } else {
         const expected =
-          random(2) === 0 ? undefined : `c${random(clientCount)}-${1 + random(Math.max(1, n))}`;
+          workloadRandom(2) === 0
+            ? undefined
+            : `c${workloadRandom(clientCount)}-${1 + workloadRandom(Math.max(1, n))}`;
         input = { op: "cas", expectFound: expected !== undefined, expected, value };
         call = async () => {
           const r = await client.compareAndSwap({
@@ -151,7 +183,9 @@ async function runClient(id) {
       } catch (error) {
         const unknown =
           input.op !== "get" &&
-          (error?.outcomeUnknown !== false || error?.name !== "RockraftClientError");
+          // A plain stub's failed write may have been applied: unknown. So is one of
+          // RockraftClient's, unless the cluster answered that it was not.
+          (error?.name !== "RockraftClientError" || error.outcomeUnknown !== false);
         if (unknown) {
           // It may take effect at any point after its call, or never.
           history.push({
@@ -164,6 +198,8 @@ async function runClient(id) {
           });
           counts.unknown++;
         } else counts.failed++; // a read, or a write the cluster says it did not apply
+        // As a real client would: no tight loop against a node that is down or cut off.
+        await sleep(50 + workloadRandom(100));
       }
     }
   } finally {

@@ -2,7 +2,7 @@
 // (no Raft, no storage), one process per port given. What any grpc-js service costs per
 // call on this machine, with rockraft's messages.
 //   node lib/echo-server.mjs PORT
-import { grpc, rockraftService } from "./stubs.mjs";
+import { grpc, rockraftService } from "@rockraft/test-utils/stubs";
 
 const port = Number(process.argv[2]);
 const value = Buffer.alloc(256, 120);

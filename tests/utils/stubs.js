@@ -23,18 +23,36 @@ function service(file, includeDirs, path) {
   return node;
 }
 
-const call = (stub, method, request) =>
+const call = (stub, method, request, timeoutMs) =>
   new Promise((resolve, reject) =>
-    stub[method](request, (error, response) => (error ? reject(error) : resolve(response))),
+    stub[method](
+      request,
+      timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs },
+      (error, response) => (error ? reject(error) : resolve(response)),
+    ),
   );
 
-/** rockraft's KV service from proto/rockraft/v1/kv.proto. */
-export function rockraftStub(address) {
+/** rockraft's KV service from proto/rockraft/v1/kv.proto; `timeoutMs`: each call's deadline. */
+export function rockraftStub(address, { timeoutMs } = {}) {
   const KV = service("rockraft/v1/kv.proto", [join(root, "proto")], "rockraft.v1.KV");
   const stub = new KV(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  const bytes = (value) => Buffer.from(value ?? "");
   return {
-    put: (key, value) => call(stub, "Put", { key: Buffer.from(key), value: Buffer.from(value) }),
-    get: (key) => call(stub, "Get", { key: Buffer.from(key) }),
+    put: (key, value) => call(stub, "Put", { key: bytes(key), value: bytes(value) }, timeoutMs),
+    get: (key) => call(stub, "Get", { key: bytes(key) }, timeoutMs),
+    delete: (key) => call(stub, "Delete", { key: bytes(key) }, timeoutMs),
+    compareAndSwap: ({ key, expectFound, expected, value }) =>
+      call(
+        stub,
+        "CompareAndSwap",
+        {
+          key: bytes(key),
+          expect_found: expectFound,
+          expected: bytes(expected),
+          value: bytes(value),
+        },
+        timeoutMs,
+      ),
     close: () => stub.close(),
   };
 }
