@@ -1,5 +1,6 @@
 // A follower's handlers of its leader's messages: appends (§5.3), heartbeats, snapshots (§7).
-import { appendToLog, applyConf } from "./membership.js";
+import { appendToLog } from "./membership.js";
+import { restore } from "./snapshots.js";
 import { type Message, type MsgApp, type MsgHeartbeat, type MsgSnap } from "./types.js";
 import { RaftError } from "./errors.js";
 import type { Raft } from "./raft.js";
@@ -92,11 +93,4 @@ export function handleSnapshot(r: Raft, m: MsgSnap): void {
   }
   restore(r, m.snapshot);
   reply(r.log.lastIndex());
-}
-
-/** Replaces log and membership with a snapshot's (§7). */
-function restore(r: Raft, snapshot: MsgSnap["snapshot"]): void {
-  r.log.restore(snapshot);
-  r.configs.restore(snapshot.metadata.confState);
-  applyConf(r, snapshot.metadata.confState);
 }

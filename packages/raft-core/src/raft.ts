@@ -39,9 +39,9 @@ import {
  * This file holds the node's state, its role transitions, the clock, and `step` with the
  * handler of each role. The work the handlers hand off lives beside it, one file per job:
  * election.ts, replication.ts (leader), follower.ts, membership.ts, read-index.ts,
- * transfer.ts, status.ts. Their functions take the `Raft` they work on, like methods kept
- * in another file; the class is internal to the package (`RawNode` is the public surface),
- * so its fields are not private.
+ * snapshots.ts, transfer.ts, status.ts. Their functions take the `Raft` they work on, like
+ * methods kept in another file; the class is internal to the package (`RawNode` is the
+ * public surface), so its fields are not private.
  */
 export class Raft {
   readonly id: NodeId;
@@ -553,39 +553,6 @@ export class Raft {
       stamped[i] = { index: ++index, term: this.term, type: entry.type, data: entry.data };
     }
     appendToLog(this, stamped);
-  }
-
-  // ---- Snapshots (§7) ------------------------------------------------------------------
-
-  /**
-   * The application made a snapshot of its state through `index` durable and put it in the
-   * storage view. The log before it is compacted, keeping `keepEntries` entries behind it
-   * so that slightly lagging followers still catch up from the log. When to snapshot, and
-   * how much to keep, is the application's policy.
-   */
-  snapshotTaken(index: number, keepEntries: number): void {
-    if (!Number.isSafeInteger(keepEntries) || keepEntries < 0) {
-      throw new RangeError(
-        `snapshotTaken(${index}, ${keepEntries}): keepEntries must be a non-negative integer`,
-      );
-    }
-    const stored = this.log.storage.snapshot().metadata.index;
-    if (stored !== index) {
-      throw new RangeError(
-        `snapshotTaken(${index}): the storage's snapshot is at index ${stored}; install the snapshot in the storage view first`,
-      );
-    }
-    // The application may have applied entries this node handed out as committed before
-    // `advance()` records them as applied: the bound is the commit index.
-    if (index > this.log.committed) {
-      throw new RangeError(
-        `snapshotTaken(${index}): beyond the commit index ${this.log.committed}`,
-      );
-    }
-    const compactTo = index - keepEntries;
-    if (compactTo >= this.log.storage.firstIndex() && compactTo > (this.pendingCompaction ?? 0)) {
-      this.pendingCompaction = compactTo;
-    }
   }
 
   // ---- Output --------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import { bootstrap, changeMembership } from "./membership.js";
 import { Raft } from "./raft.js";
 import { readIndex } from "./read-index.js";
 import { flushSends, reportSnapshot, reportUnreachable } from "./replication.js";
+import { snapshotTaken } from "./snapshots.js";
 import { checkInvariants, status, type Status } from "./status.js";
 import { transferLeader } from "./transfer.js";
 import {
@@ -186,7 +187,7 @@ export class RawNode {
    * application's policy: the core never asks for one.
    */
   snapshotTaken(index: number, keepEntries: number): void {
-    this.raft.snapshotTaken(index, keepEntries);
+    snapshotTaken(this.raft, index, keepEntries);
   }
 
   /**

@@ -57,7 +57,6 @@ export class NodeRuntime {
   private readonly lastHeard = new Map<NodeId, number>();
   private softState: SoftState = { lead: NONE, role: "follower", term: 0 };
   private lastApplied: LogId | undefined;
-  private snapshotIndex: number;
   private readonly snapshotPolicy: SnapshotPolicy;
   private readonly proposer: Proposer;
   private readonly reads: ReadBatcher;
@@ -104,9 +103,7 @@ export class NodeRuntime {
     const applied = storage.applied();
     this.lastApplied =
       applied.index === 0 ? undefined : { term: applied.term, nodeId: NONE, index: applied.index };
-    this.snapshotIndex = storage.raftStorage.snapshot().metadata.index;
-    const { snapshotLogsSinceLast, snapshotKeepLogs } = config.raft;
-    this.snapshotPolicy = new SnapshotPolicy(snapshotLogsSinceLast, snapshotKeepLogs);
+    this.snapshotPolicy = SnapshotPolicy.of(config.raft);
     // At most two maximal election timeouts of ticks at once: enough for every timer.
     this.ticks = new TickClock(
       this.clock,
@@ -407,12 +404,9 @@ export class NodeRuntime {
     this.loop.wake();
   }
 
+  /** Takes a snapshot of the applied state now (also when the snapshot policy says so). */
   async triggerSnapshot(): Promise<number> {
     this.assertRunning();
-    return this.snapshotNow();
-  }
-
-  private async snapshotNow(): Promise<number> {
     let metadata;
     try {
       metadata = await this.storage.takeSnapshot();
@@ -420,8 +414,7 @@ export class NodeRuntime {
       if (error instanceof StorageError) this.fail(error); // the store stopped: so does the node
       throw error;
     }
-    if (metadata === undefined) return this.snapshotIndex;
-    this.snapshotIndex = metadata.index;
+    if (metadata === undefined) return this.snapshotIndex();
     this.raw.snapshotTaken(metadata.index, this.snapshotPolicy.keepEntries);
     this.metricsExporter?.snapshotsTaken.inc();
     this.loop.wake();
@@ -443,7 +436,7 @@ export class NodeRuntime {
       stopped: this.failure !== undefined || this.stopping,
       removed: this.removal.removed(status),
       lastApplied: this.lastApplied,
-      snapshotIndex: this.snapshotIndex,
+      snapshotIndex: this.snapshotIndex(),
       addressOf: (id) => this.addresses.get(id),
     });
   }
@@ -475,12 +468,16 @@ export class NodeRuntime {
     }
   }
 
+  /** The newest snapshot's index: the storage view's (taken here or installed from the leader). */
+  private snapshotIndex(): number {
+    return this.storage.raftStorage.snapshot().metadata.index;
+  }
+
   private onSent(ready: Ready): void {
     if (this.softState.role === "leader") this.youngGc?.afterSent(ready.messages);
   }
 
   private onSnapshotInstalled(metadata: SnapshotMetadata): void {
-    this.snapshotIndex = metadata.index;
     this.lastApplied = {
       term: metadata.term,
       nodeId: this.leaderOfTerm.get(metadata.term) ?? NONE,
@@ -509,8 +506,8 @@ export class NodeRuntime {
     const applied = this.storage.applied().index;
     if (this.storage.hasStagedSnapshots()) await this.storage.discardStagedSnapshots(applied);
     // Not while shutting down: a stop is not a failure.
-    const due = this.snapshotPolicy.due(applied, this.snapshotIndex);
-    if (due && !this.stopping) await this.snapshotNow();
+    const due = this.snapshotPolicy.due(applied, this.snapshotIndex());
+    if (due && !this.stopping) await this.triggerSnapshot();
     this.sayIfRemoved();
     this.addresses.refresh(this.raw.confState());
     this.reads.expire();

@@ -13,6 +13,11 @@ export class SnapshotPolicy {
     readonly keepEntries: number,
   ) {}
 
+  /** The policy of a config's `[raft]` table. */
+  static of(raft: { snapshotLogsSinceLast: number; snapshotKeepLogs: number }): SnapshotPolicy {
+    return new SnapshotPolicy(raft.snapshotLogsSinceLast, raft.snapshotKeepLogs);
+  }
+
   /** Whether `interval` entries were applied since the snapshot at `snapshotIndex`; 0 = never. */
   due(applied: number, snapshotIndex: number): boolean {
     return this.interval > 0 && applied - snapshotIndex >= this.interval;
