@@ -127,14 +127,17 @@ async function main(): Promise<number> {
 
   let stopping = false;
   // A node that stops by itself (disk full, I/O error, corrupt data, a broken invariant)
-  // serves nothing more: the process says why in one line and exits, so that a supervisor
-  // restarts it and nobody takes it for a live member.
-  void node.failed.then(async (error) => {
+  // serves nothing more: the process says why in one line and exits with status 1, so that a
+  // supervisor restarts it and nobody takes it for a live member.
+  let failedExit: Promise<number> | undefined;
+  void node.failed.then((error) => {
     if (stopping) return;
     stopping = true;
-    await node.shutdown(); // which writes out the log, the fatal record first
-    process.stderr.write(`error: ${error.message}\n`);
-    process.exit(1);
+    failedExit = node.shutdown().then(() => {
+      // After the shutdown, which writes out the log, the fatal record first.
+      process.stderr.write(`error: ${error.message}\n`);
+      return 1;
+    });
   });
   const stop = (signal: string) => {
     if (stopping) return;
@@ -155,6 +158,7 @@ async function main(): Promise<number> {
     }
   }
   await node.closed;
+  if (failedExit !== undefined) return failedExit;
   if (stopping) print(`✓ Raft node ${config.node.nodeId} shut down cleanly.`);
   return 0;
 }

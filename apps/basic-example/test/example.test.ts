@@ -240,6 +240,8 @@ describe("the basic example, as processes", () => {
       peer.close();
     }
     expect(node.exitCode).toBe(1);
+    // A failure is not a clean shutdown, and the console does not say it is.
+    expect(node.output).not.toContain("shut down cleanly");
     // Standard error carries the JSON log (here the fatal record that says why) and ends
     // with the one-line error.
     const lines = node.errors.trimEnd().split("\n");
