@@ -16,15 +16,17 @@ const root = join(import.meta.dirname, "..");
 
 function testedPackages() {
   const found = [];
+  const dirs = ["chaos"].map((dir) => join(root, dir));
   for (const group of ["packages", "apps", "tests"]) {
     const dir = join(root, group);
     if (!existsSync(dir)) continue;
-    for (const name of readdirSync(dir).sort()) {
-      const manifestPath = join(dir, name, "package.json");
-      if (!existsSync(manifestPath)) continue;
-      const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
-      if (manifest.scripts?.test) found.push({ name: manifest.name, dir: join(dir, name) });
-    }
+    for (const name of readdirSync(dir).sort()) dirs.push(join(dir, name));
+  }
+  for (const dir of dirs) {
+    const manifestPath = join(dir, "package.json");
+    if (!existsSync(manifestPath)) continue;
+    const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
+    if (manifest.scripts?.test) found.push({ name: manifest.name, dir });
   }
   return found;
 }

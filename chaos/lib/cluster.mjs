@@ -1,12 +1,14 @@
-// The example's node processes for `pnpm chaos`: started with the example's own start
-// command and generated config files, on free 127.0.0.1 ports, with their data and logs in
-// the run directory; killed, restarted, paused and resumed on demand.
+// The node processes of `pnpm chaos`: started, killed, restarted, paused and resumed on
+// demand, each with its output in `node<id>.log` in the run directory. ProcessCluster does
+// the processes; RockraftCluster starts the example's nodes as a user does (its start
+// command and generated config files); EtcdCluster (etcd.mjs) starts etcd members.
 import { spawn } from "node:child_process";
-import { createWriteStream } from "node:fs";
+import { createWriteStream, readFileSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { exampleCommand, freePorts, waitFor } from "@rockraft/test-utils";
+import { exampleCommand, waitFor } from "@rockraft/test-utils";
 import { RockraftClient } from "@rockraft/transport-grpc";
+import { hostPort } from "./links.mjs";
 
 const APP = join(import.meta.dirname, "../../apps/basic-example");
 const live = new Set();
@@ -14,95 +16,78 @@ process.on("exit", () => {
   for (const child of live) child.kill("SIGKILL");
 });
 
-export class ExampleCluster {
+export class ProcessCluster {
   /**
-   * `dir`: the run directory; `nodes`: 3 or 5; `readMode`: the config's `read_mode`;
-   * `network`: a NodeNetwork to run each node in its own namespace (for partitions).
+   * `dir`: the run directory; `plan`: each node's listen and dial addresses (links.mjs);
+   * `network`: a NodeNetwork when each node runs in a namespace of its own; `disks`: where
+   * each node's data lives (disks.mjs).
    */
-  constructor({ dir, nodes, readMode, network, unsafe }) {
+  constructor({ dir, plan, network, disks }) {
     this.dir = dir;
-    this.unsafe = unsafe;
+    this.plan = plan;
     this.network = network;
-    this.count = nodes;
-    this.readMode = readMode;
-    this.endpoints = [];
+    this.disks = disks;
+    this.count = plan.length;
+    /** Where clients dial each node. */
+    this.endpoints = plan.map(({ dial }) => hostPort(dial[0]));
     /** Per node id: { child, output, paused }. */
     this.nodes = new Map();
   }
 
-  async start() {
-    if (this.network !== undefined) {
-      this.network.create();
-      this.endpoints = Array.from(
-        { length: this.count },
-        (_, i) => `${this.network.address(i + 1)}:7000`,
-      );
-    } else {
-      const ports = await freePorts(this.count);
-      this.endpoints = ports.map((port) => `127.0.0.1:${port}`);
-    }
-    const members = this.endpoints
-      .map((addr, i) => `[[cluster.members]]\nnode_id = ${i + 1}\naddr = "${addr}"\n`)
-      .join("\n");
-    for (const [i, addr] of this.endpoints.entries()) {
-      const id = i + 1;
-      await writeFile(
-        this.conf(id),
-        `[node]\nnode_id = ${id}\nraft_addr = "${addr}"\n\n[rocksdb]\ndata_path = "${join(this.dir, `data${id}`)}"\n\n[raft]\nread_mode = "${this.readMode}"\n\n[log]\nlevel = "info"\npretty = false\n\n[cluster]\n${members}`,
-      );
-      this.spawn(id);
-    }
-    await this.waitRunning();
-  }
-
-  conf(id) {
-    return join(this.dir, `node${id}.toml`);
+  log(id) {
+    return join(this.dir, `node${id}.log`);
   }
 
   spawn(id) {
-    const argv = [process.execPath, ...exampleCommand(), "--conf", this.conf(id)];
-    // In a namespace, `ip netns exec` execs node itself: signals reach the node.
+    const { argv, cwd, env } = this.command(id);
+    // In a namespace, `ip netns exec` execs the program itself: signals reach it.
     const [file, args] =
       this.network === undefined ? [argv[0], argv.slice(1)] : this.network.wrap(id, argv);
-    const child = spawn(file, args, {
-      cwd: APP,
-      stdio: ["ignore", "pipe", "pipe"],
-      env:
-        this.unsafe === undefined
-          ? process.env
-          : { ...process.env, ROCKRAFT_TESTING_UNSAFE: this.unsafe },
-    });
+    const child = spawn(file, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
     live.add(child);
-    child.once("exit", () => live.delete(child));
-    // Each node's log (standard error, JSON lines) is kept in the run directory.
-    child.stderr.pipe(createWriteStream(join(this.dir, `node${id}.log`), { flags: "a" }));
     const node = { child, output: "", paused: false };
-    child.stdout.on("data", (chunk) => (node.output += chunk));
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    node.exited = exited.then(() => live.delete(child));
+    const log = createWriteStream(this.log(id), { flags: "a" });
+    for (const stream of [child.stdout, child.stderr]) {
+      stream.on("data", (chunk) => {
+        node.output += chunk;
+        log.write(chunk);
+      });
+    }
+    exited.then(() => log.end());
     this.nodes.set(id, node);
   }
 
-  /** Waits until every node says it is running (after its latest start). */
+  running(id) {
+    const { child } = this.nodes.get(id);
+    return child.exitCode === null && child.signalCode === null;
+  }
+
+  /** Waits until every node says it serves (after its latest start). */
   async waitRunning(timeoutMs = 60_000) {
     await waitFor(
-      () => [...this.nodes.values()].every((node) => /is running/.test(node.output)),
-      "every node to say it is running",
+      () => [...this.nodes.values()].every((node) => this.readyPattern.test(node.output)),
+      "every node to say it serves clients",
       timeoutMs,
       50,
     );
   }
 
-  async kill(id) {
-    const { child } = this.nodes.get(id);
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGKILL");
-    await exited;
+  async start() {
+    await this.writeConfigs();
+    for (let id = 1; id <= this.count; id++) this.spawn(id);
+    await this.waitRunning();
   }
 
-  async restart(id) {
-    const node = this.nodes.get(id);
-    if (node.child.exitCode === null && node.child.signalCode === null) return;
-    this.spawn(id);
+  async kill(id) {
+    if (!this.running(id)) return;
+    this.nodes.get(id).child.kill("SIGKILL");
+    await this.nodes.get(id).exited;
+  }
+
+  restart(id) {
+    if (!this.running(id)) this.spawn(id);
   }
 
   pause(id) {
@@ -117,13 +102,106 @@ export class ExampleCluster {
     node.child.kill("SIGCONT");
   }
 
+  /** Resolves with true when node `id` exits within `timeoutMs`, else false. */
+  async exitsWithin(id, timeoutMs) {
+    let timer;
+    const timeout = new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs, false)));
+    const exited = this.nodes.get(id).exited.then(() => true);
+    const result = await Promise.race([exited, timeout]);
+    clearTimeout(timer);
+    return result;
+  }
+
+  /** Why node `id` stopped: its last line starting with `error:`, else its last line. */
+  lastError(id) {
+    const lines = this.nodes.get(id).output.trimEnd().split("\n");
+    return lines.findLast((line) => /^error:/i.test(line)) ?? lines.at(-1) ?? "";
+  }
+
   /** Every node resumed and running again. */
   async healAll() {
     for (const [id, node] of this.nodes) {
       if (node.paused) this.resume(id);
-      if (node.child.exitCode !== null || node.child.signalCode !== null) this.spawn(id);
+      if (!this.running(id)) this.spawn(id);
     }
     await this.waitRunning();
+  }
+
+  /** How many terms had a leader, from the nodes' logs. */
+  leaderTerms() {
+    const terms = new Set();
+    for (let id = 1; id <= this.count; id++) {
+      let text = "";
+      try {
+        text = readFileSync(this.log(id), "utf8");
+      } catch {
+        continue;
+      }
+      for (const term of this.electedTerms(text)) terms.add(term);
+    }
+    return terms.size;
+  }
+
+  /** SIGINT to every node, as a user stops them. */
+  async stop() {
+    await Promise.all(
+      [...this.nodes.keys()].map((id) => {
+        if (!this.running(id)) return undefined;
+        this.nodes.get(id).child.kill("SIGINT");
+        return this.nodes.get(id).exited;
+      }),
+    );
+  }
+}
+
+export class RockraftCluster extends ProcessCluster {
+  /** `readMode`: the config's `read_mode`; `unsafe`: a test-only switch for the nodes. */
+  constructor({ readMode, unsafe, ...rest }) {
+    super(rest);
+    this.readMode = readMode;
+    this.unsafe = unsafe;
+    this.readyPattern = /is running/;
+  }
+
+  conf(id) {
+    return join(this.dir, `node${id}.toml`);
+  }
+
+  async writeConfigs() {
+    const members = this.plan
+      .map(
+        ({ dial }, i) => `[[cluster.members]]\nnode_id = ${i + 1}\naddr = "${hostPort(dial[0])}"\n`,
+      )
+      .join("\n");
+    for (const [i, { listen, dial }] of this.plan.entries()) {
+      const id = i + 1;
+      // Human-readable logs, their times (UTC) in the harness's format.
+      await writeFile(
+        this.conf(id),
+        `[node]\nnode_id = ${id}\nraft_addr = "${hostPort(listen[0])}"\nadvertise_addr = "${hostPort(dial[0])}"\n\n` +
+          `[rocksdb]\ndata_path = "${join(this.disks.path(id), "data")}"\n\n` +
+          `[raft]\nread_mode = "${this.readMode}"\n\n[log]\nlevel = "info"\npretty = true\n\n[cluster]\n${members}`,
+      );
+    }
+  }
+
+  command(id) {
+    return {
+      argv: [process.execPath, ...exampleCommand(), "--conf", this.conf(id)],
+      cwd: APP,
+      env:
+        this.unsafe === undefined
+          ? process.env
+          : { ...process.env, ROCKRAFT_TESTING_UNSAFE: this.unsafe },
+    };
+  }
+
+  electedTerms(log) {
+    // pino-pretty: "[time] INFO: leader is node 2" and then the fields, "    term: 5".
+    const terms = [];
+    for (const match of log.matchAll(/: leader is node \d+\n(?: {4}.*\n)*? {4}term: (\d+)/g))
+      terms.push(Number(match[1]));
+    return terms;
   }
 
   /** Waits until every node knows a leader. */
@@ -155,18 +233,5 @@ export class ExampleCluster {
       client.close();
     }
     return terms;
-  }
-
-  /** Ctrl+C to every node, as a user stops them. */
-  async stop() {
-    await Promise.all(
-      [...this.nodes.values()].map(({ child }) => {
-        if (child.exitCode !== null || child.signalCode !== null) return undefined;
-        const exited = new Promise((resolve) => child.once("exit", resolve));
-        child.kill("SIGINT");
-        return exited;
-      }),
-    );
-    this.network?.remove();
   }
 }

@@ -1,8 +1,9 @@
 // A network of its own for each node, so that links between nodes can be cut: one Linux
 // network namespace per node, each with one end of a veth pair on a bridge in the
 // harness's namespace, on a private /24 that the harness makes and removes itself. A
-// partition is a pair of blackhole routes (each side drops what it would send the other),
-// so nothing outside these addresses is ever touched. Needs root and iproute2's `ip`.
+// partition is a pair of blackhole routes (each side drops what it would send the other, at
+// the other's own address and at its proxy's), so nothing outside these addresses is ever
+// touched. Needs root and iproute2's `ip`.
 import { spawnSync } from "node:child_process";
 
 function ip(args, { check = true } = {}) {
@@ -22,9 +23,14 @@ export function namespacesAvailable() {
 }
 
 export class NodeNetwork {
-  /** `count` nodes, addressed 10.213.<subnet>.1..count; the harness is .254. */
-  constructor(count) {
+  /**
+   * `count` nodes, addressed 10.213.<subnet>.1..count; the harness is .254. `proxied`: each
+   * node is also dialled at .101..100+count, an address of the harness's where the link
+   * emulator's proxies listen (links.mjs).
+   */
+  constructor(count, { proxied = false } = {}) {
     this.count = count;
+    this.proxied = proxied;
     const tag = `rk${process.pid % 100000}`;
     this.tag = tag;
     this.subnet = 1 + (process.pid % 250);
@@ -37,13 +43,26 @@ export class NodeNetwork {
     return `${this.tag}n${id}`;
   }
 
+  /** Where node `id` listens, in its namespace. */
   address(id) {
     return `10.213.${this.subnet}.${id}`;
+  }
+
+  /** Where peers and clients dial node `id`. */
+  dialAddress(id) {
+    return this.proxied ? `10.213.${this.subnet}.${100 + id}` : this.address(id);
+  }
+
+  /** The addresses a node must not reach when cut from node `id`. */
+  addressesOf(id) {
+    return [...new Set([this.address(id), this.dialAddress(id)])];
   }
 
   create() {
     ip(["link", "add", this.bridge, "type", "bridge"]);
     ip(["addr", "add", `10.213.${this.subnet}.254/24`, "dev", this.bridge]);
+    for (let id = 1; id <= this.count && this.proxied; id++)
+      ip(["addr", "add", `${this.dialAddress(id)}/32`, "dev", this.bridge]);
     ip(["link", "set", this.bridge, "up"]);
     for (let id = 1; id <= this.count; id++) {
       const ns = this.namespace(id);
@@ -70,20 +89,28 @@ export class NodeNetwork {
     const key = `${Math.min(a, b)}-${Math.max(a, b)}`;
     if (this.cut.has(key)) return;
     this.cut.add(key);
-    ip(["-n", this.namespace(a), "route", "add", "blackhole", `${this.address(b)}/32`]);
-    ip(["-n", this.namespace(b), "route", "add", "blackhole", `${this.address(a)}/32`]);
+    for (const [from, to] of [
+      [a, b],
+      [b, a],
+    ]) {
+      for (const address of this.addressesOf(to))
+        ip(["-n", this.namespace(from), "route", "add", "blackhole", `${address}/32`]);
+    }
   }
 
   /** Every link whole again. */
   healAll() {
     for (const key of this.cut) {
       const [a, b] = key.split("-").map(Number);
-      ip(["-n", this.namespace(a), "route", "del", "blackhole", `${this.address(b)}/32`], {
-        check: false,
-      });
-      ip(["-n", this.namespace(b), "route", "del", "blackhole", `${this.address(a)}/32`], {
-        check: false,
-      });
+      for (const [from, to] of [
+        [a, b],
+        [b, a],
+      ]) {
+        for (const address of this.addressesOf(to))
+          ip(["-n", this.namespace(from), "route", "del", "blackhole", `${address}/32`], {
+            check: false,
+          });
+      }
     }
     this.cut.clear();
   }

@@ -25,8 +25,27 @@ export function rockraftStub(
   }): Promise<{ succeeded?: boolean; found?: boolean; current?: Buffer }>;
 };
 
-/** etcd's KV service from etcd's rpc.proto (as the etcd3 package ships it). */
-export function etcdStub(address: string): KvStub;
+/** The same operations as rockraft's, over etcd's KV service (a CAS is a one-comparison Txn). */
+export interface EtcdStub extends KvStub {
+  delete(key: string | Uint8Array): Promise<{ found: boolean }>;
+  compareAndSwap(request: {
+    key: string | Uint8Array;
+    expectFound: boolean;
+    expected?: string | Uint8Array;
+    value: string | Uint8Array;
+  }): Promise<{ succeeded: boolean; found: boolean; current?: Buffer }>;
+  /** The member's Raft term and the leader's member id. */
+  status(): Promise<{ term: number; leader: string }>;
+}
+
+/**
+ * etcd's KV service from etcd's rpc.proto (as the etcd3 package ships it); `timeoutMs`: each
+ * call's deadline; `serializable`: reads from the member's own state (may be stale).
+ */
+export function etcdStub(
+  address: string,
+  options?: { timeoutMs?: number; serializable?: boolean },
+): EtcdStub;
 
 /** The KV service definition from our proto, for a bare grpc-js server. */
 export function rockraftService(): grpcJs.ServiceDefinition;

@@ -57,15 +57,68 @@ export function rockraftStub(address, { timeoutMs } = {}) {
   };
 }
 
-/** etcd's KV service from etcd's rpc.proto (as the etcd3 package ships it). */
-export function etcdStub(address) {
+/**
+ * etcd's KV service from etcd's rpc.proto (as the etcd3 package ships it, enum names in its
+ * spelling), with the same
+ * operations as rockraft's: `compareAndSwap` is a one-comparison Txn (value equal, or
+ * create revision 0 for "absent"). `timeoutMs`: each call's deadline; `serializable`: reads
+ * served from the member's own state (etcd's `serializable: true`, which may be stale).
+ */
+export function etcdStub(address, { timeoutMs, serializable = false } = {}) {
   const KV = service("rpc.proto", [etcdProtoDir], "etcdserverpb.KV");
+  const Maintenance = service("rpc.proto", [etcdProtoDir], "etcdserverpb.Maintenance");
   const stub = new KV(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+  let maintenance;
+  const bytes = (value) => Buffer.from(value ?? "");
+  const valueOf = (range) => {
+    const kv = range?.kvs?.[0];
+    return kv === undefined
+      ? { found: false }
+      : { found: true, value: kv.value ?? Buffer.alloc(0) };
+  };
   return {
-    put: (key, value) => call(stub, "Put", { key: Buffer.from(key), value: Buffer.from(value) }),
-    // Linearizable, as rockraft's Get (serializable: false is etcd's default).
-    get: (key) => call(stub, "Range", { key: Buffer.from(key) }),
-    close: () => stub.close(),
+    put: (key, value) => call(stub, "Put", { key: bytes(key), value: bytes(value) }, timeoutMs),
+    // Linearizable unless `serializable` (etcd's default is linearizable, as rockraft's Get).
+    get: (key) =>
+      call(
+        stub,
+        "Range",
+        { key: bytes(key), ...(serializable ? { serializable } : {}) },
+        timeoutMs,
+      ),
+    delete: async (key) => {
+      const r = await call(stub, "DeleteRange", { key: bytes(key) }, timeoutMs);
+      return { found: Number(r.deleted ?? 0) > 0 };
+    },
+    compareAndSwap: async ({ key, expectFound, expected, value }) => {
+      const compare = expectFound
+        ? { result: "Equal", target: "Value", key: bytes(key), value: bytes(expected) }
+        : { result: "Equal", target: "Create", key: bytes(key), create_revision: "0" };
+      const r = await call(
+        stub,
+        "Txn",
+        {
+          compare: [compare],
+          success: [{ request_put: { key: bytes(key), value: bytes(value) } }],
+          failure: [{ request_range: { key: bytes(key) } }],
+        },
+        timeoutMs,
+      );
+      if (r.succeeded === true)
+        return { succeeded: true, found: expectFound, current: bytes(expected) };
+      const current = valueOf(r.responses?.[0]?.response_range);
+      return { succeeded: false, found: current.found, current: current.value };
+    },
+    /** The member's Raft term and the leader's member id (Maintenance.Status). */
+    status: async () => {
+      maintenance ??= new Maintenance(address, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
+      const r = await call(maintenance, "Status", {}, timeoutMs);
+      return { term: Number(r.raftTerm ?? 0), leader: String(r.leader ?? "0") };
+    },
+    close: () => {
+      stub.close();
+      maintenance?.close();
+    },
   };
 }
 
