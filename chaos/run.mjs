@@ -74,14 +74,20 @@ for (const fault of faults) {
       `--faults: unknown fault class ${JSON.stringify(fault)}; expected some of ${FAULT_CLASSES.join(", ")}`,
     );
 }
+const requested = faults;
+const skipped = [];
 const skip = (fault, why) => {
   if (!faults.includes(fault)) return;
   console.log(`${fault}: skipped (${why})`);
+  skipped.push(fault);
   faults = faults.filter((f) => f !== fault);
 };
-if (!namespacesAvailable())
+const namespaces = namespacesAvailable();
+if (!namespaces)
   skip("partition", "it needs root and iproute2 to give each node a network namespace");
 if (!disksAvailable()) skip("disk", "it needs root to give each node a small filesystem");
+if (requested.length > 0 && faults.length === 0)
+  fail(`--faults: every class asked for was skipped (${skipped.join(", ")}); nothing to test`);
 
 // The fault schedule draws from its own generator, so that a seed replays it whatever the
 // workload does meanwhile.
@@ -93,22 +99,33 @@ const now = () => performance.now() - started;
 const stamp = () =>
   `[${new Date().toISOString().slice(11, 23)} +${(now() / 1000).toFixed(3).padStart(8)} s]`;
 const say = (line) => console.log(`${stamp()} ${line}`);
+// Interrupted, the harness still removes what it made (exit handlers: nodes, namespaces, mounts).
+for (const [signal, code] of [
+  ["SIGINT", 130],
+  ["SIGTERM", 143],
+]) {
+  process.on(signal, () => {
+    console.log(`chaos: ${signal}; stopping the nodes and removing what the run made`);
+    process.exit(code);
+  });
+}
 
 const dir = await mkdtemp(join(tmpdir(), "rockraft-chaos-"));
 const proxied = faults.includes("slow");
-const network = faults.includes("partition") ? new NodeNetwork(nodeCount, { proxied }) : undefined;
-network?.create();
-const ports = target === "etcd" ? ETCD_PORTS : [7000];
-const plan = await planAddresses({ count: nodeCount, ports, network, proxied });
+// Each node in a namespace of its own for partitions, and for slow links in both directions.
+const network =
+  namespaces && (faults.includes("partition") || proxied)
+    ? new NodeNetwork(nodeCount, { proxied })
+    : undefined;
 const links = proxied ? new LinkEmulator() : undefined;
-await links?.start(plan, network);
 const disks = new Disks(dir, nodeCount, { mounted: faults.includes("disk") });
-disks.create();
-if (target === "etcd") ensureEtcd();
-const cluster =
-  target === "etcd"
-    ? new EtcdCluster({ dir, plan, network, disks })
-    : new RockraftCluster({ dir, plan, network, disks, readMode, unsafe: values.unsafe });
+let cluster;
+let workload;
+const cleanUp = () => {
+  links?.stop();
+  disks.unmountAll();
+  network?.remove();
+};
 const settings =
   target === "etcd"
     ? `etcd with ${values["etcd-serializable"] ? "serializable" : "linearizable"} reads`
@@ -116,16 +133,22 @@ const settings =
 say(
   `seed ${seed}; ${nodeCount} nodes (${settings}), ${clientCount} clients, ${keyCount} keys, faults ${faults.join(",") || "none"}; run directory ${dir}`,
 );
-const cleanUp = () => {
-  links?.stop();
-  disks.unmountAll();
-  network?.remove();
-};
 try {
+  network?.create();
+  const ports = target === "etcd" ? ETCD_PORTS : [7000];
+  const plan = await planAddresses({ count: nodeCount, ports, network, proxied });
+  await links?.start(plan, network);
+  disks.create();
+  if (target === "etcd") ensureEtcd();
+  const options = { dir, plan, network, disks, say };
+  cluster =
+    target === "etcd"
+      ? new EtcdCluster(options)
+      : new RockraftCluster({ ...options, readMode, unsafe: values.unsafe });
   await cluster.start();
   say(`cluster up: ${cluster.endpoints.join(", ")}`);
 
-  const workload = new Workload({
+  workload = new Workload({
     target,
     endpoints: cluster.endpoints,
     clients: clientCount,
@@ -158,6 +181,7 @@ try {
   say("healing: every link whole, every node running, every disk with room");
   network?.healAll();
   links?.heal();
+  links?.healCuts();
   await cluster.healAll();
   await cluster.waitForLeader();
   await workload.finalReads();
@@ -182,8 +206,16 @@ try {
     (f) => `${schedule.events.filter((e) => e.fault === f).length} ${f}`,
   );
   say(
-    `faults: ${schedule.events.length} (${byClass.join(", ")}); leaders elected in ${leaderTerms} terms; final terms ${terms.join(", ")}`,
+    `faults: ${schedule.events.length} (${byClass.join(", ")}${skipped.length > 0 ? `; skipped: ${skipped.join(", ")}` : ""}); leaders elected in ${leaderTerms} terms; final terms ${terms.join(", ")}`,
   );
+  // A node that stopped by itself, or kept running on a full disk, fails the run whatever
+  // the histories say.
+  const problems = [
+    ...cluster.crashes.map((c) => `node ${c.id} exited by itself (${c.status}): ${c.error}`),
+    ...schedule.anomalies,
+  ];
+  for (const problem of problems) say(`problem: ${problem}`);
+  const tail = `seed ${seed}${skipped.length > 0 ? `; skipped: ${skipped.join(", ")}` : ""}`;
   if (violations.length > 0) {
     const page = await writeReport({
       dir,
@@ -203,7 +235,12 @@ try {
     process.exitCode = 1;
   } else if (undecided > 0) {
     console.log(
-      `UNDECIDED: ${undecided} of ${workload.keys.length} keys too large to decide within the search budget (use more keys or fewer seconds); seed ${seed}`,
+      `UNDECIDED: ${undecided} of ${workload.keys.length} keys too large to decide within the search budget (use more keys or fewer seconds); ${tail}`,
+    );
+    process.exitCode = 1;
+  } else if (problems.length > 0) {
+    console.log(
+      `FAILED: linearizable, but ${problems.length} node problem(s) above (node logs in ${dir}); ${tail}`,
     );
     process.exitCode = 1;
   } else {
@@ -211,7 +248,7 @@ try {
     // Kept when a check fails, or when asked.
     if (!values.keep) await rm(dir, { recursive: true, force: true });
     console.log(
-      `LINEARIZABLE: ${workload.history.length} operations on ${workload.keys.length} keys; seed ${seed}`,
+      `LINEARIZABLE: ${workload.history.length} operations on ${workload.keys.length} keys; ${tail}`,
     );
   }
 } catch (error) {
@@ -219,6 +256,13 @@ try {
   console.log(`ERROR: the run did not finish (node logs in ${dir}); seed ${seed}`);
   process.exitCode = 2;
 } finally {
-  await cluster.stop().catch(() => undefined);
+  if (workload !== undefined) {
+    workload.stopping = true;
+    await workload.running?.catch(() => undefined);
+  }
+  await cluster?.stop().catch(() => undefined);
   cleanUp();
 }
+// Whatever still holds the event loop (a timer of an interrupted run, a client's retry), the
+// run is over: its output is written (pipes and files are synchronous on Linux).
+process.exit();

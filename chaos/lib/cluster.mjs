@@ -16,14 +16,22 @@ process.on("exit", () => {
   for (const child of live) child.kill("SIGKILL");
 });
 
+function lastError(output) {
+  const lines = output.trimEnd().split("\n");
+  return lines.findLast((line) => /^error:/i.test(line)) ?? lines.at(-1) ?? "";
+}
+
 export class ProcessCluster {
   /**
    * `dir`: the run directory; `plan`: each node's listen and dial addresses (links.mjs);
    * `network`: a NodeNetwork when each node runs in a namespace of its own; `disks`: where
    * each node's data lives (disks.mjs).
    */
-  constructor({ dir, plan, network, disks }) {
+  constructor({ dir, plan, network, disks, say = () => {} }) {
     this.dir = dir;
+    this.say = say;
+    /** Exits nobody caused: { id, status, error } each (a node must not stop by itself). */
+    this.crashes = [];
     this.plan = plan;
     this.network = network;
     this.disks = disks;
@@ -45,9 +53,18 @@ export class ProcessCluster {
       this.network === undefined ? [argv[0], argv.slice(1)] : this.network.wrap(id, argv);
     const child = spawn(file, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
     live.add(child);
-    const node = { child, output: "", paused: false };
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    node.exited = exited.then(() => live.delete(child));
+    // `expected`: the harness stops it (kill, stop) or lets it stop (a full disk).
+    const node = { child, output: "", paused: false, expected: false };
+    // "close": after the exit and the last of its output.
+    const exited = new Promise((resolve) => child.once("close", resolve));
+    node.exited = exited.then(() => {
+      live.delete(child);
+      if (node.expected) return;
+      const status = child.signalCode ?? `exit status ${child.exitCode}`;
+      const crash = { id, status, error: lastError(node.output) };
+      this.crashes.push(crash);
+      this.say(`node ${id} exited by itself (${status}): ${crash.error}`);
+    });
     const log = createWriteStream(this.log(id), { flags: "a" });
     for (const stream of [child.stdout, child.stderr]) {
       stream.on("data", (chunk) => {
@@ -55,7 +72,7 @@ export class ProcessCluster {
         log.write(chunk);
       });
     }
-    exited.then(() => log.end());
+    void exited.then(() => log.end());
     this.nodes.set(id, node);
   }
 
@@ -82,8 +99,14 @@ export class ProcessCluster {
 
   async kill(id) {
     if (!this.running(id)) return;
+    this.nodes.get(id).expected = true;
     this.nodes.get(id).child.kill("SIGKILL");
     await this.nodes.get(id).exited;
+  }
+
+  /** Whether node `id` may stop by itself (while its disk is full). */
+  expectExit(id, expected = true) {
+    this.nodes.get(id).expected = expected;
   }
 
   restart(id) {
@@ -104,6 +127,7 @@ export class ProcessCluster {
 
   /** Resolves with true when node `id` exits within `timeoutMs`, else false. */
   async exitsWithin(id, timeoutMs) {
+    if (!this.running(id)) return true;
     let timer;
     const timeout = new Promise((resolve) => (timer = setTimeout(resolve, timeoutMs, false)));
     const exited = this.nodes.get(id).exited.then(() => true);
@@ -114,8 +138,7 @@ export class ProcessCluster {
 
   /** Why node `id` stopped: its last line starting with `error:`, else its last line. */
   lastError(id) {
-    const lines = this.nodes.get(id).output.trimEnd().split("\n");
-    return lines.findLast((line) => /^error:/i.test(line)) ?? lines.at(-1) ?? "";
+    return lastError(this.nodes.get(id).output);
   }
 
   /** Every node resumed and running again. */
@@ -142,13 +165,19 @@ export class ProcessCluster {
     return terms.size;
   }
 
-  /** SIGINT to every node, as a user stops them. */
+  /** SIGINT to every node, as a user stops them; SIGKILL to one still running 10 s later. */
   async stop() {
     await Promise.all(
-      [...this.nodes.keys()].map((id) => {
-        if (!this.running(id)) return undefined;
-        this.nodes.get(id).child.kill("SIGINT");
-        return this.nodes.get(id).exited;
+      [...this.nodes.keys()].map(async (id) => {
+        if (!this.running(id)) return;
+        const node = this.nodes.get(id);
+        node.expected = true;
+        if (node.paused) this.resume(id);
+        node.child.kill("SIGINT");
+        if (await this.exitsWithin(id, 10_000)) return;
+        this.say(`node ${id} still running 10 s after SIGINT: SIGKILL`);
+        node.child.kill("SIGKILL");
+        await node.exited;
       }),
     );
   }

@@ -1,13 +1,23 @@
 // The `disk` fault: each node's data directory on a small filesystem of its own (a tmpfs
 // the harness mounts and unmounts; needs root), which the harness can fill to the last
 // byte, so that the node's next write fails with ENOSPC, and free again.
-import { spawnSync } from "node:child_process";
-import { closeSync, mkdirSync, openSync, rmSync, writeSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-/** Whether this process can mount filesystems (root, with `mount`). */
+/** Whether this process can mount a filesystem: tried, with a tiny tmpfs. */
 export function disksAvailable() {
-  return process.getuid?.() === 0 && spawnSync("mount", ["--version"]).status === 0;
+  if (process.getuid?.() !== 0) return false;
+  const probe = mkdtempSync(join(tmpdir(), "rockraft-chaos-probe-"));
+  try {
+    if (spawnSync("mount", ["-t", "tmpfs", "-o", "size=1m", "rockraft-probe", probe]).status !== 0)
+      return false;
+    spawnSync("umount", [probe]);
+    return true;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
 }
 
 function run(command, args) {
@@ -49,26 +59,33 @@ export class Disks {
     }
   }
 
-  /** Fills node `id`'s disk to the last byte; returns the bytes it took. */
-  fill(id) {
-    const fd = openSync(join(this.path(id), "filler"), "w");
-    let written = 0;
-    try {
-      for (const size of [1 << 20, 1 << 12, 1]) {
-        const chunk = Buffer.alloc(size, 0x5a);
-        for (;;) {
-          try {
-            written += writeSync(fd, chunk);
-          } catch (error) {
-            if (error.code === "ENOSPC") break;
-            throw error;
-          }
-        }
-      }
-    } finally {
-      closeSync(fd);
+  /**
+   * Fills node `id`'s disk to the last byte; resolves with the bytes it took. `dd` does it, in
+   * a process of its own, so that the harness's clients and clock never stall meanwhile.
+   */
+  async fill(id) {
+    const filler = join(this.path(id), "filler");
+    // 1 MiB blocks until the disk is full, then 4 KiB ones (a tmpfs page) for the rest.
+    for (const [bs, flags] of [
+      ["1M", []],
+      ["4K", ["oflag=append", "conv=notrunc"]],
+    ]) {
+      await new Promise((resolve, reject) => {
+        const dd = spawn("dd", ["if=/dev/zero", `of=${filler}`, `bs=${bs}`, ...flags], {
+          stdio: ["ignore", "ignore", "pipe"],
+        });
+        let errors = "";
+        dd.stderr.on("data", (chunk) => (errors += chunk));
+        dd.once("error", reject);
+        // dd ends with an error once the disk is full: that is the point.
+        dd.once("close", () =>
+          /No space left/.test(errors)
+            ? resolve()
+            : reject(new Error(`dd to ${filler}: ${errors.trim()}`)),
+        );
+      });
     }
-    return written;
+    return statSync(filler).size;
   }
 
   /** Frees what fill() took. */

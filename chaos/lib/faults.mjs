@@ -17,6 +17,8 @@ export class FaultSchedule {
     this.nodeCount = cluster.count;
     /** { fault, what, start, end } per fault, in ms since the start. */
     this.events = [];
+    /** What a fault showed that must not happen (a node that kept running on a full disk). */
+    this.anomalies = [];
   }
 
   /** Strikes until `until` (ms since the start) is 8 s away, or `stopping()`. */
@@ -74,9 +76,12 @@ export class FaultSchedule {
     const ms = 3_000 + this.random(3_000);
     this.say(`fault: partition ${what} for ${ms} ms`);
     for (const [a, b] of cuts) this.network.disconnect(a, b);
+    // Connections through the link emulator's proxies are cut there too.
+    this.links?.cut(cuts);
     await sleep(ms);
     this.say("heal: every link whole");
     this.network.healAll();
+    this.links?.healCuts();
     return `partition ${what}`;
   }
 
@@ -94,7 +99,9 @@ export class FaultSchedule {
   }
 
   async disk(node) {
-    const bytes = this.disks.fill(node);
+    // The node may stop now: that is what it must do.
+    this.cluster.expectExit(node);
+    const bytes = await this.disks.fill(node);
     this.say(`fault: disk of node ${node} full (${(bytes / 2 ** 20).toFixed(1)} MiB written)`);
     const stopped = await this.cluster.exitsWithin(node, 10_000);
     if (stopped) {
@@ -102,6 +109,8 @@ export class FaultSchedule {
       const status = child.signalCode ?? `exit status ${child.exitCode}`;
       this.say(`node ${node} stopped (${status}): ${this.cluster.lastError(node)}`);
     } else {
+      this.cluster.expectExit(node, false);
+      this.anomalies.push(`node ${node} was still running 10 s after its disk filled`);
       this.say(`node ${node} still running 10 s after its disk filled`);
     }
     await sleep(500 + this.random(1_500));

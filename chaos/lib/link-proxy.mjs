@@ -3,11 +3,18 @@
 // a "slow" node (the node it leads to, or, when nodes have addresses of their own, the node
 // it comes from) has each chunk held back by a delay with jitter, and a "lost" chunk held
 // back as long as a TCP retransmission would take (TCP under loss delays; it never drops).
+// A connection between two nodes the harness has partitioned holds everything until the
+// partition heals (the nodes' own blackhole routes cut what they send to a proxy; this cuts
+// what a proxy would pass on to them).
 // It runs apart from the harness so that the workload and the checker never stall a link.
 import { createServer, connect } from "node:net";
 
 /** Per node id: { delayMs, jitterMs, lossPercent } while slow. */
 const slow = new Map();
+/** Cut pairs of nodes ("a-b", a < b): their connections hold every byte until healed. */
+const cuts = new Set();
+const isCut = (nodes) =>
+  nodes.length === 2 && cuts.has(`${Math.min(...nodes)}-${Math.max(...nodes)}`);
 /** Node id by host, when every node has an address of its own (network namespaces). */
 let nodeByHost = new Map();
 const RETRANSMIT_MS = 200; // Linux's minimal retransmission timeout
@@ -32,6 +39,11 @@ function pipe(from, to, nodes) {
   const drain = () => {
     timer = undefined;
     const now = performance.now();
+    // A cut link passes nothing: what it holds goes once the cut heals, as TCP would resend it.
+    if (isCut(nodes)) {
+      timer = setTimeout(drain, 50);
+      return;
+    }
     while (queue.length > 0 && queue[0][0] <= now) {
       const [, chunk] = queue.shift();
       if (!to.destroyed) to.write(chunk);
@@ -41,7 +53,7 @@ function pipe(from, to, nodes) {
   };
   from.on("data", (chunk) => {
     const hold = holdFor(nodes);
-    if (hold === 0 && queue.length === 0) {
+    if (hold === 0 && queue.length === 0 && !isCut(nodes)) {
       to.write(chunk);
       return;
     }
@@ -85,6 +97,10 @@ process.on("message", async (message) => {
       slow.set(message.node, message.link);
     } else if (message.type === "heal") {
       slow.clear();
+    } else if (message.type === "cut") {
+      for (const [a, b] of message.pairs) cuts.add(`${Math.min(a, b)}-${Math.max(a, b)}`);
+    } else if (message.type === "heal-cuts") {
+      cuts.clear();
     }
   } catch (error) {
     process.send({ type: "error", message: String(error?.message ?? error) });

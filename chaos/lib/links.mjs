@@ -66,6 +66,16 @@ export class LinkEmulator {
     this.child?.send({ type: "heal" });
   }
 
+  /** Connections between the nodes of each pair hold their bytes until healCuts(). */
+  cut(pairs) {
+    this.child.send({ type: "cut", pairs });
+  }
+
+  /** Every cut connection passes its bytes again (held ones first, in order). */
+  healCuts() {
+    this.child?.send({ type: "heal-cuts" });
+  }
+
   stop() {
     this.child?.kill();
   }

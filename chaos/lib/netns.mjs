@@ -16,10 +16,23 @@ function ip(args, { check = true } = {}) {
   return result.status === 0;
 }
 
-/** Whether this process can make namespaces (root, with `ip`). */
+/** Whether this process can make network namespaces: tried, with one made and removed. */
 export function namespacesAvailable() {
   if (process.getuid?.() !== 0) return false;
-  return spawnSync("ip", ["netns", "list"]).status === 0;
+  const probe = `rkprobe${process.pid}`;
+  if (spawnSync("ip", ["netns", "add", probe]).status !== 0) return false;
+  spawnSync("ip", ["netns", "del", probe]);
+  return true;
+}
+
+/** A 10.213.x.0/24 no interface of this machine uses yet. */
+function freeSubnet() {
+  const used = spawnSync("ip", ["-o", "-4", "addr", "show"], { encoding: "utf8" }).stdout ?? "";
+  for (let i = 0; i < 250; i++) {
+    const subnet = 1 + ((process.pid + i) % 250);
+    if (!used.includes(`10.213.${subnet}.`)) return subnet;
+  }
+  throw new Error("no free 10.213.x.0/24 for the nodes' network (leftovers of killed runs?)");
 }
 
 export class NodeNetwork {
@@ -33,7 +46,7 @@ export class NodeNetwork {
     this.proxied = proxied;
     const tag = `rk${process.pid % 100000}`;
     this.tag = tag;
-    this.subnet = 1 + (process.pid % 250);
+    this.subnet = freeSubnet();
     this.bridge = `${tag}b`;
     this.cut = new Set();
     process.on("exit", () => this.remove());

@@ -7,11 +7,14 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 
-function chaos(args) {
+/** Runs the harness; SIGTERM (which it cleans up after) once `timeoutMs` passes. */
+function chaos(args, timeoutMs) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(import.meta.dirname, "../run.mjs"), ...args], {
       stdio: ["ignore", "pipe", "pipe"],
     });
+    const timer = setTimeout(() => child.kill("SIGTERM"), timeoutMs);
+    child.once("close", () => clearTimeout(timer));
     let output = "";
     child.stdout.on("data", (chunk) => (output += chunk));
     child.stderr.on("data", (chunk) => (output += chunk));
@@ -24,10 +27,13 @@ function chaos(args) {
 
 describe("pnpm chaos", () => {
   test("60 s of kills, pauses and partitions: every history is linearizable", async () => {
-    const { code, output, verdict } = await chaos([
-      ...["--seconds", "60", "--faults", "kill,pause,partition", "--seed", "20261206"],
-    ]);
-    expect(verdict, output).toMatch(/^LINEARIZABLE: \d+ operations on 8 keys; seed 20261206$/);
+    const { code, output, verdict } = await chaos(
+      [...["--seconds", "60", "--faults", "kill,pause,partition", "--seed", "20261206"]],
+      200_000,
+    );
+    expect(verdict, output).toMatch(/^LINEARIZABLE: \d+ operations on 8 keys; seed 20261206/);
+    // No node stopped by itself.
+    expect(output).not.toMatch(/exited by itself/);
     expect(code).toBe(0);
     // The faults happened: the schedule said so, one line each.
     expect(output).toMatch(/fault: kill node \d \(SIGKILL\)/);
@@ -38,9 +44,10 @@ describe("pnpm chaos", () => {
   test.runIf(process.getuid?.() === 0)(
     "reads served without ReadIndex, under partitions: caught as not linearizable",
     async () => {
-      const { code, output, verdict } = await chaos([
-        ...["--seconds", "30", "--faults", "partition", "--seed", "5", "--unsafe", "local-reads"],
-      ]);
+      const { code, output, verdict } = await chaos(
+        [...["--seconds", "30", "--faults", "partition", "--seed", "5", "--unsafe", "local-reads"]],
+        150_000,
+      );
       expect(verdict, output).toMatch(/^NOT LINEARIZABLE: \d of 8 keys \(.*report\.html;/);
       expect(code).toBe(1);
       // The report is kept: the history, the page and the nodes' logs.

@@ -89,7 +89,8 @@ export function checkKey(operations, budget = 2_000_000) {
   let steps = 0;
   while (head.next !== undefined) {
     if (++steps > budget) return { ok: true, undecided: true };
-    if (entry === undefined) break;
+    // Unreachable: every call's return comes after it in the list, and a return backtracks.
+    if (entry === undefined) throw new Error("checkKey: ran past the last event");
     if (entry.match !== undefined) {
       const op = entry.op;
       const { ok, next } = step(state, op.input, op.output);
