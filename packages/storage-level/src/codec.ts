@@ -10,6 +10,7 @@ import {
   type HardState,
   type SnapshotMetadata,
 } from "@rockraft/raft-core";
+import type { SessionLimits, SessionTag } from "./sessions.js";
 
 /** Thrown by decoders; the store turns it into STORAGE_CORRUPTED naming what and where. */
 export class DecodeError extends Error {
@@ -178,6 +179,8 @@ export type Command =
       readonly value: Uint8Array;
       /** Identifies the request that proposed it, when the proposer tagged it. */
       readonly requestId?: Uint8Array;
+      /** The client session and sequence number, for exactly-once (sessions.ts). */
+      readonly session?: SessionTag;
     }
   | {
       /** Remove `key`. */
@@ -186,6 +189,8 @@ export type Command =
       readonly key: Uint8Array;
       /** Identifies the request that proposed it, when the proposer tagged it. */
       readonly requestId?: Uint8Array;
+      /** The client session and sequence number, for exactly-once (sessions.ts). */
+      readonly session?: SessionTag;
     }
   | {
       /** Compare-and-swap: set `key` to `value` if it holds what is expected. */
@@ -200,38 +205,83 @@ export type Command =
       readonly value: Uint8Array;
       /** Identifies the request that proposed it, when the proposer tagged it. */
       readonly requestId?: Uint8Array;
+      /** The client session and sequence number, for exactly-once (sessions.ts). */
+      readonly session?: SessionTag;
+    }
+  | ({
+      /** Open a client session: its id is this entry's index. */
+      readonly op: "session-open";
+      /** Identifies the request that proposed it, when the proposer tagged it. */
+      readonly requestId?: Uint8Array;
+    } & SessionLimits)
+  | {
+      /** Close a client session, dropping what it kept. */
+      readonly op: "session-close";
+      /** The session to close. */
+      readonly sessionId: number;
+      /** Identifies the request that proposed it, when the proposer tagged it. */
+      readonly requestId?: Uint8Array;
+    }
+  | {
+      /** The log's time moves on (a leader's measured interval): sessions expire by it. */
+      readonly op: "clock";
+      /** Milliseconds since the proposing leader's previous clock entry (0 for its first). */
+      readonly elapsedMs: number;
+      /** Identifies the request that proposed it, when the proposer tagged it. */
+      readonly requestId?: Uint8Array;
     };
+
+/** The commands a session may tag. */
+export type SessionWrite = Extract<Command, { op: "put" | "delete" | "cas" }>;
 
 const OP_PUT = 1;
 const OP_DELETE = 2;
 const OP_CAS = 3;
+const OP_SESSION_OPEN = 4;
+const OP_SESSION_CLOSE = 5;
+const OP_CLOCK = 6;
 /** A request id (u8 length, bytes), then the command it tags. */
 const OP_REQUEST = 0x10;
+/** A session tag (id, seq, acknowledged: u64 each), then the write it tags. */
+const OP_SESSION = 0x11;
+const SESSION_TAG = 1 + 24;
 
 /**
  * Encodes a command: op byte, then length-prefixed (u32) fields; the last field runs to the
- * end. put: key, value. delete: key. cas: expectFound byte, key, expected, value. A command
- * with a `requestId` is prefixed by op 0x10, the id's length (one byte) and the id.
+ * end. put: key, value. delete: key. cas: expectFound byte, key, expected, value.
+ * session-open: idle timeout u64, max unacknowledged u32, max sessions u32. session-close:
+ * id u64. clock: elapsed ms u64. A write with a `session` is prefixed by op 0x11 and the
+ * tag's id, seq and acknowledged (u64 each); a command with a `requestId` by op 0x10, the
+ * id's length (one byte) and the id, before everything.
  */
 export function encodeCommand(command: Command): Uint8Array {
   const { requestId } = command;
   if (requestId !== undefined && requestId.byteLength > 255) {
     throw new RangeError(`encodeCommand: requestId is ${requestId.byteLength} bytes, at most 255`);
   }
-  // One allocation: the tag's room is left in front of the op.
+  const session = "session" in command ? command.session : undefined;
+  // One allocation: the tags' room is left in front of the op.
   const tag = requestId === undefined ? 0 : 2 + requestId.byteLength;
-  const bytes = new Uint8Array(tag + opLength(command));
+  const sessionTag = session === undefined ? 0 : SESSION_TAG;
+  const bytes = new Uint8Array(tag + sessionTag + opLength(command));
   if (requestId !== undefined) {
     bytes[0] = OP_REQUEST;
     bytes[1] = requestId.byteLength;
     bytes.set(requestId, 2);
   }
-  writeOp(command, bytes, tag);
+  if (session !== undefined) {
+    const view = new DataView(bytes.buffer, tag + 1, 24);
+    bytes[tag] = OP_SESSION;
+    writeU64(view, 0, session.id);
+    writeU64(view, 8, session.seq);
+    writeU64(view, 16, session.acknowledged);
+  }
+  writeOp(command, bytes, tag + sessionTag);
   return bytes;
 }
 
 function opLength(command: Command): number {
-  const { key } = command;
+  const key = "key" in command ? command.key : new Uint8Array(0);
   switch (command.op) {
     case "put":
       return 1 + 4 + key.byteLength + command.value.byteLength;
@@ -239,13 +289,32 @@ function opLength(command: Command): number {
       return 1 + 4 + key.byteLength;
     case "cas":
       return 2 + 4 + key.byteLength + 4 + command.expected.byteLength + command.value.byteLength;
+    case "session-open":
+      return 1 + 8 + 4 + 4;
+    case "session-close":
+    case "clock":
+      return 1 + 8;
   }
 }
 
 function writeOp(command: Command, bytes: Uint8Array, at: number): void {
-  const { key } = command;
+  const key = "key" in command ? command.key : new Uint8Array(0);
   const view = new DataView(bytes.buffer, bytes.byteOffset + at, bytes.byteLength - at);
   switch (command.op) {
+    case "session-open":
+      bytes[at] = OP_SESSION_OPEN;
+      writeU64(view, 1, command.idleTimeoutMs);
+      view.setUint32(9, command.maxUnacknowledged);
+      view.setUint32(13, command.maxSessions);
+      return;
+    case "session-close":
+      bytes[at] = OP_SESSION_CLOSE;
+      writeU64(view, 1, command.sessionId);
+      return;
+    case "clock":
+      bytes[at] = OP_CLOCK;
+      writeU64(view, 1, command.elapsedMs);
+      return;
     case "put":
       bytes[at] = OP_PUT;
       view.setUint32(1, key.byteLength);
@@ -285,6 +354,10 @@ export function decodeCommand(bytes: Uint8Array): Command {
     if (end > bytes.byteLength) throw new DecodeError("command truncated");
     return [bytes.subarray(offset + 4, end), end];
   };
+  const exactly = (length: number) => {
+    if (bytes.byteLength !== length)
+      throw new DecodeError(`${bytes.byteLength} bytes for a command of ${length}`);
+  };
   switch (bytes[0]) {
     case OP_PUT: {
       const [key, end] = field(1);
@@ -309,6 +382,20 @@ export function decodeCommand(bytes: Uint8Array): Command {
         value: bytes.subarray(afterExpected),
       };
     }
+    case OP_SESSION_OPEN:
+      exactly(1 + 16);
+      return {
+        op: "session-open",
+        idleTimeoutMs: readU64(view, 1),
+        maxUnacknowledged: view.getUint32(9),
+        maxSessions: view.getUint32(13),
+      };
+    case OP_SESSION_CLOSE:
+      exactly(1 + 8);
+      return { op: "session-close", sessionId: readU64(view, 1) };
+    case OP_CLOCK:
+      exactly(1 + 8);
+      return { op: "clock", elapsedMs: readU64(view, 1) };
     case OP_REQUEST: {
       const length = bytes[1];
       if (length === undefined || bytes.byteLength < 2 + length + 1) {
@@ -317,6 +404,19 @@ export function decodeCommand(bytes: Uint8Array): Command {
       if (bytes[2 + length] === OP_REQUEST) throw new DecodeError("nested request id");
       const inner = decodeCommand(bytes.subarray(2 + length));
       return { ...inner, requestId: bytes.subarray(2, 2 + length) };
+    }
+    case OP_SESSION: {
+      if (bytes.byteLength < SESSION_TAG + 1) throw new DecodeError("session tag truncated");
+      const inner = decodeCommand(bytes.subarray(SESSION_TAG));
+      if (inner.op !== "put" && inner.op !== "delete" && inner.op !== "cas")
+        throw new DecodeError(`a session tag on a ${inner.op} command`);
+      if (inner.requestId !== undefined) throw new DecodeError("a request id inside a session tag");
+      const session = {
+        id: readU64(view, 1),
+        seq: readU64(view, 9),
+        acknowledged: readU64(view, 17),
+      };
+      return { ...inner, session };
     }
     default:
       throw new DecodeError(`unknown command op ${bytes[0]}`);

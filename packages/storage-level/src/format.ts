@@ -17,9 +17,11 @@ type BatchOp = { type: "put"; key: Uint8Array; value: Uint8Array };
 
 /**
  * The on-disk format this version writes and reads. 2: state machine values carry a
- * CRC-32 of their key and value (format 1 stores are converted when opened).
+ * CRC-32 of their key and value (format 1 stores are converted when opened). 3: the state
+ * machine holds client sessions, and the log may carry session commands an older version
+ * cannot apply (format 2 stores hold neither, and are marked format 3 when opened).
  */
-export const FORMAT_VERSION = 2;
+export const FORMAT_VERSION = 3;
 
 /** What the operator can do about a node whose data is damaged (ends every such error). */
 export const REMEDY =

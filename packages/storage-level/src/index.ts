@@ -2,12 +2,22 @@ export {
   FORMAT_VERSION,
   LevelStorage,
   type ApplyResult,
+  type DuplicateOf,
   type OpenStorageOptions,
   type PersistableReady,
 } from "./level-storage.js";
 export { StorageError, type StorageErrorCode } from "./errors.js";
 export { decodeCommand, encodeCommand, type Command } from "./codec.js";
 export { applyCommands, type AppliedCommands } from "./state-machine.js";
+export {
+  SessionTable,
+  type SessionChanges,
+  type SessionCheck,
+  type SessionLimits,
+  type SessionRefusal,
+  type SessionResponse,
+  type SessionTag,
+} from "./sessions.js";
 export type { SnapshotChunk, SnapshotInstaller, SnapshotReader } from "./snapshot.js";
 
 import { LevelStorage, type OpenStorageOptions } from "./level-storage.js";

@@ -10,6 +10,8 @@
 //   0x01 index:u64be     Raft log entries (big-endian, so keys sort by index)
 //   0x02 gen:u32be 0x00  state machine metadata of a generation (applied log id, membership)
 //   0x02 gen:u32be 0x01 key   state machine data of a generation
+//   0x02 gen:u32be 0x02 id:u64be   a client session of a generation (sessions.ts)
+//   0x02 gen:u32be 0x03  the log's time of a generation (sessions expire by it)
 //
 // The state machine lives in generations: a snapshot is installed into a fresh generation,
 // and one small batch switches the active one, so an install is all or nothing.
@@ -88,4 +90,30 @@ export function dataRange(generation: number): { gte: Uint8Array; lt: Uint8Array
 /** The user key of a data key. */
 export function userKey(full: Uint8Array): Uint8Array {
   return full.subarray(6);
+}
+
+/** A client session's key: the generation's session prefix and the id (u64 big-endian). */
+export function sessionKey(generation: number, id: number): Uint8Array {
+  const key = new Uint8Array(6 + 8);
+  key.set(generationPrefix(generation, 0x02), 0);
+  const view = new DataView(key.buffer);
+  view.setUint32(6, Math.floor(id / 0x1_0000_0000));
+  view.setUint32(10, id >>> 0);
+  return key;
+}
+
+/** The session id of a session key. */
+export function sessionKeyId(key: Uint8Array): number {
+  const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
+  return view.getUint32(6) * 0x1_0000_0000 + view.getUint32(10);
+}
+
+/** Range of a generation's session keys: [gte, lt). */
+export function sessionRange(generation: number): { gte: Uint8Array; lt: Uint8Array } {
+  return { gte: generationPrefix(generation, 0x02), lt: generationPrefix(generation, 0x03) };
+}
+
+/** The key of a generation's log time. */
+export function logTimeKey(generation: number): Uint8Array {
+  return generationPrefix(generation, 0x03);
 }

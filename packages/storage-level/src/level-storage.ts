@@ -33,7 +33,8 @@ import {
 import {} from "./format.js";
 import { LogTrimmer } from "./log-trim.js";
 import { loadStore, openDatabase } from "./open.js";
-import { applyEntries, keyString, readValue } from "./state-machine.js";
+import { applyEntries, keyString, loadSessions, readValue } from "./state-machine.js";
+import { SessionTable } from "./sessions.js";
 import { SnapshotInstaller, openSnapshotReader, type SnapshotReader } from "./snapshot.js";
 import type {
   ApplyResult,
@@ -44,7 +45,7 @@ import type {
   RawBatch,
 } from "./types.js";
 
-export type { ApplyResult, OpenStorageOptions, PersistableReady } from "./types.js";
+export type { ApplyResult, DuplicateOf, OpenStorageOptions, PersistableReady } from "./types.js";
 
 export { FORMAT_VERSION } from "./format.js";
 
@@ -93,6 +94,8 @@ export class LevelStorage {
   /** The number of synced writes completed, and its copy outside LevelDB (durable-mark.ts). */
   private syncedWrites = 0;
   private mark: DurableMark | undefined;
+  /** The active generation's client sessions (sessions.ts), loaded whole. */
+  private sessions = new SessionTable();
 
   private constructor(
     path: string,
@@ -129,6 +132,7 @@ export class LevelStorage {
       store.syncedWrites = loaded.syncedWrites;
       store.mark = loaded.mark;
       try {
+        store.sessions = await loadSessions(db, loaded.generation, path);
         await store.dropOtherGenerations();
       } catch (error) {
         loaded.mark.close();
@@ -238,6 +242,7 @@ export class LevelStorage {
         view.applySnapshot({ metadata: snapshot.metadata, data: EMPTY });
         const previous = this.activeGeneration;
         this.activeGeneration = stagedGeneration!;
+        this.sessions = await loadSessions(this.db, this.activeGeneration, this.path);
         this.staged.delete(snapshot.metadata.index);
         this.appliedState = snapshot.metadata;
         await this.db.clear(generationRange(previous));
@@ -350,6 +355,7 @@ export class LevelStorage {
       generation: this.activeGeneration,
       applied: this.appliedState,
       read: (key) => this.readData(key),
+      sessions: this.sessions,
     });
   }
 

@@ -290,6 +290,12 @@ async function loadState(
       ? 1
       : decode("state machine generation", generationBytes, decodeU32);
   if (format === 1) generation = await convertFormat1(db, generation);
+  // Format 2 has no sessions: the same bytes are format 3, once marked so (an older version
+  // then refuses the store rather than skip the session commands it cannot apply).
+  else if (format === 2)
+    await db.batch([{ type: "put", key: META_FORMAT, value: encodeU32(FORMAT_VERSION) }], {
+      sync: true,
+    });
   const hardStateBytes = await db.get(META_HARD_STATE);
   const hardState: HardState =
     hardStateBytes === undefined

@@ -1,12 +1,31 @@
 // Snapshot streams: the state machine's data as a sequence of records
-// [key length u32][key][value length u32][value], cut into chunks; the last chunk carries
-// the CRC32 of every byte of every chunk.
+// [key length u32][key][value length u32][value], then its client sessions as records
+// [0xfffffffe][id u64][length u32][session] and the log's time as [0xfffffffd][time u64]
+// (lengths no key can have), cut into chunks; the last chunk carries the CRC32 of every
+// byte of every chunk.
 import { crc32 } from "node:zlib";
 import type { ClassicLevel } from "classic-level";
 import type { SnapshotMetadata } from "@rockraft/raft-core";
-import { DecodeError, decodeMetadata, encodeMetadata, openValue, sealValue } from "./codec.js";
+import {
+  DecodeError,
+  decodeMetadata,
+  encodeMetadata,
+  encodeU64,
+  openValue,
+  sealValue,
+} from "./codec.js";
 import { StorageError } from "./errors.js";
-import { dataKey, dataRange, stateMetaKey, userKey } from "./keys.js";
+import {
+  dataKey,
+  dataRange,
+  generationRange,
+  logTimeKey,
+  sessionKey,
+  stateMetaKey,
+  userKey,
+} from "./keys.js";
+import { decodeSession } from "./sessions.js";
+import { loadSessions } from "./state-machine.js";
 
 type Db = ClassicLevel<Uint8Array, Uint8Array>;
 
@@ -113,6 +132,14 @@ export async function openSnapshotReader(
         append(value);
         if (used >= chunkBytes) yield flush(false);
       }
+      // The sessions as of the same read snapshot, each record's checksum verified.
+      const sessions = await loadSessions(db, generation, path, { snapshot: readSnapshot });
+      for (const [id, record] of sessions.entries()) {
+        append(sessionHeader(SESSION_RECORD, id, record.byteLength));
+        append(record);
+        if (used >= chunkBytes) yield flush(false);
+      }
+      append(sessionHeader(LOG_TIME_RECORD, sessions.logTime));
       yield flush(true);
     } finally {
       await iterator.close();
@@ -120,6 +147,20 @@ export async function openSnapshotReader(
     }
   }
   return { metadata, chunks, close };
+}
+
+const SESSION_RECORD = 0xfffffffe;
+const LOG_TIME_RECORD = 0xfffffffd;
+
+/** A session record's header (marker, id, length), or the log time's record (marker, time). */
+function sessionHeader(marker: number, value: number, length?: number): Uint8Array {
+  const bytes = new Uint8Array(length === undefined ? 12 : 16);
+  const view = new DataView(bytes.buffer);
+  view.setUint32(0, marker);
+  view.setUint32(4, Math.floor(value / 0x1_0000_0000));
+  view.setUint32(8, value >>> 0);
+  if (length !== undefined) view.setUint32(12, length);
+  return bytes;
 }
 
 /** Receives a snapshot stream into a staging generation; see `LevelStorage.beginSnapshotInstall`. */
@@ -157,9 +198,32 @@ export class SnapshotInstaller {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const ops: { type: "put"; key: Uint8Array; value: Uint8Array }[] = [];
     let position = 0;
+    const u64 = (at: number) => view.getUint32(at) * 0x1_0000_0000 + view.getUint32(at + 4);
     for (;;) {
       if (position + 4 > bytes.byteLength) break;
       const keyLength = view.getUint32(position);
+      if (keyLength === LOG_TIME_RECORD) {
+        if (position + 12 > bytes.byteLength) break;
+        const time = u64(position + 4);
+        ops.push({ type: "put", key: logTimeKey(this.generation), value: encodeU64(time) });
+        position += 12;
+        continue;
+      }
+      if (keyLength === SESSION_RECORD) {
+        if (position + 16 > bytes.byteLength) break;
+        const end = position + 16 + view.getUint32(position + 12);
+        if (end > bytes.byteLength) break;
+        const key = sessionKey(this.generation, u64(position + 4));
+        const record = bytes.slice(position + 16, end);
+        try {
+          decodeSession(record);
+        } catch (cause) {
+          throw this.invalid(`a client session does not decode: ${(cause as Error).message}`);
+        }
+        ops.push({ type: "put", key, value: sealValue(key, record) });
+        position = end;
+        continue;
+      }
       if (position + 4 + keyLength + 4 > bytes.byteLength) break;
       const valueLength = view.getUint32(position + 4 + keyLength);
       const end = position + 8 + keyLength + valueLength;
@@ -199,8 +263,7 @@ export class SnapshotInstaller {
   /** Discards everything received. */
   async abort(): Promise<void> {
     this.done = true;
-    const range = dataRange(this.generation);
-    await this.db.clear({ gte: stateMetaKey(this.generation), lt: range.lt });
+    await this.db.clear(generationRange(this.generation));
   }
 
   private invalid(message: string): StorageError {

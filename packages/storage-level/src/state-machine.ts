@@ -2,10 +2,26 @@
 // compare-and-swap; membership and no-op entries only move the applied position), and how a
 // stored value is read back and verified.
 import { decodeConfState, type Entry, type SnapshotMetadata } from "@rockraft/raft-core";
-import { decodeCommand, encodeMetadata, openValue, sealValue } from "./codec.js";
+import {
+  decodeCommand,
+  decodeU64,
+  encodeMetadata,
+  encodeU64,
+  openValue,
+  sealValue,
+} from "./codec.js";
 import { StorageError } from "./errors.js";
 import { REMEDY, isLevelCorruption, levelCause, printableKey } from "./format.js";
-import { dataKey, stateMetaKey, userKey } from "./keys.js";
+import {
+  dataKey,
+  logTimeKey,
+  sessionKey,
+  sessionKeyId,
+  sessionRange,
+  stateMetaKey,
+  userKey,
+} from "./keys.js";
+import { SessionTable, type SessionResponse } from "./sessions.js";
 import type { ApplyResult, BatchOp, Db } from "./types.js";
 
 export function keyString(key: Uint8Array): string {
@@ -26,18 +42,23 @@ export interface AppliedCommands {
 
 /**
  * What committed entries do to a key-value state machine: the KV commands (put, delete,
- * compare-and-swap) read and write through `read` and `write`; membership entries change the
- * membership and no-ops only move the applied position. Entries at or below `applied` are
- * skipped (so that applying again is exactly once); the rest must follow it without a gap.
- * Within the call, a read sees the writes before it. Returns one result per entry applied
- * and the new applied position (`applied` itself when none was new). LevelStorage applies
- * with it; so can a store of your own, or a simulated one.
+ * compare-and-swap) read and write through `read` and `write`; session commands open and
+ * close sessions in `sessions`, and clock entries move its time (expiring idle sessions);
+ * membership entries change the membership and no-ops only move the applied position. A
+ * write tagged with a session applies once: a retry answers what the first one did
+ * (`duplicateOf`), and a write the session cannot take is refused (`kind: "refused"`),
+ * changing nothing. Entries at or below `applied` are skipped (so that applying again is
+ * exactly once); the rest must follow it without a gap. Within the call, a read sees the
+ * writes before it. Returns one result per entry applied and the new applied position
+ * (`applied` itself when none was new). LevelStorage applies with it; so can a store of
+ * your own, or a simulated one.
  */
 export async function applyCommands(
   entries: readonly Entry[],
   applied: SnapshotMetadata,
   read: (key: Uint8Array) => Promise<Uint8Array | undefined> | Uint8Array | undefined,
   write: (key: Uint8Array, value: Uint8Array | undefined) => void,
+  sessions: SessionTable,
 ): Promise<AppliedCommands> {
   const overlay = new Map<string, Uint8Array | null>();
   const results: ApplyResult[] = [];
@@ -74,19 +95,58 @@ export async function applyCommands(
       results.push({ index, term, kind: "invalid", reason: (error as Error).message });
       continue;
     }
-    const key = keyString(command.key);
     const tag = command.requestId === undefined ? {} : { requestId: command.requestId };
+    switch (command.op) {
+      case "session-open": {
+        const check = sessions.open(index, command);
+        results.push(
+          check.action === "refuse"
+            ? { index, term, kind: "refused", refusal: check.refusal, reason: check.reason, ...tag }
+            : { index, term, kind: "session-open", sessionId: index, ...tag },
+        );
+        continue;
+      }
+      case "session-close":
+        results.push({
+          index,
+          term,
+          kind: "session-close",
+          found: sessions.close(command.sessionId),
+          ...tag,
+        });
+        continue;
+      case "clock":
+        results.push({ index, term, kind: "clock", expired: sessions.advance(command.elapsedMs) });
+        continue;
+    }
+    const session = command.session;
+    if (session !== undefined) {
+      const check = sessions.check(session);
+      if (check.action === "refuse") {
+        const { refusal, reason } = check;
+        results.push({ index, term, kind: "refused", refusal, reason, ...tag });
+        continue;
+      }
+      if (check.action === "duplicate") {
+        const { kind, index: original, term: originalTerm, ...answer } = check.response;
+        const duplicateOf = { index: original, term: originalTerm };
+        results.push({ index, term, kind, ...answer, duplicateOf, ...tag } as ApplyResult);
+        continue;
+      }
+    }
+    const key = keyString(command.key);
+    let result: ApplyResult;
     switch (command.op) {
       case "put":
         overlay.set(key, command.value);
         write(command.key, command.value);
-        results.push({ index, term, kind: "put", ...tag });
+        result = { index, term, kind: "put", ...tag };
         break;
       case "delete": {
         const found = (await current(command.key)) !== undefined;
         overlay.set(key, null);
         write(command.key, undefined);
-        results.push({ index, term, kind: "delete", found, ...tag });
+        result = { index, term, kind: "delete", found, ...tag };
         break;
       }
       case "cas": {
@@ -98,18 +158,37 @@ export async function applyCommands(
           overlay.set(key, command.value);
           write(command.key, command.value);
         }
-        results.push({ index, term, kind: "cas", succeeded, found, current: before, ...tag });
+        result = { index, term, kind: "cas", succeeded, found, current: before, ...tag };
         break;
       }
     }
+    if (session !== undefined) sessions.record(session, responseOf(result));
+    results.push(result);
   }
   if (results.length === 0) return { results, applied };
   return { results, applied: { index: lastIndex, term: lastTerm, confState } };
 }
 
+/** What a session keeps of a write's result for its retries. */
+function responseOf(result: ApplyResult): SessionResponse {
+  switch (result.kind) {
+    case "put":
+      return { kind: "put", index: result.index, term: result.term };
+    case "delete":
+      return { kind: "delete", index: result.index, term: result.term, found: result.found };
+    case "cas": {
+      const { index, term, succeeded, found, current } = result;
+      return { kind: "cas", index, term, succeeded, found, current };
+    }
+    default:
+      throw new Error(`responseOf: a ${result.kind} result is not a write's`);
+  }
+}
+
 /**
  * Applies `entries` to the state machine of `generation` (see `applyCommands`): appends the
- * data writes and the new applied position to `ops` (nothing when no entry is new) and
+ * data and session writes and the new applied position to `ops` (nothing when no entry is
+ * new) and
  * returns the results and the position, which the caller records once `ops` are written.
  */
 export async function applyEntries(
@@ -119,6 +198,8 @@ export async function applyEntries(
     readonly generation: number;
     readonly applied: SnapshotMetadata;
     readonly read: (dataKey: Uint8Array) => Promise<Uint8Array | undefined>;
+    /** The generation's session table, in memory; its changes join `ops`. */
+    readonly sessions: SessionTable;
   },
 ): Promise<{ results: ApplyResult[]; applied: SnapshotMetadata }> {
   const generation = state.generation;
@@ -132,7 +213,19 @@ export async function applyEntries(
           ? { type: "del", key: dataKey(generation, key) }
           : { type: "put", key: dataKey(generation, key), value: sealValue(key, value) },
       ),
+    state.sessions,
   );
+  const changed = state.sessions.changes();
+  for (const [id, record] of changed.sessions) {
+    const key = sessionKey(generation, id);
+    ops.push(
+      record === undefined
+        ? { type: "del", key }
+        : { type: "put", key, value: sealValue(key, record) },
+    );
+  }
+  if (changed.time !== undefined)
+    ops.push({ type: "put", key: logTimeKey(generation), value: encodeU64(changed.time) });
   if (outcome.results.length > 0) {
     ops.push({
       type: "put",
@@ -182,4 +275,33 @@ function damagedValue(key: Uint8Array, error: unknown, path: string): StorageErr
     `data path ${path}: the stored value of key ${printableKey(key)} is damaged: ${(error as Error).message}. The node must not serve it: ${REMEDY}`,
     { cause: error },
   );
+}
+
+/**
+ * The session table of `generation` as stored, each record's checksum verified: a damaged
+ * one is STORAGE_CORRUPTED, which stops the node.
+ */
+export async function loadSessions(
+  db: Db,
+  generation: number,
+  path: string,
+  options: { snapshot?: ReturnType<Db["snapshot"]> } = {},
+): Promise<SessionTable> {
+  const table = new SessionTable();
+  const read = options.snapshot === undefined ? {} : { snapshot: options.snapshot };
+  try {
+    const time = await db.get(logTimeKey(generation), read);
+    if (time !== undefined) table.loadTime(decodeU64(time));
+    for await (const [key, stored] of db.iterator({ ...sessionRange(generation), ...read })) {
+      table.load(sessionKeyId(key), openValue(key, stored));
+    }
+  } catch (cause) {
+    throw new StorageError(
+      "STORAGE_CORRUPTED",
+      path,
+      `data path ${path}: the client session table is damaged: ${(cause as Error).message}. ${REMEDY}`,
+      { cause },
+    );
+  }
+  return table;
 }

@@ -2,6 +2,7 @@
 // LevelDB handle's shape.
 import type { ClassicLevel } from "classic-level";
 import type { Ready } from "@rockraft/raft-core";
+import type { SessionRefusal } from "./sessions.js";
 
 export type Db = ClassicLevel<Uint8Array, Uint8Array>;
 /** classic-level's implementation of batch (abstract-level's private API). */
@@ -42,6 +43,14 @@ export interface OpenStorageOptions {
 export type PersistableReady = Pick<Ready, "entries" | "mustSync"> &
   Partial<Pick<Ready, "snapshot" | "hardState" | "compactIndex">>;
 
+/** Where a retried write first applied (its answer is that write's). */
+export interface DuplicateOf {
+  /** Log index of the write's first application. */
+  readonly index: number;
+  /** Its term. */
+  readonly term: number;
+}
+
 /** The outcome of applying one committed entry. */
 export type ApplyResult =
   | {
@@ -53,6 +62,8 @@ export type ApplyResult =
       readonly kind: "noop" | "config" | "put";
       /** The put's request id, when its proposer tagged it. */
       readonly requestId?: Uint8Array;
+      /** A put of a session that had applied already, and where it first did. */
+      readonly duplicateOf?: DuplicateOf;
     }
   | {
       /** Log index of the entry. */
@@ -65,6 +76,8 @@ export type ApplyResult =
       readonly found: boolean;
       /** The command's request id, when its proposer tagged it. */
       readonly requestId?: Uint8Array;
+      /** A delete of a session that had applied already, and where it first did. */
+      readonly duplicateOf?: DuplicateOf;
     }
   | {
       /** Log index of the entry. */
@@ -79,6 +92,57 @@ export type ApplyResult =
       readonly found: boolean;
       /** The value before the command ran (undefined if the key was absent). */
       readonly current: Uint8Array | undefined;
+      /** The command's request id, when its proposer tagged it. */
+      readonly requestId?: Uint8Array;
+      /** A compare-and-swap of a session that had applied already, and where it first did. */
+      readonly duplicateOf?: DuplicateOf;
+    }
+  | {
+      /** Log index of the entry. */
+      readonly index: number;
+      /** Term of the entry. */
+      readonly term: number;
+      /** A client session opened. */
+      readonly kind: "session-open";
+      /** Its id: this entry's index. */
+      readonly sessionId: number;
+      /** The command's request id, when its proposer tagged it. */
+      readonly requestId?: Uint8Array;
+    }
+  | {
+      /** Log index of the entry. */
+      readonly index: number;
+      /** Term of the entry. */
+      readonly term: number;
+      /** A client session closed. */
+      readonly kind: "session-close";
+      /** Whether it was open. */
+      readonly found: boolean;
+      /** The command's request id, when its proposer tagged it. */
+      readonly requestId?: Uint8Array;
+    }
+  | {
+      /** Log index of the entry. */
+      readonly index: number;
+      /** Term of the entry. */
+      readonly term: number;
+      /** The log's time moved on. */
+      readonly kind: "clock";
+      /** The sessions it expired. */
+      readonly expired: readonly number[];
+    }
+  /** A session command or write the session table refused: nothing changed. */
+  | {
+      /** Log index of the entry. */
+      readonly index: number;
+      /** Term of the entry. */
+      readonly term: number;
+      /** Refused. */
+      readonly kind: "refused";
+      /** Why, as a stable code. */
+      readonly refusal: SessionRefusal;
+      /** Why, in words. */
+      readonly reason: string;
       /** The command's request id, when its proposer tagged it. */
       readonly requestId?: Uint8Array;
     }

@@ -128,7 +128,7 @@ describe("opening a store", () => {
     const error = await refusal(open(dataPath));
     expect([error.code, error.message]).toEqual([
       "STORAGE_FORMAT",
-      `data path ${dataPath} was written in storage format 3; this version reads format 2 (upgrade rockraft)`,
+      `data path ${dataPath} was written in storage format 4; this version reads format 3 (upgrade rockraft)`,
     ]);
   });
 

@@ -186,6 +186,55 @@ export function nodeStorageConformanceTests(options: {
     await source.close();
   });
 
+  test("client sessions: a retry answers as before, after a reopen and in an installed snapshot", async () => {
+    const limits = { idleTimeoutMs: 5_000, maxUnacknowledged: 8, maxSessions: 8 };
+    const tagged: Command = {
+      op: "cas",
+      key: bytes("n"),
+      expectFound: false,
+      expected: bytes(""),
+      value: bytes("1"),
+      session: { id: 1, seq: 1, acknowledged: 1 },
+    };
+    const source = await create();
+    const first = [
+      command(1, 1, { op: "session-open", ...limits }),
+      command(2, 1, { op: "clock", elapsedMs: 100 }),
+      command(3, 1, tagged),
+    ];
+    await source.storage.persist(
+      { entries: first, hardState: { term: 1, vote: 1, commit: 3 }, mustSync: true },
+      { apply: first },
+    );
+    const reopened = await source.reopen();
+    const [retry] = await reopened.storage.apply([command(4, 1, tagged)]);
+    expect(retry).toMatchObject({ kind: "cas", succeeded: true, duplicateOf: { index: 3 } });
+    await reopened.storage.takeSnapshot();
+    const reader = await reopened.storage.openSnapshotReader(16);
+    const target = await create();
+    const sink = await target.storage.beginSnapshotInstall(reader.metadata);
+    let checksum = 0;
+    for await (const chunk of reader.chunks()) {
+      await sink.write(chunk);
+      if (chunk.last) checksum = chunk.checksum ?? 0;
+    }
+    await sink.finish(checksum);
+    await target.storage.persist({
+      entries: [],
+      snapshot: { metadata: reader.metadata, data: new Uint8Array(0) },
+      hardState: { term: 1, vote: 0, commit: 4 },
+      mustSync: true,
+    });
+    const [again, expired] = await target.storage.apply([
+      command(5, 1, tagged),
+      command(6, 1, { op: "clock", elapsedMs: 5_001 }),
+    ]);
+    expect(again).toMatchObject({ kind: "cas", succeeded: true, duplicateOf: { index: 3 } });
+    expect(expired).toMatchObject({ kind: "clock", expired: [1] });
+    expect(text(await target.storage.get(bytes("n")))).toBe("1");
+    await Promise.all([reopened.close(), target.close()]);
+  });
+
   test("a snapshot whose stream is damaged is refused and leaves nothing staged", async () => {
     const target = await create();
     const metadata = { index: 5, term: 1, confState: EMPTY_CONF_STATE };

@@ -14,6 +14,9 @@ export interface DiskState {
   readonly log: Map<number, Entry>;
   /** The state machine, by key (latin1 of the bytes). */
   kv: Map<string, Uint8Array>;
+  /** The state machine's client sessions (encoded records, by id) and log time. */
+  sessions: Map<number, Uint8Array>;
+  logTime: number;
 }
 
 export type DiskOp =
@@ -23,7 +26,10 @@ export type DiskOp =
   | { readonly kind: "applied"; readonly value: SnapshotMetadata }
   | { readonly kind: "entry"; readonly index: number; readonly value: Entry | undefined }
   | { readonly kind: "kv"; readonly key: string; readonly value: Uint8Array | undefined }
-  | { readonly kind: "kvReplace"; readonly value: ReadonlyMap<string, Uint8Array> };
+  | { readonly kind: "kvReplace"; readonly value: ReadonlyMap<string, Uint8Array> }
+  | { readonly kind: "session"; readonly id: number; readonly value: Uint8Array | undefined }
+  | { readonly kind: "logTime"; readonly value: number }
+  | { readonly kind: "sessionsReplace"; readonly value: ReadonlyMap<number, Uint8Array> };
 
 function emptyState(): DiskState {
   return {
@@ -33,6 +39,8 @@ function emptyState(): DiskState {
     applied: undefined,
     log: new Map(),
     kv: new Map(),
+    sessions: new Map(),
+    logTime: 0,
   };
 }
 
@@ -61,11 +69,26 @@ function applyOp(state: DiskState, op: DiskOp): void {
     case "kvReplace":
       state.kv = new Map(op.value);
       break;
+    case "session":
+      if (op.value === undefined) state.sessions.delete(op.id);
+      else state.sessions.set(op.id, op.value);
+      break;
+    case "logTime":
+      state.logTime = op.value;
+      break;
+    case "sessionsReplace":
+      state.sessions = new Map(op.value);
+      break;
   }
 }
 
 function copyState(state: DiskState): DiskState {
-  return { ...state, log: new Map(state.log), kv: new Map(state.kv) };
+  return {
+    ...state,
+    log: new Map(state.log),
+    kv: new Map(state.kv),
+    sessions: new Map(state.sessions),
+  };
 }
 
 export class SimDisk {

@@ -10,6 +10,7 @@ import {
   type SnapshotMetadata,
 } from "@rockraft/raft-core";
 import {
+  SessionTable,
   StorageError,
   applyCommands,
   type ApplyResult,
@@ -31,24 +32,50 @@ export type WriteLatency = (sync: boolean) => number;
 /** Sleeps in simulated time (the process's own timers). */
 export type Sleep = (ms: number) => Promise<void>;
 
-/** Snapshot data: the state machine's pairs, length-prefixed. */
-function encodeState(kv: ReadonlyMap<string, Uint8Array>): Uint8Array {
+/** What a snapshot holds: the state machine's pairs, sessions and log time. */
+interface State {
+  readonly kv: ReadonlyMap<string, Uint8Array>;
+  readonly sessions: ReadonlyMap<number, Uint8Array>;
+  readonly logTime: number;
+}
+
+/** Snapshot data: the pairs and the sessions, each length-prefixed, then the log time. */
+function encodeState(state: State): Uint8Array {
   const parts: Buffer[] = [];
-  for (const [key, value] of [...kv].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+  const count = (n: number) => {
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(n, 0);
+    parts.push(header);
+  };
+  count(state.kv.size);
+  for (const [key, value] of [...state.kv].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const k = Buffer.from(key, "latin1");
     const header = Buffer.alloc(8);
     header.writeUInt32BE(k.length, 0);
     header.writeUInt32BE(value.byteLength, 4);
     parts.push(header, k, Buffer.from(value));
   }
+  count(state.sessions.size);
+  for (const [id, record] of [...state.sessions].sort(([a], [b]) => a - b)) {
+    const header = Buffer.alloc(12);
+    header.writeUIntBE(id, 0, 6);
+    header.writeUInt32BE(record.byteLength, 8);
+    parts.push(header, Buffer.from(record));
+  }
+  const time = Buffer.alloc(8);
+  time.writeUIntBE(state.logTime, 2, 6);
+  parts.push(time);
   return new Uint8Array(Buffer.concat(parts));
 }
 
-function decodeState(bytes: Uint8Array): Map<string, Uint8Array> {
+function decodeState(bytes: Uint8Array): State {
+  // An empty stream (a test's install of nothing) is an empty state.
+  if (bytes.byteLength === 0) return { kv: new Map(), sessions: new Map(), logTime: 0 };
   const buffer = Buffer.from(bytes);
   const kv = new Map<string, Uint8Array>();
-  let at = 0;
-  while (at < buffer.length) {
+  const sessions = new Map<number, Uint8Array>();
+  let at = 4;
+  for (let n = buffer.readUInt32BE(0); n > 0; n--) {
     const keyLength = buffer.readUInt32BE(at);
     const valueLength = buffer.readUInt32BE(at + 4);
     at += 8;
@@ -57,7 +84,22 @@ function decodeState(bytes: Uint8Array): Map<string, Uint8Array> {
     kv.set(key, new Uint8Array(buffer.subarray(at, at + valueLength)));
     at += valueLength;
   }
-  return kv;
+  let n = buffer.readUInt32BE(at);
+  for (at += 4; n > 0; n--) {
+    const id = buffer.readUIntBE(at, 6);
+    const length = buffer.readUInt32BE(at + 8);
+    sessions.set(id, new Uint8Array(buffer.subarray(at + 12, at + 12 + length)));
+    at += 12 + length;
+  }
+  return { kv, sessions, logTime: buffer.readUIntBE(at + 2, 6) };
+}
+
+/** The session table a state holds. */
+function tableOf(state: State): SessionTable {
+  const table = new SessionTable();
+  for (const [id, record] of state.sessions) table.load(id, record);
+  table.loadTime(state.logTime);
+  return table;
 }
 
 export class SimStorage implements NodeStorage {
@@ -65,7 +107,8 @@ export class SimStorage implements NodeStorage {
   private appliedState: SnapshotMetadata;
   private queue: Promise<unknown> = Promise.resolve();
   private failure: StorageError | undefined;
-  private readonly staged = new Map<number, Map<string, Uint8Array>>();
+  private readonly staged = new Map<number, State>();
+  private sessions: SessionTable;
 
   private constructor(
     private readonly disk: SimDisk,
@@ -83,6 +126,7 @@ export class SimStorage implements NodeStorage {
     if (state.hardState !== undefined) view.setHardState(state.hardState);
     this.raftStorage = view;
     this.appliedState = state.applied ?? { index: 0, term: 0, confState: EMPTY_CONF_STATE };
+    this.sessions = tableOf(state);
   }
 
   /** Opens what `disk` holds (after a crash: what was durable). */
@@ -109,7 +153,7 @@ export class SimStorage implements NodeStorage {
       const snapshot = ready.snapshot;
       let firstKept = view.firstIndex();
       let lastKept = view.lastIndex();
-      let stagedState: Map<string, Uint8Array> | undefined;
+      let stagedState: State | undefined;
       if (snapshot !== undefined) {
         const { index, term } = snapshot.metadata;
         stagedState = this.staged.get(index);
@@ -120,7 +164,9 @@ export class SimStorage implements NodeStorage {
             `no staged data for the snapshot at index ${index}`,
           );
         }
-        ops.push({ kind: "kvReplace", value: stagedState });
+        ops.push({ kind: "kvReplace", value: stagedState.kv });
+        ops.push({ kind: "sessionsReplace", value: stagedState.sessions });
+        ops.push({ kind: "logTime", value: stagedState.logTime });
         ops.push({ kind: "snapshot", value: snapshot.metadata });
         ops.push({ kind: "applied", value: snapshot.metadata });
         ops.push({ kind: "logStart", value: { index, term } });
@@ -152,12 +198,13 @@ export class SimStorage implements NodeStorage {
           ops.push({ kind: "entry", index: i, value: undefined });
       }
       const toApply = snapshot === undefined ? (options.apply ?? []) : [];
-      const applying = await this.applyOps(toApply, ops, stagedState);
+      const applying = await this.applyOps(toApply, ops, stagedState?.kv);
       await this.write(ops, ready.mustSync || snapshot !== undefined);
       if (snapshot !== undefined) {
         view.applySnapshot({ metadata: snapshot.metadata, data: EMPTY });
         this.staged.delete(snapshot.metadata.index);
         this.appliedState = snapshot.metadata;
+        this.sessions = tableOf(stagedState!);
       }
       this.appliedState = applying.applied ?? this.appliedState;
       if (entries.length > 0) view.append(entries);
@@ -238,7 +285,7 @@ export class SimStorage implements NodeStorage {
   openSnapshotReader(chunkBytes: number): Promise<SnapshotReader> {
     return this.serialized(() => {
       const metadata = this.appliedState;
-      const data = encodeState(this.disk.current.kv);
+      const data = encodeState(this.disk.current);
       const checksum = crc32(data);
       const reader: SnapshotReader = {
         metadata,
@@ -364,7 +411,11 @@ export class SimStorage implements NodeStorage {
       this.appliedState,
       (key) => kv.get(keyString(key))?.slice(),
       (key, value) => ops.push({ kind: "kv", key: keyString(key), value: value?.slice() }),
+      this.sessions,
     );
+    const changed = this.sessions.changes();
+    for (const [id, value] of changed.sessions) ops.push({ kind: "session", id, value });
+    if (changed.time !== undefined) ops.push({ kind: "logTime", value: changed.time });
     if (results.length === 0) return { results, applied: undefined };
     const byIndex = new Map(entries.map((entry) => [entry.index, entry]));
     for (const result of results) this.onApplied(byIndex.get(result.index)!);

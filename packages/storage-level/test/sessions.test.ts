@@ -1,0 +1,264 @@
+// Client sessions in the state machine: a write of a session applies once, whatever how
+// many times its entry reaches the log; the table is persisted with the data, survives a
+// restart and travels in snapshots; sessions expire by the log's time; limits hold.
+import { ClassicLevel } from "classic-level";
+import type { Entry } from "@rockraft/raft-core";
+import { afterEach, describe, expect, test } from "vitest";
+import {
+  FORMAT_VERSION,
+  decodeCommand,
+  encodeCommand,
+  type ApplyResult,
+  type Command,
+  type LevelStorage,
+  type SnapshotChunk,
+} from "../src/index.js";
+import { decodeU32, encodeU32 } from "../src/codec.js";
+import { META_FORMAT } from "../src/keys.js";
+import { TempDirs, append, bytes, open, text } from "./helpers/store.js";
+
+const dirs = new TempDirs();
+afterEach(() => dirs.cleanup());
+
+const LIMITS = { idleTimeoutMs: 10_000, maxUnacknowledged: 3, maxSessions: 2 };
+const at = (index: number, command: Command): Entry => ({
+  index,
+  term: 1,
+  type: "normal",
+  data: encodeCommand(command),
+});
+/** A compare-and-swap of "counter" from `from` (absent when undefined) to `to`, tagged. */
+const increment = (
+  from: number | undefined,
+  session: { id: number; seq: number; acknowledged: number },
+): Command => ({
+  op: "cas",
+  key: bytes("counter"),
+  expectFound: from !== undefined,
+  expected: bytes(String(from ?? "")),
+  value: bytes(String((from ?? 0) + 1)),
+  session,
+});
+
+/** Appends and applies `entries` (committed), returning their results. */
+async function run(store: LevelStorage, entries: Entry[]): Promise<ApplyResult[]> {
+  await append(store, entries, entries.at(-1)!.index);
+  return store.apply(entries);
+}
+
+describe("the session commands' codec", () => {
+  test.each<[string, Command]>([
+    ["session-open", { op: "session-open", ...LIMITS }],
+    ["session-close", { op: "session-close", sessionId: 2 ** 40 }],
+    ["clock", { op: "clock", elapsedMs: 1234 }],
+    [
+      "a tagged put with a request id",
+      {
+        op: "put",
+        key: bytes("k"),
+        value: bytes("v"),
+        requestId: bytes("r1"),
+        session: { id: 7, seq: 2 ** 33, acknowledged: 5 },
+      },
+    ],
+    [
+      "a tagged delete",
+      { op: "delete", key: bytes("k"), session: { id: 1, seq: 1, acknowledged: 1 } },
+    ],
+  ])("%s round-trips", (_, command) => {
+    expect(decodeCommand(encodeCommand(command))).toEqual(command);
+  });
+
+  test("a session tag on anything but a write, or truncated, does not decode", () => {
+    const clock = encodeCommand({ op: "clock", elapsedMs: 1 });
+    const tagged = new Uint8Array(25 + clock.byteLength);
+    tagged[0] = 0x11;
+    tagged.set(clock, 25);
+    expect(() => decodeCommand(tagged)).toThrow("a session tag on a clock command");
+    expect(() => decodeCommand(Uint8Array.of(0x11, 0, 0))).toThrow("session tag truncated");
+    expect(() => decodeCommand(Uint8Array.of(6, 0, 0))).toThrow("3 bytes for a command of 9");
+  });
+});
+
+describe("a session's writes", () => {
+  test("a retried write answers what the first one did and changes nothing", async () => {
+    const store = await open(await dirs.make());
+    const [opened] = await run(store, [at(1, { op: "session-open", ...LIMITS })]);
+    expect(opened).toMatchObject({ kind: "session-open", sessionId: 1 });
+    const first = increment(undefined, { id: 1, seq: 1, acknowledged: 1 });
+    const [applied] = await run(store, [at(2, first)]);
+    expect(applied).toMatchObject({ kind: "cas", succeeded: true, found: false });
+    expect(text(await store.get(bytes("counter")))).toBe("1");
+    // The same write again (a client's retry, a duplicated proposal), twice.
+    const retries = await run(store, [at(3, first), at(4, first)]);
+    for (const retry of retries) {
+      expect(retry).toMatchObject({
+        kind: "cas",
+        succeeded: true,
+        found: false,
+        duplicateOf: { index: 2, term: 1 },
+      });
+    }
+    expect(text(await store.get(bytes("counter")))).toBe("1");
+    // The next increment applies, once.
+    const second = increment(1, { id: 1, seq: 2, acknowledged: 2 });
+    await run(store, [at(5, second), at(6, second)]);
+    expect(text(await store.get(bytes("counter")))).toBe("2");
+    await store.close();
+  });
+
+  test("a write below what the client acknowledged is refused as stale", async () => {
+    const store = await open(await dirs.make());
+    await run(store, [
+      at(1, { op: "session-open", ...LIMITS }),
+      at(2, {
+        op: "put",
+        key: bytes("k"),
+        value: bytes("a"),
+        session: { id: 1, seq: 1, acknowledged: 1 },
+      }),
+      at(3, {
+        op: "put",
+        key: bytes("k"),
+        value: bytes("b"),
+        session: { id: 1, seq: 2, acknowledged: 2 },
+      }),
+    ]);
+    const [late] = await run(store, [
+      at(4, {
+        op: "put",
+        key: bytes("k"),
+        value: bytes("a"),
+        session: { id: 1, seq: 1, acknowledged: 1 },
+      }),
+    ]);
+    expect(late).toMatchObject({ kind: "refused", refusal: "SESSION_STALE" });
+    expect(text(await store.get(bytes("k")))).toBe("b");
+    await store.close();
+  });
+
+  test("limits: unacknowledged writes per session, and sessions", async () => {
+    const store = await open(await dirs.make());
+    await run(store, [at(1, { op: "session-open", ...LIMITS })]);
+    const put = (index: number, seq: number, acknowledged: number) =>
+      at(index, {
+        op: "put",
+        key: bytes(`k${seq}`),
+        value: bytes("v"),
+        session: { id: 1, seq, acknowledged },
+      });
+    const results = await run(store, [put(2, 1, 1), put(3, 2, 1), put(4, 3, 1), put(5, 4, 1)]);
+    expect(results.map((r) => r.kind)).toEqual(["put", "put", "put", "refused"]);
+    expect(results[3]).toMatchObject({ refusal: "SESSION_LIMIT" });
+    expect(await store.get(bytes("k4"))).toBeUndefined();
+    // Once the client acknowledges the first two, the fourth fits.
+    const [fourth] = await run(store, [put(6, 4, 3)]);
+    expect(fourth).toMatchObject({ kind: "put" });
+    // Two sessions at most.
+    const opens = await run(store, [
+      at(7, { op: "session-open", ...LIMITS }),
+      at(8, { op: "session-open", ...LIMITS }),
+    ]);
+    expect(opens.map((r) => r.kind)).toEqual(["session-open", "refused"]);
+    await store.close();
+  });
+
+  test("sessions expire by the log's time, and then refuse their writes", async () => {
+    const store = await open(await dirs.make());
+    const tagged = (index: number, seq: number) =>
+      at(index, {
+        op: "put",
+        key: bytes("k"),
+        value: bytes(`v${seq}`),
+        session: { id: 1, seq, acknowledged: seq },
+      });
+    await run(store, [at(1, { op: "session-open", ...LIMITS, idleTimeoutMs: 1_000 })]);
+    const [busy] = await run(store, [at(2, { op: "clock", elapsedMs: 600 }), tagged(3, 1)]);
+    expect(busy).toMatchObject({ kind: "clock", expired: [] });
+    // Active at 600 ms: alive at 1,500, expired past 1,600.
+    const [alive, expired] = await run(store, [
+      at(4, { op: "clock", elapsedMs: 900 }),
+      at(5, { op: "clock", elapsedMs: 200 }),
+    ]);
+    expect(alive).toMatchObject({ kind: "clock", expired: [] });
+    expect(expired).toMatchObject({ kind: "clock", expired: [1] });
+    const [refused] = await run(store, [tagged(6, 2)]);
+    expect(refused).toMatchObject({ kind: "refused", refusal: "SESSION_EXPIRED" });
+    expect(text(await store.get(bytes("k")))).toBe("v1");
+    await store.close();
+  });
+});
+
+describe("the session table is stored with the data", () => {
+  test("it survives a restart: a retry after it still answers as before", async () => {
+    const dataPath = await dirs.make();
+    const store = await open(dataPath);
+    const first = increment(undefined, { id: 1, seq: 1, acknowledged: 1 });
+    await run(store, [
+      at(1, { op: "session-open", ...LIMITS }),
+      at(2, { op: "clock", elapsedMs: 42 }),
+      at(3, first),
+    ]);
+    await store.close();
+    const reopened = await open(dataPath);
+    const [retry] = await run(reopened, [at(4, first)]);
+    expect(retry).toMatchObject({ kind: "cas", duplicateOf: { index: 3, term: 1 } });
+    expect(text(await reopened.get(bytes("counter")))).toBe("1");
+    await reopened.close();
+  });
+
+  test("it travels in a snapshot: the installed node recognises a retry", async () => {
+    const source = await open(await dirs.make());
+    const first = increment(undefined, { id: 1, seq: 1, acknowledged: 1 });
+    await run(source, [
+      at(1, { op: "session-open", ...LIMITS, idleTimeoutMs: 1_000 }),
+      at(2, { op: "clock", elapsedMs: 700 }),
+      at(3, first),
+    ]);
+    const reader = await source.openSnapshotReader(16);
+    const chunks: SnapshotChunk[] = [];
+    for await (const chunk of reader.chunks()) chunks.push(chunk);
+    const target = await open(await dirs.make());
+    const installer = await target.beginSnapshotInstall(reader.metadata);
+    for (const chunk of chunks) await installer.write(chunk);
+    await installer.finish(chunks.at(-1)!.checksum!);
+    await target.persist({
+      entries: [],
+      snapshot: { metadata: reader.metadata, data: new Uint8Array() },
+      mustSync: true,
+    });
+    const [retry, clock] = await run(target, [
+      at(4, first),
+      at(5, { op: "clock", elapsedMs: 400 }),
+    ]);
+    expect(retry).toMatchObject({ kind: "cas", duplicateOf: { index: 3, term: 1 } });
+    // The log's time came along: 700 + 400 is past the session's last activity (700) by
+    // less than its 1,000 ms; the retry at 4 made it active again anyway.
+    expect(clock).toMatchObject({ kind: "clock", expired: [] });
+    const [late] = await run(target, [at(6, { op: "clock", elapsedMs: 1_001 })]);
+    expect(late).toMatchObject({ kind: "clock", expired: [1] });
+    await Promise.all([source.close(), target.close()]);
+  });
+
+  test(`a format 2 store opens as format ${FORMAT_VERSION}`, async () => {
+    const dataPath = await dirs.make();
+    const store = await open(dataPath);
+    await run(store, [at(1, { op: "put", key: bytes("k"), value: bytes("v") })]);
+    await store.close();
+    const db = new ClassicLevel<Uint8Array, Uint8Array>(dataPath, {
+      keyEncoding: "view",
+      valueEncoding: "view",
+    });
+    await db.put(META_FORMAT, encodeU32(2));
+    await db.close();
+    const reopened = await open(dataPath);
+    expect(text(await reopened.get(bytes("k")))).toBe("v");
+    await reopened.close();
+    const check = new ClassicLevel<Uint8Array, Uint8Array>(dataPath, {
+      keyEncoding: "view",
+      valueEncoding: "view",
+    });
+    expect(decodeU32((await check.get(META_FORMAT))!)).toBe(3);
+    await check.close();
+  });
+});
