@@ -27,18 +27,27 @@ export const META_SYNCED_WRITES = Uint8Array.of(0x00, 0x07);
 const LOG = 0x01;
 const STATE = 0x02;
 
-export function logKey(index: number): Uint8Array {
-  const key = new Uint8Array(9);
-  key[0] = LOG;
-  const view = new DataView(key.buffer);
-  view.setUint32(1, Math.floor(index / 0x1_0000_0000));
-  view.setUint32(5, index >>> 0);
+/** Writes `value` as a big-endian u64 at `at` of `key` (so keys sort by it). */
+function setU64(key: Uint8Array, at: number, value: number): Uint8Array {
+  const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
+  view.setUint32(at, Math.floor(value / 0x1_0000_0000));
+  view.setUint32(at + 4, value >>> 0);
   return key;
 }
 
-export function logKeyIndex(key: Uint8Array): number {
+function getU64(key: Uint8Array, at: number): number {
   const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
-  return view.getUint32(1) * 0x1_0000_0000 + view.getUint32(5);
+  return view.getUint32(at) * 0x1_0000_0000 + view.getUint32(at + 4);
+}
+
+export function logKey(index: number): Uint8Array {
+  const key = new Uint8Array(9);
+  key[0] = LOG;
+  return setU64(key, 1, index);
+}
+
+export function logKeyIndex(key: Uint8Array): number {
+  return getU64(key, 1);
 }
 
 export const LOG_START_KEY = logKey(0);
@@ -96,16 +105,12 @@ export function userKey(full: Uint8Array): Uint8Array {
 export function sessionKey(generation: number, id: number): Uint8Array {
   const key = new Uint8Array(6 + 8);
   key.set(generationPrefix(generation, 0x02), 0);
-  const view = new DataView(key.buffer);
-  view.setUint32(6, Math.floor(id / 0x1_0000_0000));
-  view.setUint32(10, id >>> 0);
-  return key;
+  return setU64(key, 6, id);
 }
 
 /** The session id of a session key. */
 export function sessionKeyId(key: Uint8Array): number {
-  const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
-  return view.getUint32(6) * 0x1_0000_0000 + view.getUint32(10);
+  return getU64(key, 6);
 }
 
 /** Range of a generation's session keys: [gte, lt). */

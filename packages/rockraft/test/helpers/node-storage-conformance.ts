@@ -36,6 +36,20 @@ const cas = (index: number, key: string, expected: string | undefined, value: st
     value: bytes(value),
   });
 
+/** Streams `source`'s snapshot into `target`'s staging area, in 16-byte chunks. */
+async function streamSnapshot(source: NodeStorage, target: NodeStorage) {
+  const reader = await source.openSnapshotReader(16);
+  const sink = await target.beginSnapshotInstall(reader.metadata);
+  let checksum = 0;
+  for await (const chunk of reader.chunks()) {
+    await sink.write(chunk);
+    if (chunk.last) checksum = chunk.checksum ?? 0;
+  }
+  await reader.close();
+  await sink.finish(checksum);
+  return reader;
+}
+
 export function nodeStorageConformanceTests(options: {
   test: TestFn;
   create: () => Promise<NodeStorageHarness>;
@@ -157,16 +171,8 @@ export function nodeStorageConformanceTests(options: {
     const metadata = await source.storage.takeSnapshot();
     expect(metadata?.index).toBe(3);
     expect(await source.storage.takeSnapshot()).toBeUndefined(); // already there
-    const reader = await source.storage.openSnapshotReader(16);
     const target = await create();
-    const sink = await target.storage.beginSnapshotInstall(reader.metadata);
-    let checksum = 0;
-    for await (const chunk of reader.chunks()) {
-      await sink.write(chunk);
-      if (chunk.last) checksum = chunk.checksum ?? 0;
-    }
-    await reader.close();
-    await sink.finish(checksum);
+    const reader = await streamSnapshot(source.storage, target.storage);
     expect(target.storage.hasStagedSnapshots()).toBe(true);
     await target.storage.persist({
       entries: [],
@@ -210,15 +216,8 @@ export function nodeStorageConformanceTests(options: {
     const [retry] = await reopened.storage.apply([command(4, 1, tagged)]);
     expect(retry).toMatchObject({ kind: "cas", succeeded: true, duplicateOf: { index: 3 } });
     await reopened.storage.takeSnapshot();
-    const reader = await reopened.storage.openSnapshotReader(16);
     const target = await create();
-    const sink = await target.storage.beginSnapshotInstall(reader.metadata);
-    let checksum = 0;
-    for await (const chunk of reader.chunks()) {
-      await sink.write(chunk);
-      if (chunk.last) checksum = chunk.checksum ?? 0;
-    }
-    await sink.finish(checksum);
+    const reader = await streamSnapshot(reopened.storage, target.storage);
     await target.storage.persist({
       entries: [],
       snapshot: { metadata: reader.metadata, data: new Uint8Array(0) },
