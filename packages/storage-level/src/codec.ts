@@ -260,6 +260,7 @@ export function encodeCommand(command: Command): Uint8Array {
     throw new RangeError(`encodeCommand: requestId is ${requestId.byteLength} bytes, at most 255`);
   }
   const session = "session" in command ? command.session : undefined;
+  checkFields(command);
   // One allocation: the tags' room is left in front of the op.
   const tag = requestId === undefined ? 0 : 2 + requestId.byteLength;
   const sessionTag = session === undefined ? 0 : SESSION_TAG;
@@ -278,6 +279,28 @@ export function encodeCommand(command: Command): Uint8Array {
   }
   writeOp(command, bytes, tag + sessionTag);
   return bytes;
+}
+
+/** Refuses a number a field cannot hold (it would be written wrapped or rounded). */
+function checkFields(command: Command): void {
+  const check = (name: string, value: number, max: number) => {
+    if (!Number.isSafeInteger(value) || value < 0 || value > max)
+      throw new RangeError(
+        `encodeCommand: ${name} must be an integer from 0 to ${max}, got ${value}`,
+      );
+  };
+  const u64 = Number.MAX_SAFE_INTEGER;
+  if ("session" in command && command.session !== undefined) {
+    check("session.id", command.session.id, u64);
+    check("session.seq", command.session.seq, u64);
+    check("session.acknowledged", command.session.acknowledged, u64);
+  }
+  if (command.op === "session-open") {
+    check("idleTimeoutMs", command.idleTimeoutMs, u64);
+    check("maxUnacknowledged", command.maxUnacknowledged, 0xffffffff);
+    check("maxSessions", command.maxSessions, 0xffffffff);
+  } else if (command.op === "session-close") check("sessionId", command.sessionId, u64);
+  else if (command.op === "clock") check("elapsedMs", command.elapsedMs, u64);
 }
 
 function opLength(command: Command): number {
@@ -407,6 +430,7 @@ export function decodeCommand(bytes: Uint8Array): Command {
     }
     case OP_SESSION: {
       if (bytes.byteLength < SESSION_TAG + 1) throw new DecodeError("session tag truncated");
+      if (bytes[SESSION_TAG] === OP_SESSION) throw new DecodeError("nested session tag");
       const inner = decodeCommand(bytes.subarray(SESSION_TAG));
       if (inner.op !== "put" && inner.op !== "delete" && inner.op !== "cas")
         throw new DecodeError(`a session tag on a ${inner.op} command`);

@@ -182,6 +182,7 @@ export class LevelStorage {
       let stagedGeneration: number | undefined;
       let firstKept = view.firstIndex();
       let lastKept = view.lastIndex();
+      let stagedSessions: SessionTable | undefined;
       if (snapshot !== undefined) {
         const { index, term } = snapshot.metadata;
         stagedGeneration = this.staged.get(index);
@@ -192,6 +193,8 @@ export class LevelStorage {
             `no staged data for the snapshot at index ${index}: stream it with beginSnapshotInstall before its MsgSnap is stepped`,
           );
         }
+        // Read before the switch: a damaged table refuses the install, changing nothing.
+        stagedSessions = await loadSessions(this.db, stagedGeneration, this.path);
         ops.push({ type: "put", key: META_GENERATION, value: encodeU32(stagedGeneration) });
         ops.push({ type: "put", key: META_SNAPSHOT, value: encodeMetadata(snapshot.metadata) });
         ops.push({ type: "put", key: META_LOG_START, value: encodePosition({ index, term }) });
@@ -242,7 +245,7 @@ export class LevelStorage {
         view.applySnapshot({ metadata: snapshot.metadata, data: EMPTY });
         const previous = this.activeGeneration;
         this.activeGeneration = stagedGeneration!;
-        this.sessions = await loadSessions(this.db, this.activeGeneration, this.path);
+        this.sessions = stagedSessions!;
         this.staged.delete(snapshot.metadata.index);
         this.appliedState = snapshot.metadata;
         await this.db.clear(generationRange(previous));
@@ -290,16 +293,15 @@ export class LevelStorage {
   ): Promise<ApplyResult[]> {
     return this.serialized(async () => {
       const ops: BatchOp[] = [];
-      const { results, applied } = await this.applyOps(entries, ops);
       const hardState = options.hardState;
-      if (hardState !== undefined) {
-        if (hardState.commit > this.view.lastIndex()) {
-          throw new RangeError(
-            `apply: commit index ${hardState.commit} is beyond the log's last index ${this.view.lastIndex()}`,
-          );
-        }
-        ops.push({ type: "put", key: META_HARD_STATE, value: encodeHardState(hardState) });
+      if (hardState !== undefined && hardState.commit > this.view.lastIndex()) {
+        throw new RangeError(
+          `apply: commit index ${hardState.commit} is beyond the log's last index ${this.view.lastIndex()}`,
+        );
       }
+      const { results, applied } = await this.applyOps(entries, ops);
+      if (hardState !== undefined)
+        ops.push({ type: "put", key: META_HARD_STATE, value: encodeHardState(hardState) });
       if (ops.length === 0) return results;
       if (options.waitForWrite === false) {
         this.defer(ops, hardState);

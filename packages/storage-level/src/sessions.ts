@@ -103,6 +103,15 @@ export class SessionTable {
   private time = 0;
   private readonly dirty = new Set<number>();
   private timeChanged = false;
+  /** While an apply runs (begin..commit): what it changed, as it was before, to roll back. */
+  private journal:
+    | {
+        sessions: Map<number, Session | undefined>;
+        time: number;
+        timeChanged: boolean;
+        dirty: Set<number>;
+      }
+    | undefined;
 
   /** Sessions open. */
   get size(): number {
@@ -114,14 +123,60 @@ export class SessionTable {
     return this.time;
   }
 
+  /** Starts an apply: until `commit`, `rollback` undoes every change. */
+  begin(): void {
+    this.journal = {
+      sessions: new Map(),
+      time: this.time,
+      timeChanged: this.timeChanged,
+      dirty: new Set(this.dirty),
+    };
+  }
+
+  /** The apply's changes stay. */
+  commit(): void {
+    this.journal = undefined;
+  }
+
+  /** Undoes every change since `begin` (an apply that threw changes nothing). */
+  rollback(): void {
+    const journal = this.journal;
+    if (journal === undefined) return;
+    this.journal = undefined;
+    for (const [id, before] of journal.sessions) {
+      if (before === undefined) this.sessions.delete(id);
+      else this.sessions.set(id, before);
+    }
+    this.time = journal.time;
+    this.timeChanged = journal.timeChanged;
+    this.dirty.clear();
+    for (const id of journal.dirty) this.dirty.add(id);
+  }
+
+  /** Session `id` is about to change: keeps a copy of it for a rollback, and marks it. */
+  private touch(id: number): void {
+    this.dirty.add(id);
+    const journal = this.journal;
+    if (journal === undefined || journal.sessions.has(id)) return;
+    const session = this.sessions.get(id);
+    journal.sessions.set(
+      id,
+      session === undefined ? undefined : { ...session, responses: new Map(session.responses) },
+    );
+  }
+
   /** Opens session `id` (the index of its entry); a refusal when at the limit. */
   open(id: number, limits: SessionLimits): SessionCheck {
+    if (this.sessions.has(id)) {
+      return refuse("SESSION_LIMIT", `session ${id} is already open (an entry applied twice?)`);
+    }
     if (this.sessions.size >= limits.maxSessions) {
       return refuse(
         "SESSION_LIMIT",
         `${this.sessions.size} sessions are open, the most allowed (max_sessions); close or let some expire`,
       );
     }
+    this.touch(id);
     this.sessions.set(id, {
       idleTimeoutMs: limits.idleTimeoutMs,
       maxUnacknowledged: limits.maxUnacknowledged,
@@ -129,21 +184,26 @@ export class SessionTable {
       acknowledged: 1,
       responses: new Map(),
     });
-    this.dirty.add(id);
     return { action: "apply" };
   }
 
   /** Closes session `id`; whether it was open. */
   close(id: number): boolean {
-    const found = this.sessions.delete(id);
-    if (found) this.dirty.add(id);
-    return found;
+    if (!this.sessions.has(id)) return false;
+    this.touch(id);
+    this.sessions.delete(id);
+    return true;
   }
 
-  /** The log's time moves on by `elapsedMs`; returns the ids of the sessions it expired. */
+  /**
+   * The log's time moves on by `elapsedMs` (at most a day per entry, and never past 2^53,
+   * so that a wild interval cannot make the time unreadable); returns the ids of the
+   * sessions it expired.
+   */
   advance(elapsedMs: number): number[] {
-    if (elapsedMs <= 0) return [];
-    this.time += elapsedMs;
+    const step = Math.min(Math.max(0, elapsedMs), MAX_CLOCK_STEP_MS);
+    if (step === 0 || this.time + step > Number.MAX_SAFE_INTEGER) return [];
+    this.time += step;
     this.timeChanged = true;
     const expired: number[] = [];
     for (const [id, session] of this.sessions) {
@@ -153,7 +213,10 @@ export class SessionTable {
     return expired;
   }
 
-  /** What a write tagged `tag` must do. Takes the client's acknowledgement in first. */
+  /**
+   * What a write tagged `tag` must do. A refusal changes nothing; a write to apply or a
+   * retry to answer takes the client's acknowledgement in and marks the session active.
+   */
   check(tag: SessionTag): SessionCheck {
     const session = this.sessions.get(tag.id);
     if (session === undefined) {
@@ -162,34 +225,41 @@ export class SessionTable {
         `session ${tag.id} has expired or was closed; open a new session (the write was not applied)`,
       );
     }
-    session.lastActive = this.time;
-    this.dirty.add(tag.id);
-    if (tag.acknowledged > session.acknowledged) {
-      session.acknowledged = tag.acknowledged;
-      for (const seq of session.responses.keys()) {
-        if (seq < tag.acknowledged) session.responses.delete(seq);
+    const acknowledged = Math.max(session.acknowledged, tag.acknowledged);
+    const kept = tag.seq >= acknowledged ? session.responses.get(tag.seq) : undefined;
+    if (kept === undefined) {
+      if (tag.seq < acknowledged) {
+        return refuse(
+          "SESSION_STALE",
+          `write ${tag.seq} of session ${tag.id} is below what the client acknowledged (${acknowledged}): a late duplicate`,
+        );
+      }
+      let outstanding = 0;
+      for (const seq of session.responses.keys()) if (seq >= acknowledged) outstanding++;
+      if (outstanding >= session.maxUnacknowledged) {
+        return refuse(
+          "SESSION_LIMIT",
+          `session ${tag.id} holds ${outstanding} unacknowledged writes, the most allowed (max_unacknowledged)`,
+        );
       }
     }
-    const kept = session.responses.get(tag.seq);
-    if (kept !== undefined) return { action: "duplicate", response: kept };
-    if (tag.seq < session.acknowledged) {
-      return refuse(
-        "SESSION_STALE",
-        `write ${tag.seq} of session ${tag.id} is below what the client acknowledged (${session.acknowledged}): a late duplicate`,
-      );
+    this.touch(tag.id);
+    session.lastActive = this.time;
+    if (acknowledged > session.acknowledged) {
+      session.acknowledged = acknowledged;
+      for (const seq of session.responses.keys()) {
+        if (seq < acknowledged) session.responses.delete(seq);
+      }
     }
-    if (session.responses.size >= session.maxUnacknowledged) {
-      return refuse(
-        "SESSION_LIMIT",
-        `session ${tag.id} holds ${session.responses.size} unacknowledged writes, the most allowed (max_unacknowledged)`,
-      );
-    }
-    return { action: "apply" };
+    return kept === undefined ? { action: "apply" } : { action: "duplicate", response: kept };
   }
 
   /** Keeps the response of the write tagged `tag`, applied after check() said so. */
   record(tag: SessionTag, response: SessionResponse): void {
-    this.sessions.get(tag.id)?.responses.set(tag.seq, response);
+    const session = this.sessions.get(tag.id);
+    if (session === undefined) return;
+    this.touch(tag.id);
+    session.responses.set(tag.seq, response);
   }
 
   /** What changed since the last call, to persist with the apply's writes. */
@@ -222,6 +292,9 @@ export class SessionTable {
     this.time = time;
   }
 }
+
+/** The most one clock entry moves the log's time. */
+const MAX_CLOCK_STEP_MS = 24 * 3600 * 1000;
 
 function refuse(refusal: SessionRefusal, reason: string): SessionCheck {
   return { action: "refuse", refusal, reason };

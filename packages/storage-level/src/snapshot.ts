@@ -139,7 +139,8 @@ export async function openSnapshotReader(
         append(record);
         if (used >= chunkBytes) yield flush(false);
       }
-      append(sessionHeader(LOG_TIME_RECORD, sessions.logTime));
+      // Without sessions or time, the stream is as an older version writes it.
+      if (sessions.logTime > 0) append(sessionHeader(LOG_TIME_RECORD, sessions.logTime));
       yield flush(true);
     } finally {
       await iterator.close();

@@ -60,6 +60,25 @@ export async function applyCommands(
   write: (key: Uint8Array, value: Uint8Array | undefined) => void,
   sessions: SessionTable,
 ): Promise<AppliedCommands> {
+  // An apply that throws (a gap, a failed read) leaves the session table as it found it.
+  sessions.begin();
+  try {
+    const applying = await applyAll(entries, applied, read, write, sessions);
+    sessions.commit();
+    return applying;
+  } catch (error) {
+    sessions.rollback();
+    throw error;
+  }
+}
+
+async function applyAll(
+  entries: readonly Entry[],
+  applied: SnapshotMetadata,
+  read: (key: Uint8Array) => Promise<Uint8Array | undefined> | Uint8Array | undefined,
+  write: (key: Uint8Array, value: Uint8Array | undefined) => void,
+  sessions: SessionTable,
+): Promise<AppliedCommands> {
   const overlay = new Map<string, Uint8Array | null>();
   const results: ApplyResult[] = [];
   let { index: lastIndex, term: lastTerm, confState } = applied;
@@ -128,8 +147,11 @@ export async function applyCommands(
         continue;
       }
       if (check.action === "duplicate") {
-        const { kind, index: original, term: originalTerm, ...answer } = check.response;
+        const { kind, index: original, term: originalTerm, ...kept } = check.response;
         const duplicateOf = { index: original, term: originalTerm };
+        // A copy: the table keeps its own.
+        const answer =
+          kept.current === undefined ? kept : { ...kept, current: kept.current.slice() };
         results.push({ index, term, kind, ...answer, duplicateOf, ...tag } as ApplyResult);
         continue;
       }
@@ -178,7 +200,8 @@ function responseOf(result: ApplyResult): SessionResponse {
       return { kind: "delete", index: result.index, term: result.term, found: result.found };
     case "cas": {
       const { index, term, succeeded, found, current } = result;
-      return { kind: "cas", index, term, succeeded, found, current };
+      // A copy: the caller gets `current` too.
+      return { kind: "cas", index, term, succeeded, found, current: current?.slice() };
     }
     default:
       throw new Error(`responseOf: a ${result.kind} result is not a write's`);

@@ -189,6 +189,87 @@ describe("a session's writes", () => {
   });
 });
 
+describe("what must change nothing", () => {
+  test("an apply that throws (a gap, a commit past the log) leaves the table as it was", async () => {
+    const store = await open(await dirs.make());
+    await run(store, [at(1, { op: "session-open", ...LIMITS })]);
+    const first = increment(undefined, { id: 1, seq: 1, acknowledged: 1 });
+    await append(store, [at(2, first)], 1);
+    await expect(store.apply([at(2, first), at(4, first)])).rejects.toThrow(
+      "entry 4 does not follow the applied index 2",
+    );
+    await expect(
+      store.apply([at(2, first)], { hardState: { term: 1, vote: 0, commit: 9 } }),
+    ).rejects.toThrow("commit index 9 is beyond the log's last index 2");
+    // The write was never applied: now it is, once, not answered as a duplicate.
+    const [applied] = await store.apply([at(2, first)]);
+    expect(applied).toMatchObject({ kind: "cas", succeeded: true });
+    expect(applied).not.toHaveProperty("duplicateOf");
+    expect(text(await store.get(bytes("counter")))).toBe("1");
+    await store.close();
+  });
+
+  test("a refused write does not keep its session alive", async () => {
+    const store = await open(await dirs.make());
+    const put = (index: number, seq: number, acknowledged: number) =>
+      at(index, {
+        op: "put",
+        key: bytes("k"),
+        value: bytes(`v${seq}`),
+        session: { id: 1, seq, acknowledged },
+      });
+    await run(store, [
+      at(1, { op: "session-open", ...LIMITS, idleTimeoutMs: 1_000 }),
+      put(2, 1, 1),
+      put(3, 2, 2),
+      at(4, { op: "clock", elapsedMs: 600 }),
+    ]);
+    const [stale] = await run(store, [put(5, 1, 1)]);
+    expect(stale).toMatchObject({ kind: "refused", refusal: "SESSION_STALE" });
+    // Last active at 0 (the refusal at 600 does not count): expired past 1,000.
+    const [clock] = await run(store, [at(6, { op: "clock", elapsedMs: 401 })]);
+    expect(clock).toMatchObject({ kind: "clock", expired: [1] });
+    await store.close();
+  });
+
+  test("a wild clock interval moves the log's time by a day at most; the store still opens", async () => {
+    const dataPath = await dirs.make();
+    const store = await open(dataPath);
+    await run(store, [
+      at(1, { op: "clock", elapsedMs: Number.MAX_SAFE_INTEGER }),
+      at(2, { op: "clock", elapsedMs: Number.MAX_SAFE_INTEGER }),
+      at(3, { op: "session-open", ...LIMITS }),
+    ]);
+    await store.close();
+    const reopened = await open(dataPath);
+    const [clock] = await run(reopened, [at(4, { op: "clock", elapsedMs: 1 })]);
+    expect(clock).toMatchObject({ kind: "clock", expired: [] });
+    await reopened.close();
+  });
+
+  test("numbers a field cannot hold are refused when encoding; a nested tag does not decode", () => {
+    expect(() => encodeCommand({ op: "session-open", ...LIMITS, maxSessions: 2 ** 32 })).toThrow(
+      "encodeCommand: maxSessions must be an integer from 0 to 4294967295, got 4294967296",
+    );
+    expect(() =>
+      encodeCommand({
+        op: "delete",
+        key: bytes("k"),
+        session: { id: 1, seq: -1, acknowledged: 1 },
+      }),
+    ).toThrow("session.seq must be an integer");
+    const tagged = encodeCommand({
+      op: "delete",
+      key: bytes("k"),
+      session: { id: 1, seq: 1, acknowledged: 1 },
+    });
+    const nested = new Uint8Array(25 + tagged.byteLength);
+    nested.set(tagged.subarray(0, 25));
+    nested.set(tagged, 25);
+    expect(() => decodeCommand(nested)).toThrow("nested session tag");
+  });
+});
+
 describe("the session table is stored with the data", () => {
   test("it survives a restart: a retry after it still answers as before", async () => {
     const dataPath = await dirs.make();
