@@ -215,7 +215,11 @@ try {
     ...schedule.anomalies,
   ];
   for (const problem of problems) say(`problem: ${problem}`);
-  const tail = `seed ${seed}${skipped.length > 0 ? `; skipped: ${skipped.join(", ")}` : ""}`;
+  const unstruck =
+    faults.length > 0 && schedule.events.length === 0
+      ? "; no fault struck (a fault needs about 10 s of run)"
+      : "";
+  const tail = `seed ${seed}${skipped.length > 0 ? `; skipped: ${skipped.join(", ")}` : ""}${unstruck}`;
   if (violations.length > 0) {
     const page = await writeReport({
       dir,
