@@ -20,12 +20,14 @@ export class DecodeError extends Error {
 const ENTRY_VERSION = 1;
 const ENTRY_HEADER = 1 + 1 + 8 + 8;
 
-function writeU64(view: DataView, offset: number, value: number): void {
+/** Writes `value` as a big-endian u64 (two u32 halves) at `offset`. */
+export function writeU64(view: DataView, offset: number, value: number): void {
   view.setUint32(offset, Math.floor(value / 0x1_0000_0000));
   view.setUint32(offset + 4, value >>> 0);
 }
 
-function readU64(view: DataView, offset: number): number {
+/** Reads a big-endian u64 at `offset`; DecodeError when it is beyond 2^53. */
+export function readU64(view: DataView, offset: number): number {
   const value = view.getUint32(offset) * 0x1_0000_0000 + view.getUint32(offset + 4);
   if (!Number.isSafeInteger(value))
     throw new DecodeError(`a 64-bit value beyond 2^53 at byte ${offset}`);

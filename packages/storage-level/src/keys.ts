@@ -16,6 +16,8 @@
 // The state machine lives in generations: a snapshot is installed into a fresh generation,
 // and one small batch switches the active one, so an install is all or nothing.
 
+import { readU64, writeU64 } from "./codec.js";
+
 export const META_FORMAT = Uint8Array.of(0x00, 0x01);
 export const META_IDENTITY = Uint8Array.of(0x00, 0x02);
 export const META_HARD_STATE = Uint8Array.of(0x00, 0x03);
@@ -29,15 +31,12 @@ const STATE = 0x02;
 
 /** Writes `value` as a big-endian u64 at `at` of `key` (so keys sort by it). */
 function setU64(key: Uint8Array, at: number, value: number): Uint8Array {
-  const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
-  view.setUint32(at, Math.floor(value / 0x1_0000_0000));
-  view.setUint32(at + 4, value >>> 0);
+  writeU64(new DataView(key.buffer, key.byteOffset, key.byteLength), at, value);
   return key;
 }
 
 function getU64(key: Uint8Array, at: number): number {
-  const view = new DataView(key.buffer, key.byteOffset, key.byteLength);
-  return view.getUint32(at) * 0x1_0000_0000 + view.getUint32(at + 4);
+  return readU64(new DataView(key.buffer, key.byteOffset, key.byteLength), at);
 }
 
 export function logKey(index: number): Uint8Array {

@@ -6,7 +6,7 @@
 // applying twice. Sessions expire after an idle time in the log's own time: the sum of the
 // intervals the leaders measured on their monotonic clocks and wrote into `clock` entries,
 // so every node expires the same sessions at the same index, whatever its own clock says.
-import { DecodeError } from "./codec.js";
+import { DecodeError, readU64, writeU64 } from "./codec.js";
 
 /** Which client session a write belongs to. */
 export interface SessionTag {
@@ -94,8 +94,8 @@ export interface SessionChanges {
 }
 
 /**
- * The session table of one state machine, kept whole in memory (its size is bounded by the
- * limits) and written through: `changes()` lists what to persist after each apply.
+ * The session table of one state machine, kept whole in memory (bounded by the limits its
+ * sessions were opened with) and written through: `changes()` lists what to persist after each apply.
  */
 export class SessionTable {
   private readonly sessions = new Map<number, Session>();
@@ -275,13 +275,6 @@ export class SessionTable {
     return { sessions, time };
   }
 
-  /** Every session, encoded, in id order (for a snapshot). */
-  *entries(): Generator<[number, Uint8Array]> {
-    for (const id of [...this.sessions.keys()].sort((a, b) => a - b)) {
-      yield [id, encodeSession(this.sessions.get(id)!)];
-    }
-  }
-
   /** Loads a persisted session (at open, or from a snapshot). */
   load(id: number, bytes: Uint8Array): void {
     this.sessions.set(id, decodeSession(bytes));
@@ -306,33 +299,24 @@ function refuse(refusal: SessionRefusal, reason: string): SessionCheck {
 
 const KINDS = ["put", "delete", "cas"] as const;
 
-function u64(view: DataView, at: number, value?: number): number {
-  if (value !== undefined) {
-    view.setUint32(at, Math.floor(value / 0x1_0000_0000));
-    view.setUint32(at + 4, value >>> 0);
-    return value;
-  }
-  return view.getUint32(at) * 0x1_0000_0000 + view.getUint32(at + 4);
-}
-
-export function encodeSession(session: Session): Uint8Array {
+function encodeSession(session: Session): Uint8Array {
   let size = 8 + 4 + 8 + 8 + 4;
   for (const r of session.responses.values()) size += 8 + 2 + 16 + 4 + (r.current?.byteLength ?? 0);
   const bytes = new Uint8Array(size);
   const view = new DataView(bytes.buffer);
-  u64(view, 0, session.idleTimeoutMs);
+  writeU64(view, 0, session.idleTimeoutMs);
   view.setUint32(8, session.maxUnacknowledged);
-  u64(view, 12, session.lastActive);
-  u64(view, 20, session.acknowledged);
+  writeU64(view, 12, session.lastActive);
+  writeU64(view, 20, session.acknowledged);
   view.setUint32(28, session.responses.size);
   let at = 32;
   for (const [seq, r] of session.responses) {
-    u64(view, at, seq);
+    writeU64(view, at, seq);
     bytes[at + 8] = KINDS.indexOf(r.kind);
     bytes[at + 9] =
       (r.found === true ? 1 : 0) | (r.succeeded === true ? 2 : 0) | (r.current ? 4 : 0);
-    u64(view, at + 10, r.index);
-    u64(view, at + 18, r.term);
+    writeU64(view, at + 10, r.index);
+    writeU64(view, at + 18, r.term);
     const current = r.current ?? new Uint8Array(0);
     view.setUint32(at + 26, current.byteLength);
     bytes.set(current, at + 30);
@@ -359,8 +343,8 @@ export function decodeSession(bytes: Uint8Array): Session {
     need(at + 30, length);
     const response: SessionResponse = {
       kind,
-      index: u64(view, at + 10),
-      term: u64(view, at + 18),
+      index: readU64(view, at + 10),
+      term: readU64(view, at + 18),
       ...(kind === "put" ? {} : { found: (flags & 1) !== 0 }),
       ...(kind === "cas"
         ? {
@@ -369,15 +353,15 @@ export function decodeSession(bytes: Uint8Array): Session {
           }
         : {}),
     };
-    responses.set(u64(view, at), response);
+    responses.set(readU64(view, at), response);
     at += 30 + length;
   }
   if (at !== bytes.byteLength) throw new DecodeError("session record has trailing bytes");
   return {
-    idleTimeoutMs: u64(view, 0),
+    idleTimeoutMs: readU64(view, 0),
     maxUnacknowledged: view.getUint32(8),
-    lastActive: u64(view, 12),
-    acknowledged: u64(view, 20),
+    lastActive: readU64(view, 12),
+    acknowledged: readU64(view, 20),
     responses,
   };
 }

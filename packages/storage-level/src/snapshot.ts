@@ -9,10 +9,13 @@ import type { SnapshotMetadata } from "@rockraft/raft-core";
 import {
   DecodeError,
   decodeMetadata,
+  decodeU64,
   encodeMetadata,
   encodeU64,
   openValue,
+  readU64,
   sealValue,
+  writeU64,
 } from "./codec.js";
 import { StorageError } from "./errors.js";
 import {
@@ -21,11 +24,12 @@ import {
   generationRange,
   logTimeKey,
   sessionKey,
+  sessionKeyId,
+  sessionRange,
   stateMetaKey,
   userKey,
 } from "./keys.js";
 import { decodeSession } from "./sessions.js";
-import { loadSessions } from "./state-machine.js";
 
 type Db = ClassicLevel<Uint8Array, Uint8Array>;
 
@@ -84,6 +88,19 @@ export async function openSnapshotReader(
       },
     );
   }
+  /** What `open` reads from stored bytes (checksum verified); STORAGE_CORRUPTED when damaged. */
+  function verified<T>(what: string, open: () => T): T {
+    try {
+      return open();
+    } catch (cause) {
+      throw new StorageError(
+        "STORAGE_CORRUPTED",
+        path,
+        `data path ${path}: ${what} in the snapshot is damaged: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
+  }
   async function* chunks(): AsyncGenerator<SnapshotChunk> {
     const iterator = db.iterator({ ...dataRange(generation), snapshot: readSnapshot });
     let buffer = new Uint8Array(Math.max(chunkBytes, 64));
@@ -113,17 +130,7 @@ export async function openSnapshotReader(
       for await (const [key, stored] of iterator) {
         const user = userKey(key);
         // Values travel without their checksum, verified here: damaged data is never sent.
-        let value: Uint8Array;
-        try {
-          value = openValue(user, stored);
-        } catch (cause) {
-          throw new StorageError(
-            "STORAGE_CORRUPTED",
-            path,
-            `data path ${path}: the stored value of a key in the snapshot is damaged: ${(cause as Error).message}`,
-            { cause },
-          );
-        }
+        const value = verified("the stored value of a key", () => openValue(user, stored));
         lengthView.setUint32(0, user.byteLength);
         append(length);
         append(user);
@@ -132,15 +139,27 @@ export async function openSnapshotReader(
         append(value);
         if (used >= chunkBytes) yield flush(false);
       }
-      // The sessions as of the same read snapshot, each record's checksum verified.
-      const sessions = await loadSessions(db, generation, path, { snapshot: readSnapshot });
-      for (const [id, record] of sessions.entries()) {
-        append(sessionHeader(SESSION_RECORD, id, record.byteLength));
-        append(record);
-        if (used >= chunkBytes) yield flush(false);
+      // The sessions as of the same read snapshot, as stored (their checksums verified).
+      const sessions = db.iterator({ ...sessionRange(generation), snapshot: readSnapshot });
+      try {
+        for await (const [key, stored] of sessions) {
+          const record = verified("a client session", () => openValue(key, stored));
+          append(sessionHeader(SESSION_RECORD, sessionKeyId(key), record.byteLength));
+          append(record);
+          if (used >= chunkBytes) yield flush(false);
+        }
+      } finally {
+        await sessions.close();
       }
       // Without sessions or time, the stream is as an older version writes it.
-      if (sessions.logTime > 0) append(sessionHeader(LOG_TIME_RECORD, sessions.logTime));
+      const time = await db.get(logTimeKey(generation), { snapshot: readSnapshot });
+      if (time !== undefined)
+        append(
+          sessionHeader(
+            LOG_TIME_RECORD,
+            verified("the log time", () => decodeU64(time)),
+          ),
+        );
       yield flush(true);
     } finally {
       await iterator.close();
@@ -158,8 +177,7 @@ function sessionHeader(marker: number, value: number, length?: number): Uint8Arr
   const bytes = new Uint8Array(length === undefined ? 12 : 16);
   const view = new DataView(bytes.buffer);
   view.setUint32(0, marker);
-  view.setUint32(4, Math.floor(value / 0x1_0000_0000));
-  view.setUint32(8, value >>> 0);
+  writeU64(view, 4, value);
   if (length !== undefined) view.setUint32(12, length);
   return bytes;
 }
@@ -199,13 +217,12 @@ export class SnapshotInstaller {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const ops: { type: "put"; key: Uint8Array; value: Uint8Array }[] = [];
     let position = 0;
-    const u64 = (at: number) => view.getUint32(at) * 0x1_0000_0000 + view.getUint32(at + 4);
     for (;;) {
       if (position + 4 > bytes.byteLength) break;
       const keyLength = view.getUint32(position);
       if (keyLength === LOG_TIME_RECORD) {
         if (position + 12 > bytes.byteLength) break;
-        const time = u64(position + 4);
+        const time = readU64(view, position + 4);
         ops.push({ type: "put", key: logTimeKey(this.generation), value: encodeU64(time) });
         position += 12;
         continue;
@@ -214,7 +231,7 @@ export class SnapshotInstaller {
         if (position + 16 > bytes.byteLength) break;
         const end = position + 16 + view.getUint32(position + 12);
         if (end > bytes.byteLength) break;
-        const key = sessionKey(this.generation, u64(position + 4));
+        const key = sessionKey(this.generation, readU64(view, position + 4));
         const record = bytes.slice(position + 16, end);
         try {
           decodeSession(record);

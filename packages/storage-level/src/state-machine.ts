@@ -211,8 +211,8 @@ function responseOf(result: ApplyResult): SessionResponse {
 /**
  * Applies `entries` to the state machine of `generation` (see `applyCommands`): appends the
  * data and session writes and the new applied position to `ops` (nothing when no entry is
- * new) and
- * returns the results and the position, which the caller records once `ops` are written.
+ * new) and returns the results and the position, which the caller records once `ops` are
+ * written.
  */
 export async function applyEntries(
   entries: readonly Entry[],
@@ -308,14 +308,12 @@ export async function loadSessions(
   db: Db,
   generation: number,
   path: string,
-  options: { snapshot?: ReturnType<Db["snapshot"]> } = {},
 ): Promise<SessionTable> {
   const table = new SessionTable();
-  const read = options.snapshot === undefined ? {} : { snapshot: options.snapshot };
   try {
-    const time = await db.get(logTimeKey(generation), read);
+    const time = await db.get(logTimeKey(generation));
     if (time !== undefined) table.loadTime(decodeU64(time));
-    for await (const [key, stored] of db.iterator({ ...sessionRange(generation), ...read })) {
+    for await (const [key, stored] of db.iterator(sessionRange(generation))) {
       table.load(sessionKeyId(key), openValue(key, stored));
     }
   } catch (cause) {
