@@ -51,9 +51,9 @@ export interface RaftOptions {
   /**
    * When the commit index moves, a leader sends an empty MsgApp carrying it to every
    * follower that has nothing else to receive and was not yet told of it (`broadcast`,
-   * etcd's behaviour, the default),
-   * or only to those waiting for it (`on-demand`): followers that forwarded the newly
-   * committed proposals, or whose read index is not yet committed on their side. The others
+   * etcd's behaviour, the default), or only to those waiting for it (`on-demand`):
+   * followers that forwarded the newly committed proposals, or whose read index is not yet
+   * committed on their side. The others
    * learn it with their next MsgApp or heartbeat (at most `heartbeatTick` later), as the
    * paper allows (§5.3). With one write at a time this saves two messages per follower per
    * write; nothing that anyone waits for is delayed.

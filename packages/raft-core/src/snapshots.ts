@@ -29,7 +29,7 @@ export function snapshotTaken(r: Raft, index: number, keepEntries: number): void
       `snapshotTaken(${index}): the storage's snapshot is at index ${stored}; install the snapshot in the storage view first`,
     );
   }
-  // The application may have applied entries r node handed out as committed before
+  // The application may have applied entries this node handed out as committed before
   // `advance()` records them as applied: the bound is the commit index.
   if (index > r.log.committed) {
     throw new RangeError(`snapshotTaken(${index}): beyond the commit index ${r.log.committed}`);

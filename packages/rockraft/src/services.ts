@@ -110,13 +110,7 @@ export function clusterHandler(api: RaftApi, runtime: NodeRuntime): ClusterHandl
       ),
     ),
     changeMembership: mapped(runtime, (target, context) =>
-      api.changeMembership(
-        {
-          voters: target.voters,
-          learners: target.learners,
-        },
-        { timeoutMs: remaining(context.deadline) },
-      ),
+      api.changeMembership(target, { timeoutMs: remaining(context.deadline) }),
     ),
     transferLeader: mapped(runtime, (nodeId, context) =>
       api.transferLeader(nodeId, { timeoutMs: remaining(context.deadline) }),
