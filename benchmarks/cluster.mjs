@@ -22,7 +22,7 @@
 // instead of connection i to server i % 3.
 // With --profile, each node process writes a V8 CPU profile (.cpuprofile) into DIR.
 // With --shape, more latency percentiles of each row (p75 to p99.9, max) print after the table.
-import { spawn, spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -34,6 +34,7 @@ import {
   percentile,
   startExampleCluster,
 } from "./lib/example-cluster.mjs";
+import { ensureEtcd } from "@rockraft/test-utils";
 import { etcdStub, rockraftStub } from "@rockraft/test-utils/stubs";
 
 const { values } = parseArgs({
@@ -198,14 +199,7 @@ async function phase(target, kind, concurrency) {
 
 /** Three etcd members on 127.0.0.1 (Debian's etcd-server, installed when missing). */
 async function startEtcd() {
-  if (spawnSync("which", ["etcd"]).status !== 0) {
-    console.error("etcd not found: installing Debian's etcd-server...");
-    const install = spawnSync("apt-get", ["install", "-y", "etcd-server"], {
-      stdio: "inherit",
-      env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
-    });
-    if (install.status !== 0) throw new Error("apt-get install etcd-server failed");
-  }
+  ensureEtcd();
   const [c1, c2, c3, p1, p2, p3] = await freePorts(6);
   const clientPorts = [c1, c2, c3];
   const peerPorts = [p1, p2, p3];

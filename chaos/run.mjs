@@ -12,10 +12,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createPrng } from "@rockraft/raft-core";
-import { checkKey, describe, firstViolation } from "@rockraft/test-utils";
+import { checkKey, describe, ensureEtcd, firstViolation } from "@rockraft/test-utils";
 import { RockraftCluster } from "./lib/cluster.mjs";
 import { Disks, disksAvailable } from "./lib/disks.mjs";
-import { ETCD_PORTS, EtcdCluster, ensureEtcd } from "./lib/etcd.mjs";
+import { ETCD_PORTS, EtcdCluster } from "./lib/etcd.mjs";
 import { FAULT_CLASSES, FaultSchedule } from "./lib/faults.mjs";
 import { LinkEmulator, planAddresses } from "./lib/links.mjs";
 import { NodeNetwork, namespacesAvailable } from "./lib/netns.mjs";
@@ -260,10 +260,7 @@ try {
   console.log(`ERROR: the run did not finish (node logs in ${dir}); seed ${seed}`);
   process.exitCode = 2;
 } finally {
-  if (workload !== undefined) {
-    workload.stopping = true;
-    await workload.running?.catch(() => undefined);
-  }
+  await workload?.stop()?.catch(() => undefined);
   await cluster?.stop().catch(() => undefined);
   cleanUp();
 }

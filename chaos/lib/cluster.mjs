@@ -165,6 +165,38 @@ export class ProcessCluster {
     return terms.size;
   }
 
+  /** Waits until every node knows a leader (`probe` asks each node, as its system does). */
+  async waitForLeader(timeoutMs = 30_000) {
+    const probes = this.endpoints.map((endpoint) => this.probe(endpoint, 1_000));
+    try {
+      await waitFor(
+        async () => {
+          const status = await Promise.all(probes.map((p) => p.status().catch(() => undefined)));
+          return status.every((s) => s?.leader === true) || undefined;
+        },
+        "every node to know a leader",
+        timeoutMs,
+        100,
+      );
+    } finally {
+      for (const probe of probes) probe.close();
+    }
+  }
+
+  /** Each node's current term. */
+  async terms() {
+    const terms = [];
+    for (const endpoint of this.endpoints) {
+      const probe = this.probe(endpoint, 5_000);
+      try {
+        terms.push((await probe.status()).term);
+      } finally {
+        probe.close();
+      }
+    }
+    return terms;
+  }
+
   /** SIGINT to every node, as a user stops them; SIGKILL to one still running 10 s later. */
   async stop() {
     await Promise.all(
@@ -233,34 +265,15 @@ export class RockraftCluster extends ProcessCluster {
     return terms;
   }
 
-  /** Waits until every node knows a leader. */
-  async waitForLeader(timeoutMs = 30_000) {
-    const clients = this.endpoints.map(
-      (endpoint) => new RockraftClient({ endpoints: [endpoint], timeoutMs: 1_000 }),
-    );
-    try {
-      await waitFor(
-        async () => {
-          const metrics = await Promise.all(clients.map((c) => c.metrics().catch(() => undefined)));
-          return metrics.every((m) => m !== undefined && m.currentLeader > 0) || undefined;
-        },
-        "every node to know a leader",
-        timeoutMs,
-        100,
-      );
-    } finally {
-      for (const client of clients) client.close();
-    }
-  }
-
-  /** Each node's current term. */
-  async terms() {
-    const terms = [];
-    for (const endpoint of this.endpoints) {
-      const client = new RockraftClient({ endpoints: [endpoint], timeoutMs: 5_000 });
-      terms.push((await client.metrics()).currentTerm);
-      client.close();
-    }
-    return terms;
+  /** A probe of the node at `endpoint`: its status is `{ leader, term }` (`leader`: known). */
+  probe(endpoint, timeoutMs) {
+    const client = new RockraftClient({ endpoints: [endpoint], timeoutMs });
+    return {
+      status: async () => {
+        const m = await client.metrics();
+        return { leader: m.currentLeader > 0, term: m.currentTerm };
+      },
+      close: () => client.close(),
+    };
   }
 }

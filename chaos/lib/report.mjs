@@ -15,7 +15,7 @@ const escape = (s) =>
   );
 
 /** The operations to draw for a violation at call time `at`: the last `n` calls up to it. */
-export function windowOf(ops, at, n = 40) {
+function windowOf(ops, at, n = 40) {
   const upTo = ops.filter((op) => op.call <= (at ?? Infinity)).sort((a, b) => a.call - b.call);
   const shown = upTo.slice(-n);
   const last = shown[shown.length - 1];

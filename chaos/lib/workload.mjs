@@ -9,6 +9,35 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const text = (bytes) => (bytes === undefined ? undefined : Buffer.from(bytes).toString());
 
 /**
+ * A plain gRPC stub of `target` on `endpoint` (etcd's from its own proto, with serializable
+ * reads when asked), its answers in `RockraftClient`'s shape.
+ */
+function stubClient(target, endpoint, { timeoutMs, serializable = false }) {
+  const stub =
+    target === "etcd"
+      ? etcdStub(endpoint, { timeoutMs, serializable })
+      : rockraftStub(endpoint, { timeoutMs });
+  return {
+    put: (key, value) => stub.put(key, value),
+    get: async (key) => {
+      const r = await stub.get(key);
+      if (target === "etcd") {
+        const kv = r.kvs?.[0];
+        return { value: kv === undefined ? undefined : (kv.value ?? Buffer.alloc(0)) };
+      }
+      return { value: r.found === true ? (r.value ?? Buffer.alloc(0)) : undefined };
+    },
+    delete: async (key) => ({ found: (await stub.delete(key)).found === true }),
+    compareAndSwap: async (request) => {
+      const r = await stub.compareAndSwap(request);
+      const found = r.found === true;
+      return { succeeded: r.succeeded === true, found, current: r.current ?? Buffer.alloc(0) };
+    },
+    close: () => stub.close(),
+  };
+}
+
+/**
  * Client `id`'s connection to `endpoints`. rockraft: even ids use `RockraftClient`, which
  * starts at its own node and follows the leader; odd ids a plain gRPC stub generated from
  * the proto, one unary call per operation, that stays on its node (a follower forwards its
@@ -22,30 +51,8 @@ function connect(target, id, endpoints, { serializable }) {
     const ordered = endpoints.map((_, j) => endpoints[(home + j) % n]);
     return { client: new RockraftClient({ endpoints: ordered, timeoutMs: 2_000 }) };
   }
-  const stub =
-    target === "etcd"
-      ? etcdStub(endpoints[home], { timeoutMs: 2_000, serializable })
-      : rockraftStub(endpoints[home], { timeoutMs: 2_000 });
-  return {
-    node: home + 1,
-    client: {
-      put: (key, value) => stub.put(key, value),
-      get: async (key) => {
-        const r = await stub.get(key);
-        const kv = r.kvs?.[0];
-        if (target === "etcd")
-          return { value: kv === undefined ? undefined : (kv.value ?? Buffer.alloc(0)) };
-        return { value: r.found === true ? (r.value ?? Buffer.alloc(0)) : undefined };
-      },
-      delete: async (key) => ({ found: (await stub.delete(key)).found === true }),
-      compareAndSwap: async (request) => {
-        const r = await stub.compareAndSwap(request);
-        const found = r.found === true;
-        return { succeeded: r.succeeded === true, found, current: r.current ?? Buffer.alloc(0) };
-      },
-      close: () => stub.close(),
-    },
-  };
+  const client = stubClient(target, endpoints[home], { timeoutMs: 2_000, serializable });
+  return { node: home + 1, client };
 }
 
 export class Workload {
@@ -152,21 +159,11 @@ export class Workload {
   /** Reads every key from every node, linearizably, into the history. */
   async finalReads() {
     for (const [i, endpoint] of this.endpoints.entries()) {
-      const stub =
-        this.target === "etcd"
-          ? etcdStub(endpoint, { timeoutMs: 10_000 })
-          : new RockraftClient({ endpoints: [endpoint], timeoutMs: 10_000 });
+      const stub = stubClient(this.target, endpoint, { timeoutMs: 10_000 });
       for (const key of this.keys) {
         const call = ++this.clock;
         const t0 = this.now();
-        const read = await stub.get(key);
-        const kv = read.kvs?.[0];
-        const value =
-          this.target === "etcd"
-            ? kv === undefined
-              ? undefined
-              : text(kv.value ?? Buffer.alloc(0))
-            : text(read.value);
+        const value = text((await stub.get(key)).value);
         const ret = ++this.clock;
         this.history.push({
           client: 1000 + i,

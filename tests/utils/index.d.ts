@@ -91,3 +91,6 @@ export function describe(op: Operation): string;
  * call by which a prefix of the history is already not linearizable.
  */
 export function firstViolation(operations: readonly Operation[]): number | undefined;
+
+/** Makes sure etcd is on the PATH: installs Debian's etcd-server when it is missing. */
+export function ensureEtcd(): void;

@@ -1,6 +1,7 @@
 // Helpers shared by the repository's tests and scripts (plain JavaScript, so that the
 // scripts under scripts/ use them too; index.d.ts types them).
 export { checkKey, describe, firstViolation, step } from "./linearizability.js";
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -56,4 +57,18 @@ export function exampleCommand() {
   const [node, ...rest] = manifest.scripts.start.replace(/^exec\s+/, "").split(/\s+/);
   if (node !== "node") throw new Error(`basic-example's start script does not run node: ${node}`);
   return rest;
+}
+
+/**
+ * Makes sure etcd is on the PATH: installs Debian's etcd-server when it is missing (the
+ * cluster benchmark and `pnpm chaos --target etcd` compare against it).
+ */
+export function ensureEtcd() {
+  if (spawnSync("which", ["etcd"]).status === 0) return;
+  console.error("etcd not found: installing Debian's etcd-server...");
+  const install = spawnSync("apt-get", ["install", "-y", "etcd-server"], {
+    stdio: "inherit",
+    env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" },
+  });
+  if (install.status !== 0) throw new Error("apt-get install etcd-server failed");
 }
