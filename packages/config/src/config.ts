@@ -4,6 +4,7 @@ import type { z } from "zod";
 import type {
   clusterTable,
   limitsTable,
+  sessionsTable,
   logTable,
   memberTable,
   metricsTable,
@@ -38,6 +39,8 @@ export interface Config {
   readonly tls: TlsConfig | undefined;
   /** The `[limits]` table: the largest key and value a client may write. */
   readonly limits: LimitsConfig;
+  /** The `[sessions]` table: client sessions, for writes that are safe to retry. */
+  readonly sessions: SessionsConfig;
   /** Absent when the file has no `[metrics]` table: no Prometheus endpoint. */
   readonly metrics: MetricsConfig | undefined;
   /** The `[log]` table. */
@@ -70,6 +73,9 @@ export interface TlsConfig extends Frozen<z.output<typeof tlsTable>> {}
 
 /** The `[limits]` table. */
 export interface LimitsConfig extends Frozen<z.output<typeof limitsTable>> {}
+
+/** The `[sessions]` table. */
+export interface SessionsConfig extends Frozen<z.output<typeof sessionsTable>> {}
 
 /** The `[metrics]` table: a Prometheus endpoint. */
 export interface MetricsConfig extends Frozen<z.output<typeof metricsTable>> {}

@@ -10,6 +10,7 @@ export type {
   ClusterMember,
   Config,
   LimitsConfig,
+  SessionsConfig,
   LogConfig,
   LogLevel,
   MetricsConfig,

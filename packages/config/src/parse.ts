@@ -242,7 +242,7 @@ function editDistance(a: string, b: string): number {
 }
 
 function toConfig(tables: Sections, source: string, baseDir: string): Config {
-  const { node, rocksdb, raft, cluster, tls, limits, metrics, log } = tables;
+  const { node, rocksdb, raft, cluster, tls, limits, sessions, metrics, log } = tables;
   const absolute = (path: string) => (isAbsolute(path) ? path : resolve(baseDir, path));
   return {
     source,
@@ -260,6 +260,7 @@ function toConfig(tables: Sections, source: string, baseDir: string): Config {
             keyFile: absolute(tls.keyFile),
           },
     limits,
+    sessions,
     metrics,
     log,
   };

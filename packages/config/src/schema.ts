@@ -290,6 +290,34 @@ export const limitsTable = table("limits", {
   maxValueBytes: integer(0, 64 * MIB, "expected a size in bytes from 0 to 64 MiB").default(MIB),
 }).prefault({});
 
+/**
+ * The `[sessions]` table: client sessions, which make every write safe to retry (a retry
+ * answers what the first attempt did instead of applying twice). The limits are those of
+ * the node that opens a session, kept in the log with it.
+ */
+export const sessionsTable = table("sessions", {
+  /** Whether this node's in-process API writes through a session and retries; default true. */
+  enabled: boolean().default(true),
+  /**
+   * A session expires after this long without a write, in the log's time (the leaders'
+   * measured intervals, the same on every node); default 600000 (10 minutes), at least 1000.
+   */
+  idleTimeoutMs: integer(
+    1000,
+    365 * 24 * 3600 * 1000,
+    "expected milliseconds from 1000 to a year",
+  ).default(600_000),
+  /** Most sessions open in the cluster: opening another is refused; default 4096. */
+  maxSessions: integer(1, 1_000_000, "expected an integer from 1 to 1000000").default(4096),
+  /**
+   * Most writes of one session whose responses are kept for retries until the client
+   * acknowledges them: another write is refused; default 1024.
+   */
+  maxUnacknowledged: integer(1, 1_000_000, "expected an integer from 1 to 1000000").default(1024),
+  /** How often the leader moves the log's time on while sessions are open; default 1000. */
+  clockIntervalMs: integer(10, 60_000, "expected milliseconds from 10 to 60000").default(1000),
+}).prefault({});
+
 /** The `[metrics]` table: a Prometheus endpoint. */
 export const metricsTable = table("metrics", {
   /** `host:port` the HTTP endpoint binds. */
@@ -329,6 +357,7 @@ export const sections = {
   cluster: clusterTable,
   tls: tlsTable.optional(),
   limits: limitsTable,
+  sessions: sessionsTable,
   metrics: metricsTable.optional(),
   log: logTable,
 };
@@ -348,6 +377,7 @@ export const schemaKeys: Record<string, readonly string[]> = {
   "cluster.members[]": Object.keys(memberTable.shape),
   tls: Object.keys(tlsTable.shape),
   limits: Object.keys(limitsTable.unwrap().shape),
+  sessions: Object.keys(sessionsTable.unwrap().shape),
   metrics: Object.keys(metricsTable.shape),
   log: Object.keys(logTable.unwrap().shape),
 };

@@ -84,6 +84,7 @@ if (mutation !== undefined && !(MUTATIONS as readonly string[]).includes(mutatio
 const began = performance.now();
 let failures = 0;
 let operations = 0;
+let expired = 0;
 let steps = 0;
 let undecided = 0;
 for (let i = 0; i < seeds; i++) {
@@ -103,11 +104,12 @@ for (let i = 0; i < seeds; i++) {
   };
   const result = await runSeed(options);
   operations += result.operations;
+  expired += result.sessionsExpired;
   steps += result.steps;
   undecided += result.undecidedKeys;
   if (values.verbose) {
     console.log(
-      `seed ${seed}: ${result.violations.length === 0 ? "ok" : "FAILED"}, ${result.operations} operations (${result.answers.ok} ok, ${result.answers.failed} failed, ${result.answers.unknown} unknown), ${result.steps} events`,
+      `seed ${seed}: ${result.violations.length === 0 ? "ok" : "FAILED"}, ${result.operations} operations (${result.answers.ok} ok, ${result.answers.failed} failed, ${result.answers.unknown} unknown), ${result.sessionsExpired} sessions expired, ${result.steps} events`,
     );
   }
   if (result.violations.length > 0) {
@@ -122,6 +124,6 @@ for (let i = 0; i < seeds; i++) {
 }
 const seconds = (performance.now() - began) / 1000;
 console.log(
-  `\n${seeds} seeds (${start}..${start + seeds - 1}), ${failures} failed; ${operations} checked operations, ${steps} events, ${undecided} undecided keys; ${seconds.toFixed(1)} s`,
+  `\n${seeds} seeds (${start}..${start + seeds - 1}), ${failures} failed; ${operations} checked operations, ${expired} sessions expired, ${steps} events, ${undecided} undecided keys; ${seconds.toFixed(1)} s`,
 );
 process.exit(failures > 0 ? 1 : 0);

@@ -1,6 +1,6 @@
 import type { Config } from "@rockraft/config";
 import type { NodeId } from "@rockraft/raft-core";
-import type { ApplyResult, Command } from "@rockraft/storage-level";
+import type { ApplyResult, Command, SessionWrite } from "@rockraft/storage-level";
 import type {
   InitializeResult,
   MembershipResult,
@@ -10,6 +10,7 @@ import type {
 } from "@rockraft/transport-grpc";
 import { RockraftError } from "./errors.js";
 import type { NodeRuntime } from "./runtime.js";
+import { SessionWriter, closeSession, openSession, proposeUntilKnown } from "./session-writes.js";
 import type { LeaderCalls } from "./seams.js";
 import { Wait, type LogId, type Member, type NodeMetrics } from "./wait.js";
 
@@ -19,8 +20,9 @@ import type {
   CallOptions as ClientCallOptions,
   DeleteResult,
   MembershipTarget,
+  SessionTag,
 } from "@rockraft/transport-grpc";
-export type { Bytes, DeleteResult, MembershipTarget };
+export type { Bytes, DeleteResult, MembershipTarget, SessionTag };
 
 /** A write for {@link RaftApi.clientWrite}. */
 export interface WriteRequest {
@@ -45,6 +47,25 @@ export type CompareAndSwapResult = SwapResult;
 /** Options of each call: its deadline (default 10000 ms), as the client's `timeoutMs`. */
 export type CallOptions = Pick<ClientCallOptions, "timeoutMs">;
 
+/**
+ * Options of a write: its deadline, and the client session it belongs to. By default the
+ * node's own session numbers it (when `[sessions] enabled`, the default); with a
+ * `session` tag the caller numbers its writes itself, and a retry with the same tag answers
+ * what the first attempt did. Either way a write whose outcome is unknown is proposed again
+ * until the deadline. With `session: false` (or sessions disabled) the write has no
+ * session: one whose outcome is unknown fails with `outcomeUnknown` and is not retried.
+ */
+export interface WriteOptions extends CallOptions {
+  /** The caller's session and this write's sequence number in it (see `openSession`). */
+  readonly session?: SessionTag | false | undefined;
+}
+
+/** What {@link RaftApi.openSession} resolves with. */
+export interface OpenSessionResult {
+  /** The new session's id, for the `session` of each write. */
+  readonly sessionId: number;
+}
+
 /** How `read` reaches its value. */
 export type ReadConsistency =
   /** ReadIndex: the leader confirms it still leads, then the read is served once applied (default). */
@@ -66,11 +87,23 @@ const bytes = (value: Bytes): Uint8Array =>
  * any call: writes on a follower are forwarded to the leader, reads use ReadIndex.
  */
 export class RaftApi {
+  /** This node's own session, for writes without one (undefined: sessions disabled). */
+  private readonly sessions: SessionWriter | undefined;
+  /** How long one attempt of a session's write waits before it is proposed again. */
+  private readonly attemptMs: number;
+
   /** @internal Made by {@link RaftNodeBuilder.build}; reached through `raftNode.raft()`. */
   constructor(
     private readonly runtime: NodeRuntime,
     private readonly config: Config,
-  ) {}
+  ) {
+    // Long enough for a write to commit through an election; short enough that a proposal
+    // lost on its way to the leader is made again well within a call's deadline.
+    this.attemptMs = Math.max(1_000, 2 * config.raft.electionTimeoutMaxMs);
+    this.sessions = config.sessions.enabled
+      ? new SessionWriter(runtime, config.sessions, this.attemptMs)
+      : undefined;
+  }
 
   /**
    * Creates the cluster with these members (a map or array of `{ nodeId, addr }`) on this
@@ -119,7 +152,7 @@ export class RaftApi {
   }
 
   /** Writes `value` at `key`; resolves with the entry's log id once committed and applied. */
-  async clientWrite(request: WriteRequest, options: CallOptions = {}): Promise<WriteResult> {
+  async clientWrite(request: WriteRequest, options: WriteOptions = {}): Promise<WriteResult> {
     const key = this.checkKey(request.key);
     const value = this.checkValue(request.value);
     const { logId } = await this.write({ op: "put", key, value }, options);
@@ -127,7 +160,7 @@ export class RaftApi {
   }
 
   /** Deletes `key`; resolves once applied, saying whether it existed. */
-  async delete(key: Bytes, options: CallOptions = {}): Promise<DeleteResult> {
+  async delete(key: Bytes, options: WriteOptions = {}): Promise<DeleteResult> {
     const checked = this.checkKey(key);
     const { result, logId } = await this.write({ op: "delete", key: checked }, options);
     return { logId, found: result.kind === "delete" && result.found };
@@ -139,7 +172,7 @@ export class RaftApi {
    */
   async compareAndSwap(
     request: CompareAndSwapRequest,
-    options: CallOptions = {},
+    options: WriteOptions = {},
   ): Promise<CompareAndSwapResult> {
     const key = this.checkKey(request.key);
     const value = this.checkValue(request.value);
@@ -148,6 +181,35 @@ export class RaftApi {
     const { result, logId } = await this.write(command, options);
     if (result.kind !== "cas") throw new Error(`compareAndSwap: unexpected result ${result.kind}`);
     return { succeeded: result.succeeded, found: result.found, current: result.current, logId };
+  }
+
+  /**
+   * Opens a client session through the log, with this node's `[sessions]` limits. Tag each
+   * write with it (`options.session`: its id, the write's sequence number from 1, and the
+   * lowest sequence number still waiting for its answer); close it when done, or it expires
+   * after `idle_timeout_ms` without writes.
+   */
+  async openSession(options: CallOptions = {}): Promise<OpenSessionResult> {
+    const deadline = this.runtime.clock.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const sessionId = await openSession(
+      this.runtime,
+      this.config.sessions,
+      deadline,
+      this.attemptMs,
+    );
+    return { sessionId };
+  }
+
+  /** Closes a session, dropping the answers it kept; resolves with whether it was open. */
+  async closeSession(sessionId: number, options: CallOptions = {}): Promise<{ found: boolean }> {
+    if (!Number.isSafeInteger(sessionId) || sessionId <= 0) {
+      throw new RockraftError(
+        "RAFT_INVALID_ARGUMENT",
+        `closeSession: session id ${sessionId} is not a positive integer`,
+      );
+    }
+    const deadline = this.runtime.clock.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    return { found: await closeSession(this.runtime, sessionId, deadline, this.attemptMs) };
   }
 
   /** Reads `key` (linearizable by default); undefined when absent. */
@@ -224,13 +286,22 @@ export class RaftApi {
 
   /**
    * Proposes on this node: the leader appends it, a follower's raft-core forwards it to the
-   * leader over the peer stream; either way it resolves once applied here. A proposal that
+   * leader over the peer stream; either way it resolves once applied here. A write in a
+   * session (the caller's, or this node's own) is proposed again after any attempt whose
+   * outcome is unknown, until the deadline. Without sessions, only a proposal that
    * provably went nowhere (no leader yet, or the leader could not be reached) is proposed
-   * again until the deadline; any other failure is the caller's.
+   * again; any other failure is the caller's.
    */
-  private async write(command: Command, options: CallOptions): Promise<Written> {
+  private async write(command: SessionWrite, options: WriteOptions): Promise<Written> {
     const clock = this.runtime.clock;
     const deadline = clock.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    if (options.session !== undefined && options.session !== false) {
+      const session = checkSessionTag(options.session);
+      return proposeUntilKnown(this.runtime, { ...command, session }, deadline, this.attemptMs);
+    }
+    if (options.session === undefined && this.sessions !== undefined) {
+      return this.sessions.write(command, deadline);
+    }
     for (;;) {
       try {
         return await this.runtime.write(command, Math.max(0, deadline - clock.now()));
@@ -283,4 +354,28 @@ export class RaftApi {
     }
     return checked;
   }
+}
+
+/** A caller's session tag, checked: whole numbers, a sequence number from 1. */
+function checkSessionTag(tag: SessionTag): SessionTag {
+  const whole = (value: number) => Number.isSafeInteger(value) && value >= 0;
+  if (
+    !whole(tag.id) ||
+    tag.id === 0 ||
+    !whole(tag.seq) ||
+    tag.seq === 0 ||
+    !whole(tag.acknowledged)
+  ) {
+    throw new RockraftError(
+      "RAFT_INVALID_ARGUMENT",
+      `session: expected a session id and a sequence number from 1 and an acknowledged number from 0, got ${JSON.stringify(tag)}`,
+    );
+  }
+  if (tag.acknowledged > tag.seq) {
+    throw new RockraftError(
+      "RAFT_INVALID_ARGUMENT",
+      `session: acknowledged (${tag.acknowledged}) is above the write's own sequence number (${tag.seq})`,
+    );
+  }
+  return { id: tag.id, seq: tag.seq, acknowledged: tag.acknowledged };
 }

@@ -35,3 +35,38 @@ export class TickClock {
     return true;
   }
 }
+
+/**
+ * The log's time, kept moving by the leader while client sessions are open: every
+ * `intervalMs` it proposes a `clock` entry with the whole milliseconds its monotonic clock
+ * moved since its previous one, and every node expires idle sessions by their sum
+ * (storage-level's sessions.ts), at the same index whatever its own clock says. Time with
+ * no leader, or with no session open, is not counted, and a lost entry's interval is lost:
+ * a session may outlive its idle timeout, but expires at most one interval early.
+ */
+export class LogClock {
+  /** When (monotonic ms) this leader's previous interval ended. */
+  private last: number | undefined;
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly intervalMs: number,
+  ) {}
+
+  /** Called periodically: the milliseconds to propose in a clock entry now, if any. */
+  due(leader: boolean, sessionsOpen: boolean): number | undefined {
+    const now = this.clock.monotonic();
+    if (!leader) {
+      this.last = undefined;
+      return undefined;
+    }
+    if (this.last === undefined || !sessionsOpen) {
+      this.last = now;
+      return undefined;
+    }
+    const elapsed = Math.floor(now - this.last);
+    if (elapsed < this.intervalMs) return undefined;
+    this.last += elapsed;
+    return elapsed;
+  }
+}

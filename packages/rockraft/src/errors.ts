@@ -18,7 +18,17 @@ export type RockraftErrorCode =
   /** A `wait()` condition did not hold within its timeout. */
   | "RAFT_WAIT_TIMEOUT"
   /** The node was shut down, or stopped after a fatal failure (see `cause`). */
-  | "RAFT_NODE_STOPPED";
+  | "RAFT_NODE_STOPPED"
+  /**
+   * The write's client session expired (idle longer than `[sessions] idle_timeout_ms`),
+   * was closed, or never existed: the write was not applied this time (see
+   * `outcomeUnknown` for an earlier attempt). Open a new session.
+   */
+  | "RAFT_SESSION_EXPIRED"
+  /** Too many sessions open, or too many unacknowledged writes in one: nothing was applied. */
+  | "RAFT_SESSION_LIMIT"
+  /** A write below what its session already acknowledged (a late duplicate): not applied. */
+  | "RAFT_SESSION_STALE";
 
 /** The leader a node knows of: where to retry. */
 export interface LeaderInfo {

@@ -13,7 +13,8 @@ import { StorageError, type ApplyResult, type Command } from "@rockraft/storage-
 import type { SnapshotSink } from "@rockraft/transport-grpc";
 import type { Logger } from "pino";
 import { AddressBook, addressContext, addressesAfter } from "./address-book.js";
-import { TickClock } from "./clock.js";
+import { LogClock, TickClock } from "./clock.js";
+import { awaitLeader } from "./leader-wait.js";
 import { RockraftError, refusalOf, withUnknownOutcome } from "./errors.js";
 import { RemovalWatch, checkMembershipTarget } from "./membership-checks.js";
 import type { NodeMetricsExporter } from "./metrics.js";
@@ -63,9 +64,10 @@ export class NodeRuntime {
   private readonly loop: ReadyLoop;
   private ticker: unknown;
   private readonly ticks: TickClock;
+  private readonly logClock: LogClock;
   private readonly removal: RemovalWatch;
   /** When this runtime started (monotonic ms). */
-  private readonly startedAt: number;
+  readonly startedAt: number;
   private server: ServingStatus | undefined;
   private stopping = false;
   private failure: Error | undefined;
@@ -111,6 +113,7 @@ export class NodeRuntime {
       config.raft.tickIntervalMs,
       2 * (raftOptionsOf(config).electionTickMax ?? 0) + 2,
     );
+    this.logClock = new LogClock(this.clock, config.sessions.clockIntervalMs);
     this.removal = new RemovalWatch(this.nodeId);
     // Random per process: request ids and read contexts never repeat across restarts.
     const prefix = env.random.bytes(8);
@@ -164,6 +167,7 @@ export class NodeRuntime {
     );
     this.ticker = this.clock.setInterval(() => {
       if (this.ticks.catchUp()) this.loop.wake();
+      this.moveLogTime();
     }, config.raft.tickIntervalMs);
   }
 
@@ -283,41 +287,10 @@ export class NodeRuntime {
     );
   }
 
-  /**
-   * Waits for a known leader, until `deadline` but at most one maximal election timeout:
-   * by then an election that could succeed has, so the caller learns at once that there is
-   * no leader it can reach (RAFT_NO_LEADER) rather than at its deadline. Until three
-   * election timeouts after the node started it waits up to then: a new cluster may still
-   * be connecting and electing its first leader. A node that is not initialized yet may be
-   * about to receive its configuration from a leader, so it waits too (then
-   * RAFT_NOT_INITIALIZED).
-   */
-  async awaitLeader(deadline: number): Promise<void> {
-    if (this.softState.lead !== NONE) return;
-    const electionMs = this.config.raft.electionTimeoutMaxMs;
-    const grace = Math.max(electionMs, this.startedAt + 3 * electionMs - this.clock.monotonic());
-    const waitMs = Math.min(deadline - this.clock.now(), grace);
-    try {
-      await this.waiter.until(
-        (m) => m.currentLeader !== undefined,
-        "a leader",
-        Math.max(0, waitMs),
-      );
-    } catch (error) {
-      if (!(error instanceof RockraftError) || error.code !== "RAFT_WAIT_TIMEOUT") throw error;
-      if (!this.initialized()) {
-        throw new RockraftError(
-          "RAFT_NOT_INITIALIZED",
-          `node ${this.nodeId}: the cluster is not initialized on this node`,
-          { cause: error },
-        );
-      }
-      throw new RockraftError(
-        "RAFT_NO_LEADER",
-        `node ${this.nodeId}: no leader within ${Math.max(0, Math.round(waitMs))} ms (an election timeout, or the call's deadline): a quorum of the cluster may be down or unreachable`,
-        { cause: error },
-      );
-    }
+  /** Waits for a known leader (see leader-wait.ts): RAFT_NO_LEADER or RAFT_NOT_INITIALIZED. */
+  awaitLeader(deadline: number): Promise<void> {
+    if (this.softState.lead !== NONE) return Promise.resolve();
+    return awaitLeader(this, deadline);
   }
 
   /** Runs `call` against the leader's address (membership calls from a follower). */
@@ -489,14 +462,29 @@ export class NodeRuntime {
 
   private onApplied(results: readonly ApplyResult[]): void {
     for (const result of results) {
-      const logId: LogId = {
-        term: result.term,
-        nodeId: this.leaderOfTerm.get(result.term) ?? NONE,
-        index: result.index,
-      };
+      const logId = this.logIdOf(result);
       this.lastApplied = logId;
-      this.proposer.tracker.applied(result, logId, this.unsafe.waiterByIndexOnly === true);
+      // A retried write answers where its first application landed.
+      const original = "duplicateOf" in result ? result.duplicateOf : undefined;
+      const answer = original === undefined ? logId : this.logIdOf(original);
+      this.proposer.tracker.applied(result, answer, this.unsafe.waiterByIndexOnly === true);
     }
+  }
+
+  private logIdOf(position: { term: number; index: number }): LogId {
+    const nodeId = this.leaderOfTerm.get(position.term) ?? NONE;
+    return { term: position.term, nodeId, index: position.index };
+  }
+
+  /** While client sessions are open, the leader moves the log's time on (LogClock). */
+  private moveLogTime(): void {
+    const leader = this.softState.role === "leader" && this.failure === undefined;
+    const elapsedMs = this.logClock.due(leader, this.storage.openSessions() > 0);
+    if (elapsedMs === undefined) return;
+    const deadline = this.clock.now() + 10 * this.config.sessions.clockIntervalMs;
+    // A lost clock entry's interval is not counted: sessions live a little longer.
+    this.proposer.submit({ op: "clock", elapsedMs }, deadline).catch(() => undefined);
+    this.loop.wake();
   }
 
   private async afterReady(): Promise<void> {

@@ -85,6 +85,8 @@ export interface NodeStorage {
   readonly raftStorage: RaftStorage;
   /** The state machine's applied position and membership. */
   applied(): SnapshotMetadata;
+  /** How many client sessions the applied state holds open. */
+  openSessions(): number;
   /** A Ready's durable part, and `apply` in the same batch; their results. */
   persist(
     ready: PersistableReady,

@@ -21,6 +21,9 @@ const STATUS: Record<RockraftError["code"], RpcStatus> = {
   RAFT_INVALID_ARGUMENT: "INVALID_ARGUMENT",
   RAFT_NOT_INITIALIZED: "FAILED_PRECONDITION",
   RAFT_REQUEST_REFUSED: "FAILED_PRECONDITION",
+  RAFT_SESSION_EXPIRED: "FAILED_PRECONDITION",
+  RAFT_SESSION_LIMIT: "RESOURCE_EXHAUSTED",
+  RAFT_SESSION_STALE: "FAILED_PRECONDITION",
 };
 
 function rpcError(error: unknown, runtime: NodeRuntime): unknown {
@@ -65,20 +68,30 @@ const remaining = (deadline: number) => {
 
 export function kvHandler(api: RaftApi, runtime: NodeRuntime): KvHandler {
   return {
-    put: mapped(runtime, (key, value, context) =>
-      api.clientWrite({ key, value }, { timeoutMs: remaining(context.deadline) }),
+    put: mapped(runtime, (key, value, context, session) =>
+      api.clientWrite(
+        { key, value },
+        { timeoutMs: remaining(context.deadline), session: session ?? false },
+      ),
     ),
     get: mapped(runtime, async (key, context) => {
       const value = await api.read(key, { timeoutMs: remaining(context.deadline) });
       return { found: value !== undefined, value: value ?? new Uint8Array() };
     }),
-    delete: mapped(runtime, (key, context) =>
-      api.delete(key, { timeoutMs: remaining(context.deadline) }),
+    delete: mapped(runtime, (key, context, session) =>
+      api.delete(key, { timeoutMs: remaining(context.deadline), session: session ?? false }),
     ),
-    compareAndSwap: mapped(runtime, async (request, context) => {
-      const result = await api.compareAndSwap(request, { timeoutMs: remaining(context.deadline) });
+    compareAndSwap: mapped(runtime, async ({ session, ...request }, context) => {
+      const timeoutMs = remaining(context.deadline);
+      const result = await api.compareAndSwap(request, { timeoutMs, session: session ?? false });
       return { ...result, current: result.current ?? new Uint8Array() };
     }),
+    openSession: mapped(runtime, (context) =>
+      api.openSession({ timeoutMs: remaining(context.deadline) }),
+    ),
+    closeSession: mapped(runtime, (sessionId, context) =>
+      api.closeSession(sessionId, { timeoutMs: remaining(context.deadline) }),
+    ),
   };
 }
 

@@ -113,7 +113,14 @@ function stubNode(put: () => Promise<never>): Promise<RockraftServer> {
     nodeId: 9,
     clusterId: "cli-test",
     address: "127.0.0.1:0",
-    kv: { put, get: never, delete: never, compareAndSwap: never },
+    kv: {
+      put,
+      get: never,
+      delete: never,
+      compareAndSwap: never,
+      openSession: () => Promise.resolve({ sessionId: 1 }),
+      closeSession: () => Promise.resolve({ found: true }),
+    },
     cluster: {
       initialize: never,
       metrics: never,

@@ -9,6 +9,7 @@ describe("the simulation catches", () => {
     ["answer-before-apply", "answering a write before its entry is committed and applied"],
     ["skip-fsync", "a Ready whose fsync is skipped"],
     ["read-context-collision", "read contexts that repeat after a restart"],
+    ["session-blind", "a state machine that ignores writes' sessions (retries apply twice)"],
   ] as const)("%s: %s", { timeout: 240_000 }, async (mutation, _what) => {
     const caught =
       (await firstCatch(mutation, 1, 150, 3)) ?? (await firstCatch(mutation, 1, 150, 5));

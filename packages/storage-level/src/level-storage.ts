@@ -160,6 +160,11 @@ export class LevelStorage {
     return this.appliedState;
   }
 
+  /** How many client sessions the applied state holds open. */
+  openSessions(): number {
+    return this.sessions.size;
+  }
+
   /**
    * Persists a Ready's durable part as one LevelDB write batch, synced when the Ready
    * requires it (Ready duty 2): an installed snapshot (switching to its staged state),

@@ -135,7 +135,13 @@ async function applyAll(
         });
         continue;
       case "clock":
-        results.push({ index, term, kind: "clock", expired: sessions.advance(command.elapsedMs) });
+        results.push({
+          index,
+          term,
+          kind: "clock",
+          expired: sessions.advance(command.elapsedMs),
+          ...tag,
+        });
         continue;
     }
     const session = command.session;

@@ -130,6 +130,8 @@ export type ApplyResult =
       readonly kind: "clock";
       /** The sessions it expired. */
       readonly expired: readonly number[];
+      /** The command's request id, when its proposer tagged it. */
+      readonly requestId?: Uint8Array;
     }
   /** A session command or write the session table refused: nothing changed. */
   | {

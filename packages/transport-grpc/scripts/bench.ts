@@ -30,6 +30,8 @@ const kv: KvHandler = {
   get: () => Promise.resolve({ found: true, value }),
   delete: unavailable,
   compareAndSwap: unavailable,
+  openSession: unavailable,
+  closeSession: unavailable,
 };
 const server = await RockraftServer.start({
   nodeId: 2,

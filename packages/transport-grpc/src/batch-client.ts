@@ -51,8 +51,11 @@ function sizeOf(request: NonNullable<BatchCall["request"]>): number {
         request.value.expected.byteLength +
         request.value.value.byteLength
       );
-    default:
+    case "get":
+    case "delete":
       return 24 + request.value.key.byteLength;
+    default:
+      return 24;
   }
 }
 

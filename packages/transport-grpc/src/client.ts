@@ -1,4 +1,4 @@
-import { Metadata, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
+import { Metadata } from "@grpc/grpc-js";
 import {
   ClusterClient,
   type AddLearnerResponse,
@@ -10,12 +10,12 @@ import {
 } from "./gen/rockraft/v1/cluster.js";
 import { KvClient } from "./codecs.js";
 import {
-  type KVClient,
   type BatchCall,
-  type CallError,
   type LogId as WireLogId,
+  type OpenSessionResponse,
+  type SessionTag as WireSessionTag,
 } from "./gen/rockraft/v1/kv.js";
-import { TransportError, type LeaderHint } from "./errors.js";
+import { TransportError } from "./errors.js";
 import type {
   ClusterMetrics,
   DeleteResult,
@@ -30,7 +30,16 @@ import { BatchFailure, BatchSession, type BatchAnswer } from "./batch-client.js"
 import { TlsDialer } from "./tls.js";
 import { toNumber } from "./wire.js";
 import { Backoff } from "./backoff.js";
-import { callErrorFromStatus } from "./call-status.js";
+import {
+  RockraftClientError,
+  answeredError,
+  unaryAttempt,
+  withUnknownOutcome,
+  type Attempt,
+  type Endpoint,
+  type Invoker,
+} from "./client-calls.js";
+import { ClientSessions, type SessionTag } from "./client-session.js";
 
 /** Keys and values: bytes, or a string sent as UTF-8. */
 export type Bytes = Uint8Array | string;
@@ -101,7 +110,17 @@ export interface RockraftClientOptions {
    * and the calls of one event-loop turn travel as one message).
    */
   readonly unaryCalls?: boolean;
+  /**
+   * Writes in a client session (default true): the client opens one on its first write
+   * and numbers each write in it, so that a write whose outcome is unknown (a broken
+   * connection, a leader that crashed) is retried, on the same node or the next, until
+   * its outcome is known or the deadline passes, and never applies twice. With `false`,
+   * or against a cluster without sessions, such a write fails with `outcomeUnknown`.
+   */
+  readonly sessions?: boolean;
 }
+
+export { RockraftClientError };
 
 /** Per-call options. */
 export interface CallOptions {
@@ -109,46 +128,6 @@ export interface CallOptions {
   readonly timeoutMs?: number;
   /** One attempt only: no leader-following, no retries (for callers that retry themselves). */
   readonly once?: boolean;
-}
-
-/** A failed client call: `code` is the gRPC status name; `leader` what the server knew. */
-export class RockraftClientError extends Error {
-  /** Always `"RockraftClientError"`. */
-  override readonly name = "RockraftClientError";
-  /** gRPC status name: UNAVAILABLE, INVALID_ARGUMENT, FAILED_PRECONDITION, DEADLINE_EXCEEDED, ... */
-  readonly code: string;
-  /** The server's stable error code (e.g. RAFT_PROPOSAL_DROPPED), when it sent one. */
-  readonly serverCode: string | undefined;
-  /** The leader the server named, when it named one. */
-  readonly leader: LeaderHint | undefined;
-  /** The endpoint that answered last. */
-  readonly endpoint: string;
-  /**
-   * A write (or membership change) may or may not have been applied: the call may have
-   * reached the node but no answer came back (the connection broke, or the deadline
-   * passed), or the node answered that it had proposed it and stopped waiting (say
-   * `RAFT_TIMEOUT`). Such writes are not retried. When `false`, the write was not applied.
-   */
-  readonly outcomeUnknown: boolean;
-
-  constructor(
-    code: string,
-    message: string,
-    endpoint: string,
-    options: {
-      serverCode?: string | undefined;
-      leader?: RockraftClientError["leader"];
-      outcomeUnknown?: boolean;
-      cause?: unknown;
-    } = {},
-  ) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.code = code;
-    this.endpoint = endpoint;
-    this.serverCode = options.serverCode;
-    this.leader = options.leader;
-    this.outcomeUnknown = options.outcomeUnknown ?? false;
-  }
 }
 
 const encoder = new TextEncoder();
@@ -166,49 +145,21 @@ function logId(wire: WireLogId | undefined): LogId {
   };
 }
 
-function statusName(code: number): string {
-  return (GrpcStatus as unknown as Record<number, string>)[code] ?? `STATUS_${code}`;
-}
-
-interface Endpoint {
-  readonly address: string;
-  readonly kv: KVClient;
-  readonly cluster: ClusterClient;
-  readonly batch: BatchSession;
-}
-
-/** Makes one unary call on an endpoint's generated client. */
-type Invoker<Response> = (
-  endpoint: Endpoint,
-  metadata: Metadata,
-  options: { deadline: number },
-  callback: (error: ServiceError | null, response: Response) => void,
-) => unknown;
-
-/** One attempt of a call at one endpoint; rejects with a RockraftClientError. */
-type Attempt<Response> = (endpoint: Endpoint, deadline: number) => Promise<Response>;
-
 /** The KV requests, as the Batch stream carries them. */
 type KvRequest = NonNullable<BatchCall["request"]>;
 /** The response a Batch call of kind `C` is answered with. */
 type KvResponse<C extends KvRequest["$case"]> = Extract<BatchAnswer, { $case: C }>["value"];
 
-/** The error of a call the node answered with a failure (a unary status, or a CallError). */
-function answeredError(address: string, error: CallError, cause?: unknown): RockraftClientError {
-  const id = Number(error.leaderId);
-  const leader: LeaderHint | undefined =
-    id === 0 ? undefined : error.leaderAddr === "" ? { id } : { id, addr: error.leaderAddr };
-  return new RockraftClientError(
-    statusName(error.status),
-    `${address}: ${error.message}`,
-    address,
-    {
-      serverCode: error.code === "" ? undefined : error.code,
-      leader,
-      outcomeUnknown: error.outcomeUnknown,
-      cause,
-    },
-  );
+/**
+ * How a call may be retried after an attempt that may have reached a node: a read may be
+ * asked again; a write in a session may be sent again (the session makes the retry safe);
+ * a write without one may not.
+ */
+type CallMode = "read" | "session-write" | "write";
+
+function wireTag(tag: SessionTag | undefined): WireSessionTag | undefined {
+  if (tag === undefined) return undefined;
+  return { id: BigInt(tag.id), seq: BigInt(tag.seq), acknowledged: BigInt(tag.acknowledged) };
 }
 
 /**
@@ -224,6 +175,8 @@ export class RockraftClient {
   private readonly timeoutMs: number;
   private readonly maxMessageBytes: number;
   private readonly unaryCalls: boolean;
+  /** The client's session; undefined when sessions are off. */
+  private readonly sessions: ClientSessions | undefined;
   private closed = false;
 
   constructor(options: RockraftClientOptions) {
@@ -232,6 +185,23 @@ export class RockraftClient {
     this.timeoutMs = options.timeoutMs ?? 5_000;
     this.maxMessageBytes = options.maxMessageBytes ?? 64 * 1024 * 1024;
     this.unaryCalls = options.unaryCalls ?? false;
+    this.sessions =
+      options.sessions === false
+        ? undefined
+        : new ClientSessions(
+            (deadline) => this.openSession(deadline),
+            (error) => ({
+              expired:
+                error instanceof RockraftClientError && error.serverCode === "RAFT_SESSION_EXPIRED",
+              outcomeUnknown: error instanceof RockraftClientError && error.outcomeUnknown,
+            }),
+            () =>
+              new RockraftClientError(
+                "DEADLINE_EXCEEDED",
+                "the call's deadline passed while the client's session was being opened; the write was not sent",
+                this.preferred,
+              ),
+          );
     this.dialer = new TlsDialer(options.tls);
     for (const address of options.endpoints) this.endpoint(address);
     this.preferred = options.endpoints[0]!;
@@ -239,12 +209,16 @@ export class RockraftClient {
 
   /** Writes `key`; resolves once the write is committed and applied. */
   async put(key: Bytes, value: Bytes, options: CallOptions = {}): Promise<PutResult> {
-    const request = { key: asBytes(key), value: asBytes(value) };
-    const response = await this.kvCall(
-      { $case: "put", value: request },
-      (e, m, o, cb) => e.kv.put(request, m, o, cb),
-      options,
-    );
+    const [k, v] = [asBytes(key), asBytes(value)];
+    const response = await this.write(options, (tag, callOptions) => {
+      const request = { key: k, value: v, session: wireTag(tag) };
+      return this.kvCall(
+        { $case: "put", value: request },
+        (e, m, o, cb) => e.kv.put(request, m, o, cb),
+        callOptions,
+        tag === undefined ? "write" : "session-write",
+      );
+    });
     return { logId: logId(response.logId) };
   }
 
@@ -255,6 +229,7 @@ export class RockraftClient {
       { $case: "get", value: request },
       (e, m, o, cb) => e.kv.get(request, m, o, cb),
       options,
+      "read",
     );
     return {
       found: response.found,
@@ -264,12 +239,16 @@ export class RockraftClient {
 
   /** Deletes `key`; resolves once committed and applied, with whether it existed. */
   async delete(key: Bytes, options: CallOptions = {}): Promise<DeleteResult> {
-    const request = { key: asBytes(key) };
-    const response = await this.kvCall(
-      { $case: "delete", value: request },
-      (e, m, o, cb) => e.kv.delete(request, m, o, cb),
-      options,
-    );
+    const k = asBytes(key);
+    const response = await this.write(options, (tag, callOptions) => {
+      const request = { key: k, session: wireTag(tag) };
+      return this.kvCall(
+        { $case: "delete", value: request },
+        (e, m, o, cb) => e.kv.delete(request, m, o, cb),
+        callOptions,
+        tag === undefined ? "write" : "session-write",
+      );
+    });
     return { logId: logId(response.logId), found: response.found };
   }
 
@@ -278,17 +257,21 @@ export class RockraftClient {
    * equals `expected`. Returns whether it did, and the key's state before.
    */
   async compareAndSwap(request: SwapRequest, options: CallOptions = {}): Promise<SwapResult> {
-    const wire = {
+    const fields = {
       key: asBytes(request.key),
       expectFound: request.expectFound,
       expected: asBytes(request.expected ?? new Uint8Array()),
       value: asBytes(request.value),
     };
-    const response = await this.kvCall(
-      { $case: "compareAndSwap", value: wire },
-      (e, m, o, cb) => e.kv.compareAndSwap(wire, m, o, cb),
-      options,
-    );
+    const response = await this.write(options, (tag, callOptions) => {
+      const wire = { ...fields, session: wireTag(tag) };
+      return this.kvCall(
+        { $case: "compareAndSwap", value: wire },
+        (e, m, o, cb) => e.kv.compareAndSwap(wire, m, o, cb),
+        callOptions,
+        tag === undefined ? "write" : "session-write",
+      );
+    });
     return {
       succeeded: response.succeeded,
       found: response.found,
@@ -375,9 +358,28 @@ export class RockraftClient {
     return this.preferred;
   }
 
-  /** Closes every connection; later calls fail with TRANSPORT_CLOSED. */
+  /**
+   * Closes the client: later calls fail with TRANSPORT_CLOSED. Its session, if one is
+   * open, is closed first, in the background (one attempt, at most a second; otherwise it
+   * expires); then every connection.
+   */
   close(): void {
+    if (this.closed) return;
     this.closed = true;
+    void this.closeSessionAndChannels();
+  }
+
+  private async closeSessionAndChannels(): Promise<void> {
+    const id = await this.sessions?.openId();
+    if (id !== undefined) {
+      const endpoint = this.endpoint(this.preferred);
+      await new Promise<void>((resolve) => {
+        const request = { sessionId: BigInt(id) };
+        endpoint.kv.closeSession(request, new Metadata(), { deadline: Date.now() + 1_000 }, () =>
+          resolve(),
+        );
+      });
+    }
     for (const endpoint of this.endpoints.values()) {
       endpoint.batch.close();
       endpoint.kv.close();
@@ -414,9 +416,9 @@ export class RockraftClient {
     request: Extract<KvRequest, { $case: C }>,
     invoker: Invoker<KvResponse<C>>,
     options: CallOptions,
+    mode: CallMode,
   ): Promise<KvResponse<C>> {
-    const retrySent = request.$case === "get"; // a read may be asked again, a write not
-    if (this.unaryCalls) return this.call(unaryAttempt(invoker), options, retrySent);
+    if (this.unaryCalls) return this.call(unaryAttempt(invoker), options, mode);
     const attempt: Attempt<KvResponse<C>> = (endpoint, deadline) =>
       endpoint.batch.call(request, deadline).then(
         (answer): unknown => {
@@ -438,7 +440,34 @@ export class RockraftClient {
           );
         },
       ) as Promise<KvResponse<C>>;
-    return this.call(attempt, options, retrySent);
+    return this.call(attempt, options, mode);
+  }
+
+  /** A write: in the client's session (opened on first use) when sessions are on. */
+  private write<T>(
+    options: CallOptions,
+    run: (tag: SessionTag | undefined, options: CallOptions) => Promise<T>,
+  ): Promise<T> {
+    if (this.sessions === undefined) return run(undefined, options);
+    const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
+    return this.sessions.write(deadline, (tag) =>
+      run(tag, { ...options, timeoutMs: Math.max(1, deadline - Date.now()) }),
+    );
+  }
+
+  /** Opens a session by `deadline`; undefined when the cluster has no sessions. */
+  private async openSession(deadline: number): Promise<number | undefined> {
+    try {
+      const response = await this.call(
+        unaryAttempt<OpenSessionResponse>((e, m, o, cb) => e.kv.openSession({}, m, o, cb)),
+        { timeoutMs: Math.max(1, deadline - Date.now()) },
+        "session-write", // at worst a session nobody uses, which expires
+      );
+      return toNumber(response.sessionId, "session_id");
+    } catch (error) {
+      if (error instanceof RockraftClientError && error.code === "UNIMPLEMENTED") return undefined;
+      throw error;
+    }
   }
 
   /** One call at one endpoint, no retries. */
@@ -455,29 +484,34 @@ export class RockraftClient {
   /**
    * A call with leader-following and retries: UNAVAILABLE moves to the leader named in
    * the answer, or else to the next endpoint after a backoff, until the deadline. A call
-   * that reached a node without an answer is retried only if `retrySent` (reads).
+   * that reached a node without an answer is retried for a read or a write in a session
+   * (whose error then says that an earlier attempt may have applied), not for any other
+   * write.
    */
   private async call<Response>(
     attempt: Attempt<Response>,
     options: CallOptions,
-    retrySent = false,
+    mode: CallMode = "write",
   ): Promise<Response> {
     if (this.closed) throw new TransportError("TRANSPORT_CLOSED", "RockraftClient is closed");
     const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
     const backoff = new Backoff(25, 1_000);
     let lastError: RockraftClientError | undefined;
+    let unknown = false; // an attempt of this session write may have applied
+    const fail = (error: RockraftClientError) => (unknown ? withUnknownOutcome(error) : error);
     while (Date.now() < deadline) {
       const endpoint = this.endpoint(this.preferred);
       try {
         return await attempt(endpoint, deadline);
       } catch (error) {
-        if (options.once === true) throw error;
         if (!(error instanceof RockraftClientError)) throw error;
+        if (mode === "session-write" && error.outcomeUnknown) unknown = true;
+        if (options.once === true) throw fail(error);
         // The deadline ran out during a retry: what the earlier answers said is the better
         // account of why the call failed than the bare deadline of the last attempt.
-        const unknownWrite = error.outcomeUnknown && !retrySent;
+        const unknownWrite = error.outcomeUnknown && mode === "write";
         if (error.code === "DEADLINE_EXCEEDED" && lastError !== undefined && !unknownWrite) break;
-        if (error.code !== "UNAVAILABLE") throw error;
+        if (error.code !== "UNAVAILABLE") throw fail(error);
         lastError = error;
         const leaderAddr = error.leader?.addr;
         if (leaderAddr !== undefined && leaderAddr !== endpoint.address) {
@@ -494,56 +528,16 @@ export class RockraftClient {
     }
     throw new RockraftClientError(
       lastError === undefined ? "DEADLINE_EXCEEDED" : "UNAVAILABLE",
-      `no node could serve the call within its deadline: ${lastError?.message ?? "no answer"}`,
+      `no node could serve the call within its deadline: ${lastError?.message ?? "no answer"}${unknown ? "; an attempt may have applied: the outcome is unknown" : ""}`,
       lastError?.endpoint ?? this.preferred,
-      { serverCode: lastError?.serverCode, leader: lastError?.leader, cause: lastError },
+      {
+        serverCode: lastError?.serverCode,
+        leader: lastError?.leader,
+        outcomeUnknown: unknown,
+        cause: lastError,
+      },
     );
   }
-}
-
-/** Statuses of a call that got no answer from the node (set by grpc-js). */
-const UNANSWERED = new Set<number>([
-  GrpcStatus.UNAVAILABLE,
-  GrpcStatus.DEADLINE_EXCEEDED,
-  GrpcStatus.CANCELLED,
-  GrpcStatus.INTERNAL,
-  GrpcStatus.UNKNOWN,
-]);
-/** grpc-js's details for a call that never left the client (no connection, closed channel). */
-const NOT_STARTED = /^(No connection established|Channel closed before call started)/;
-
-/** One unary call at one endpoint; a failure becomes a RockraftClientError. */
-function unaryAttempt<Response>(invoker: Invoker<Response>): Attempt<Response> {
-  return (endpoint, deadline) =>
-    new Promise((resolve, reject) => {
-      invoker(endpoint, new Metadata(), { deadline }, (error, response) => {
-        if (error === null) {
-          resolve(response);
-          return;
-        }
-        // The status and trailing metadata carry what a Batch call's CallError does.
-        const { answer, answered } = callErrorFromStatus(error);
-        // No answer from the node: unless grpc-js never started the call, it may have
-        // reached the node, and a write's outcome is unknown.
-        const mayHaveReached =
-          !answered && UNANSWERED.has(error.code) && !NOT_STARTED.test(answer.message);
-        if (!mayHaveReached) {
-          reject(answeredError(endpoint.address, answer, error));
-          return;
-        }
-        // As over a Batch stream: a call cut off by the node or the network is UNAVAILABLE
-        // (reads move on), one that ran out of time DEADLINE_EXCEEDED.
-        const timedOut = error.code === GrpcStatus.DEADLINE_EXCEEDED;
-        reject(
-          new RockraftClientError(
-            timedOut ? "DEADLINE_EXCEEDED" : "UNAVAILABLE",
-            `${endpoint.address}: ${timedOut ? "" : "the call broke: "}${answer.message}`,
-            endpoint.address,
-            { outcomeUnknown: true, cause: error },
-          ),
-        );
-      });
-    });
 }
 
 function metricsFromWire(m: MetricsResponse): ClusterMetrics {

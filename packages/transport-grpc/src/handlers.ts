@@ -2,6 +2,7 @@
 // receiving end of peer traffic. Handlers signal failures by throwing RpcError.
 import { logVerbosity, setLogVerbosity, setLogger } from "@grpc/grpc-js";
 import type { LogPosition, Message, NodeId, SnapshotMetadata } from "@rockraft/raft-core";
+import type { SessionTag } from "./client-session.js";
 
 /** Per-call context: aborted when the client cancels or the call's deadline passes. */
 export interface CallContext {
@@ -53,6 +54,8 @@ export interface CompareAndSwapRequest {
   readonly expected: Uint8Array;
   /** The value written on success. */
   readonly value: Uint8Array;
+  /** The client session the write belongs to; absent: none. */
+  readonly session?: SessionTag | undefined;
 }
 
 /** Result of a compare-and-swap. */
@@ -69,17 +72,26 @@ export interface CompareAndSwapResult {
 
 /** The KV service, implemented by the runtime. */
 export interface KvHandler {
-  /** Writes `key`; resolves once committed and applied. */
-  put(key: Uint8Array, value: Uint8Array, context: CallContext): Promise<PutResult>;
+  /** Writes `key` (in `session`, when given); resolves once committed and applied. */
+  put(
+    key: Uint8Array,
+    value: Uint8Array,
+    context: CallContext,
+    session?: SessionTag,
+  ): Promise<PutResult>;
   /** Linearizable read. */
   get(key: Uint8Array, context: CallContext): Promise<GetResult>;
-  /** Deletes `key`; resolves once committed and applied. */
-  delete(key: Uint8Array, context: CallContext): Promise<DeleteResult>;
+  /** Deletes `key` (in `session`, when given); resolves once committed and applied. */
+  delete(key: Uint8Array, context: CallContext, session?: SessionTag): Promise<DeleteResult>;
   /** Compare-and-swap; resolves once committed and applied. */
   compareAndSwap(
     request: CompareAndSwapRequest,
     context: CallContext,
   ): Promise<CompareAndSwapResult>;
+  /** Opens a client session through the log; resolves with its id. */
+  openSession(context: CallContext): Promise<{ sessionId: number }>;
+  /** Closes a client session; resolves with whether it was open. */
+  closeSession(sessionId: number, context: CallContext): Promise<{ found: boolean }>;
 }
 
 /** A cluster member and its address. */

@@ -54,4 +54,5 @@ export {
   type SnapshotSourceChunk,
   type TransportLogger,
 } from "./handlers.js";
+export { SessionSequence, type SessionTag } from "./client-session.js";
 export type { TlsOptions } from "./tls.js";

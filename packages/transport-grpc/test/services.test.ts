@@ -30,8 +30,9 @@ async function server(overrides: Parameters<typeof startServer>[0] = {}) {
   return started;
 }
 
+/** A client; these tests are of writes without a session (client-sessions.test.ts has theirs). */
 function client(endpoints: string[], timeoutMs = 2_000, unaryCalls = false) {
-  const result = new RockraftClient({ endpoints, timeoutMs, unaryCalls });
+  const result = new RockraftClient({ endpoints, timeoutMs, unaryCalls, sessions: false });
   cleanups.push(() => result.close());
   return result;
 }
@@ -55,6 +56,7 @@ function kvNode(
   const key = (k: Uint8Array) => Buffer.from(k).toString("hex");
   return {
     data,
+    ...stubKv,
     put: (k, v) => {
       check();
       data.set(key(k), v);
@@ -398,7 +400,11 @@ describe("the Batch stream", () => {
 
   test("calls of one turn larger than the message limit are split over several messages", async () => {
     const { address } = await server({ kv: memoryKv() });
-    const kv = new RockraftClient({ endpoints: [address], maxMessageBytes: 64 * 1024 });
+    const kv = new RockraftClient({
+      endpoints: [address],
+      maxMessageBytes: 64 * 1024,
+      sessions: false,
+    });
     cleanups.push(() => kv.close());
     const value = new Uint8Array(10 * 1024).fill(7);
     const puts = await Promise.all(Array.from({ length: 30 }, (_, i) => kv.put(`big-${i}`, value)));
@@ -451,7 +457,7 @@ describe("the Batch stream", () => {
     const { address } = await server({
       kv: { ...stubKv, put: () => ((arrived = true), new Promise(() => {})) },
     });
-    const kv = new RockraftClient({ endpoints: [address] });
+    const kv = new RockraftClient({ endpoints: [address], sessions: false });
     const pending = kv.put("k", "v").catch((e: unknown) => e as RockraftClientError);
     await waitFor(() => arrived, "the write to reach the server");
     kv.close();

@@ -4,6 +4,7 @@
 // cut link, are reported unreachable, and forwarded proposals among them dropped unsent
 // (as the gRPC transport reports a stream it cannot open).
 import type { Message, MsgSnap, NodeId } from "@rockraft/raft-core";
+import { decodeCommand } from "@rockraft/storage-level";
 import type { PeerNetwork, PeerNetworkEvents } from "../../src/seams.js";
 import type { Owner, World } from "./world.js";
 import type { SimNode } from "./process.js";
@@ -170,10 +171,12 @@ export class SimNetwork {
     ) {
       return;
     }
-    // Any Raft message may arrive twice, except a forwarded proposal: the gRPC transport
-    // delivers each at most once (one stream, never resent), and a duplicate MsgProp would be
-    // a second, distinct proposal of the same write (exactly-once needs client sessions).
-    const copies = message.type !== "MsgProp" && this.world.chance(faults.duplicate) ? 2 : 1;
+    // Any Raft message may arrive twice, except a forwarded proposal of writes without a
+    // session: the gRPC transport delivers each at most once (one stream, never resent), and
+    // a duplicate would be a second, distinct proposal of the same write. A session's writes
+    // may arrive twice: their sessions must apply each once.
+    const duplicable = message.type !== "MsgProp" || message.entries.every(inSession);
+    const copies = duplicable && this.world.chance(faults.duplicate) ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       const delay = this.world.between(faults.delay[0], faults.delay[1]);
       const target = this.node(to)!;
@@ -255,5 +258,15 @@ export class SimNetwork {
     } finally {
       await source.close();
     }
+  }
+}
+
+/** Whether an entry is a write tagged with a client session. */
+function inSession(entry: { data: Uint8Array }): boolean {
+  try {
+    const command = decodeCommand(entry.data);
+    return "session" in command && command.session !== undefined;
+  } catch {
+    return false;
   }
 }

@@ -4,6 +4,7 @@
 // runtime from the disk, as a new process would.
 import { parseConfig, type Config } from "@rockraft/config";
 import type { Entry, NodeId } from "@rockraft/raft-core";
+import type { ApplyResult } from "@rockraft/storage-level";
 import { pino } from "pino";
 import { RaftApi } from "../../src/api.js";
 import { NodeRuntime, type RuntimeEnvironment } from "../../src/runtime.js";
@@ -36,6 +37,10 @@ snapshot_keep_logs = 20
 snapshot_chunk_bytes = 1024
 max_entries_per_append = 64
 ${extraRaft}
+[sessions]
+idle_timeout_ms = 1500
+clock_interval_ms = 100
+
 [log]
 level = "silent"
 `,
@@ -71,7 +76,8 @@ export class SimNode {
     /** Clock rate range of each incarnation (skew). */
     private readonly skew = 0,
     /** Told of every entry this node's state machine applies. */
-    private readonly onApplied: (node: NodeId, entry: Entry) => void = () => undefined,
+    private readonly onApplied: (node: NodeId, entry: Entry, result: ApplyResult) => void = () =>
+      undefined,
   ) {
     this.addr = config.node.advertiseAddr;
   }
@@ -105,7 +111,7 @@ export class SimNode {
       this.disk,
       (ms) => new Promise((resolve) => clock.setTimeout(resolve, ms)),
       (sync) => (sync ? world.between(0.5, 4) : world.between(0.05, 0.5)),
-      (entry) => this.onApplied(this.id, entry),
+      (entry, result) => this.onApplied(this.id, entry, result),
     );
     const runtime = new NodeRuntime(this.config, {
       storage,

@@ -4,6 +4,7 @@
 // a margin, a leader and a committed write on every node soon after healing, and every
 // client answer linearizable.
 import type { Entry, NodeId } from "@rockraft/raft-core";
+import type { ApplyResult } from "@rockraft/storage-level";
 import type { RuntimeEnvironment } from "../../src/runtime.js";
 import { FAULT_CLASSES, FaultSchedule, type FaultClass } from "./faults.js";
 import { checkKey, describe, firstViolation, type Operation } from "@rockraft/test-utils";
@@ -32,6 +33,7 @@ export const MUTATIONS = [
   "waiter-by-index-only",
   "answer-before-apply",
   "skip-fsync",
+  "session-blind",
 ] as const;
 export type Mutation = (typeof MUTATIONS)[number];
 
@@ -42,6 +44,8 @@ export interface SimResult {
   readonly simulatedMs: number;
   readonly operations: number;
   readonly answers: { ok: number; failed: number; unknown: number };
+  /** Client sessions the log's clock expired (each counted once, not per node). */
+  readonly sessionsExpired: number;
   readonly undecidedKeys: number;
   /** The faults that struck, and for a linearizability violation the key's history. */
   readonly detail: readonly string[];
@@ -73,7 +77,22 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
   };
   // State machine safety: every node applies the same entry at each index.
   const appliedAt = new Map<number, { term: number; data: string; node: NodeId }>();
-  const onApplied = (node: NodeId, entry: Entry) => {
+  // Session expiry: every node expires the same sessions at the same index.
+  const expiredAt = new Map<number, { expired: string; node: NodeId }>();
+  let sessionsExpired = 0;
+  const onApplied = (node: NodeId, entry: Entry, result: ApplyResult) => {
+    if (result.kind === "clock") {
+      const expired = result.expired.join(",");
+      const seen = expiredAt.get(entry.index);
+      if (seen === undefined) {
+        expiredAt.set(entry.index, { expired, node });
+        sessionsExpired += result.expired.length;
+      } else if (seen.expired !== expired && violations.length < 20) {
+        violations.push(
+          `session expiry: at index ${entry.index} node ${node} expired sessions [${expired}], node ${seen.node} [${seen.expired}]`,
+        );
+      }
+    }
     const data = Buffer.from(entry.data).toString("base64");
     const seen = appliedAt.get(entry.index);
     if (seen === undefined) appliedAt.set(entry.index, { term: entry.term, data, node });
@@ -105,6 +124,7 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
       onApplied,
     );
     if (options.mutation === "skip-fsync") node.disk.unsafeSkipSync = true;
+    if (options.mutation === "session-blind") node.disk.unsafeSessionBlind = true;
     byId.set(id, node);
   }
   const nodes = [...byId.values()];
@@ -298,6 +318,7 @@ export async function runSeed(options: SimOptions): Promise<SimResult> {
     simulatedMs: world.now,
     operations: workload.history.length,
     answers: workload.answers,
+    sessionsExpired,
     undecidedKeys,
     detail,
   };

@@ -100,6 +100,8 @@ export class SimDisk {
   failWrites: string | undefined;
   /** Testing only (a known bug): a synced write is not made durable. */
   unsafeSkipSync = false;
+  /** Testing only (a known bug): the state machine ignores writes' session tags. */
+  unsafeSessionBlind = false;
   /** Synced writes made (for tests). */
   syncs = 0;
 

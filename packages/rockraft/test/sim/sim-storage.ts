@@ -13,6 +13,8 @@ import {
   SessionTable,
   StorageError,
   applyCommands,
+  decodeCommand,
+  encodeCommand,
   type ApplyResult,
   type PersistableReady,
   type SnapshotChunk,
@@ -114,7 +116,7 @@ export class SimStorage implements NodeStorage {
     private readonly disk: SimDisk,
     private readonly sleep: Sleep,
     private readonly latency: WriteLatency,
-    private readonly onApplied: (entry: Entry) => void,
+    private readonly onApplied: (entry: Entry, result: ApplyResult) => void,
   ) {
     const state = disk.current;
     const view = new MemoryStorage();
@@ -134,13 +136,16 @@ export class SimStorage implements NodeStorage {
     disk: SimDisk,
     sleep: Sleep,
     latency: WriteLatency,
-    onApplied: (entry: Entry) => void = () => undefined,
+    onApplied: (entry: Entry, result: ApplyResult) => void = () => undefined,
   ): SimStorage {
     return new SimStorage(disk, sleep, latency, onApplied);
   }
 
   applied(): SnapshotMetadata {
     return this.appliedState;
+  }
+  openSessions(): number {
+    return this.sessions.size;
   }
 
   persist(
@@ -407,7 +412,7 @@ export class SimStorage implements NodeStorage {
   ): Promise<{ results: ApplyResult[]; applied: SnapshotMetadata | undefined }> {
     const kv = base ?? this.disk.current.kv;
     const { results, applied } = await applyCommands(
-      entries,
+      this.disk.unsafeSessionBlind ? entries.map(withoutSession) : entries,
       this.appliedState,
       (key) => kv.get(keyString(key))?.slice(),
       (key, value) => ops.push({ kind: "kv", key: keyString(key), value: value?.slice() }),
@@ -418,9 +423,22 @@ export class SimStorage implements NodeStorage {
     if (changed.time !== undefined) ops.push({ kind: "logTime", value: changed.time });
     if (results.length === 0) return { results, applied: undefined };
     const byIndex = new Map(entries.map((entry) => [entry.index, entry]));
-    for (const result of results) this.onApplied(byIndex.get(result.index)!);
+    for (const result of results) this.onApplied(byIndex.get(result.index)!, result);
     ops.push({ kind: "applied", value: applied });
     return { results, applied };
+  }
+}
+
+/** The entry with its write's session tag dropped (the session-blind mutation). */
+function withoutSession(entry: Entry): Entry {
+  if (entry.type !== "normal" || entry.data.byteLength === 0) return entry;
+  try {
+    const command = decodeCommand(entry.data);
+    if (!("session" in command) || command.session === undefined) return entry;
+    const { session: _dropped, ...rest } = command;
+    return { ...entry, data: encodeCommand(rest) };
+  } catch {
+    return entry;
   }
 }
 

@@ -255,16 +255,19 @@ export class Workload {
     finish: (output: Answer | undefined, definiteFailure: boolean, why?: string) => void,
   ): void {
     const keyBytes = key;
+    // Most writes go through the node's session (retried until their outcome is known);
+    // some go without one, as a client without sessions sends them.
+    const session = this.world.chance(0.25) ? false : undefined;
     const promise: Promise<Answer> =
       input.op === "put"
         ? api
-            .clientWrite({ key: keyBytes, value: input.value }, { timeoutMs })
+            .clientWrite({ key: keyBytes, value: input.value }, { timeoutMs, session })
             .then((r) => ({ op: "put" as const, index: r.logId.index }))
         : input.op === "get"
           ? this.read(api, node, keyBytes, timeoutMs)
           : input.op === "delete"
             ? api
-                .delete(keyBytes, { timeoutMs })
+                .delete(keyBytes, { timeoutMs, session })
                 .then((r) => ({ op: "delete" as const, found: r.found, index: r.logId.index }))
             : api
                 .compareAndSwap(
@@ -274,7 +277,7 @@ export class Workload {
                     ...(input.expected === undefined ? {} : { expected: input.expected }),
                     value: input.value,
                   },
-                  { timeoutMs },
+                  { timeoutMs, session },
                 )
                 .then((r) => ({
                   op: "cas" as const,

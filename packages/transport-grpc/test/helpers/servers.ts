@@ -19,6 +19,8 @@ export const stubKv: KvHandler = {
   get: notServing,
   delete: notServing,
   compareAndSwap: notServing,
+  openSession: notServing,
+  closeSession: notServing,
 };
 
 export const stubCluster: ClusterHandler = {

@@ -1,0 +1,226 @@
+// Writes through client sessions (the Raft dissertation, §6.3): a write tagged with its
+// session and sequence number is safe to propose again after an unknown outcome, because
+// the state machine answers a retry with the first application's response (storage-level's
+// sessions.ts). So a tagged write is proposed again, on this node, until its outcome is
+// known or the caller's deadline passes; only then is it reported as unknown.
+import type { SessionsConfig } from "@rockraft/config";
+import type {
+  ApplyResult,
+  Command,
+  SessionRefusal,
+  SessionTag,
+  SessionWrite,
+} from "@rockraft/storage-level";
+import { SessionSequence } from "@rockraft/transport-grpc";
+import { RockraftError, withUnknownOutcome, type RockraftErrorCode } from "./errors.js";
+import type { AppliedWrite } from "./proposals.js";
+import type { Clock } from "./seams.js";
+
+/** What proposing needs of the runtime. */
+export interface Proposing {
+  readonly clock: Clock;
+  /** Proposes a command; resolves once it is applied on this node. */
+  write(command: Command, timeoutMs: number): Promise<AppliedWrite>;
+}
+
+/** Errors after which proposing the same tagged write again is safe and may succeed. */
+const RETRYABLE = new Set<RockraftErrorCode>([
+  "RAFT_PROPOSAL_DROPPED",
+  "RAFT_NO_LEADER",
+  "RAFT_NOT_LEADER",
+  "RAFT_TIMEOUT",
+]);
+
+const CODES: Record<SessionRefusal, RockraftErrorCode> = {
+  SESSION_EXPIRED: "RAFT_SESSION_EXPIRED",
+  SESSION_LIMIT: "RAFT_SESSION_LIMIT",
+  SESSION_STALE: "RAFT_SESSION_STALE",
+};
+
+/** A pause between attempts that failed at once (no leader yet, a dropped proposal). */
+const PAUSE_MS = 50;
+
+/**
+ * Proposes `command` until it is applied or `deadline` passes, each attempt waiting at most
+ * `attemptMs`: an attempt whose outcome is unknown (a forwarded proposal lost on the way, a
+ * leader that lost its term) is followed by another, which the session makes safe. A
+ * session's refusal rejects with RAFT_SESSION_*; `outcomeUnknown` then says whether an
+ * earlier attempt may have applied.
+ */
+export async function proposeUntilKnown(
+  node: Proposing,
+  command: Command,
+  deadline: number,
+  attemptMs: number,
+): Promise<AppliedWrite> {
+  const clock = node.clock;
+  let unknown = false;
+  let last: RockraftError | undefined;
+  for (;;) {
+    const left = deadline - clock.now();
+    if (left <= 0) {
+      throw new RockraftError(
+        "RAFT_TIMEOUT",
+        unknown
+          ? "the write was not confirmed within the deadline; its outcome is unknown"
+          : `the write could not be proposed within the deadline${last === undefined ? "" : `: ${last.message}`}`,
+        { outcomeUnknown: unknown, cause: last },
+      );
+    }
+    let applied: AppliedWrite;
+    try {
+      applied = await node.write(command, Math.min(left, attemptMs));
+    } catch (error) {
+      if (!(error instanceof RockraftError) || !RETRYABLE.has(error.code)) {
+        throw unknown ? withUnknownOutcome(error as Error) : error;
+      }
+      last = error;
+      unknown ||= error.outcomeUnknown;
+      // A timed-out attempt has waited already; one refused at once waits a little.
+      if (error.code !== "RAFT_TIMEOUT") await pause(clock, Math.min(PAUSE_MS, left));
+      continue;
+    }
+    const result = applied.result;
+    if (result.kind === "refused") throw refusalError(result, unknown);
+    return applied;
+  }
+}
+
+/** The error for a session's refusal; `unknown`: an earlier attempt may have applied. */
+function refusalError(
+  result: Extract<ApplyResult, { kind: "refused" }>,
+  unknown: boolean,
+): RockraftError {
+  return new RockraftError(
+    CODES[result.refusal],
+    unknown
+      ? `${result.reason}; an earlier attempt of this write may have applied: its outcome is unknown`
+      : result.reason,
+    { outcomeUnknown: unknown },
+  );
+}
+
+/** `promise`, or RAFT_TIMEOUT (nothing proposed for this write) once `deadline` passes. */
+function byDeadline<T>(promise: Promise<T>, clock: Clock, deadline: number): Promise<T> {
+  let timer: unknown;
+  const late = new Promise<never>((_, reject) => {
+    const error = () =>
+      new RockraftError(
+        "RAFT_TIMEOUT",
+        "the write's deadline passed while its session was being opened; it was not proposed",
+      );
+    timer = clock.setTimeout(() => reject(error()), Math.max(0, deadline - clock.now()));
+  });
+  return Promise.race([promise, late]).finally(() => clock.clear(timer));
+}
+
+function pause(clock: Clock, ms: number): Promise<void> {
+  return new Promise((resolve) => clock.setTimeout(resolve, ms));
+}
+
+/**
+ * The in-process API's own session: opened through the log on the first write, each write
+ * numbered in it and proposed until its outcome is known. An expired session is replaced
+ * by a new one, and a write it refused that no earlier attempt may have applied is made
+ * again in the new session.
+ */
+export class SessionWriter {
+  private session: Promise<SessionSequence> | undefined;
+
+  constructor(
+    private readonly node: Proposing,
+    private readonly config: SessionsConfig,
+    /** How long one attempt waits before the write is proposed again. */
+    private readonly attemptMs: number,
+  ) {}
+
+  /** Writes `command` in this writer's session; resolves once applied (exactly once). */
+  async write(command: SessionWrite, deadline: number): Promise<AppliedWrite> {
+    for (;;) {
+      const opening = this.open(deadline);
+      // Opening is shared by the writes that wait for it: each waits until its own deadline.
+      const session = await byDeadline(opening, this.node.clock, deadline);
+      const seq = session.begin();
+      try {
+        const tag: SessionTag = session.tag(seq);
+        return await proposeUntilKnown(
+          this.node,
+          { ...command, session: tag },
+          deadline,
+          this.attemptMs,
+        );
+      } catch (error) {
+        if (!(error instanceof RockraftError) || error.code !== "RAFT_SESSION_EXPIRED") throw error;
+        if (this.session === opening) this.session = undefined; // the next write opens anew
+        if (error.outcomeUnknown) throw error; // an earlier attempt may have applied
+      } finally {
+        session.end(seq);
+      }
+    }
+  }
+
+  /** The open session, or the one being opened; a failed open is tried again next time. */
+  private open(deadline: number): Promise<SessionSequence> {
+    if (this.session !== undefined) return this.session;
+    const opening = openSession(this.node, this.config, deadline, this.attemptMs).then(
+      (id) => new SessionSequence(id),
+    );
+    this.session = opening;
+    opening.catch(() => {
+      if (this.session === opening) this.session = undefined;
+    });
+    return opening;
+  }
+}
+
+/**
+ * Opens a session with this node's `[sessions]` limits; resolves with its id. An attempt
+ * whose outcome is unknown is made again: at worst a session nobody uses, which expires.
+ */
+export async function openSession(
+  node: Proposing,
+  config: SessionsConfig,
+  deadline: number,
+  attemptMs: number,
+): Promise<number> {
+  const { result } = await proposeUntilKnown(
+    node,
+    {
+      op: "session-open",
+      idleTimeoutMs: config.idleTimeoutMs,
+      maxUnacknowledged: config.maxUnacknowledged,
+      maxSessions: config.maxSessions,
+    },
+    deadline,
+    attemptMs,
+  ).catch((error: unknown) => {
+    // Nothing depends on a session nobody learnt the id of: the outcome does not matter.
+    if (error instanceof RockraftError && error.outcomeUnknown) {
+      throw new RockraftError(error.code, `opening a session: ${error.message}`, { cause: error });
+    }
+    throw error;
+  });
+  if (result.kind !== "session-open") {
+    throw new Error(`openSession: unexpected result ${result.kind}`);
+  }
+  return result.sessionId;
+}
+
+/** Closes session `id`; resolves with whether it was open. Safe to retry. */
+export async function closeSession(
+  node: Proposing,
+  id: number,
+  deadline: number,
+  attemptMs: number,
+): Promise<boolean> {
+  const { result } = await proposeUntilKnown(
+    node,
+    { op: "session-close", sessionId: id },
+    deadline,
+    attemptMs,
+  );
+  if (result.kind !== "session-close") {
+    throw new Error(`closeSession: unexpected result ${result.kind}`);
+  }
+  return result.found;
+}

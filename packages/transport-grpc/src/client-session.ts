@@ -1,0 +1,119 @@
+// The client's side of a session (the Raft dissertation, §6.3): each write gets the next
+// sequence number, and each write tells the cluster the lowest one still waiting for its
+// answer, so that the responses below it can be dropped. A retry sends the same sequence
+// number: the state machine answers it with the first attempt's response.
+
+/** Which client session a write belongs to, as the wire carries it. */
+export interface SessionTag {
+  /** The session's id (the log index of the entry that opened it). */
+  readonly id: number;
+  /** The write's sequence number in the session, from 1. */
+  readonly seq: number;
+  /** Every write below this sequence number has been answered: its response may go. */
+  readonly acknowledged: number;
+}
+
+/** One open session's numbering: which writes are in flight, what is acknowledged. */
+export class SessionSequence {
+  private next = 1;
+  /** The lowest sequence number still in flight (or `next` when none is). */
+  private lowest = 1;
+  private readonly inFlight = new Set<number>();
+
+  /** `id`: what opening the session answered. */
+  constructor(readonly id: number) {}
+
+  /** Numbers a new write: its sequence number, in flight until {@link end}. */
+  begin(): number {
+    const seq = this.next++;
+    this.inFlight.add(seq);
+    return seq;
+  }
+
+  /** The tag to send write `seq` with (again, for a retry: the acknowledgement moves on). */
+  tag(seq: number): SessionTag {
+    return { id: this.id, seq, acknowledged: this.lowest };
+  }
+
+  /** Write `seq` was answered, or given up on: its response is no longer needed. */
+  end(seq: number): void {
+    if (!this.inFlight.delete(seq)) return;
+    while (this.lowest < this.next && !this.inFlight.has(this.lowest)) this.lowest++;
+  }
+
+  /** Writes in flight. */
+  get size(): number {
+    return this.inFlight.size;
+  }
+}
+
+/**
+ * A client's session, opened on its first write: each write is numbered in it, and one
+ * the session refused as expired is made again in a new session when no earlier attempt
+ * of it may have applied. When the cluster has no sessions (a server older than them), the
+ * client writes without one, as before.
+ */
+export class ClientSessions {
+  private current: Promise<SessionSequence | undefined> | undefined;
+  private unsupported = false;
+
+  constructor(
+    /** Opens a session by `deadline`: its id, or undefined when the cluster has none. */
+    private readonly open: (deadline: number) => Promise<number | undefined>,
+    /** Whether `error` says the session expired, and whether an attempt may have applied. */
+    private readonly expired: (error: unknown) => { expired: boolean; outcomeUnknown: boolean },
+    /** The error of a write whose deadline passed before its session opened (never sent). */
+    private readonly tooLate: () => Error,
+  ) {}
+
+  /** Runs `write` with a tag in the session (undefined: no sessions), until it settles. */
+  async write<T>(deadline: number, write: (tag: SessionTag | undefined) => Promise<T>): Promise<T> {
+    for (;;) {
+      const opening = this.session(deadline);
+      // Opening is shared by the writes that wait for it: each waits until its own deadline.
+      const session = await byDeadline(opening, deadline, this.tooLate);
+      if (session === undefined) return write(undefined);
+      const seq = session.begin();
+      try {
+        return await write(session.tag(seq));
+      } catch (error) {
+        const { expired, outcomeUnknown } = this.expired(error);
+        if (!expired) throw error;
+        if (this.current === opening) this.current = undefined; // the next write opens anew
+        if (outcomeUnknown) throw error;
+      } finally {
+        session.end(seq);
+      }
+    }
+  }
+
+  /** The open session's id, if one is open (for closing it). */
+  async openId(): Promise<number | undefined> {
+    const session = await this.current?.catch(() => undefined);
+    return session?.id;
+  }
+
+  private session(deadline: number): Promise<SessionSequence | undefined> {
+    if (this.unsupported) return Promise.resolve(undefined);
+    if (this.current !== undefined) return this.current;
+    const opening = this.open(deadline).then((id) => {
+      if (id !== undefined) return new SessionSequence(id);
+      this.unsupported = true;
+      return undefined;
+    });
+    this.current = opening;
+    opening.catch(() => {
+      if (this.current === opening) this.current = undefined; // the next write tries again
+    });
+    return opening;
+  }
+}
+
+/** `promise`, or `tooLate()` once `deadline` passes. */
+function byDeadline<T>(promise: Promise<T>, deadline: number, tooLate: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(tooLate()), Math.max(0, deadline - Date.now()));
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
