@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, test } from "vitest";
 import { PeerTransport, RockraftClient, RockraftClientError } from "@rockraft/transport-grpc";
 import { waitFor } from "@rockraft/test-utils";
-import { exampleCluster, type NodeProcess } from "./helpers/processes.js";
+import { exampleCluster, startExampleCluster, type NodeProcess } from "./helpers/processes.js";
 
 // The example's nodes as real child processes, as a user runs them.
 let cleanup: (() => Promise<void>) | undefined;
@@ -11,15 +11,8 @@ afterEach(async () => {
 });
 
 async function startAll() {
-  const cluster = await exampleCluster();
+  const cluster = await startExampleCluster();
   cleanup = cluster.cleanup;
-  const [n1, n2, n3] = cluster.nodes as [NodeProcess, NodeProcess, NodeProcess];
-  n1.start();
-  await n1.waitForOutput(/Initial log committed successfully/);
-  n2.start();
-  await n1.waitForOutput(/Raft node 1 is running/);
-  n3.start();
-  await n3.waitForOutput(/Raft node 3 is running/);
   return cluster;
 }
 

@@ -120,3 +120,21 @@ export async function exampleCluster(): Promise<{
     },
   };
 }
+
+/** The example's three nodes started as the seed's README does: node 1 first, then 2 and 3. */
+export async function startExampleCluster(): Promise<Awaited<ReturnType<typeof exampleCluster>>> {
+  const cluster = await exampleCluster();
+  try {
+    const [n1, n2, n3] = cluster.nodes as [NodeProcess, NodeProcess, NodeProcess];
+    n1.start();
+    await n1.waitForOutput(/Initial log committed successfully/);
+    n2.start();
+    await n1.waitForOutput(/Raft node 1 is running/);
+    n3.start();
+    await n3.waitForOutput(/Raft node 3 is running/);
+  } catch (error) {
+    await cluster.cleanup();
+    throw error;
+  }
+  return cluster;
+}
