@@ -1,7 +1,7 @@
 import { afterEach, expect, test } from "vitest";
 import { RockraftClient, RockraftClientError } from "@rockraft/transport-grpc";
 import { waitFor } from "@rockraft/test-utils";
-import { startExampleCluster, type NodeProcess } from "./helpers/processes.js";
+import { startExampleCluster } from "./helpers/processes.js";
 
 // Exactly-once writes through client sessions, with real processes: the leader is killed
 // (SIGKILL) while clients increment counters by compare-and-swap, and the client's retries
@@ -63,7 +63,7 @@ test(
   async () => {
     const cluster = await startExampleCluster();
     cleanup = cluster.cleanup;
-    const nodes = cluster.nodes as NodeProcess[];
+    const nodes = cluster.nodes;
     // Retries on (the default): each client writes in a session of its own.
     const clients = Array.from(
       { length: WRITERS },
