@@ -6,7 +6,7 @@
 // linearizable. See chaos/README.md.
 //   pnpm chaos [-- --seconds 60 --nodes 3|5 --faults kill,pause,partition,slow,disk
 //     --clients 12 --keys 8 --seed S --read-mode read_index|lease --target rockraft|etcd
-//     --etcd-serializable --unsafe local-reads --keep]
+//     --etcd-serializable --unsafe local-reads --retries --keep]
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -34,6 +34,7 @@ const { values } = parseArgs({
     target: { type: "string", default: "rockraft" },
     "etcd-serializable": { type: "boolean", default: false },
     unsafe: { type: "string" },
+    retries: { type: "boolean", default: false },
     keep: { type: "boolean", default: false },
   },
   args: process.argv.slice(2).filter((arg) => arg !== "--"),
@@ -65,6 +66,7 @@ const readMode = oneOf("read-mode", ["read_index", "lease"]);
 const target = oneOf("target", ["rockraft", "etcd"]);
 if (values.unsafe !== undefined) oneOf("unsafe", ["local-reads"]);
 if (values.unsafe !== undefined && target !== "rockraft") fail("--unsafe: rockraft only");
+if (values.retries && target !== "rockraft") fail("--retries: rockraft only");
 if (values["etcd-serializable"] && target !== "etcd")
   fail("--etcd-serializable: only with --target etcd");
 let faults = values.faults === "" ? [] : [...new Set(values.faults.split(","))];
@@ -129,7 +131,7 @@ const cleanUp = () => {
 const settings =
   target === "etcd"
     ? `etcd with ${values["etcd-serializable"] ? "serializable" : "linearizable"} reads`
-    : `rockraft, read mode ${readMode}${values.unsafe ? `, UNSAFE ${values.unsafe}` : ""}`;
+    : `rockraft, read mode ${readMode}${values.retries ? ", every client retrying in a session" : ""}${values.unsafe ? `, UNSAFE ${values.unsafe}` : ""}`;
 say(
   `seed ${seed}; ${nodeCount} nodes (${settings}), ${clientCount} clients, ${keyCount} keys, faults ${faults.join(",") || "none"}; run directory ${dir}`,
 );
@@ -156,6 +158,7 @@ try {
     random: (n) => workloadPrng.nextInt(n),
     now,
     serializable: values["etcd-serializable"],
+    retries: values.retries,
   });
   const schedule = new FaultSchedule({
     faults,
@@ -210,9 +213,15 @@ try {
   );
   // A node that stopped by itself, or kept running on a full disk, fails the run whatever
   // the histories say.
+  // With --retries every write is retried until its outcome is known: none may stay unknown.
+  const unknownWrites =
+    values.retries && counts.unknown > 0
+      ? [`${counts.unknown} writes ended with an unknown outcome although every client retries`]
+      : [];
   const problems = [
     ...cluster.crashes.map((c) => `node ${c.id} exited by itself (${c.status}): ${c.error}`),
     ...schedule.anomalies,
+    ...unknownWrites,
   ];
   for (const problem of problems) say(`problem: ${problem}`);
   const unstruck =
@@ -244,7 +253,7 @@ try {
     process.exitCode = 1;
   } else if (problems.length > 0) {
     console.log(
-      `FAILED: linearizable, but ${problems.length} node problem(s) above (node logs in ${dir}); ${tail}`,
+      `FAILED: linearizable, but ${problems.length} problem(s) above (node logs in ${dir}); ${tail}`,
     );
     process.exitCode = 1;
   } else {

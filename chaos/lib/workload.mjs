@@ -37,19 +37,25 @@ function stubClient(target, endpoint, { timeoutMs, serializable = false }) {
   };
 }
 
+/** The deadline of each call with `--retries`: long enough to outlast a fault. */
+export const RETRIES_TIMEOUT_MS = 30_000;
+
 /**
  * Client `id`'s connection to `endpoints`. rockraft: even ids use `RockraftClient`, which
- * starts at its own node and follows the leader; odd ids a plain gRPC stub generated from
- * the proto, one unary call per operation, that stays on its node (a follower forwards its
- * writes). etcd: a stub from etcd's proto that stays on its member, with serializable reads
- * when asked. Every call has a 2 s deadline.
+ * starts at its own node, follows the leader, and writes in a session (retrying a write
+ * whose outcome is unknown until its deadline); odd ids a plain gRPC stub generated from
+ * the proto, one unary call per operation and no session, that stays on its node (a
+ * follower forwards its writes). etcd: a stub from etcd's proto that stays on its member,
+ * with serializable reads when asked. Every call has a 2 s deadline. With `retries`, every
+ * client is a `RockraftClient` and every call has a 30 s deadline.
  */
-function connect(target, id, endpoints, { serializable }) {
+function connect(target, id, endpoints, { serializable, retries }) {
   const n = endpoints.length;
   const home = id % n;
-  if (target === "rockraft" && id % 2 === 0) {
+  if (target === "rockraft" && (retries || id % 2 === 0)) {
     const ordered = endpoints.map((_, j) => endpoints[(home + j) % n]);
-    return { client: new RockraftClient({ endpoints: ordered, timeoutMs: 2_000 }) };
+    const timeoutMs = retries ? RETRIES_TIMEOUT_MS : 2_000;
+    return { client: new RockraftClient({ endpoints: ordered, timeoutMs }) };
   }
   const client = stubClient(target, endpoints[home], { timeoutMs: 2_000, serializable });
   return { node: home + 1, client };
@@ -60,8 +66,9 @@ export class Workload {
    * `target`: rockraft or etcd; `endpoints`: where clients dial each node; `random(n)`: the
    * workload's generator; `now()`: milliseconds since the run started.
    */
-  constructor({ target, endpoints, clients, keys, random, now, serializable = false }) {
+  constructor({ target, endpoints, clients, keys, random, now, serializable = false, retries }) {
     Object.assign(this, { target, endpoints, clientCount: clients, random, now, serializable });
+    this.retries = retries === true;
     this.keys = Array.from({ length: keys }, (_, i) => `chaos-${i}`);
     /** Logical time: every call and every answer gets the next tick, in the order observed. */
     this.clock = 0;

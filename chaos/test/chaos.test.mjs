@@ -1,7 +1,8 @@
 // The bounded `pnpm chaos` that CI runs: 60 s of kill, pause and partition faults against
 // the example's node processes, every history checked (it must pass); and the harness's
 // proof that it can fail: the nodes with reads served without ReadIndex, under partitions,
-// must be reported not linearizable. (The checker's own tests, with known-bad histories,
+// must be reported not linearizable; and with every client retrying in a session, no write
+// may end with its outcome unknown. (The checker's own tests, with known-bad histories,
 // are in packages/rockraft/test/linearizability.test.ts.)
 import { spawn } from "node:child_process";
 import { join } from "node:path";
@@ -39,6 +40,19 @@ describe("pnpm chaos", () => {
     expect(output).toMatch(/fault: kill node \d \(SIGKILL\)/);
     expect(output).toMatch(/fault: pause node \d/);
     if (process.getuid?.() === 0) expect(output).toMatch(/fault: partition /);
+  }, 240_000);
+
+  test("with retries on (every client a RockraftClient writing in a session): no write outcome stays unknown", async () => {
+    const { code, output, verdict } = await chaos(
+      [...["--seconds", "40", "--faults", "kill,pause,partition", "--seed", "7", "--retries"]],
+      200_000,
+    );
+    expect(verdict, output).toMatch(/^LINEARIZABLE: \d+ operations on 8 keys; seed 7/);
+    expect(output).toMatch(
+      /operations: \d+ ok, \d+ failed \(not applied\), 0 with an unknown outcome/,
+    );
+    expect(output).toMatch(/fault: kill node \d \(SIGKILL\)/);
+    expect(code).toBe(0);
   }, 240_000);
 
   test.runIf(process.getuid?.() === 0)(
