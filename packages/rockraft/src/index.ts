@@ -7,7 +7,10 @@ export {
   type CompareAndSwapResult,
   type DeleteResult,
   type MembershipTarget,
+  type OpenSessionResult,
   type ReadConsistency,
+  type SessionTag,
+  type WriteOptions,
   type WriteRequest,
   type WriteResult,
 } from "./api.js";
