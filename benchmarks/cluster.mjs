@@ -4,7 +4,7 @@
 // clients over up to 16 connections: 256-byte values over 10,000 keys, writes then
 // linearizable reads. Reports throughput, p50/p99 latency, and CPU per operation of the
 // servers (the three processes, from /proc) apart from the load generator's.
-//   pnpm bench:cluster [-- --seconds 10 --warmup 10 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd --unary --floor --repeat N --shape]
+//   pnpm bench:cluster [-- --seconds 10 --warmup 10 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd --vs-no-sessions --unary --floor --repeat N --shape]
 // By default each system is driven by its own client: rockraft's RockraftClient (its calls
 // over each node's KV.Batch stream) and etcd's etcd3 package. With --unary both are driven
 // by the identical client instead: plain grpc-js stubs generated at run time from each
@@ -18,6 +18,8 @@
 // With --repeat N, each row runs N times, the systems alternating (the first system rotates
 // each round); the ratios are the medians of the N rounds' ratios, each round's listed after
 // it, so that a slow minute of this machine in one row does not decide the comparison.
+// With --vs-no-sessions, the same load alternates with RockraftClients that write without a
+// client session (sessions: false): what sessions cost.
 // With --leader, every connection goes to the leader (the floor: to its first server)
 // instead of connection i to server i % 3.
 // With --profile, each node process writes a V8 CPU profile (.cpuprofile) into DIR.
@@ -46,6 +48,7 @@ const { values } = parseArgs({
     profile: { type: "string" },
     unary: { type: "boolean", default: false },
     "vs-etcd": { type: "boolean", default: false },
+    "vs-no-sessions": { type: "boolean", default: false },
     floor: { type: "boolean", default: false },
     leader: { type: "boolean", default: false },
     shape: { type: "boolean", default: false },
@@ -58,6 +61,10 @@ const warmup = Number(values.warmup);
 const clientCounts = values.clients.split(",").map(Number);
 const unary = values.unary || values.floor;
 const repeat = Number(values.repeat);
+if (values["vs-no-sessions"] && unary) {
+  console.error("--vs-no-sessions: RockraftClient only (a unary stub writes without a session)");
+  process.exit(2);
+}
 if (!Number.isInteger(repeat) || repeat < 1) {
   console.error(`--repeat: expected a positive integer, got ${JSON.stringify(values.repeat)}`);
   process.exit(2);
@@ -86,22 +93,32 @@ async function findRockraftLeader() {
 }
 const rockraftLeader = values.leader ? await findRockraftLeader() : undefined;
 
+/** Connection i to rockraft: a RockraftClient (writing in a session, or not), or a stub. */
+function connectRockraft(i, { sessions = true } = {}) {
+  // Connection i goes to node i % 3: clients spread over every node, as etcd3's do.
+  const first = values.leader ? endpoints.indexOf(rockraftLeader) : i % endpoints.length;
+  if (unary) return rockraftStub(endpoints[first]);
+  const rotated = endpoints.map((_, j) => endpoints[(first + j) % endpoints.length]);
+  const client = new RockraftClient({ endpoints: rotated, timeoutMs: 10_000, sessions });
+  return {
+    put: (k, v) => client.put(k, v),
+    get: (k) => client.get(k),
+    close: () => client.close(),
+  };
+}
+
 /** A system under load: makes client connections that can put and get. */
 const rockraftTarget = {
   name: "rockraft",
   cpuPids: () => nodes.map((n) => n.child.pid),
-  connect: (i) => {
-    // Connection i goes to node i % 3: clients spread over every node, as etcd3's do.
-    const first = values.leader ? endpoints.indexOf(rockraftLeader) : i % endpoints.length;
-    if (unary) return rockraftStub(endpoints[first]);
-    const rotated = endpoints.map((_, j) => endpoints[(first + j) % endpoints.length]);
-    const client = new RockraftClient({ endpoints: rotated, timeoutMs: 10_000 });
-    return {
-      put: (k, v) => client.put(k, v),
-      get: (k) => client.get(k),
-      close: () => client.close(),
-    };
-  },
+  connect: (i) => connectRockraft(i),
+};
+
+/** The same cluster, its clients writing without sessions (--vs-no-sessions). */
+const noSessionsTarget = {
+  name: "rockraft without sessions",
+  cpuPids: rockraftTarget.cpuPids,
+  connect: (i) => connectRockraft(i, { sessions: false }),
 };
 
 /** Three bare grpc-js servers of rockraft's KV service that answer at once (the floor). */
@@ -293,7 +310,12 @@ console.log(
 console.log("");
 const etcd = values["vs-etcd"] ? await startEtcd() : undefined;
 const floor = values.floor ? await startFloor() : undefined;
-const systems = [rockraftTarget, etcd?.target, floor?.target].filter((t) => t !== undefined);
+const systems = [
+  rockraftTarget,
+  values["vs-no-sessions"] ? noSessionsTarget : undefined,
+  etcd?.target,
+  floor?.target,
+].filter((t) => t !== undefined);
 const others = systems.slice(1);
 const shapes = [];
 const ms = (seconds) => (seconds * 1000).toFixed(3);

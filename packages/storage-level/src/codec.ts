@@ -427,8 +427,10 @@ export function decodeCommand(bytes: Uint8Array): Command {
         throw new DecodeError("request id truncated");
       }
       if (bytes[2 + length] === OP_REQUEST) throw new DecodeError("nested request id");
-      const inner = decodeCommand(bytes.subarray(2 + length));
-      return { ...inner, requestId: bytes.subarray(2, 2 + length) };
+      // A fresh object of this call's: tagged in place rather than copied.
+      const inner = decodeCommand(bytes.subarray(2 + length)) as { requestId?: Uint8Array };
+      inner.requestId = bytes.subarray(2, 2 + length);
+      return inner as Command;
     }
     case OP_SESSION: {
       if (bytes.byteLength < SESSION_TAG + 1) throw new DecodeError("session tag truncated");
@@ -442,7 +444,8 @@ export function decodeCommand(bytes: Uint8Array): Command {
         seq: readU64(view, 9),
         acknowledged: readU64(view, 17),
       };
-      return { ...inner, session };
+      (inner as { session?: SessionTag }).session = session; // a fresh object of this call's
+      return inner;
     }
     default:
       throw new DecodeError(`unknown command op ${bytes[0]}`);

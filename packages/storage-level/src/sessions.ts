@@ -6,7 +6,7 @@
 // applying twice. Sessions expire after an idle time in the log's own time: the sum of the
 // intervals the leaders measured on their monotonic clocks and wrote into `clock` entries,
 // so every node expires the same sessions at the same index, whatever its own clock says.
-import { DecodeError, readU64, writeU64 } from "./codec.js";
+import { DecodeError } from "./codec.js";
 
 /** Which client session a write belongs to. */
 export interface SessionTag {
@@ -60,8 +60,17 @@ interface Session {
   readonly idleTimeoutMs: number;
   readonly maxUnacknowledged: number;
   lastActive: number;
+  /** Every kept response's sequence number is at least this. */
   acknowledged: number;
   readonly responses: Map<number, SessionResponse>;
+  /**
+   * Whether `responses` iterates in ascending sequence numbers (the usual case: a client's
+   * writes apply in order), so that acknowledged ones are found at its start. False is
+   * always safe (whole passes instead).
+   */
+  ascending: boolean;
+  /** The sequence number kept last (when `ascending`: the highest). */
+  lastSeq: number;
 }
 
 /** What a session's write must do: apply, answer as before, or be refused. */
@@ -95,23 +104,24 @@ export interface SessionChanges {
 
 /**
  * The session table of one state machine, kept whole in memory (bounded by the limits its
- * sessions were opened with) and written through: `changes()` lists what to persist after each apply.
+ * sessions were opened with) and written through: `changes()` lists what to persist after
+ * each apply: one record per session the apply touched, however many of its writes it
+ * applied (few LevelDB writes), each answer in it a few bytes (varints).
  */
 export class SessionTable {
   private readonly sessions = new Map<number, Session>();
   /** The log's time: the sum of the leaders' measured intervals. */
   private time = 0;
+  /** Sessions whose record changed since the last `changes()`. */
   private readonly dirty = new Set<number>();
   private timeChanged = false;
-  /** While an apply runs (begin..commit): what it changed, as it was before, to roll back. */
-  private journal:
-    | {
-        sessions: Map<number, Session | undefined>;
-        time: number;
-        timeChanged: boolean;
-        dirty: Set<number>;
-      }
-    | undefined;
+  /**
+   * While an apply runs (begin..commit): how to undo each change, in the order made, and
+   * the time as it was before it, to roll back. (Records marked changed stay marked: a
+   * marked record is written as the table holds it, so a mark too many writes what is
+   * stored already.)
+   */
+  private journal: { undo: (() => void)[]; time: number; timeChanged: boolean } | undefined;
 
   /** Sessions open. */
   get size(): number {
@@ -125,12 +135,7 @@ export class SessionTable {
 
   /** Starts an apply: until `commit`, `rollback` undoes every change. */
   begin(): void {
-    this.journal = {
-      sessions: new Map(),
-      time: this.time,
-      timeChanged: this.timeChanged,
-      dirty: new Set(this.dirty),
-    };
+    this.journal = { undo: [], time: this.time, timeChanged: this.timeChanged };
   }
 
   /** The apply's changes stay. */
@@ -143,26 +148,14 @@ export class SessionTable {
     const journal = this.journal;
     if (journal === undefined) return;
     this.journal = undefined;
-    for (const [id, before] of journal.sessions) {
-      if (before === undefined) this.sessions.delete(id);
-      else this.sessions.set(id, before);
-    }
+    for (let i = journal.undo.length - 1; i >= 0; i--) journal.undo[i]!();
     this.time = journal.time;
     this.timeChanged = journal.timeChanged;
-    this.dirty.clear();
-    for (const id of journal.dirty) this.dirty.add(id);
   }
 
-  /** Session `id` is about to change: keeps a copy of it for a rollback, and marks it. */
-  private touch(id: number): void {
-    this.dirty.add(id);
-    const journal = this.journal;
-    if (journal === undefined || journal.sessions.has(id)) return;
-    const session = this.sessions.get(id);
-    journal.sessions.set(
-      id,
-      session === undefined ? undefined : { ...session, responses: new Map(session.responses) },
-    );
+  /** Keeps `undo` to roll this change back, while an apply runs. */
+  private undoWith(undo: () => void): void {
+    this.journal?.undo.push(undo);
   }
 
   /** Opens session `id` (the index of its entry); a refusal when at the limit. */
@@ -176,22 +169,27 @@ export class SessionTable {
         `${this.sessions.size} sessions are open, the most allowed (max_sessions); close or let some expire`,
       );
     }
-    this.touch(id);
+    this.dirty.add(id);
     this.sessions.set(id, {
       idleTimeoutMs: limits.idleTimeoutMs,
       maxUnacknowledged: limits.maxUnacknowledged,
       lastActive: this.time,
       acknowledged: 1,
       responses: new Map(),
+      ascending: true,
+      lastSeq: 0,
     });
+    this.undoWith(() => this.sessions.delete(id));
     return { action: "apply" };
   }
 
   /** Closes session `id`; whether it was open. */
   close(id: number): boolean {
-    if (!this.sessions.has(id)) return false;
-    this.touch(id);
+    const session = this.sessions.get(id);
+    if (session === undefined) return false;
+    this.dirty.add(id);
     this.sessions.delete(id);
+    this.undoWith(() => this.sessions.set(id, session));
     return true;
   }
 
@@ -234,8 +232,7 @@ export class SessionTable {
           `write ${tag.seq} of session ${tag.id} is below what the client acknowledged (${acknowledged}): a late duplicate`,
         );
       }
-      let outstanding = 0;
-      for (const seq of session.responses.keys()) if (seq >= acknowledged) outstanding++;
+      const outstanding = session.responses.size - countBelow(session, acknowledged);
       if (outstanding >= session.maxUnacknowledged) {
         return refuse(
           "SESSION_LIMIT",
@@ -243,14 +240,19 @@ export class SessionTable {
         );
       }
     }
-    this.touch(tag.id);
+    this.dirty.add(tag.id);
+    const { lastActive, acknowledged: before, ascending, lastSeq } = session;
     session.lastActive = this.time;
-    if (acknowledged > session.acknowledged) {
-      session.acknowledged = acknowledged;
-      for (const seq of session.responses.keys()) {
-        if (seq < acknowledged) session.responses.delete(seq);
-      }
-    }
+    const dropped = acknowledged > before ? dropBelow(session, acknowledged) : [];
+    session.acknowledged = acknowledged;
+    this.undoWith(() => {
+      session.lastActive = lastActive;
+      session.acknowledged = before;
+      for (const [seq, response] of dropped) session.responses.set(seq, response);
+      // Put back after the others, they are out of order: whole passes until the next one.
+      session.ascending = ascending && dropped.length === 0;
+      session.lastSeq = lastSeq;
+    });
     return kept === undefined ? { action: "apply" } : { action: "duplicate", response: kept };
   }
 
@@ -258,8 +260,17 @@ export class SessionTable {
   record(tag: SessionTag, response: SessionResponse): void {
     const session = this.sessions.get(tag.id);
     if (session === undefined) return;
-    this.touch(tag.id);
+    this.dirty.add(tag.id);
+    const { ascending, lastSeq } = session;
+    if (session.responses.size === 0) session.ascending = true;
+    else if (tag.seq < lastSeq) session.ascending = false;
+    session.lastSeq = tag.seq;
     session.responses.set(tag.seq, response);
+    this.undoWith(() => {
+      session.responses.delete(tag.seq);
+      session.ascending = ascending;
+      session.lastSeq = lastSeq;
+    });
   }
 
   /** What changed since the last call, to persist with the apply's writes. */
@@ -286,6 +297,40 @@ export class SessionTable {
   }
 }
 
+/** How many of `session`'s responses are below `acknowledged`. */
+function countBelow(session: Session, acknowledged: number): number {
+  if (acknowledged <= session.acknowledged) return 0; // none is kept below that
+  let count = 0;
+  for (const seq of session.responses.keys()) {
+    if (seq < acknowledged) count++;
+    else if (session.ascending) break; // the rest are higher
+  }
+  return count;
+}
+
+/** Drops `session`'s responses below `acknowledged`; returns them (for a rollback). */
+function dropBelow(session: Session, acknowledged: number): [number, SessionResponse][] {
+  const dropped: [number, SessionResponse][] = [];
+  let previous = 0;
+  let ascending = true;
+  for (const [seq, response] of session.responses) {
+    if (seq < acknowledged) {
+      dropped.push([seq, response]);
+      session.responses.delete(seq);
+      continue;
+    }
+    if (session.ascending) break; // the rest are higher, and stay in order
+    if (seq < previous) ascending = false;
+    previous = seq;
+  }
+  if (!session.ascending && ascending) {
+    // A whole pass found the rest in order: cheap passes again.
+    session.ascending = true;
+    session.lastSeq = previous;
+  }
+  return dropped;
+}
+
 /** The most one clock entry moves the log's time. */
 const MAX_CLOCK_STEP_MS = 24 * 3600 * 1000;
 
@@ -293,75 +338,142 @@ function refuse(refusal: SessionRefusal, reason: string): SessionCheck {
   return { action: "refuse", refusal, reason };
 }
 
-// ---- Encoding: idle u64, max unacknowledged u32, last active u64, acknowledged u64,
-// count u32, then per response: seq u64, kind u8, flags u8 (found, succeeded, has current),
-// index u64, term u64, current length u32 and bytes. (Sealed by the caller's checksum.)
+// ---- Encoding: version u8 (1), then varints (LEB128): idle timeout, max unacknowledged,
+// last active, acknowledged, count; then per answer: seq - acknowledged (varint), kind and
+// flags u8 (kind in bits 0-1; found 4, succeeded 8, has current 16), index, term (varints),
+// and for a current value its length (varint) and bytes. A put's answer takes about eight
+// bytes. (Sealed by the caller's checksum.)
 
+const RECORD_VERSION = 1;
 const KINDS = ["put", "delete", "cas"] as const;
 
+function varintSize(value: number): number {
+  let size = 1;
+  while (value >= 0x80) {
+    value = Math.floor(value / 0x80);
+    size++;
+  }
+  return size;
+}
+
+function writeVarint(bytes: Uint8Array, at: number, value: number): number {
+  while (value >= 0x80) {
+    bytes[at++] = (value % 0x80) | 0x80;
+    value = Math.floor(value / 0x80);
+  }
+  bytes[at++] = value;
+  return at;
+}
+
+/** Reads varints from a record, refusing truncation and values beyond 2^53. */
+class VarintReader {
+  at = 0;
+  constructor(private readonly bytes: Uint8Array) {}
+
+  varint(): number {
+    let value = 0;
+    let scale = 1;
+    for (;;) {
+      const byte = this.bytes[this.at++];
+      if (byte === undefined) throw new DecodeError("session record truncated");
+      value += (byte & 0x7f) * scale;
+      if (!Number.isSafeInteger(value))
+        throw new DecodeError("a session record number beyond 2^53");
+      if ((byte & 0x80) === 0) return value;
+      scale *= 0x80;
+    }
+  }
+
+  byte(): number {
+    const byte = this.bytes[this.at++];
+    if (byte === undefined) throw new DecodeError("session record truncated");
+    return byte;
+  }
+
+  take(length: number): Uint8Array {
+    if (this.at + length > this.bytes.byteLength) throw new DecodeError("session record truncated");
+    const taken = this.bytes.slice(this.at, this.at + length);
+    this.at += length;
+    return taken;
+  }
+}
+
 function encodeSession(session: Session): Uint8Array {
-  let size = 8 + 4 + 8 + 8 + 4;
-  for (const r of session.responses.values()) size += 8 + 2 + 16 + 4 + (r.current?.byteLength ?? 0);
-  const bytes = new Uint8Array(size);
-  const view = new DataView(bytes.buffer);
-  writeU64(view, 0, session.idleTimeoutMs);
-  view.setUint32(8, session.maxUnacknowledged);
-  writeU64(view, 12, session.lastActive);
-  writeU64(view, 20, session.acknowledged);
-  view.setUint32(28, session.responses.size);
-  let at = 32;
+  const base = session.acknowledged;
+  let size =
+    1 +
+    varintSize(session.idleTimeoutMs) +
+    varintSize(session.maxUnacknowledged) +
+    varintSize(session.lastActive) +
+    varintSize(base) +
+    varintSize(session.responses.size);
   for (const [seq, r] of session.responses) {
-    writeU64(view, at, seq);
-    bytes[at + 8] = KINDS.indexOf(r.kind);
-    bytes[at + 9] =
-      (r.found === true ? 1 : 0) | (r.succeeded === true ? 2 : 0) | (r.current ? 4 : 0);
-    writeU64(view, at + 10, r.index);
-    writeU64(view, at + 18, r.term);
-    const current = r.current ?? new Uint8Array(0);
-    view.setUint32(at + 26, current.byteLength);
-    bytes.set(current, at + 30);
-    at += 30 + current.byteLength;
+    size += varintSize(seq - base) + 1 + varintSize(r.index) + varintSize(r.term);
+    if (r.current !== undefined) size += varintSize(r.current.byteLength) + r.current.byteLength;
+  }
+  const bytes = new Uint8Array(size);
+  bytes[0] = RECORD_VERSION;
+  let at = writeVarint(bytes, 1, session.idleTimeoutMs);
+  at = writeVarint(bytes, at, session.maxUnacknowledged);
+  at = writeVarint(bytes, at, session.lastActive);
+  at = writeVarint(bytes, at, base);
+  at = writeVarint(bytes, at, session.responses.size);
+  for (const [seq, r] of session.responses) {
+    at = writeVarint(bytes, at, seq - base);
+    bytes[at++] =
+      KINDS.indexOf(r.kind) |
+      (r.found === true ? 4 : 0) |
+      (r.succeeded === true ? 8 : 0) |
+      (r.current !== undefined ? 16 : 0);
+    at = writeVarint(bytes, at, r.index);
+    at = writeVarint(bytes, at, r.term);
+    if (r.current !== undefined) {
+      at = writeVarint(bytes, at, r.current.byteLength);
+      bytes.set(r.current, at);
+      at += r.current.byteLength;
+    }
   }
   return bytes;
 }
 
 export function decodeSession(bytes: Uint8Array): Session {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const need = (at: number, n: number) => {
-    if (at + n > bytes.byteLength) throw new DecodeError("session record truncated");
-  };
-  need(0, 32);
+  if (bytes[0] !== RECORD_VERSION) throw new DecodeError(`session record version ${bytes[0]}`);
+  const reader = new VarintReader(bytes);
+  reader.at = 1;
+  const idleTimeoutMs = reader.varint();
+  const maxUnacknowledged = reader.varint();
+  const lastActive = reader.varint();
+  const acknowledged = reader.varint();
   const responses = new Map<number, SessionResponse>();
-  const count = view.getUint32(28);
-  let at = 32;
-  for (let i = 0; i < count; i++) {
-    need(at, 30);
-    const kind = KINDS[bytes[at + 8]!];
-    if (kind === undefined) throw new DecodeError(`session response kind ${bytes[at + 8]}`);
-    const flags = bytes[at + 9]!;
-    const length = view.getUint32(at + 26);
-    need(at + 30, length);
-    const response: SessionResponse = {
+  let ascending = true;
+  let lastSeq = 0;
+  for (let count = reader.varint(); count > 0; count--) {
+    const seq = acknowledged + reader.varint();
+    if (!Number.isSafeInteger(seq)) throw new DecodeError("a session record number beyond 2^53");
+    const flags = reader.byte();
+    const kind = KINDS[flags & 3];
+    if (kind === undefined) throw new DecodeError(`session answer kind ${flags & 3}`);
+    const index = reader.varint();
+    const term = reader.varint();
+    const current = (flags & 16) !== 0 ? reader.take(reader.varint()) : undefined;
+    responses.set(seq, {
       kind,
-      index: readU64(view, at + 10),
-      term: readU64(view, at + 18),
-      ...(kind === "put" ? {} : { found: (flags & 1) !== 0 }),
-      ...(kind === "cas"
-        ? {
-            succeeded: (flags & 2) !== 0,
-            current: (flags & 4) !== 0 ? bytes.slice(at + 30, at + 30 + length) : undefined,
-          }
-        : {}),
-    };
-    responses.set(readU64(view, at), response);
-    at += 30 + length;
+      index,
+      term,
+      ...(kind === "put" ? {} : { found: (flags & 4) !== 0 }),
+      ...(kind === "cas" ? { succeeded: (flags & 8) !== 0, current } : {}),
+    });
+    if (seq < lastSeq) ascending = false;
+    lastSeq = seq;
   }
-  if (at !== bytes.byteLength) throw new DecodeError("session record has trailing bytes");
+  if (reader.at !== bytes.byteLength) throw new DecodeError("session record has trailing bytes");
   return {
-    idleTimeoutMs: readU64(view, 0),
-    maxUnacknowledged: view.getUint32(8),
-    lastActive: readU64(view, 12),
-    acknowledged: readU64(view, 20),
+    idleTimeoutMs,
+    maxUnacknowledged,
+    lastActive,
+    acknowledged,
     responses,
+    ascending,
+    lastSeq,
   };
 }

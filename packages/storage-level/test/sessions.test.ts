@@ -6,6 +6,7 @@ import type { Entry } from "@rockraft/raft-core";
 import { afterEach, describe, expect, test } from "vitest";
 import {
   FORMAT_VERSION,
+  SessionTable,
   decodeCommand,
   encodeCommand,
   type ApplyResult,
@@ -161,6 +162,44 @@ describe("a session's writes", () => {
     ]);
     expect(opens.map((r) => r.kind)).toEqual(["session-open", "refused"]);
     await store.close();
+  });
+
+  test("writes applied out of order: acknowledgements drop exactly the answers below them, and a rollback keeps them", async () => {
+    const table = new SessionTable();
+    table.open(1, { ...LIMITS, maxUnacknowledged: 4 });
+    const put = { kind: "put" as const, index: 0, term: 1 };
+    const tag = (seq: number, acknowledged: number) => ({ id: 1, seq, acknowledged });
+    for (const seq of [3, 1, 2]) {
+      expect(table.check(tag(seq, 1))).toEqual({ action: "apply" });
+      table.record(tag(seq, 1), { ...put, index: 10 + seq });
+    }
+    // Acknowledging 3 drops 1 and 2 (kept before 3 in no order), not 3.
+    expect(table.check(tag(3, 3))).toEqual({
+      action: "duplicate",
+      response: { ...put, index: 13 },
+    });
+    expect(table.check(tag(2, 3))).toMatchObject({ action: "refuse", refusal: "SESSION_STALE" });
+    // Room for three more unacknowledged answers besides 3's, then the limit.
+    for (const seq of [5, 4, 6]) {
+      expect(table.check(tag(seq, 3))).toEqual({ action: "apply" });
+      table.record(tag(seq, 3), { ...put, index: 10 + seq });
+    }
+    expect(table.check(tag(7, 3))).toMatchObject({ action: "refuse", refusal: "SESSION_LIMIT" });
+    // An apply that throws after acknowledging 6: every answer is back.
+    table.begin();
+    expect(table.check(tag(7, 6))).toEqual({ action: "apply" });
+    table.rollback();
+    for (const seq of [3, 4, 5, 6])
+      expect(table.check(tag(seq, 3))).toEqual({
+        action: "duplicate",
+        response: { ...put, index: 10 + seq },
+      });
+    expect(table.check(tag(7, 6))).toEqual({ action: "apply" });
+    expect(table.check(tag(5, 6))).toMatchObject({ action: "refuse", refusal: "SESSION_STALE" });
+    expect(table.check(tag(6, 6))).toEqual({
+      action: "duplicate",
+      response: { ...put, index: 16 },
+    });
   });
 
   test("sessions expire by the log's time, and then refuse their writes", async () => {

@@ -55,6 +55,8 @@ export class SessionSequence {
  */
 export class ClientSessions {
   private current: Promise<SessionSequence | undefined> | undefined;
+  /** `current`'s session once it opened (no promise to wait for on each write). */
+  private opened: SessionSequence | undefined;
   private unsupported = false;
 
   constructor(
@@ -69,9 +71,10 @@ export class ClientSessions {
   /** Runs `write` with a tag in the session (undefined: no sessions), until it settles. */
   async write<T>(deadline: number, write: (tag: SessionTag | undefined) => Promise<T>): Promise<T> {
     for (;;) {
+      if (this.unsupported) return write(undefined);
       const opening = this.session(deadline);
       // Opening is shared by the writes that wait for it: each waits until its own deadline.
-      const session = await byDeadline(opening, deadline, this.tooLate);
+      const session = this.opened ?? (await byDeadline(opening, deadline, this.tooLate));
       if (session === undefined) return write(undefined);
       const seq = session.begin();
       try {
@@ -79,7 +82,10 @@ export class ClientSessions {
       } catch (error) {
         const { expired, outcomeUnknown } = this.expired(error);
         if (!expired) throw error;
-        if (this.current === opening) this.current = undefined; // the next write opens anew
+        if (this.current === opening) {
+          this.current = undefined; // the next write opens anew
+          this.opened = undefined;
+        }
         if (outcomeUnknown) throw error;
       } finally {
         session.end(seq);
@@ -94,12 +100,15 @@ export class ClientSessions {
   }
 
   private session(deadline: number): Promise<SessionSequence | undefined> {
-    if (this.unsupported) return Promise.resolve(undefined);
     if (this.current !== undefined) return this.current;
     const opening = this.open(deadline).then((id) => {
-      if (id !== undefined) return new SessionSequence(id);
-      this.unsupported = true;
-      return undefined;
+      if (id === undefined) {
+        this.unsupported = true;
+        return undefined;
+      }
+      const session = new SessionSequence(id);
+      if (this.current === opening) this.opened = session;
+      return session;
     });
     this.current = opening;
     opening.catch(() => {
