@@ -164,7 +164,7 @@ describe("a session's writes", () => {
     await store.close();
   });
 
-  test("writes applied out of order: acknowledgements drop exactly the answers below them, and a rollback keeps them", async () => {
+  test("writes applied out of order: acknowledgements drop exactly the answers below them, and a rollback keeps them", () => {
     const table = new SessionTable();
     table.open(1, { ...LIMITS, maxUnacknowledged: 4 });
     const put = { kind: "put" as const, index: 0, term: 1 };
