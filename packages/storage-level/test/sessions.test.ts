@@ -164,6 +164,66 @@ describe("a session's writes", () => {
     await store.close();
   });
 
+  test("a session's record round-trips numbers beyond 2^32 and every kind of answer", () => {
+    const table = new SessionTable();
+    const id = 2 ** 40 + 3;
+    table.open(id, { idleTimeoutMs: 2 ** 35, maxUnacknowledged: 2 ** 31, maxSessions: 9 });
+    const answers = [
+      { kind: "put" as const, index: 2 ** 45 + 1, term: 2 ** 33 },
+      { kind: "delete" as const, index: 7, term: 1, found: true },
+      {
+        kind: "cas" as const,
+        index: 8,
+        term: 1,
+        succeeded: false,
+        found: true,
+        current: bytes(""),
+      },
+      {
+        kind: "cas" as const,
+        index: 9,
+        term: 1,
+        succeeded: true,
+        found: false,
+        current: undefined,
+      },
+      {
+        kind: "cas" as const,
+        index: 10,
+        term: 1,
+        succeeded: true,
+        found: true,
+        current: bytes("x".repeat(300)),
+      },
+    ];
+    const base = 2 ** 33;
+    answers.forEach((answer, i) => {
+      const tag = { id, seq: base + 10 - i, acknowledged: base };
+      expect(table.check(tag)).toEqual({ action: "apply" });
+      table.record(tag, answer);
+    });
+    const [[storedId, record]] = table.changes().sessions as [[number, Uint8Array]];
+    expect(storedId).toBe(id);
+    const loaded = new SessionTable();
+    loaded.load(id, record);
+    answers.forEach((answer, i) => {
+      expect(loaded.check({ id, seq: base + 10 - i, acknowledged: base })).toEqual({
+        action: "duplicate",
+        response: answer,
+      });
+    });
+    // Out of order as loaded: acknowledging drops exactly the answers below.
+    expect(loaded.check({ id, seq: base + 10, acknowledged: base + 9 })).toMatchObject({
+      action: "duplicate",
+    });
+    expect(loaded.check({ id, seq: base + 8, acknowledged: base + 9 })).toMatchObject({
+      refusal: "SESSION_STALE",
+    });
+    expect(loaded.check({ id, seq: base + 9, acknowledged: base + 9 })).toMatchObject({
+      action: "duplicate",
+    });
+  });
+
   test("writes applied out of order: acknowledgements drop exactly the answers below them, and a rollback keeps them", () => {
     const table = new SessionTable();
     table.open(1, { ...LIMITS, maxUnacknowledged: 4 });
