@@ -296,11 +296,16 @@ export const limitsTable = table("limits", {
  * the node that opens a session, kept in the log with it.
  */
 export const sessionsTable = table("sessions", {
-  /** Whether this node's in-process API writes through a session and retries; default true. */
+  /**
+   * Whether this node offers client sessions (opens them for clients, and writes its
+   * in-process API's writes through one); default true. False while a cluster is upgraded
+   * from a version without sessions: see the `rockraft` package's README, "Upgrades".
+   */
   enabled: boolean().default(true),
   /**
    * A session expires after this long without a write, in the log's time (the leaders'
-   * measured intervals, the same on every node); default 600000 (10 minutes), at least 1000.
+   * measured intervals, the same on every node); default 600000 (10 minutes), at least 1000
+   * and at least 4 × `clock_interval_ms`.
    */
   idleTimeoutMs: integer(
     1000,
@@ -316,7 +321,18 @@ export const sessionsTable = table("sessions", {
   maxUnacknowledged: integer(1, 1_000_000, "expected an integer from 1 to 1000000").default(1024),
   /** How often the leader moves the log's time on while sessions are open; default 1000. */
   clockIntervalMs: integer(10, 60_000, "expected milliseconds from 10 to 60000").default(1000),
-}).prefault({});
+})
+  .superRefine((sessions, ctx) => {
+    // A session may expire up to one interval early: the timeout must span several.
+    if (sessions.idleTimeoutMs < 4 * sessions.clockIntervalMs) {
+      brokenRule(
+        ctx,
+        ["idleTimeoutMs"],
+        `expected at least 4 × sessions.clock_interval_ms (${4 * sessions.clockIntervalMs}), got ${sessions.idleTimeoutMs}: a session may expire up to one interval early`,
+      );
+    }
+  })
+  .prefault({});
 
 /** The `[metrics]` table: a Prometheus endpoint. */
 export const metricsTable = table("metrics", {

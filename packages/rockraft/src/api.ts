@@ -8,7 +8,7 @@ import type {
   SwapRequest,
   SwapResult,
 } from "@rockraft/transport-grpc";
-import { RockraftError } from "./errors.js";
+import { RockraftError, withUnknownOutcome, type RockraftErrorCode } from "./errors.js";
 import type { NodeRuntime } from "./runtime.js";
 import { SessionWriter, closeSession, openSession, proposeUntilKnown } from "./session-writes.js";
 import type { LeaderCalls } from "./seams.js";
@@ -58,6 +58,13 @@ export type CallOptions = Pick<ClientCallOptions, "timeoutMs">;
 export interface WriteOptions extends CallOptions {
   /** The caller's session and this write's sequence number in it (see `openSession`). */
   readonly session?: SessionTag | false | undefined;
+  /**
+   * A write with a `session` tag: whether to wait for a leader until the deadline (the
+   * default), or fail at once with RAFT_NO_LEADER or RAFT_NOT_LEADER when this node has
+   * none or is cut off from it, for a caller that can try another node (the gRPC server
+   * does this for its clients). `outcomeUnknown` says whether an attempt may have applied.
+   */
+  readonly waitForLeader?: boolean | undefined;
 }
 
 /** What {@link RaftApi.openSession} resolves with. */
@@ -74,6 +81,14 @@ export type ReadConsistency =
   | "local";
 
 const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** Membership calls' failures after which the change is tried again (it is idempotent). */
+const MEMBERSHIP_RETRYABLE = new Set<RockraftErrorCode>([
+  "RAFT_PROPOSAL_DROPPED",
+  "RAFT_NOT_LEADER",
+  "RAFT_NO_LEADER",
+  "RAFT_TIMEOUT",
+]);
 
 /** What a write yields once applied on this node. */
 type Written = { readonly logId: LogId; readonly result: ApplyResult };
@@ -189,14 +204,20 @@ export class RaftApi {
    * lowest sequence number still waiting for its answer); close it when done, or it expires
    * after `idle_timeout_ms` without writes.
    */
-  async openSession(options: CallOptions = {}): Promise<OpenSessionResult> {
+  async openSession(
+    options: Pick<WriteOptions, "timeoutMs" | "waitForLeader"> = {},
+  ): Promise<OpenSessionResult> {
+    if (!this.config.sessions.enabled) {
+      throw new RockraftError(
+        "RAFT_SESSIONS_DISABLED",
+        `node ${this.config.node.nodeId} does not open client sessions ([sessions] enabled = false); write without one`,
+      );
+    }
     const deadline = this.runtime.clock.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    const sessionId = await openSession(
-      this.runtime,
-      this.config.sessions,
-      deadline,
-      this.attemptMs,
-    );
+    const sessionId = await openSession(this.runtime, this.config.sessions, deadline, {
+      attemptMs: this.attemptMs,
+      failFast: options.waitForLeader === false,
+    });
     return { sessionId };
   }
 
@@ -297,7 +318,10 @@ export class RaftApi {
     const deadline = clock.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
     if (options.session !== undefined && options.session !== false) {
       const session = checkSessionTag(options.session);
-      return proposeUntilKnown(this.runtime, { ...command, session }, deadline, this.attemptMs);
+      return proposeUntilKnown(this.runtime, { ...command, session }, deadline, {
+        attemptMs: this.attemptMs,
+        failFast: options.waitForLeader === false,
+      });
     }
     if (options.session === undefined && this.sessions !== undefined) {
       return this.sessions.write(command, deadline);
@@ -316,17 +340,44 @@ export class RaftApi {
     }
   }
 
+  /**
+   * A membership change, made again after an attempt whose outcome is unknown (a leader
+   * lost meanwhile, a change replaced before it committed) until the deadline: setting the
+   * membership to a target is idempotent, and a change already in effect is done.
+   */
   private async changeMembershipTo(
     target: { voters: readonly Member[]; learners: readonly Member[] },
     options: CallOptions,
     forward: (calls: LeaderCalls, addr: string, timeoutMs: number) => Promise<MembershipResult>,
   ): Promise<MembershipResult> {
-    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    await this.runtime.awaitLeader(this.runtime.clock.now() + timeoutMs);
-    if (this.runtime.metrics().state === "leader") {
-      return { logIndex: await this.runtime.changeMembership(target, timeoutMs) };
+    const clock = this.runtime.clock;
+    const deadline = clock.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    let unknown = false;
+    for (;;) {
+      const left = Math.max(0, deadline - clock.now());
+      try {
+        await this.runtime.awaitLeader(deadline);
+        if (this.runtime.metrics().state !== "leader") {
+          return await this.runtime.forwardToLeader((calls, addr) => forward(calls, addr, left));
+        }
+        const settled = this.runtime.membershipSettled(target);
+        if (settled !== undefined) return { logIndex: settled };
+        const attempt = Math.min(left, this.attemptMs);
+        return { logIndex: await this.runtime.changeMembership(target, attempt) };
+      } catch (error) {
+        const again =
+          error instanceof RockraftError &&
+          (MEMBERSHIP_RETRYABLE.has(error.code) ||
+            (unknown && error.reason === "config-change-in-progress"));
+        if (error instanceof RockraftError) unknown ||= error.outcomeUnknown;
+        if (!again || clock.now() + 50 >= deadline) {
+          throw unknown ? withUnknownOutcome(error as Error) : error;
+        }
+        if (error.code !== "RAFT_TIMEOUT") {
+          await new Promise((resolve) => clock.setTimeout(() => resolve(undefined), 50));
+        }
+      }
     }
-    return this.runtime.forwardToLeader((calls, addr) => forward(calls, addr, timeoutMs));
   }
 
   private checkKey(key: Bytes): Uint8Array {

@@ -28,7 +28,9 @@ export type RockraftErrorCode =
   /** Too many sessions open, or too many unacknowledged writes in one: nothing was applied. */
   | "RAFT_SESSION_LIMIT"
   /** A write below what its session already acknowledged (a late duplicate): not applied. */
-  | "RAFT_SESSION_STALE";
+  | "RAFT_SESSION_STALE"
+  /** This node does not open client sessions (`[sessions] enabled = false`). */
+  | "RAFT_SESSIONS_DISABLED";
 
 /** The leader a node knows of: where to retry. */
 export interface LeaderInfo {

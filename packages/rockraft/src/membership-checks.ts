@@ -86,6 +86,27 @@ export function checkMembershipTarget(
  * Whether this node knows it was removed: it was a member (in this process), and the
  * configuration in effect, committed as far as it knows, no longer lists it.
  */
+/**
+ * The index of the configuration in effect when it already is `target` (the same voters,
+ * learners and addresses, applied, no change in progress): a change made again, say by a
+ * retry after an unknown outcome, is then done already. Undefined otherwise.
+ */
+export function settledAt(
+  target: { voters: readonly Member[]; learners: readonly Member[] },
+  status: Status,
+  applied: number,
+  addresses: ReadonlyMap<NodeId, string>,
+): number | undefined {
+  const conf = status.confState;
+  if (conf.votersOutgoing.length > 0 || applied < status.configIndex) return undefined;
+  const same = (ids: readonly NodeId[], members: readonly Member[]) =>
+    ids.length === members.length &&
+    members.every((m) => ids.includes(m.nodeId) && addresses.get(m.nodeId) === m.addr);
+  return same(conf.voters, target.voters) && same(conf.learners, target.learners)
+    ? status.configIndex
+    : undefined;
+}
+
 export class RemovalWatch {
   private wasMember = false;
   private said = false;

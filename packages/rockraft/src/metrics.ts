@@ -20,6 +20,7 @@ export class NodeMetricsExporter {
   private readonly appliedIndex: Gauge;
   private readonly lastLogIndex: Gauge;
   private readonly replicationLag: Gauge;
+  private readonly openSessions: Gauge;
   private server: Server | undefined;
 
   constructor(nodeId: number) {
@@ -51,6 +52,11 @@ export class NodeMetricsExporter {
       name: "rockraft_replication_lag_entries",
       help: "On the leader: entries each follower lacks",
       labelNames: ["peer"],
+      registers,
+    });
+    this.openSessions = new Gauge({
+      name: "rockraft_sessions_open",
+      help: "Client sessions open in this node's applied state",
       registers,
     });
     this.proposals = new Counter({
@@ -96,6 +102,7 @@ export class NodeMetricsExporter {
     this.commitIndex.set(m.commitIndex);
     this.appliedIndex.set(m.lastApplied?.index ?? 0);
     this.lastLogIndex.set(m.lastLogIndex);
+    this.openSessions.set(m.openSessions);
     this.replicationLag.reset();
     for (const progress of m.replication) {
       if (progress.nodeId !== m.nodeId)

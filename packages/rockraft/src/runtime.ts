@@ -16,7 +16,7 @@ import { AddressBook, addressContext, addressesAfter } from "./address-book.js";
 import { LogClock, TickClock } from "./clock.js";
 import { awaitLeader } from "./leader-wait.js";
 import { RockraftError, refusalOf, withUnknownOutcome } from "./errors.js";
-import { RemovalWatch, checkMembershipTarget } from "./membership-checks.js";
+import { RemovalWatch, checkMembershipTarget, settledAt } from "./membership-checks.js";
 import type { NodeMetricsExporter } from "./metrics.js";
 import { raftOptionsOf } from "./options.js";
 import { ProposalTracker, type AppliedWrite } from "./proposals.js";
@@ -364,7 +364,31 @@ export class NodeRuntime {
       .catch((error: unknown) => {
         throw withUnknownOutcome(error as Error);
       });
+    // A newer leader's entry at that index: this change never committed (entries do not
+    // move). A compacted entry (undefined) is behind a snapshot: it committed.
+    const landed = this.termAt(position.index);
+    if (landed !== undefined && landed !== position.term) {
+      throw new RockraftError(
+        "RAFT_PROPOSAL_DROPPED",
+        `the membership change at index ${position.index} was replaced by a newer leader's entry before it committed`,
+      );
+    }
     return position.index;
+  }
+
+  /** The configuration in effect, when it already is `target` (see settledAt): its index. */
+  membershipSettled(target: { voters: readonly Member[]; learners: readonly Member[] }) {
+    const applied = this.lastApplied?.index ?? 0;
+    return settledAt(target, this.raw.status(), applied, this.addresses.all());
+  }
+
+  /** The term of the durable entry at `index`; undefined once compacted. */
+  private termAt(index: number): number | undefined {
+    try {
+      return this.storage.raftStorage.term(index);
+    } catch {
+      return undefined;
+    }
   }
 
   transferLeader(target: NodeId): void {
@@ -410,6 +434,7 @@ export class NodeRuntime {
       removed: this.removal.removed(status),
       lastApplied: this.lastApplied,
       snapshotIndex: this.snapshotIndex(),
+      openSessions: this.storage.openSessions(),
       addressOf: (id) => this.addresses.get(id),
     });
   }

@@ -24,6 +24,7 @@ const STATUS: Record<RockraftError["code"], RpcStatus> = {
   RAFT_SESSION_EXPIRED: "FAILED_PRECONDITION",
   RAFT_SESSION_LIMIT: "RESOURCE_EXHAUSTED",
   RAFT_SESSION_STALE: "FAILED_PRECONDITION",
+  RAFT_SESSIONS_DISABLED: "UNIMPLEMENTED",
 };
 
 function rpcError(error: unknown, runtime: NodeRuntime): unknown {
@@ -66,29 +67,30 @@ const remaining = (deadline: number) => {
   return Math.max(1, left - Math.min(500, Math.max(20, left / 10)));
 };
 
+/** A client's write: its time, and no waiting for a leader (the client tries another node). */
+const writeOptions = (context: { deadline: number }) => ({
+  timeoutMs: remaining(context.deadline),
+  waitForLeader: false,
+});
+
 export function kvHandler(api: RaftApi, runtime: NodeRuntime): KvHandler {
   return {
     put: mapped(runtime, (key, value, context, session) =>
-      api.clientWrite(
-        { key, value },
-        { timeoutMs: remaining(context.deadline), session: session ?? false },
-      ),
+      api.clientWrite({ key, value }, { ...writeOptions(context), session: session ?? false }),
     ),
     get: mapped(runtime, async (key, context) => {
       const value = await api.read(key, { timeoutMs: remaining(context.deadline) });
       return { found: value !== undefined, value: value ?? new Uint8Array() };
     }),
     delete: mapped(runtime, (key, context, session) =>
-      api.delete(key, { timeoutMs: remaining(context.deadline), session: session ?? false }),
+      api.delete(key, { ...writeOptions(context), session: session ?? false }),
     ),
     compareAndSwap: mapped(runtime, async ({ session, ...request }, context) => {
-      const timeoutMs = remaining(context.deadline);
-      const result = await api.compareAndSwap(request, { timeoutMs, session: session ?? false });
+      const options = { ...writeOptions(context), session: session ?? (false as const) };
+      const result = await api.compareAndSwap(request, options);
       return { ...result, current: result.current ?? new Uint8Array() };
     }),
-    openSession: mapped(runtime, (context) =>
-      api.openSession({ timeoutMs: remaining(context.deadline) }),
-    ),
+    openSession: mapped(runtime, (context) => api.openSession(writeOptions(context))),
     closeSession: mapped(runtime, (sessionId, context) =>
       api.closeSession(sessionId, { timeoutMs: remaining(context.deadline) }),
     ),

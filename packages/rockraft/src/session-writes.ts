@@ -40,25 +40,46 @@ const CODES: Record<SessionRefusal, RockraftErrorCode> = {
 /** A pause between attempts that failed at once (no leader yet, a dropped proposal). */
 const PAUSE_MS = 50;
 
+/** How a tagged write is proposed until its outcome is known. */
+export interface ProposeOptions {
+  /**
+   * How long the first attempt waits for its entry to apply before the write is proposed
+   * again; each next attempt waits twice as long (a loaded cluster is not flooded with
+   * copies of its writes).
+   */
+  readonly attemptMs: number;
+  /**
+   * Fail at once with RAFT_NO_LEADER or RAFT_NOT_LEADER rather than wait for a leader (a
+   * call from a client, which then tries another node); the error says whether an
+   * earlier attempt may have applied.
+   */
+  readonly failFast?: boolean;
+}
+
 /**
- * Proposes `command` until it is applied or `deadline` passes, each attempt waiting at most
- * `attemptMs`: an attempt whose outcome is unknown (a forwarded proposal lost on the way, a
- * leader that lost its term) is followed by another, which the session makes safe. A
- * session's refusal rejects with RAFT_SESSION_*; `outcomeUnknown` then says whether an
- * earlier attempt may have applied.
+ * Proposes `command` until it is applied or `deadline` passes: an attempt whose outcome is
+ * unknown (a forwarded proposal lost on the way, a leader that lost its term) is followed
+ * by another, which the session makes safe. A write refused for its session's limit of
+ * unacknowledged answers is proposed again after a pause (it was not applied, and the
+ * answers it waits for are being acknowledged). Any other refusal rejects with
+ * RAFT_SESSION_*; `outcomeUnknown` then says whether an earlier attempt may have applied.
  */
 export async function proposeUntilKnown(
   node: Proposing,
   command: Command,
   deadline: number,
-  attemptMs: number,
+  options: ProposeOptions,
 ): Promise<AppliedWrite> {
   const clock = node.clock;
   let unknown = false;
   let last: RockraftError | undefined;
+  let attemptMs = options.attemptMs;
   for (;;) {
     const left = deadline - clock.now();
     if (left <= 0) {
+      if (last !== undefined && last.code.startsWith("RAFT_SESSION")) {
+        throw unknown ? withUnknownOutcome(last) : last;
+      }
       throw new RockraftError(
         "RAFT_TIMEOUT",
         unknown
@@ -71,18 +92,27 @@ export async function proposeUntilKnown(
     try {
       applied = await node.write(command, Math.min(left, attemptMs));
     } catch (error) {
-      if (!(error instanceof RockraftError) || !RETRYABLE.has(error.code)) {
+      const fast =
+        options.failFast === true &&
+        error instanceof RockraftError &&
+        (error.code === "RAFT_NO_LEADER" || error.code === "RAFT_NOT_LEADER");
+      if (fast || !(error instanceof RockraftError) || !RETRYABLE.has(error.code)) {
         throw unknown ? withUnknownOutcome(error as Error) : error;
       }
       last = error;
       unknown ||= error.outcomeUnknown;
-      // A timed-out attempt has waited already; one refused at once waits a little.
-      if (error.code !== "RAFT_TIMEOUT") await pause(clock, Math.min(PAUSE_MS, left));
+      // A timed-out attempt has waited already (the next one waits longer); one refused at
+      // once waits a little.
+      if (error.code === "RAFT_TIMEOUT") attemptMs *= 2;
+      else await pause(clock, Math.min(PAUSE_MS, left));
       continue;
     }
     const result = applied.result;
-    if (result.kind === "refused") throw refusalError(result, unknown);
-    return applied;
+    if (result.kind !== "refused") return applied;
+    const refused = refusalError(result, unknown);
+    if (result.refusal !== "SESSION_LIMIT" || command.op === "session-open") throw refused;
+    last = refused;
+    await pause(clock, Math.min(PAUSE_MS, left));
   }
 }
 
@@ -130,25 +160,31 @@ export class SessionWriter {
   constructor(
     private readonly node: Proposing,
     private readonly config: SessionsConfig,
-    /** How long one attempt waits before the write is proposed again. */
+    /** How long the first attempt waits before the write is proposed again. */
     private readonly attemptMs: number,
   ) {}
 
   /** Writes `command` in this writer's session; resolves once applied (exactly once). */
   async write(command: SessionWrite, deadline: number): Promise<AppliedWrite> {
+    const clock = this.node.clock;
     for (;;) {
       const opening = this.open(deadline);
-      // Opening is shared by the writes that wait for it: each waits until its own deadline.
-      const session = await byDeadline(opening, this.node.clock, deadline);
+      let session: SessionSequence;
+      try {
+        // Opening is shared by the writes that wait for it: each waits until its own deadline.
+        session = await byDeadline(opening, clock, deadline);
+      } catch (error) {
+        // An open made for a write with an earlier deadline may fail while this one has time.
+        if (clock.now() + PAUSE_MS >= deadline) throw error;
+        await pause(clock, PAUSE_MS);
+        continue;
+      }
       const seq = session.begin();
       try {
         const tag: SessionTag = session.tag(seq);
-        return await proposeUntilKnown(
-          this.node,
-          { ...command, session: tag },
-          deadline,
-          this.attemptMs,
-        );
+        return await proposeUntilKnown(this.node, { ...command, session: tag }, deadline, {
+          attemptMs: this.attemptMs,
+        });
       } catch (error) {
         if (!(error instanceof RockraftError) || error.code !== "RAFT_SESSION_EXPIRED") throw error;
         if (this.session === opening) this.session = undefined; // the next write opens anew
@@ -162,9 +198,9 @@ export class SessionWriter {
   /** The open session, or the one being opened; a failed open is tried again next time. */
   private open(deadline: number): Promise<SessionSequence> {
     if (this.session !== undefined) return this.session;
-    const opening = openSession(this.node, this.config, deadline, this.attemptMs).then(
-      (id) => new SessionSequence(id),
-    );
+    const opening = openSession(this.node, this.config, deadline, {
+      attemptMs: this.attemptMs,
+    }).then((id) => new SessionSequence(id));
     this.session = opening;
     opening.catch(() => {
       if (this.session === opening) this.session = undefined;
@@ -181,25 +217,25 @@ export async function openSession(
   node: Proposing,
   config: SessionsConfig,
   deadline: number,
-  attemptMs: number,
+  options: ProposeOptions,
 ): Promise<number> {
-  const { result } = await proposeUntilKnown(
-    node,
-    {
-      op: "session-open",
-      idleTimeoutMs: config.idleTimeoutMs,
-      maxUnacknowledged: config.maxUnacknowledged,
-      maxSessions: config.maxSessions,
+  const open: Command = {
+    op: "session-open",
+    idleTimeoutMs: config.idleTimeoutMs,
+    maxUnacknowledged: config.maxUnacknowledged,
+    maxSessions: config.maxSessions,
+  };
+  const { result } = await proposeUntilKnown(node, open, deadline, options).catch(
+    (error: unknown) => {
+      // Nothing depends on a session nobody learnt the id of: the outcome does not matter.
+      if (error instanceof RockraftError && error.outcomeUnknown) {
+        throw new RockraftError(error.code, `opening a session: ${error.message}`, {
+          cause: error,
+        });
+      }
+      throw error;
     },
-    deadline,
-    attemptMs,
-  ).catch((error: unknown) => {
-    // Nothing depends on a session nobody learnt the id of: the outcome does not matter.
-    if (error instanceof RockraftError && error.outcomeUnknown) {
-      throw new RockraftError(error.code, `opening a session: ${error.message}`, { cause: error });
-    }
-    throw error;
-  });
+  );
   if (result.kind !== "session-open") {
     throw new Error(`openSession: unexpected result ${result.kind}`);
   }
@@ -213,12 +249,8 @@ export async function closeSession(
   deadline: number,
   attemptMs: number,
 ): Promise<boolean> {
-  const { result } = await proposeUntilKnown(
-    node,
-    { op: "session-close", sessionId: id },
-    deadline,
-    attemptMs,
-  );
+  const close: Command = { op: "session-close", sessionId: id };
+  const { result } = await proposeUntilKnown(node, close, deadline, { attemptMs });
   if (result.kind !== "session-close") {
     throw new Error(`closeSession: unexpected result ${result.kind}`);
   }

@@ -46,6 +46,8 @@ export interface NodeMetrics {
   readonly snapshotIndex: number;
   /** Per member, on the leader: how far replication has come. */
   readonly replication: readonly ReplicationProgress[];
+  /** Client sessions open in this node's applied state. */
+  readonly openSessions: number;
   /** True once the node is shut down or stopped by a failure. */
   readonly stopped: boolean;
 }
@@ -199,6 +201,7 @@ export function metricsOf(
     readonly removed: boolean;
     readonly lastApplied: LogId | undefined;
     readonly snapshotIndex: number;
+    readonly openSessions: number;
     readonly addressOf: (id: NodeId) => string | undefined;
   },
 ): NodeMetrics {
@@ -227,6 +230,7 @@ export function metricsOf(
       nextIndex: progress.next,
       state: progress.state,
     })),
+    openSessions: node.openSessions,
     stopped,
   };
 }

@@ -1,6 +1,6 @@
 import { afterEach, expect, test } from "vitest";
-import { RockraftError, type RaftNode, type SessionTag } from "../src/index.js";
-import { eventually, runtimeOf, startCluster, type TestCluster } from "./helpers/cluster.js";
+import { RockraftClient, RockraftError, type RaftNode, type SessionTag } from "../src/index.js";
+import { eventually, startCluster, type TestCluster } from "./helpers/cluster.js";
 
 // Client sessions on a real three-node cluster (gRPC, LevelDB): their answers survive a
 // restart and a snapshot install, they expire by the log's time alike on every node, and
@@ -87,7 +87,7 @@ test(
         { key: "a", value: "1" },
         { session: { id: sessionId, seq: 1, acknowledged: 1 } },
       );
-    const open = () => [1, 2, 3].map((id) => runtimeOf(cluster!.node(id)).storage.openSessions());
+    const open = () => [1, 2, 3].map((id) => cluster!.node(id).metrics().openSessions);
     await eventually(
       () => open().every((n) => n === 0),
       "the idle session to expire on every node",
@@ -121,14 +121,18 @@ test(
   { timeout: 60_000 },
   async () => {
     cluster = await startCluster(3, {
-      extraRaft: "\n[sessions]\nmax_sessions = 2\nmax_unacknowledged = 2\nenabled = false\n",
+      extraRaft: "\n[sessions]\nmax_sessions = 2\nmax_unacknowledged = 2\n",
     });
     const api = cluster.node(1).raft();
     const { sessionId: id } = await api.openSession();
     await api.clientWrite({ key: "k", value: "1" }, { session: { id, seq: 1, acknowledged: 1 } });
     await api.clientWrite({ key: "k", value: "2" }, { session: { id, seq: 2, acknowledged: 1 } });
+    // Refused for the session's limit, and proposed again until the deadline.
     const tooMany = await refusal(
-      api.clientWrite({ key: "k", value: "3" }, { session: { id, seq: 3, acknowledged: 1 } }),
+      api.clientWrite(
+        { key: "k", value: "3" },
+        { session: { id, seq: 3, acknowledged: 1 }, timeoutMs: 500 },
+      ),
     );
     expect(tooMany).toMatchObject({ code: "RAFT_SESSION_LIMIT", outcomeUnknown: false });
     expect(tooMany!.message).toContain("max_unacknowledged");
@@ -158,5 +162,26 @@ test(
       api.clientWrite({ key: "k", value: "z" }, { session: { id, seq: 0, acknowledged: 0 } }),
     );
     expect(bad).toMatchObject({ code: "RAFT_INVALID_ARGUMENT" });
+  },
+);
+
+test(
+  "with [sessions] enabled = false a node opens no session: a RockraftClient writes without one",
+  { timeout: 60_000 },
+  async () => {
+    cluster = await startCluster(3, { extraRaft: "\n[sessions]\nenabled = false\n" });
+    const api = cluster.node(1).raft();
+    expect(await refusal(api.openSession())).toMatchObject({ code: "RAFT_SESSIONS_DISABLED" });
+    await api.clientWrite({ key: "a", value: "1" }); // in process: no session either
+    const client = new RockraftClient({
+      endpoints: [cluster.configs.get(1)!.node.advertiseAddr],
+    });
+    try {
+      await client.put("b", "2");
+      expect(text((await client.get("b")).value)).toBe("2");
+    } finally {
+      client.close();
+    }
+    expect(cluster.node(1).metrics().openSessions).toBe(0);
   },
 );

@@ -2,6 +2,7 @@ import { expect, test } from "vitest";
 import { SimNetwork } from "./sim/network.js";
 import { SimNode, simConfig } from "./sim/process.js";
 import { World } from "./sim/world.js";
+import { RockraftError } from "../src/index.js";
 
 // Scenarios found by the whole-node simulation, kept as tests in the same simulated world.
 
@@ -17,7 +18,7 @@ async function cluster() {
   for (const node of nodes) node.start();
   void nodes[0]!.api!.initialize(nodes.map((node) => ({ nodeId: node.id, addr: node.addr })));
   await world.run(2_000);
-  return { world, nodes };
+  return { world, nodes, network };
 }
 
 test("a snapshot whose write fails stops the node at once, with the write's error", async () => {
@@ -34,4 +35,31 @@ test("a snapshot whose write fails stops the node at once, with the write's erro
   expect(error?.message).toMatch(/ENOSPC/);
   expect(node.runtime!.metrics().state).toBe("stopped");
   expect(node.failure?.message).toMatch(/stopped after a failure: write failed: ENOSPC/);
+});
+
+test("a membership change whose entry a newer leader replaced fails RAFT_PROPOSAL_DROPPED, not success", async () => {
+  // It used to resolve once this node had applied past the change's index with no joint
+  // configuration in effect: true too when the entry there was another leader's.
+  const { world, nodes, network } = await cluster();
+  const leader = nodes.find((node) => node.runtime!.metrics().state === "leader")!;
+  const others = nodes.filter((node) => node !== leader);
+  const heal = others.flatMap((node) => [
+    network.cutLink(leader.id, node.id),
+    network.cutLink(node.id, leader.id),
+  ]);
+  const member = (node: SimNode) => ({ nodeId: node.id, addr: node.addr });
+  const target = { voters: [member(leader), member(others[0]!)], learners: [] };
+  let outcome: unknown;
+  leader.runtime!.changeMembership(target, 20_000).then(
+    (index) => (outcome = index),
+    (error: unknown) => (outcome = error),
+  );
+  // The others elect a leader of their own and commit past the change's index.
+  await world.run(world.now + 3_000);
+  expect(others.some((node) => node.runtime!.metrics().state === "leader")).toBe(true);
+  for (const undo of heal) undo();
+  await world.run(world.now + 3_000);
+  expect(outcome).toBeInstanceOf(RockraftError);
+  expect(outcome).toMatchObject({ code: "RAFT_PROPOSAL_DROPPED", outcomeUnknown: false });
+  expect(leader.runtime!.metrics().membership.voters).toHaveLength(3);
 });

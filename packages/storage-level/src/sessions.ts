@@ -250,7 +250,8 @@ export class SessionTable {
       session.acknowledged = before;
       for (const [seq, response] of dropped) session.responses.set(seq, response);
       // Put back after the others, they are out of order: whole passes until the next one.
-      session.ascending = ascending && dropped.length === 0;
+      // (An undo only ever lowers the flag: a later one may have reordered the map.)
+      session.ascending &&= ascending && dropped.length === 0;
       session.lastSeq = lastSeq;
     });
     return kept === undefined ? { action: "apply" } : { action: "duplicate", response: kept };
@@ -268,7 +269,7 @@ export class SessionTable {
     session.responses.set(tag.seq, response);
     this.undoWith(() => {
       session.responses.delete(tag.seq);
-      session.ascending = ascending;
+      session.ascending &&= ascending; // only lowered: see check()'s undo
       session.lastSeq = lastSeq;
     });
   }
@@ -419,6 +420,8 @@ function encodeSession(session: Session): Uint8Array {
   at = writeVarint(bytes, at, base);
   at = writeVarint(bytes, at, session.responses.size);
   for (const [seq, r] of session.responses) {
+    // Every kept answer is at or above the acknowledged number (dropBelow keeps it so).
+    if (seq < base) throw new Error(`encodeSession: answer ${seq} is below ${base}`);
     at = writeVarint(bytes, at, seq - base);
     bytes[at++] =
       KINDS.indexOf(r.kind) |

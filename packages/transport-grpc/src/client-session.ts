@@ -50,14 +50,16 @@ export class SessionSequence {
 /**
  * A client's session, opened on its first write: each write is numbered in it, and one
  * the session refused as expired is made again in a new session when no earlier attempt
- * of it may have applied. When the cluster has no sessions (a server older than them), the
- * client writes without one, as before.
+ * of it may have applied. When the cluster has no sessions (a server older than them, or
+ * one with sessions disabled), the client writes without one, as before, and asks again a
+ * minute later.
  */
 export class ClientSessions {
   private current: Promise<SessionSequence | undefined> | undefined;
   /** `current`'s session once it opened (no promise to wait for on each write). */
   private opened: SessionSequence | undefined;
-  private unsupported = false;
+  /** Until when (ms since the epoch) the cluster is taken to have no sessions. */
+  private unsupportedUntil = 0;
 
   constructor(
     /** Opens a session by `deadline`: its id, or undefined when the cluster has none. */
@@ -71,10 +73,18 @@ export class ClientSessions {
   /** Runs `write` with a tag in the session (undefined: no sessions), until it settles. */
   async write<T>(deadline: number, write: (tag: SessionTag | undefined) => Promise<T>): Promise<T> {
     for (;;) {
-      if (this.unsupported) return write(undefined);
+      if (Date.now() < this.unsupportedUntil) return write(undefined);
       const opening = this.session(deadline);
-      // Opening is shared by the writes that wait for it: each waits until its own deadline.
-      const session = this.opened ?? (await byDeadline(opening, deadline, this.tooLate));
+      let session: SessionSequence | undefined;
+      try {
+        // Opening is shared by the writes that wait for it: each waits until its own deadline.
+        session = this.opened ?? (await byDeadline(opening, deadline, this.tooLate));
+      } catch (error) {
+        // An open made for a write with an earlier deadline may fail while this one has time.
+        if (Date.now() + RETRY_OPEN_MS >= deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, RETRY_OPEN_MS));
+        continue;
+      }
       if (session === undefined) return write(undefined);
       const seq = session.begin();
       try {
@@ -103,7 +113,9 @@ export class ClientSessions {
     if (this.current !== undefined) return this.current;
     const opening = this.open(deadline).then((id) => {
       if (id === undefined) {
-        this.unsupported = true;
+        // Asked again a minute later: a cluster being upgraded may offer sessions by then.
+        this.unsupportedUntil = Date.now() + UNSUPPORTED_MS;
+        if (this.current === opening) this.current = undefined;
         return undefined;
       }
       const session = new SessionSequence(id);
@@ -117,6 +129,11 @@ export class ClientSessions {
     return opening;
   }
 }
+
+/** The pause before a write tries again to open a session after an open failed. */
+const RETRY_OPEN_MS = 50;
+/** How long a cluster that answered it has no sessions is written to without one. */
+const UNSUPPORTED_MS = 60_000;
 
 /** `promise`, or `tooLate()` once `deadline` passes. */
 function byDeadline<T>(promise: Promise<T>, deadline: number, tooLate: () => Error): Promise<T> {

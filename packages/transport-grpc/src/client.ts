@@ -152,10 +152,10 @@ type KvResponse<C extends KvRequest["$case"]> = Extract<BatchAnswer, { $case: C 
 
 /**
  * How a call may be retried after an attempt that may have reached a node: a read may be
- * asked again; a write in a session may be sent again (the session makes the retry safe);
- * a write without one may not.
+ * asked again; a write in a session, or a membership change (setting the membership to a
+ * target is idempotent), may be sent again; any other write may not.
  */
-type CallMode = "read" | "session-write" | "write";
+type CallMode = "read" | "retry-safe-write" | "write";
 
 function wireTag(tag: SessionTag | undefined): WireSessionTag | undefined {
   if (tag === undefined) return undefined;
@@ -216,7 +216,7 @@ export class RockraftClient {
         { $case: "put", value: request },
         (e, m, o, cb) => e.kv.put(request, m, o, cb),
         callOptions,
-        tag === undefined ? "write" : "session-write",
+        tag === undefined ? "write" : "retry-safe-write",
       );
     });
     return { logId: logId(response.logId) };
@@ -246,7 +246,7 @@ export class RockraftClient {
         { $case: "delete", value: request },
         (e, m, o, cb) => e.kv.delete(request, m, o, cb),
         callOptions,
-        tag === undefined ? "write" : "session-write",
+        tag === undefined ? "write" : "retry-safe-write",
       );
     });
     return { logId: logId(response.logId), found: response.found };
@@ -269,7 +269,7 @@ export class RockraftClient {
         { $case: "compareAndSwap", value: wire },
         (e, m, o, cb) => e.kv.compareAndSwap(wire, m, o, cb),
         callOptions,
-        tag === undefined ? "write" : "session-write",
+        tag === undefined ? "write" : "retry-safe-write",
       );
     });
     return {
@@ -309,6 +309,7 @@ export class RockraftClient {
     const response = await this.call(
       unaryAttempt<AddLearnerResponse>((e, m, o, cb) => e.cluster.addLearner(request, m, o, cb)),
       options,
+      "retry-safe-write", // a node makes a change already in effect no more
     );
     return { logIndex: toNumber(response.logIndex, "log_index") };
   }
@@ -326,6 +327,7 @@ export class RockraftClient {
         e.cluster.changeMembership(request, m, o, cb),
       ),
       options,
+      "retry-safe-write", // a node makes a change already in effect no more
     );
     return { logIndex: toNumber(response.logIndex, "log_index") };
   }
@@ -461,12 +463,19 @@ export class RockraftClient {
       const response = await this.call(
         unaryAttempt<OpenSessionResponse>((e, m, o, cb) => e.kv.openSession({}, m, o, cb)),
         { timeoutMs: Math.max(1, deadline - Date.now()) },
-        "session-write", // at worst a session nobody uses, which expires
+        "retry-safe-write", // at worst a session nobody uses, which expires
       );
       return toNumber(response.sessionId, "session_id");
     } catch (error) {
-      if (error instanceof RockraftClientError && error.code === "UNIMPLEMENTED") return undefined;
-      throw error;
+      if (!(error instanceof RockraftClientError)) throw error;
+      if (error.code === "UNIMPLEMENTED") return undefined;
+      // The write that waited for the session was never sent: its outcome is known.
+      throw new RockraftClientError(
+        error.code,
+        `opening a client session: ${error.message}; the write was not sent`,
+        error.endpoint,
+        { serverCode: error.serverCode, leader: error.leader, cause: error },
+      );
     }
   }
 
@@ -505,7 +514,7 @@ export class RockraftClient {
         return await attempt(endpoint, deadline);
       } catch (error) {
         if (!(error instanceof RockraftClientError)) throw error;
-        if (mode === "session-write" && error.outcomeUnknown) unknown = true;
+        if (mode === "retry-safe-write" && error.outcomeUnknown) unknown = true;
         if (options.once === true) throw fail(error);
         // The deadline ran out during a retry: what the earlier answers said is the better
         // account of why the call failed than the bare deadline of the last attempt.

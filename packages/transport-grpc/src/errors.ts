@@ -9,6 +9,7 @@ export type RpcStatus =
   | "NOT_FOUND"
   | "RESOURCE_EXHAUSTED"
   | "PERMISSION_DENIED"
+  | "UNIMPLEMENTED"
   | "INTERNAL";
 
 /** Trailing metadata keys naming the leader when a node cannot serve a call itself. */

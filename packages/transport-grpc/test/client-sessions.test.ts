@@ -168,6 +168,50 @@ describe.each([
     expect(state.opened).toEqual([1]); // not made again in a new session
   });
 
+  test("a session that could not be opened: the write was not sent, and says so", async () => {
+    const state = new FakeState();
+    const refusing: KvHandler = {
+      ...state.node(),
+      openSession: () =>
+        Promise.reject(
+          new RpcError("RESOURCE_EXHAUSTED", "4096 sessions are open", {
+            code: "RAFT_SESSION_LIMIT",
+          }),
+        ),
+    };
+    const { address } = await server(refusing);
+    const error = await client([address], { unaryCalls })
+      .put("k", "v")
+      .catch((e: unknown) => e as RockraftClientError);
+    expect(error).toMatchObject({
+      code: "RESOURCE_EXHAUSTED",
+      serverCode: "RAFT_SESSION_LIMIT",
+      outcomeUnknown: false,
+    });
+    expect((error as Error).message).toMatch(
+      /^opening a client session: .*the write was not sent$/,
+    );
+    expect(state.arrived).toEqual([]);
+  });
+
+  test("a node with sessions disabled (UNIMPLEMENTED): the client writes without one", async () => {
+    const state = new FakeState();
+    const disabled: KvHandler = {
+      ...state.node(),
+      openSession: () =>
+        Promise.reject(
+          new RpcError("UNIMPLEMENTED", "sessions are disabled", {
+            code: "RAFT_SESSIONS_DISABLED",
+          }),
+        ),
+    };
+    const { address } = await server(disabled);
+    const kv = client([address], { unaryCalls });
+    await kv.put("a", "1");
+    await kv.put("b", "2");
+    expect(state.arrived).toEqual([undefined, undefined]);
+  });
+
   test("close() closes the session", async () => {
     const state = new FakeState();
     const { address } = await server(state.node());
