@@ -8,7 +8,7 @@ import type {
   SwapRequest,
   SwapResult,
 } from "@rockraft/transport-grpc";
-import { RockraftError, withUnknownOutcome, type RockraftErrorCode } from "./errors.js";
+import { RockraftError } from "./errors.js";
 import type { NodeRuntime } from "./runtime.js";
 import { SessionWriter, closeSession, openSession, proposeUntilKnown } from "./session-writes.js";
 import type { LeaderCalls } from "./seams.js";
@@ -81,14 +81,6 @@ export type ReadConsistency =
   | "local";
 
 const DEFAULT_TIMEOUT_MS = 10_000;
-
-/** Membership calls' failures after which the change is tried again (it is idempotent). */
-const MEMBERSHIP_RETRYABLE = new Set<RockraftErrorCode>([
-  "RAFT_PROPOSAL_DROPPED",
-  "RAFT_NOT_LEADER",
-  "RAFT_NO_LEADER",
-  "RAFT_TIMEOUT",
-]);
 
 /** What a write yields once applied on this node. */
 type Written = { readonly logId: LogId; readonly result: ApplyResult };
@@ -341,43 +333,24 @@ export class RaftApi {
   }
 
   /**
-   * A membership change, made again after an attempt whose outcome is unknown (a leader
-   * lost meanwhile, a change replaced before it committed) until the deadline: setting the
-   * membership to a target is idempotent, and a change already in effect is done.
+   * A membership change, on the leader or forwarded to it. One already in effect is done
+   * at once. One whose outcome is unknown is not made again: setting the membership to a
+   * target is idempotent only while no other change comes between, and a late retry would
+   * undo a newer change.
    */
   private async changeMembershipTo(
     target: { voters: readonly Member[]; learners: readonly Member[] },
     options: CallOptions,
     forward: (calls: LeaderCalls, addr: string, timeoutMs: number) => Promise<MembershipResult>,
   ): Promise<MembershipResult> {
-    const clock = this.runtime.clock;
-    const deadline = clock.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    let unknown = false;
-    for (;;) {
-      const left = Math.max(0, deadline - clock.now());
-      try {
-        await this.runtime.awaitLeader(deadline);
-        if (this.runtime.metrics().state !== "leader") {
-          return await this.runtime.forwardToLeader((calls, addr) => forward(calls, addr, left));
-        }
-        const settled = this.runtime.membershipSettled(target);
-        if (settled !== undefined) return { logIndex: settled };
-        const attempt = Math.min(left, this.attemptMs);
-        return { logIndex: await this.runtime.changeMembership(target, attempt) };
-      } catch (error) {
-        const again =
-          error instanceof RockraftError &&
-          (MEMBERSHIP_RETRYABLE.has(error.code) ||
-            (unknown && error.reason === "config-change-in-progress"));
-        if (error instanceof RockraftError) unknown ||= error.outcomeUnknown;
-        if (!again || clock.now() + 50 >= deadline) {
-          throw unknown ? withUnknownOutcome(error as Error) : error;
-        }
-        if (error.code !== "RAFT_TIMEOUT") {
-          await new Promise((resolve) => clock.setTimeout(() => resolve(undefined), 50));
-        }
-      }
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    await this.runtime.awaitLeader(this.runtime.clock.now() + timeoutMs);
+    if (this.runtime.metrics().state === "leader") {
+      const settled = this.runtime.membershipSettled(target);
+      if (settled !== undefined) return { logIndex: settled };
+      return { logIndex: await this.runtime.changeMembership(target, timeoutMs) };
     }
+    return this.runtime.forwardToLeader((calls, addr) => forward(calls, addr, timeoutMs));
   }
 
   private checkKey(key: Bytes): Uint8Array {

@@ -1,4 +1,10 @@
-import { allMembers, type ConfState, type NodeId, type Status } from "@rockraft/raft-core";
+import {
+  allMembers,
+  type ConfState,
+  type NodeId,
+  type RaftStorage,
+  type Status,
+} from "@rockraft/raft-core";
 import { RockraftError } from "./errors.js";
 import type { Member } from "./wait.js";
 
@@ -105,6 +111,35 @@ export function settledAt(
   return same(conf.voters, target.voters) && same(conf.learners, target.learners)
     ? status.configIndex
     : undefined;
+}
+
+/** Where a membership change stands on the node that proposed it (see changeOutcome). */
+export type ChangeOutcome = "pending" | "applied" | "replaced";
+
+/**
+ * Where the membership change proposed at `position` stands: `pending` until it (and the
+ * leaving of a joint configuration) is applied here; then `applied`, or `replaced` when a
+ * newer leader's entry sits at its index (entries do not move: it never committed). An
+ * entry compacted away is behind a snapshot, so it committed.
+ */
+export function changeOutcome(
+  position: { index: number; term: number },
+  status: Status,
+  applied: number,
+  storage: RaftStorage,
+): ChangeOutcome {
+  const settled =
+    applied >= position.index &&
+    applied >= status.configIndex &&
+    status.confState.votersOutgoing.length === 0;
+  if (!settled) return "pending";
+  let term: number | undefined;
+  try {
+    term = storage.term(position.index);
+  } catch {
+    term = undefined; // compacted
+  }
+  return term !== undefined && term !== position.term ? "replaced" : "applied";
 }
 
 export class RemovalWatch {

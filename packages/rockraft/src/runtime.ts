@@ -16,7 +16,13 @@ import { AddressBook, addressContext, addressesAfter } from "./address-book.js";
 import { LogClock, TickClock } from "./clock.js";
 import { awaitLeader } from "./leader-wait.js";
 import { RockraftError, refusalOf, withUnknownOutcome } from "./errors.js";
-import { RemovalWatch, checkMembershipTarget, settledAt } from "./membership-checks.js";
+import {
+  RemovalWatch,
+  changeOutcome,
+  checkMembershipTarget,
+  settledAt,
+  type ChangeOutcome,
+} from "./membership-checks.js";
 import type { NodeMetricsExporter } from "./metrics.js";
 import { raftOptionsOf } from "./options.js";
 import { ProposalTracker, type AppliedWrite } from "./proposals.js";
@@ -346,16 +352,14 @@ export class NodeRuntime {
     this.loop.wake();
     // Done when the change (and the leaving of a joint configuration) is applied here; if
     // the wait fails (deadline, stop), the change may still be made.
+    let outcome = "pending" as ChangeOutcome;
+    const raftStorage = this.storage.raftStorage;
     await this.waiter
       .until(
         (m) => {
-          const status = this.raw.status();
           const applied = m.lastApplied?.index ?? 0;
-          return (
-            applied >= position.index &&
-            applied >= status.configIndex &&
-            status.confState.votersOutgoing.length === 0
-          );
+          outcome = changeOutcome(position, this.raw.status(), applied, raftStorage);
+          return outcome !== "pending";
         },
         `the membership change at index ${position.index} to be applied`,
         Math.max(0, deadline - this.clock.now()),
@@ -364,10 +368,7 @@ export class NodeRuntime {
       .catch((error: unknown) => {
         throw withUnknownOutcome(error as Error);
       });
-    // A newer leader's entry at that index: this change never committed (entries do not
-    // move). A compacted entry (undefined) is behind a snapshot: it committed.
-    const landed = this.termAt(position.index);
-    if (landed !== undefined && landed !== position.term) {
+    if (outcome === "replaced") {
       throw new RockraftError(
         "RAFT_PROPOSAL_DROPPED",
         `the membership change at index ${position.index} was replaced by a newer leader's entry before it committed`,
@@ -378,17 +379,7 @@ export class NodeRuntime {
 
   /** The configuration in effect, when it already is `target` (see settledAt): its index. */
   membershipSettled(target: { voters: readonly Member[]; learners: readonly Member[] }) {
-    const applied = this.lastApplied?.index ?? 0;
-    return settledAt(target, this.raw.status(), applied, this.addresses.all());
-  }
-
-  /** The term of the durable entry at `index`; undefined once compacted. */
-  private termAt(index: number): number | undefined {
-    try {
-      return this.storage.raftStorage.term(index);
-    } catch {
-      return undefined;
-    }
+    return settledAt(target, this.raw.status(), this.lastApplied?.index ?? 0, this.addresses.all());
   }
 
   transferLeader(target: NodeId): void {
@@ -476,11 +467,7 @@ export class NodeRuntime {
   }
 
   private onSnapshotInstalled(metadata: SnapshotMetadata): void {
-    this.lastApplied = {
-      term: metadata.term,
-      nodeId: this.leaderOfTerm.get(metadata.term) ?? NONE,
-      index: metadata.index,
-    };
+    this.lastApplied = this.logIdOf(metadata);
     this.metricsExporter?.snapshotsInstalled.inc();
     this.logger.info({ index: metadata.index }, "installed a snapshot from the leader");
   }

@@ -152,8 +152,8 @@ type KvResponse<C extends KvRequest["$case"]> = Extract<BatchAnswer, { $case: C 
 
 /**
  * How a call may be retried after an attempt that may have reached a node: a read may be
- * asked again; a write in a session, or a membership change (setting the membership to a
- * target is idempotent), may be sent again; any other write may not.
+ * asked again; a write in a session may be sent again (the session makes the retry safe);
+ * any other write, or a membership change, may not.
  */
 type CallMode = "read" | "retry-safe-write" | "write";
 
@@ -309,7 +309,6 @@ export class RockraftClient {
     const response = await this.call(
       unaryAttempt<AddLearnerResponse>((e, m, o, cb) => e.cluster.addLearner(request, m, o, cb)),
       options,
-      "retry-safe-write", // a node makes a change already in effect no more
     );
     return { logIndex: toNumber(response.logIndex, "log_index") };
   }
@@ -327,7 +326,6 @@ export class RockraftClient {
         e.cluster.changeMembership(request, m, o, cb),
       ),
       options,
-      "retry-safe-write", // a node makes a change already in effect no more
     );
     return { logIndex: toNumber(response.logIndex, "log_index") };
   }
