@@ -64,6 +64,13 @@ describe("the seed's example files", () => {
       cluster: { clusterId: "rockraft", members: [] },
       tls: undefined,
       limits: { maxKeyBytes: 4096, maxValueBytes: 1024 * 1024 },
+      sessions: {
+        enabled: true,
+        idleTimeoutMs: 600_000,
+        maxSessions: 4096,
+        maxUnacknowledged: 1024,
+        clockIntervalMs: 1000,
+      },
       metrics: undefined,
       log: { level: "info", pretty: "auto" },
     });

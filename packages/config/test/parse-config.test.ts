@@ -303,7 +303,7 @@ describe("unknown keys are errors, never silent defaults", () => {
 
   test("an unknown table lists the known ones", () => {
     expect(problems(`${BASE}[server]\nport = 1\n`)).toEqual([
-      `${SOURCE}: server: unknown table; expected one of node, rocksdb, raft, cluster, tls, limits, metrics, log`,
+      `${SOURCE}: server: unknown table; expected one of node, rocksdb, raft, cluster, tls, limits, sessions, metrics, log`,
     ]);
   });
 
@@ -453,5 +453,26 @@ describe("TOML syntax errors", () => {
 
   test("a non-string argument is a programmer error", () => {
     expect(() => parseConfig(42 as unknown as string)).toThrow(TypeError);
+  });
+});
+
+describe("[sessions]", () => {
+  test("defaults, and a timeout shorter than four clock intervals refused with the rule", () => {
+    expect(parseConfig(BASE, { source: SOURCE }).sessions).toEqual({
+      enabled: true,
+      idleTimeoutMs: 600_000,
+      maxSessions: 4096,
+      maxUnacknowledged: 1024,
+      clockIntervalMs: 1000,
+    });
+    expect(
+      problems(`${BASE}[sessions]\nidle_timeout_ms = 1000\nclock_interval_ms = 500\n`),
+    ).toEqual([
+      `${SOURCE}: sessions.idle_timeout_ms: expected at least 4 × sessions.clock_interval_ms (2000), got 1000: a session may expire up to one interval early`,
+    ]);
+    expect(problems(`${BASE}[sessions]\nmax_sessions = 0\nenabled = "yes"\n`)).toEqual([
+      `${SOURCE}: sessions.enabled: expected true or false, got "yes"`,
+      `${SOURCE}: sessions.max_sessions: expected an integer from 1 to 1000000, got 0`,
+    ]);
   });
 });

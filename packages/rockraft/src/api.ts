@@ -1,6 +1,7 @@
 import type { Config } from "@rockraft/config";
 import type { NodeId } from "@rockraft/raft-core";
-import type { ApplyResult, Command, SessionWrite } from "@rockraft/storage-level";
+import type { ApplyResult, Command } from "@rockraft/storage-level";
+import type { SessionWrite } from "./session-writes.js";
 import type {
   InitializeResult,
   MembershipResult,
@@ -21,8 +22,17 @@ import type {
   DeleteResult,
   MembershipTarget,
   SessionTag,
+  OpenSessionResult,
+  CloseSessionResult,
 } from "@rockraft/transport-grpc";
-export type { Bytes, DeleteResult, MembershipTarget, SessionTag };
+export type {
+  Bytes,
+  CloseSessionResult,
+  DeleteResult,
+  MembershipTarget,
+  OpenSessionResult,
+  SessionTag,
+};
 
 /** A write for {@link RaftApi.clientWrite}. */
 export interface WriteRequest {
@@ -65,12 +75,6 @@ export interface WriteOptions extends CallOptions {
    * does this for its clients). `outcomeUnknown` says whether an attempt may have applied.
    */
   readonly waitForLeader?: boolean | undefined;
-}
-
-/** What {@link RaftApi.openSession} resolves with. */
-export interface OpenSessionResult {
-  /** The new session's id, for the `session` of each write. */
-  readonly sessionId: number;
 }
 
 /** How `read` reaches its value. */
@@ -214,7 +218,7 @@ export class RaftApi {
   }
 
   /** Closes a session, dropping the answers it kept; resolves with whether it was open. */
-  async closeSession(sessionId: number, options: CallOptions = {}): Promise<{ found: boolean }> {
+  async closeSession(sessionId: number, options: CallOptions = {}): Promise<CloseSessionResult> {
     if (!Number.isSafeInteger(sessionId) || sessionId <= 0) {
       throw new RockraftError(
         "RAFT_INVALID_ARGUMENT",

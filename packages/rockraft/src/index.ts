@@ -3,6 +3,7 @@ export {
   RaftApi,
   type Bytes,
   type CallOptions,
+  type CloseSessionResult,
   type CompareAndSwapRequest,
   type CompareAndSwapResult,
   type DeleteResult,

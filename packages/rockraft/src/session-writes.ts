@@ -4,17 +4,14 @@
 // sessions.ts). So a tagged write is proposed again, on this node, until its outcome is
 // known or the caller's deadline passes; only then is it reported as unknown.
 import type { SessionsConfig } from "@rockraft/config";
-import type {
-  ApplyResult,
-  Command,
-  SessionRefusal,
-  SessionTag,
-  SessionWrite,
-} from "@rockraft/storage-level";
+import type { ApplyResult, Command, SessionRefusal, SessionTag } from "@rockraft/storage-level";
 import { SessionSequence } from "@rockraft/transport-grpc";
 import { RockraftError, withUnknownOutcome, type RockraftErrorCode } from "./errors.js";
 import type { AppliedWrite } from "./proposals.js";
 import type { Clock } from "./seams.js";
+
+/** A write a session may tag. */
+export type SessionWrite = Extract<Command, { op: "put" | "delete" | "cas" }>;
 
 /** What proposing needs of the runtime. */
 export interface Proposing {

@@ -233,9 +233,6 @@ export type Command =
       readonly requestId?: Uint8Array;
     };
 
-/** The commands a session may tag. */
-export type SessionWrite = Extract<Command, { op: "put" | "delete" | "cas" }>;
-
 const OP_PUT = 1;
 const OP_DELETE = 2;
 const OP_CAS = 3;

@@ -7,7 +7,7 @@ export {
   type PersistableReady,
 } from "./level-storage.js";
 export { StorageError, type StorageErrorCode } from "./errors.js";
-export { decodeCommand, encodeCommand, type Command, type SessionWrite } from "./codec.js";
+export { decodeCommand, encodeCommand, type Command } from "./codec.js";
 export { applyCommands, type AppliedCommands } from "./state-machine.js";
 export {
   SessionTable,

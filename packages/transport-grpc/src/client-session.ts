@@ -20,8 +20,10 @@ export class SessionSequence {
   private lowest = 1;
   private readonly inFlight = new Set<number>();
 
-  /** `id`: what opening the session answered. */
-  constructor(readonly id: number) {}
+  constructor(
+    /** The session's id: what opening it answered. */
+    readonly id: number,
+  ) {}
 
   /** Numbers a new write: its sequence number, in flight until {@link end}. */
   begin(): number {

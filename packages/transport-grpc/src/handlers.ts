@@ -89,9 +89,21 @@ export interface KvHandler {
     context: CallContext,
   ): Promise<CompareAndSwapResult>;
   /** Opens a client session through the log; resolves with its id. */
-  openSession(context: CallContext): Promise<{ sessionId: number }>;
+  openSession(context: CallContext): Promise<OpenSessionResult>;
   /** Closes a client session; resolves with whether it was open. */
-  closeSession(sessionId: number, context: CallContext): Promise<{ found: boolean }>;
+  closeSession(sessionId: number, context: CallContext): Promise<CloseSessionResult>;
+}
+
+/** Result of opening a client session. */
+export interface OpenSessionResult {
+  /** The new session's id, for the `session` tag of each write. */
+  readonly sessionId: number;
+}
+
+/** Result of closing a client session. */
+export interface CloseSessionResult {
+  /** Whether the session was open (a retry after the close applied finds it closed). */
+  readonly found: boolean;
 }
 
 /** A cluster member and its address. */
