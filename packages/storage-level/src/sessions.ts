@@ -214,8 +214,10 @@ export class SessionTable {
   /**
    * What a write tagged `tag` must do. A refusal changes nothing; a write to apply or a
    * retry to answer takes the client's acknowledgement in and marks the session active.
+   * `kind`, when given, is the write's: a sequence number whose kept answer is another
+   * kind's was reused for another write (a client's bug), refused rather than answered.
    */
-  check(tag: SessionTag): SessionCheck {
+  check(tag: SessionTag, kind?: SessionResponse["kind"]): SessionCheck {
     const session = this.sessions.get(tag.id);
     if (session === undefined) {
       return refuse(
@@ -225,6 +227,12 @@ export class SessionTable {
     }
     const acknowledged = Math.max(session.acknowledged, tag.acknowledged);
     const kept = tag.seq >= acknowledged ? session.responses.get(tag.seq) : undefined;
+    if (kept !== undefined && kind !== undefined && kept.kind !== kind) {
+      return refuse(
+        "SESSION_STALE",
+        `write ${tag.seq} of session ${tag.id} was a ${kept.kind}, not a ${kind}: a sequence number used for two writes`,
+      );
+    }
     if (kept === undefined) {
       if (tag.seq < acknowledged) {
         return refuse(

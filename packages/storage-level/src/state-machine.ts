@@ -146,7 +146,7 @@ async function applyAll(
     }
     const session = command.session;
     if (session !== undefined) {
-      const check = sessions.check(session);
+      const check = sessions.check(session, command.op);
       if (check.action === "refuse") {
         const { refusal, reason } = check;
         results.push({ index, term, kind: "refused", refusal, reason, ...tag });

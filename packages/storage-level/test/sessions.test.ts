@@ -260,6 +260,20 @@ describe("a session's writes", () => {
     });
   });
 
+  test("a sequence number used for two writes of different kinds is refused, not answered as the first", () => {
+    const table = new SessionTable();
+    table.open(1, LIMITS);
+    const tag = { id: 1, seq: 1, acknowledged: 1 };
+    expect(table.check(tag, "put")).toEqual({ action: "apply" });
+    table.record(tag, { kind: "put", index: 2, term: 1 });
+    expect(table.check(tag, "put")).toMatchObject({ action: "duplicate" });
+    expect(table.check(tag, "cas")).toMatchObject({
+      action: "refuse",
+      refusal: "SESSION_STALE",
+      reason: "write 1 of session 1 was a put, not a cas: a sequence number used for two writes",
+    });
+  });
+
   test("writes applied out of order: acknowledgements drop exactly the answers below them, and a rollback keeps them", () => {
     const table = new SessionTable();
     table.open(1, { ...LIMITS, maxUnacknowledged: 4 });
