@@ -148,6 +148,20 @@ async function main(): Promise<number> {
   };
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
+  // SIGHUP reads the config file again: the live keys change, anything else is refused
+  // with a line that names it, and the node runs on unchanged.
+  process.on("SIGHUP", () => {
+    if (stopping) return;
+    loadConfig(config.source)
+      .then((next) => node.reloadConfig(next))
+      .then(
+        (changes) => print(`✓ Config reloaded (${changes.length} changed)`),
+        (error: unknown) =>
+          process.stderr.write(
+            `error: config not reloaded: ${error instanceof Error ? error.message : String(error)}\n`,
+          ),
+      );
+  });
 
   try {
     await run(node, config);

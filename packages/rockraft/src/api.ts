@@ -104,16 +104,19 @@ export class RaftApi {
   private readonly attemptMs: number;
 
   /** @internal Made by {@link RaftNodeBuilder.build}; reached through `raftNode.raft()`. */
-  constructor(
-    private readonly runtime: NodeRuntime,
-    private readonly config: Config,
-  ) {
+  constructor(private readonly runtime: NodeRuntime) {
+    const config = runtime.config;
     // Long enough for a write to commit through an election; short enough that a proposal
     // lost on its way to the leader is made again well within a call's deadline.
     this.attemptMs = Math.max(1_000, 2 * config.raft.electionTimeoutMaxMs);
     this.sessions = config.sessions.enabled
-      ? new SessionWriter(runtime, config.sessions, this.attemptMs)
+      ? new SessionWriter(runtime, () => runtime.config.sessions, this.attemptMs)
       : undefined;
+  }
+
+  /** The running config (a reload replaces it). */
+  private get config(): Config {
+    return this.runtime.config;
   }
 
   /**

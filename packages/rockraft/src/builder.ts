@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { RaftApi } from "./api.js";
 import { RockraftError } from "./errors.js";
 import { createLogger } from "./logger.js";
+import { describeChanges, liveChanges, type ConfigChange } from "./reload.js";
 import { NodeMetricsExporter } from "./metrics.js";
 import { GrpcLeaderCalls } from "./leader-calls.js";
 import { NodeRuntime } from "./runtime.js";
@@ -75,6 +76,34 @@ export class RaftNode {
   /** This node's metrics (the same as `raft().metrics()`). */
   metrics(): NodeMetrics {
     return this.api.metrics();
+  }
+
+  /** The config this node runs with (the last one reloaded). */
+  config(): Config {
+    return this.runtime.config;
+  }
+
+  /**
+   * Runs with `next` from now on, a config of this node read again (say on SIGHUP, with
+   * `loadConfig`): only live keys may change (the log level, `[limits]`, and the limits of
+   * new client sessions); a change to any other is refused with RAFT_INVALID_ARGUMENT
+   * naming each such key, and nothing changes. Logs one line with each changed key's old
+   * and new value, and moves `metrics().configGeneration` on; resolves with the changes.
+   */
+  reloadConfig(next: Config): Promise<ConfigChange[]> {
+    return new Promise((resolve) => {
+      const changes = liveChanges(this.runtime.config, next); // throws: a rejection
+      if (changes.length > 0) {
+        this.runtime.config = next;
+        this.runtime.configGeneration++;
+        if (changes.some((change) => change.key === "log.level")) {
+          this.runtime.logger.level = next.log.level;
+        }
+      }
+      const generation = this.runtime.configGeneration;
+      this.runtime.logger.info({ generation }, describeChanges(changes));
+      resolve(changes);
+    });
   }
 
   /**
@@ -172,7 +201,7 @@ export const RaftNodeBuilder = {
         "TESTING ONLY: this node breaks rules on purpose; never run it with real data",
       );
     }
-    const api = new RaftApi(runtime, config);
+    const api = new RaftApi(runtime);
     let server: RockraftServer;
     try {
       server = await RockraftServer.start({

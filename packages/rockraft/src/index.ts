@@ -27,6 +27,7 @@ export {
   type ReplicationProgress,
 } from "./wait.js";
 export { createLogger } from "./logger.js";
+export { LIVE_KEYS, type ConfigChange } from "./reload.js";
 export { loadConfig, parseConfig, ConfigError, type Config } from "@rockraft/config";
 export {
   RockraftClient,

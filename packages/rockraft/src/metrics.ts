@@ -21,6 +21,7 @@ export class NodeMetricsExporter {
   private readonly lastLogIndex: Gauge;
   private readonly replicationLag: Gauge;
   private readonly openSessions: Gauge;
+  private readonly configGeneration: Gauge;
   private server: Server | undefined;
 
   constructor(nodeId: number) {
@@ -57,6 +58,11 @@ export class NodeMetricsExporter {
     this.openSessions = new Gauge({
       name: "rockraft_sessions_open",
       help: "Client sessions open in this node's applied state",
+      registers,
+    });
+    this.configGeneration = new Gauge({
+      name: "rockraft_config_generation",
+      help: "How many configs the node has run with: 1, then one more at each reload",
       registers,
     });
     this.proposals = new Counter({
@@ -103,6 +109,7 @@ export class NodeMetricsExporter {
     this.appliedIndex.set(m.lastApplied?.index ?? 0);
     this.lastLogIndex.set(m.lastLogIndex);
     this.openSessions.set(m.openSessions);
+    this.configGeneration.set(m.configGeneration);
     this.replicationLag.reset();
     for (const progress of m.replication) {
       if (progress.nodeId !== m.nodeId)

@@ -84,8 +84,12 @@ export class NodeRuntime {
   private readonly youngGc: YoungGcScheduler | undefined;
   private readonly unsafe: NonNullable<RuntimeEnvironment["testingUnsafe"]>;
 
+  /** How many configs this node has run with: 1, then one more at each reload. */
+  configGeneration = 1;
+
   constructor(
-    readonly config: Config,
+    /** The running config; a reload replaces it (reload.ts says which keys may change). */
+    public config: Config,
     env: RuntimeEnvironment,
   ) {
     this.nodeId = config.node.nodeId;
@@ -187,8 +191,6 @@ export class NodeRuntime {
   readsWaiting(): boolean {
     return this.reads.hasSent;
   }
-
-  // ---- Inputs ----------------------------------------------------------------------------
 
   /** Messages from a peer (PeerHandler.receive). */
   receive(messages: readonly Message[], from: NodeId, fromAddr: string): void {
@@ -409,8 +411,6 @@ export class NodeRuntime {
     return metadata.index;
   }
 
-  // ---- State -----------------------------------------------------------------------------
-
   initialized(): boolean {
     const status = this.raw.status();
     return status.confState.voters.length > 0 || status.lastIndex > 0;
@@ -426,6 +426,7 @@ export class NodeRuntime {
       lastApplied: this.lastApplied,
       snapshotIndex: this.snapshotIndex(),
       openSessions: this.storage.openSessions(),
+      configGeneration: this.configGeneration,
       addressOf: (id) => this.addresses.get(id),
     });
   }
@@ -446,8 +447,6 @@ export class NodeRuntime {
   stoppedBy(): Error | undefined {
     return this.failure;
   }
-
-  // ---- Around each Ready -----------------------------------------------------------------
 
   private flushRequests(): void {
     if (this.proposer.hasQueued) this.proposer.flush(this.raw);

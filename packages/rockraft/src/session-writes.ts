@@ -156,7 +156,8 @@ export class SessionWriter {
 
   constructor(
     private readonly node: Proposing,
-    private readonly config: SessionsConfig,
+    /** The `[sessions]` limits to open a session with (the running config's). */
+    private readonly config: () => SessionsConfig,
     /** How long the first attempt waits before the write is proposed again. */
     private readonly attemptMs: number,
   ) {}
@@ -195,7 +196,7 @@ export class SessionWriter {
   /** The open session, or the one being opened; a failed open is tried again next time. */
   private open(deadline: number): Promise<SessionSequence> {
     if (this.session !== undefined) return this.session;
-    const opening = openSession(this.node, this.config, deadline, {
+    const opening = openSession(this.node, this.config(), deadline, {
       attemptMs: this.attemptMs,
     }).then((id) => new SessionSequence(id));
     this.session = opening;

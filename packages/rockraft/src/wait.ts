@@ -48,6 +48,8 @@ export interface NodeMetrics {
   readonly replication: readonly ReplicationProgress[];
   /** Client sessions open in this node's applied state. */
   readonly openSessions: number;
+  /** How many configs the node has run with: 1, then one more at each reload that changed one. */
+  readonly configGeneration: number;
   /** True once the node is shut down or stopped by a failure. */
   readonly stopped: boolean;
 }
@@ -202,6 +204,7 @@ export function metricsOf(
     readonly lastApplied: LogId | undefined;
     readonly snapshotIndex: number;
     readonly openSessions: number;
+    readonly configGeneration: number;
     readonly addressOf: (id: NodeId) => string | undefined;
   },
 ): NodeMetrics {
@@ -231,6 +234,7 @@ export function metricsOf(
       state: progress.state,
     })),
     openSessions: node.openSessions,
+    configGeneration: node.configGeneration,
     stopped,
   };
 }

@@ -123,7 +123,7 @@ export class SimNode {
       testingUnsafe: this.unsafe,
     });
     this.runtime = runtime;
-    this.api = new RaftApi(runtime, this.config);
+    this.api = new RaftApi(runtime);
     void runtime.failed.then((error) => {
       if (this.runtime === runtime) this.failure = error;
     });

@@ -1,0 +1,90 @@
+// Runtime configuration: what a reload may change while the node runs, and what it may not.
+// A reload compares the running config with the new one key by key (in the file's
+// spelling); a change to a key that is not live refuses the whole reload, naming each such
+// key, and nothing changes.
+import type { Config } from "@rockraft/config";
+import { RockraftError } from "./errors.js";
+
+/** One key a reload changes: its name in the file, the value before and after. */
+export interface ConfigChange {
+  /** The key as the file spells it, e.g. `limits.max_value_bytes`. */
+  readonly key: string;
+  /** The running value. */
+  readonly old: unknown;
+  /** The new value. */
+  readonly new: unknown;
+}
+
+/**
+ * The keys a reload changes live: the log level, the largest key and value a client may
+ * write, and the limits new client sessions are opened with. Every other key needs a
+ * restart (in this version).
+ */
+export const LIVE_KEYS: ReadonlySet<string> = new Set([
+  "log.level",
+  "limits.max_key_bytes",
+  "limits.max_value_bytes",
+  "sessions.idle_timeout_ms",
+  "sessions.max_sessions",
+  "sessions.max_unacknowledged",
+]);
+
+/** The `Config` tables by the name the file gives them. */
+const TABLES = {
+  node: "node",
+  rocksdb: "storage",
+  raft: "raft",
+  cluster: "cluster",
+  tls: "tls",
+  limits: "limits",
+  sessions: "sessions",
+  metrics: "metrics",
+  log: "log",
+} as const;
+
+const fileKey = (key: string) => key.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
+
+/** Every key whose value differs between `current` and `next`, in file order. */
+export function configChanges(current: Config, next: Config): ConfigChange[] {
+  const changes: ConfigChange[] = [];
+  for (const [table, field] of Object.entries(TABLES)) {
+    const before = current[field] as Record<string, unknown> | undefined;
+    const after = next[field] as Record<string, unknown> | undefined;
+    if (before === undefined || after === undefined) {
+      if (before !== after) changes.push({ key: table, old: before, new: after });
+      continue;
+    }
+    for (const key of new Set([...Object.keys(before), ...Object.keys(after)])) {
+      if (JSON.stringify(before[key]) !== JSON.stringify(after[key])) {
+        changes.push({ key: `${table}.${fileKey(key)}`, old: before[key], new: after[key] });
+      }
+    }
+  }
+  return changes;
+}
+
+/**
+ * The changes `next` makes to `current`, all of them live; otherwise RAFT_INVALID_ARGUMENT
+ * naming every key that needs a restart, its running and its new value.
+ */
+export function liveChanges(current: Config, next: Config): ConfigChange[] {
+  const changes = configChanges(current, next);
+  const refused = changes.filter((change) => !LIVE_KEYS.has(change.key));
+  if (refused.length > 0) {
+    const keys = refused
+      .map((c) => `${c.key} (${JSON.stringify(c.old)} → ${JSON.stringify(c.new)})`)
+      .join(", ");
+    throw new RockraftError(
+      "RAFT_INVALID_ARGUMENT",
+      `reload from ${next.source}: ${keys} cannot change while the node runs: restart the node to change ${refused.length === 1 ? "it" : "them"}; nothing was changed`,
+    );
+  }
+  return changes;
+}
+
+/** One line for the log: each changed key, its old and new value. */
+export function describeChanges(changes: readonly ConfigChange[]): string {
+  if (changes.length === 0) return "config reloaded: nothing changed";
+  const each = changes.map((c) => `${c.key} ${JSON.stringify(c.old)} → ${JSON.stringify(c.new)}`);
+  return `config reloaded: ${each.join(", ")}`;
+}

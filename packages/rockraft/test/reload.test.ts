@@ -1,0 +1,61 @@
+import { parseConfig } from "@rockraft/config";
+import { afterEach, expect, test } from "vitest";
+import { RockraftError } from "../src/index.js";
+import { nodeConfigText, runtimeOf, startCluster, type TestCluster } from "./helpers/cluster.js";
+
+// reloadConfig: live keys change at once, a key that is not live refuses the whole reload
+// (naming it) and changes nothing; the generation moves on only when something changed.
+let cluster: TestCluster | undefined;
+afterEach(async () => {
+  await cluster?.close();
+  cluster = undefined;
+});
+
+test("a reload changes the live keys, logs them, and refuses a key that needs a restart", async () => {
+  cluster = await startCluster(1);
+  const node = cluster.node(1);
+  const running = cluster.configs.get(1)!;
+  const port = Number(running.node.raftAddr.split(":")[1]);
+  const config = (extra: string, raft = "", level = "silent") =>
+    parseConfig(
+      nodeConfigText(1, port, running.storage.dataPath, raft).replace(
+        'level = "silent"',
+        `level = "${level}"`,
+      ) + extra,
+      { source: "node1.toml" },
+    );
+  expect(node.metrics().configGeneration).toBe(1);
+
+  const changes = await node.reloadConfig(
+    config("\n[limits]\nmax_value_bytes = 4\n\n[sessions]\nmax_sessions = 7\n", "", "warn"),
+  );
+  expect(changes.map((c) => c.key)).toEqual([
+    "limits.max_value_bytes",
+    "sessions.max_sessions",
+    "log.level",
+  ]);
+  expect(node.metrics().configGeneration).toBe(2);
+  expect(runtimeOf(node).logger.level).toBe("warn");
+  expect(node.config().limits.maxValueBytes).toBe(4);
+  const tooBig = await node
+    .raft()
+    .clientWrite({ key: "k", value: "12345" })
+    .catch((e: unknown) => e as RockraftError);
+  expect(tooBig).toMatchObject({ code: "RAFT_INVALID_ARGUMENT" });
+  expect((tooBig as Error).message).toContain("limit of 4 (limits.max_value_bytes)");
+
+  // Not live: the whole reload is refused, naming the key; the limit above stays.
+  const refused = await node
+    .reloadConfig(config("\n[limits]\nmax_value_bytes = 100\n", "snapshot_logs_since_last = 77\n"))
+    .catch((e: unknown) => e as RockraftError);
+  expect(refused).toBeInstanceOf(RockraftError);
+  expect(refused).toMatchObject({ code: "RAFT_INVALID_ARGUMENT" });
+  expect((refused as Error).message).toMatch(
+    /raft\.snapshot_logs_since_last \(\d+ → 77\) cannot change while the node runs: restart the node to change it; nothing was changed/,
+  );
+  expect(node.config().limits.maxValueBytes).toBe(4);
+  expect(node.metrics().configGeneration).toBe(2);
+  // The same config again: nothing changes, the generation stays.
+  expect(await node.reloadConfig(node.config())).toEqual([]);
+  expect(node.metrics().configGeneration).toBe(2);
+});
