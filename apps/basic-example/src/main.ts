@@ -149,18 +149,20 @@ async function main(): Promise<number> {
   process.on("SIGINT", () => stop("SIGINT"));
   process.on("SIGTERM", () => stop("SIGTERM"));
   // SIGHUP reads the config file again: the live keys change, anything else is refused
-  // with a line that names it, and the node runs on unchanged.
+  // with a line that names it, and the node runs on unchanged. Reloads run one at a time,
+  // in the order of the signals (the file's last state wins).
+  let reloads = Promise.resolve();
   process.on("SIGHUP", () => {
-    if (stopping) return;
-    loadConfig(config.source)
-      .then((next) => node.reloadConfig(next))
-      .then(
-        (changes) => print(`✓ Config reloaded (${changes.length} changed)`),
-        (error: unknown) =>
-          process.stderr.write(
-            `error: config not reloaded: ${error instanceof Error ? error.message : String(error)}\n`,
-          ),
-      );
+    reloads = reloads.then(async () => {
+      if (stopping) return;
+      try {
+        const changes = await node.reloadConfig(await loadConfig(config.source));
+        print(`✓ Config reloaded (${changes.length} changed)`);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        process.stderr.write(`error: config not reloaded: ${message}\n`);
+      }
+    });
   });
 
   try {

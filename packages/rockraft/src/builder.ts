@@ -63,10 +63,16 @@ export class RaftNode {
     readonly port: number,
     /** The port of the Prometheus endpoint, when `[metrics]` is configured. */
     readonly metricsPort: number | undefined,
+    /** Whether the logger was made from `[log]` (a reload then sets its level). */
+    private readonly ownLogger = true,
   ) {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.failed = runtime.failed;
+    this.messageBytes = maxMessageBytesOf(runtime.config);
   }
+
+  /** The gRPC message limit the server and peer streams were started with. */
+  private readonly messageBytes: number;
 
   /** The Raft API: initialize, clientWrite, read, metrics, wait, membership, ... */
   raft(): RaftApi {
@@ -85,23 +91,36 @@ export class RaftNode {
 
   /**
    * Runs with `next` from now on, a config of this node read again (say on SIGHUP, with
-   * `loadConfig`): only live keys may change (the log level, `[limits]`, and the limits of
-   * new client sessions); a change to any other is refused with RAFT_INVALID_ARGUMENT
-   * naming each such key, and nothing changes. Logs one line with each changed key's old
-   * and new value, and moves `metrics().configGeneration` on; resolves with the changes.
+   * `loadConfig`): only live keys may change (`LIVE_KEYS`: the log level, `[limits]` up to
+   * the message size the node started with, and the limits of new client sessions); a
+   * change to any other is refused with RAFT_INVALID_ARGUMENT naming each such key, and
+   * nothing changes. Logs one line (info) with each changed key's old and new value, and
+   * when something changed moves `metrics().configGeneration` on; resolves with the
+   * changes. The log level is not set on a logger given in `BuildOptions.logger`.
    */
   reloadConfig(next: Config): Promise<ConfigChange[]> {
     return new Promise((resolve) => {
-      const changes = liveChanges(this.runtime.config, next); // throws: a rejection
-      if (changes.length > 0) {
-        this.runtime.config = next;
-        this.runtime.configGeneration++;
-        if (changes.some((change) => change.key === "log.level")) {
-          this.runtime.logger.level = next.log.level;
-        }
+      const runtime = this.runtime;
+      if (runtime.metrics().stopped) {
+        throw new RockraftError("RAFT_NODE_STOPPED", `node ${runtime.nodeId} is stopped`);
       }
-      const generation = this.runtime.configGeneration;
-      this.runtime.logger.info({ generation }, describeChanges(changes));
+      const changes = liveChanges(runtime.config, next); // throws: a rejection
+      // Larger limits would need larger messages than the server and peers were started with.
+      const needed = maxMessageBytesOf(next);
+      if (needed > this.messageBytes) {
+        throw new RockraftError(
+          "RAFT_INVALID_ARGUMENT",
+          `reload from ${next.source}: limits.max_key_bytes + limits.max_value_bytes (${next.limits.maxKeyBytes} + ${next.limits.maxValueBytes}) need gRPC messages of ${needed} bytes, more than the ${this.messageBytes} this node started with: restart the node to raise them; nothing was changed`,
+        );
+      }
+      const generation = runtime.configGeneration + (changes.length > 0 ? 1 : 0);
+      // Logged before a new level applies: a less verbose one would drop the line.
+      runtime.logger.info({ generation }, describeChanges(changes));
+      if (changes.length > 0) {
+        runtime.config = next;
+        runtime.configGeneration = generation;
+        if (this.ownLogger) runtime.logger.level = next.log.level;
+      }
       resolve(changes);
     });
   }
@@ -250,6 +269,7 @@ export const RaftNodeBuilder = {
       { raftAddr: config.node.raftAddr, port: server.port, dataPath: config.storage.dataPath },
       "node started",
     );
-    return new RaftNode(runtime, server, api, exporter, server.port, metricsPort);
+    const ownLogger = options.logger === undefined;
+    return new RaftNode(runtime, server, api, exporter, server.port, metricsPort, ownLogger);
   },
 };

@@ -55,6 +55,15 @@ test("a reload changes the live keys, logs them, and refuses a key that needs a 
   );
   expect(node.config().limits.maxValueBytes).toBe(4);
   expect(node.metrics().configGeneration).toBe(2);
+  // Raising a limit past the message size the node started with needs a restart.
+  const larger = await node
+    .reloadConfig(config("\n[limits]\nmax_value_bytes = 8388608\n"))
+    .catch((e: unknown) => e as RockraftError);
+  expect(larger).toMatchObject({ code: "RAFT_INVALID_ARGUMENT" });
+  expect((larger as Error).message).toMatch(
+    /need gRPC messages of \d+ bytes, more than the \d+ this node started with: restart the node to raise them; nothing was changed/,
+  );
+  expect(node.config().limits.maxValueBytes).toBe(4);
   // The same config again: nothing changes, the generation stays.
   expect(await node.reloadConfig(node.config())).toEqual([]);
   expect(node.metrics().configGeneration).toBe(2);
