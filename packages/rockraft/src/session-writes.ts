@@ -172,8 +172,10 @@ export class SessionWriter {
         // Opening is shared by the writes that wait for it: each waits until its own deadline.
         session = await byDeadline(opening, clock, deadline);
       } catch (error) {
-        // An open made for a write with an earlier deadline may fail while this one has time.
-        if (clock.now() + PAUSE_MS >= deadline) throw error;
+        // An open made for a write with an earlier deadline may fail (no leader, its deadline)
+        // while this one has time; a refusal (too many sessions) is this write's answer too.
+        const again = error instanceof RockraftError && RETRYABLE.has(error.code);
+        if (!again || clock.now() + PAUSE_MS >= deadline) throw error;
         await pause(clock, PAUSE_MS);
         continue;
       }

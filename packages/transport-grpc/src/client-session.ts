@@ -70,6 +70,8 @@ export class ClientSessions {
     private readonly expired: (error: unknown) => { expired: boolean; outcomeUnknown: boolean },
     /** The error of a write whose deadline passed before its session opened (never sent). */
     private readonly tooLate: () => Error,
+    /** Whether an open that failed with `error` may succeed if tried again (no answer yet). */
+    private readonly openAgain: (error: unknown) => boolean = () => false,
   ) {}
 
   /** Runs `write` with a tag in the session (undefined: no sessions), until it settles. */
@@ -82,8 +84,9 @@ export class ClientSessions {
         // Opening is shared by the writes that wait for it: each waits until its own deadline.
         session = this.opened ?? (await byDeadline(opening, deadline, this.tooLate));
       } catch (error) {
-        // An open made for a write with an earlier deadline may fail while this one has time.
-        if (Date.now() + RETRY_OPEN_MS >= deadline) throw error;
+        // An open made for a write with an earlier deadline may fail (unanswered) while this
+        // one has time; a refusal is the answer for this write too.
+        if (!this.openAgain(error) || Date.now() + RETRY_OPEN_MS >= deadline) throw error;
         await new Promise((resolve) => setTimeout(resolve, RETRY_OPEN_MS));
         continue;
       }

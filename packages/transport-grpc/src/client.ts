@@ -201,6 +201,9 @@ export class RockraftClient {
                 "the call's deadline passed while the client's session was being opened; the write was not sent",
                 this.preferred,
               ),
+            (error) =>
+              error instanceof RockraftClientError &&
+              (error.code === "UNAVAILABLE" || error.code === "DEADLINE_EXCEEDED"),
           );
     this.dialer = new TlsDialer(options.tls);
     for (const address of options.endpoints) this.endpoint(address);
