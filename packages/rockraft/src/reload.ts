@@ -16,12 +16,14 @@ export interface ConfigChange {
 }
 
 /**
- * The keys a reload changes live: the log level, the largest key and value a client may
- * write, and the limits new client sessions are opened with. Every other key needs a
- * restart (in this version).
+ * The keys a reload changes live: the log level, the snapshot policy, the largest key and
+ * value a client may write, and the limits new client sessions are opened with. Every other
+ * key needs a restart (in this version).
  */
 export const LIVE_KEYS: ReadonlySet<string> = new Set([
   "log.level",
+  "raft.snapshot_logs_since_last",
+  "raft.snapshot_keep_logs",
   "limits.max_key_bytes",
   "limits.max_value_bytes",
   "sessions.idle_timeout_ms",

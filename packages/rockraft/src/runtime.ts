@@ -64,7 +64,6 @@ export class NodeRuntime {
   private readonly lastHeard = new Map<NodeId, number>();
   private softState: SoftState = { lead: NONE, role: "follower", term: 0 };
   private lastApplied: LogId | undefined;
-  private readonly snapshotPolicy: SnapshotPolicy;
   private readonly proposer: Proposer;
   private readonly reads: ReadBatcher;
   private readonly loop: ReadyLoop;
@@ -115,7 +114,6 @@ export class NodeRuntime {
     const applied = storage.applied();
     this.lastApplied =
       applied.index === 0 ? undefined : { term: applied.term, nodeId: NONE, index: applied.index };
-    this.snapshotPolicy = SnapshotPolicy.of(config.raft);
     // At most two maximal election timeouts of ticks at once: enough for every timer.
     this.ticks = new TickClock(
       this.clock,
@@ -405,7 +403,7 @@ export class NodeRuntime {
       throw error;
     }
     if (metadata === undefined) return this.snapshotIndex();
-    this.raw.snapshotTaken(metadata.index, this.snapshotPolicy.keepEntries);
+    this.raw.snapshotTaken(metadata.index, SnapshotPolicy.of(this.config.raft).keepEntries);
     this.metricsExporter?.snapshotsTaken.inc();
     this.loop.wake();
     return metadata.index;
@@ -505,7 +503,7 @@ export class NodeRuntime {
     const applied = this.storage.applied().index;
     if (this.storage.hasStagedSnapshots()) await this.storage.discardStagedSnapshots(applied);
     // Not while shutting down: a stop is not a failure.
-    const due = this.snapshotPolicy.due(applied, this.snapshotIndex());
+    const due = SnapshotPolicy.of(this.config.raft).due(applied, this.snapshotIndex()); // live
     if (due && !this.stopping) await this.triggerSnapshot();
     this.sayIfRemoved();
     this.addresses.refresh(this.raw.confState());

@@ -46,12 +46,12 @@ test("a reload changes the live keys, logs them, and refuses a key that needs a 
 
   // Not live: the whole reload is refused, naming the key; the limit above stays.
   const refused = await node
-    .reloadConfig(config("\n[limits]\nmax_value_bytes = 100\n", "snapshot_logs_since_last = 77\n"))
+    .reloadConfig(config("\n[limits]\nmax_value_bytes = 100\n", "max_entries_per_append = 77\n"))
     .catch((e: unknown) => e as RockraftError);
   expect(refused).toBeInstanceOf(RockraftError);
   expect(refused).toMatchObject({ code: "RAFT_INVALID_ARGUMENT" });
   expect((refused as Error).message).toMatch(
-    /raft\.snapshot_logs_since_last \(\d+ → 77\) cannot change while the node runs: restart the node to change it; nothing was changed/,
+    /raft\.max_entries_per_append \(\d+ → 77\) cannot change while the node runs: restart the node to change it; nothing was changed/,
   );
   expect(node.config().limits.maxValueBytes).toBe(4);
   expect(node.metrics().configGeneration).toBe(2);
@@ -67,4 +67,21 @@ test("a reload changes the live keys, logs them, and refuses a key that needs a 
   // The same config again: nothing changes, the generation stays.
   expect(await node.reloadConfig(node.config())).toEqual([]);
   expect(node.metrics().configGeneration).toBe(2);
+});
+
+test("the snapshot policy changes live: a node that never snapshotted starts to", async () => {
+  cluster = await startCluster(1);
+  const node = cluster.node(1);
+  const running = cluster.configs.get(1)!;
+  const port = Number(running.node.raftAddr.split(":")[1]);
+  for (let i = 0; i < 20; i++) await node.raft().clientWrite({ key: `k${i}`, value: "v" });
+  const before = node.metrics().snapshotIndex;
+  const text = nodeConfigText(1, port, running.storage.dataPath, "snapshot_logs_since_last = 5\n");
+  const changes = await node.reloadConfig(parseConfig(text, { source: "node1.toml" }));
+  expect(changes.map((c) => c.key)).toEqual(["raft.snapshot_logs_since_last"]);
+  for (let i = 0; i < 10; i++) await node.raft().clientWrite({ key: `j${i}`, value: "v" });
+  await node
+    .raft()
+    .wait({ timeoutMs: 10_000 })
+    .metrics((m) => m.snapshotIndex > before, "a snapshot by the new policy");
 });
