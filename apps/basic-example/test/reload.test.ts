@@ -45,6 +45,16 @@ test("SIGHUP: a smaller value limit takes effect at once; a key that is not live
     expect(await putAtNode1("x".repeat(100))).toMatchObject({ code: "INVALID_ARGUMENT" });
     expect(await putAtNode1("small")).not.toBeInstanceOf(Error);
     expect(node1.running()).toBe(true);
+
+    // The admin API does what SIGHUP does: the original file, its limit back.
+    await writeFile(node1.confPath, original);
+    const reloaded = await client.reloadConfig({ endpoint: node1.address });
+    expect(reloaded).toEqual({
+      changes: [{ key: "limits.max_value_bytes", oldJson: "10", newJson: "1048576" }],
+      generation: 3,
+    });
+    expect((await client.getConfig({ endpoint: node1.address })).generation).toBe(3);
+    expect(await putAtNode1("x".repeat(100))).not.toBeInstanceOf(Error);
   } finally {
     client.close();
   }

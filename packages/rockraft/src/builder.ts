@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { RaftApi } from "./api.js";
 import { RockraftError } from "./errors.js";
 import { createLogger } from "./logger.js";
-import { describeChanges, liveChanges, type ConfigChange } from "./reload.js";
+import { applyReload, type ConfigChange, type ReloadContext } from "./reload.js";
 import { NodeMetricsExporter } from "./metrics.js";
 import { GrpcLeaderCalls } from "./leader-calls.js";
 import { NodeRuntime } from "./runtime.js";
@@ -63,16 +63,12 @@ export class RaftNode {
     readonly port: number,
     /** The port of the Prometheus endpoint, when `[metrics]` is configured. */
     readonly metricsPort: number | undefined,
-    /** Whether the logger was made from `[log]` (a reload then sets its level). */
-    private readonly ownLogger = true,
+    /** What a reload needs to know of how the node was built. */
+    private readonly reloading: ReloadContext,
   ) {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.failed = runtime.failed;
-    this.messageBytes = maxMessageBytesOf(runtime.config);
   }
-
-  /** The gRPC message limit the server and peer streams were started with. */
-  private readonly messageBytes: number;
 
   /** The Raft API: initialize, clientWrite, read, metrics, wait, membership, ... */
   raft(): RaftApi {
@@ -99,30 +95,7 @@ export class RaftNode {
    * changes. The log level is not set on a logger given in `BuildOptions.logger`.
    */
   reloadConfig(next: Config): Promise<ConfigChange[]> {
-    return new Promise((resolve) => {
-      const runtime = this.runtime;
-      if (runtime.metrics().stopped) {
-        throw new RockraftError("RAFT_NODE_STOPPED", `node ${runtime.nodeId} is stopped`);
-      }
-      const changes = liveChanges(runtime.config, next); // throws: a rejection
-      // Larger limits would need larger messages than the server and peers were started with.
-      const needed = maxMessageBytesOf(next);
-      if (needed > this.messageBytes) {
-        throw new RockraftError(
-          "RAFT_INVALID_ARGUMENT",
-          `reload from ${next.source}: limits.max_key_bytes + limits.max_value_bytes (${next.limits.maxKeyBytes} + ${next.limits.maxValueBytes}) need gRPC messages of ${needed} bytes, more than the ${this.messageBytes} this node started with: restart the node to raise them; nothing was changed`,
-        );
-      }
-      const generation = runtime.configGeneration + (changes.length > 0 ? 1 : 0);
-      // Logged before a new level applies: a less verbose one would drop the line.
-      runtime.logger.info({ generation }, describeChanges(changes));
-      if (changes.length > 0) {
-        runtime.config = next;
-        runtime.configGeneration = generation;
-        if (this.ownLogger) runtime.logger.level = next.log.level;
-      }
-      resolve(changes);
-    });
+    return applyReload(this.runtime, next, this.reloading);
   }
 
   /**
@@ -221,6 +194,10 @@ export const RaftNodeBuilder = {
       );
     }
     const api = new RaftApi(runtime);
+    const reloading: ReloadContext = {
+      messageBytes: maxMessageBytesOf(config),
+      ownLogger: options.logger === undefined,
+    };
     let server: RockraftServer;
     try {
       server = await RockraftServer.start({
@@ -230,7 +207,7 @@ export const RaftNodeBuilder = {
         tls: config.tls,
         maxMessageBytes: maxMessageBytesOf(config),
         kv: kvHandler(api, runtime),
-        cluster: clusterHandler(api, runtime),
+        cluster: clusterHandler(api, runtime, reloading),
         peer: peerHandler(runtime),
         logger: logger.child({ component: "grpc" }),
       });
@@ -269,7 +246,6 @@ export const RaftNodeBuilder = {
       { raftAddr: config.node.raftAddr, port: server.port, dataPath: config.storage.dataPath },
       "node started",
     );
-    const ownLogger = options.logger === undefined;
-    return new RaftNode(runtime, server, api, exporter, server.port, metricsPort, ownLogger);
+    return new RaftNode(runtime, server, api, exporter, server.port, metricsPort, reloading);
   },
 };

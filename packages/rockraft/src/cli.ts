@@ -9,7 +9,9 @@ import {
   RockraftClient,
   RockraftClientError,
   type ClusterMetrics,
+  type ConfigResult,
   type Member,
+  type ReloadResult,
 } from "@rockraft/transport-grpc";
 
 export const DEFAULT_ENDPOINTS = ["127.0.0.1:6682", "127.0.0.1:6683", "127.0.0.1:6684"];
@@ -28,6 +30,8 @@ commands:
   cluster remove <id>             remove a voter or learner
   cluster transfer-leader <id>    hand leadership to a voter
   cluster snapshot                take a snapshot on the node answering
+  config get                      each endpoint's running config and its generation
+  config reload                   each endpoint reads its config file again (live keys only)
 
 options:
   --endpoints <a:1,b:2>  nodes to talk to (default ${DEFAULT_ENDPOINTS.join(",")})
@@ -226,6 +230,36 @@ export async function main(
       case "cluster snapshot": {
         const { snapshotIndex } = await client.triggerSnapshot();
         print(`snapshot at index ${snapshotIndex}`, { snapshotIndex });
+        return 0;
+      }
+      case "config get": {
+        const results: (ConfigResult & { endpoint: string; config: unknown })[] = [];
+        for (const endpoint of endpoints) {
+          const r = await client.getConfig({ endpoint });
+          results.push({ endpoint, ...r, config: JSON.parse(r.configJson) as unknown });
+        }
+        const human = results.map(
+          (r) => `${r.endpoint}: generation ${r.generation}, from ${r.source}\n${r.configJson}`,
+        );
+        print(
+          human.join("\n"),
+          results.map(({ configJson: _json, ...r }) => r),
+        );
+        return 0;
+      }
+      case "config reload": {
+        const results: (ReloadResult & { endpoint: string })[] = [];
+        for (const endpoint of endpoints) {
+          const r = await client.reloadConfig({ endpoint });
+          results.push({ endpoint, ...r });
+        }
+        const line = (r: (typeof results)[number]) =>
+          `${r.endpoint}: generation ${r.generation}; ${
+            r.changes.length === 0
+              ? "nothing changed"
+              : r.changes.map((c) => `${c.key} ${c.oldJson} → ${c.newJson}`).join(", ")
+          }`;
+        print(results.map(line).join("\n"), results);
         return 0;
       }
       default:

@@ -4,6 +4,8 @@
 // key, and nothing changes.
 import type { Config } from "@rockraft/config";
 import { RockraftError } from "./errors.js";
+import { maxMessageBytesOf } from "./options.js";
+import type { NodeRuntime } from "./runtime.js";
 
 /** One key a reload changes: its name in the file, the value before and after. */
 export interface ConfigChange {
@@ -89,4 +91,48 @@ export function describeChanges(changes: readonly ConfigChange[]): string {
   if (changes.length === 0) return "config reloaded: nothing changed";
   const each = changes.map((c) => `${c.key} ${JSON.stringify(c.old)} → ${JSON.stringify(c.new)}`);
   return `config reloaded: ${each.join(", ")}`;
+}
+
+/** What a reload needs to know of how the node was built. */
+export interface ReloadContext {
+  /** The gRPC message limit the server and peer streams were started with. */
+  readonly messageBytes: number;
+  /** Whether the logger was made from `[log]` (a reload then sets its level). */
+  readonly ownLogger: boolean;
+}
+
+/**
+ * Runs `runtime` with `next` from now on (see `RaftNode.reloadConfig`): only live keys may
+ * change, `[limits]` no further than the message size the node started with; otherwise
+ * RAFT_INVALID_ARGUMENT and nothing changes. Logs the changes (before a new level applies)
+ * and moves the generation on when something changed.
+ */
+export function applyReload(
+  runtime: NodeRuntime,
+  next: Config,
+  context: ReloadContext,
+): Promise<ConfigChange[]> {
+  return new Promise((resolve) => {
+    if (runtime.metrics().stopped) {
+      throw new RockraftError("RAFT_NODE_STOPPED", `node ${runtime.nodeId} is stopped`);
+    }
+    const changes = liveChanges(runtime.config, next); // throws: a rejection
+    // Larger limits would need larger messages than the server and peers were started with.
+    const needed = maxMessageBytesOf(next);
+    if (needed > context.messageBytes) {
+      throw new RockraftError(
+        "RAFT_INVALID_ARGUMENT",
+        `reload from ${next.source}: limits.max_key_bytes + limits.max_value_bytes (${next.limits.maxKeyBytes} + ${next.limits.maxValueBytes}) need gRPC messages of ${needed} bytes, more than the ${context.messageBytes} this node started with: restart the node to raise them; nothing was changed`,
+      );
+    }
+    const generation = runtime.configGeneration + (changes.length > 0 ? 1 : 0);
+    // Logged before a new level applies: a less verbose one would drop the line.
+    runtime.logger.info({ generation }, describeChanges(changes));
+    if (changes.length > 0) {
+      runtime.config = next;
+      runtime.configGeneration = generation;
+      if (context.ownLogger) runtime.logger.level = next.log.level;
+    }
+    resolve(changes);
+  });
 }

@@ -10,6 +10,8 @@ import { RpcError, type RpcStatus } from "@rockraft/transport-grpc";
 import type { RaftApi } from "./api.js";
 import { RockraftError } from "./errors.js";
 import type { NodeRuntime } from "./runtime.js";
+import { applyReload, type ReloadContext } from "./reload.js";
+import { loadConfig } from "@rockraft/config";
 
 const STATUS: Record<RockraftError["code"], RpcStatus> = {
   RAFT_NOT_LEADER: "UNAVAILABLE",
@@ -97,7 +99,11 @@ export function kvHandler(api: RaftApi, runtime: NodeRuntime): KvHandler {
   };
 }
 
-export function clusterHandler(api: RaftApi, runtime: NodeRuntime): ClusterHandler {
+export function clusterHandler(
+  api: RaftApi,
+  runtime: NodeRuntime,
+  reloading: ReloadContext,
+): ClusterHandler {
   return {
     initialize: mapped(runtime, (members) => api.initialize(members)),
     metrics: mapped(runtime, (): Promise<ClusterMetrics> => {
@@ -131,6 +137,25 @@ export function clusterHandler(api: RaftApi, runtime: NodeRuntime): ClusterHandl
       api.transferLeader(nodeId, { timeoutMs: remaining(context.deadline) }),
     ),
     triggerSnapshot: mapped(runtime, () => api.triggerSnapshot()),
+    getConfig: mapped(runtime, () => {
+      const { source, ...tables } = runtime.config;
+      const generation = runtime.configGeneration;
+      return Promise.resolve({ configJson: JSON.stringify(tables), generation, source });
+    }),
+    // The node's own file, read again: what SIGHUP does in the example.
+    reloadConfig: mapped(runtime, async () => {
+      const next = await loadConfig(runtime.config.source).catch((error: unknown) => {
+        // The file's own error (not found, syntax, a broken rule), as bad input.
+        const message = error instanceof Error ? error.message : String(error);
+        throw new RockraftError("RAFT_INVALID_ARGUMENT", message, { cause: error });
+      });
+      const changes = await applyReload(runtime, next, reloading);
+      const json = (value: unknown) => JSON.stringify(value) ?? "null";
+      return {
+        changes: changes.map((c) => ({ key: c.key, oldJson: json(c.old), newJson: json(c.new) })),
+        generation: runtime.configGeneration,
+      };
+    }),
   };
 }
 

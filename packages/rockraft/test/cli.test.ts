@@ -65,6 +65,26 @@ test("cluster status and members", async () => {
   expect(members.voters.map((v) => v.nodeId)).toEqual([1, 2, 3]);
 });
 
+test("config get shows each node's running config; config reload of a file that is not there changes nothing", async () => {
+  const got = JSON.parse((await run("config", "get", "--json")).out) as {
+    endpoint: string;
+    generation: number;
+    source: string;
+    config: { node: { nodeId: number }; limits: { maxValueBytes: number } };
+  }[];
+  expect(got.map((r) => [r.config.node.nodeId, r.generation, r.source])).toEqual(
+    [1, 2, 3].map((id) => [id, 1, `${process.cwd()}/node${id}.toml`]),
+  );
+  expect(got[0]!.config.limits.maxValueBytes).toBe(1024 * 1024);
+  // These nodes' configs were parsed from text, not read from a file.
+  const reload = await run("config", "reload");
+  expect(reload.code).toBe(1);
+  expect(reload.err).toMatch(
+    /^rockraft: .*node1\.toml.* \[INVALID_ARGUMENT RAFT_INVALID_ARGUMENT\]$/,
+  );
+  expect(cluster.node(1).metrics().configGeneration).toBe(1);
+});
+
 test("bad usage exits 2 with a message; an unreachable cluster exits 1", async () => {
   expect(await run("kv", "put", "only-a-key")).toMatchObject({
     code: 2,
@@ -128,6 +148,8 @@ function stubNode(put: () => Promise<never>): Promise<RockraftServer> {
       changeMembership: never,
       transferLeader: never,
       triggerSnapshot: never,
+      getConfig: never,
+      reloadConfig: never,
     },
     peer: {
       receive: () => undefined,

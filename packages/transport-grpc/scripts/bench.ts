@@ -45,6 +45,8 @@ const server = await RockraftServer.start({
     changeMembership: unavailable,
     transferLeader: unavailable,
     triggerSnapshot: unavailable,
+    getConfig: unavailable,
+    reloadConfig: unavailable,
   },
   peer: {
     receive: (messages) => {

@@ -5,6 +5,8 @@ import {
   type ChangeMembershipResponse,
   type InitializeResponse,
   type MetricsResponse,
+  type GetConfigResponse,
+  type ReloadConfigResponse,
   type TransferLeaderResponse,
   type TriggerSnapshotResponse,
 } from "./gen/rockraft/v1/cluster.js";
@@ -22,13 +24,15 @@ import type {
   InitializeResult,
   LogId,
   Member,
+  ConfigResult,
   MembershipResult,
   PutResult,
+  ReloadResult,
   SnapshotResult,
 } from "./handlers.js";
 import { BatchFailure, BatchSession, type BatchAnswer } from "./batch-client.js";
 import { TlsDialer } from "./tls.js";
-import { toNumber } from "./wire.js";
+import { metricsFromWire, toNumber } from "./wire.js";
 import { Backoff } from "./backoff.js";
 import {
   RockraftClientError,
@@ -356,6 +360,26 @@ export class RockraftClient {
     return { snapshotIndex: toNumber(response.snapshotIndex, "snapshot_index") };
   }
 
+  /** A node's running config and generation (default: the node the client prefers). */
+  async getConfig(options: CallOptions & { endpoint?: string } = {}): Promise<ConfigResult> {
+    const r = await this.callAt<GetConfigResponse>(
+      options.endpoint ?? this.preferred,
+      (e, m, o, cb) => e.cluster.getConfig({}, m, o, cb),
+      options,
+    );
+    return { ...r, generation: toNumber(r.generation, "generation") };
+  }
+
+  /** Has a node read its config file again and apply its live keys (default: preferred). */
+  async reloadConfig(options: CallOptions & { endpoint?: string } = {}): Promise<ReloadResult> {
+    const r = await this.callAt<ReloadConfigResponse>(
+      options.endpoint ?? this.preferred,
+      (e, m, o, cb) => e.cluster.reloadConfig({}, m, o, cb),
+      options,
+    );
+    return { changes: r.changes, generation: toNumber(r.generation, "generation") };
+  }
+
   /** The endpoint calls go to first (the last known leader). */
   currentEndpoint(): string {
     return this.preferred;
@@ -548,32 +572,4 @@ export class RockraftClient {
       },
     );
   }
-}
-
-function metricsFromWire(m: MetricsResponse): ClusterMetrics {
-  const members = (list: MetricsResponse["voters"]) =>
-    list.map((member) => ({ nodeId: toNumber(member.nodeId, "node_id"), addr: member.addr }));
-  return {
-    nodeId: toNumber(m.nodeId, "node_id"),
-    initialized: m.initialized,
-    state: m.state,
-    currentTerm: toNumber(m.currentTerm, "current_term"),
-    currentLeader: toNumber(m.currentLeader, "current_leader"),
-    lastLogIndex: toNumber(m.lastLogIndex, "last_log_index"),
-    commitIndex: toNumber(m.commitIndex, "commit_index"),
-    lastApplied: {
-      index: toNumber(m.lastAppliedIndex, "last_applied_index"),
-      term: toNumber(m.lastAppliedTerm, "last_applied_term"),
-    },
-    voters: members(m.voters),
-    learners: members(m.learners),
-    votersOutgoing: members(m.votersOutgoing),
-    snapshotIndex: toNumber(m.snapshotIndex, "snapshot_index"),
-    replication: m.replication.map((r) => ({
-      nodeId: toNumber(r.nodeId, "node_id"),
-      matchIndex: toNumber(r.matchIndex, "match_index"),
-      nextIndex: toNumber(r.nextIndex, "next_index"),
-      state: r.state,
-    })),
-  };
 }

@@ -208,6 +208,28 @@ export interface ClusterHandler {
   transferLeader(nodeId: NodeId, context: CallContext): Promise<void>;
   /** Takes a snapshot now. */
   triggerSnapshot(context: CallContext): Promise<SnapshotResult>;
+  /** This node's running config and its generation. */
+  getConfig(context: CallContext): Promise<ConfigResult>;
+  /** Reads this node's config file again and applies its live keys. */
+  reloadConfig(context: CallContext): Promise<ReloadResult>;
+}
+
+/** A node's running config, as the GetConfig call reports it. */
+export interface ConfigResult {
+  /** The config's tables as JSON (camelCase keys). */
+  readonly configJson: string;
+  /** 1, then one more at each reload that changed something. */
+  readonly generation: number;
+  /** The file it was read from. */
+  readonly source: string;
+}
+
+/** What a reload changed. */
+export interface ReloadResult {
+  /** Each changed key (the file's spelling), its old and new value as JSON. */
+  readonly changes: readonly { key: string; oldJson: string; newJson: string }[];
+  /** The generation after the reload. */
+  readonly generation: number;
 }
 
 /** Where a received snapshot's data goes (storage-level's SnapshotInstaller fits). */

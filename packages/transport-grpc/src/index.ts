@@ -36,6 +36,8 @@ export {
   type ClusterHandler,
   type CloseSessionResult,
   type ClusterMetrics,
+  type ConfigResult,
+  type ReloadResult,
   type CompareAndSwapRequest,
   type CompareAndSwapResult,
   type DeleteResult,

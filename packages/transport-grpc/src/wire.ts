@@ -1,6 +1,8 @@
 // The boundary between raft-core's plain messages and the generated protobuf types. 64-bit
 // wire values become numbers here, once, with a range check (raft-core is exact to 2^53).
 import type { ConfState, Entry, Message, NodeId, SnapshotMetadata } from "@rockraft/raft-core";
+import type { MetricsResponse } from "./gen/rockraft/v1/cluster.js";
+import type { ClusterMetrics } from "./handlers.js";
 import {
   EntryType,
   MessageType,
@@ -254,4 +256,33 @@ export function estimateSize(m: Message): number {
     size += m.context.length * 3;
   }
   return size;
+}
+
+/** A Metrics reply as the client returns it. */
+export function metricsFromWire(m: MetricsResponse): ClusterMetrics {
+  const members = (list: MetricsResponse["voters"]) =>
+    list.map((member) => ({ nodeId: toNumber(member.nodeId, "node_id"), addr: member.addr }));
+  return {
+    nodeId: toNumber(m.nodeId, "node_id"),
+    initialized: m.initialized,
+    state: m.state,
+    currentTerm: toNumber(m.currentTerm, "current_term"),
+    currentLeader: toNumber(m.currentLeader, "current_leader"),
+    lastLogIndex: toNumber(m.lastLogIndex, "last_log_index"),
+    commitIndex: toNumber(m.commitIndex, "commit_index"),
+    lastApplied: {
+      index: toNumber(m.lastAppliedIndex, "last_applied_index"),
+      term: toNumber(m.lastAppliedTerm, "last_applied_term"),
+    },
+    voters: members(m.voters),
+    learners: members(m.learners),
+    votersOutgoing: members(m.votersOutgoing),
+    snapshotIndex: toNumber(m.snapshotIndex, "snapshot_index"),
+    replication: m.replication.map((r) => ({
+      nodeId: toNumber(r.nodeId, "node_id"),
+      matchIndex: toNumber(r.matchIndex, "match_index"),
+      nextIndex: toNumber(r.nextIndex, "next_index"),
+      state: r.state,
+    })),
+  };
 }

@@ -80,6 +80,14 @@ export function clusterService(cluster: ClusterHandler, logger: TransportLogger)
     triggerSnapshot: call("Cluster.TriggerSnapshot", async (_request, context) => ({
       snapshotIndex: BigInt((await cluster.triggerSnapshot(context)).snapshotIndex),
     })),
+    getConfig: call("Cluster.GetConfig", async (_request, context) => {
+      const result = await cluster.getConfig(context);
+      return { ...result, generation: BigInt(result.generation) };
+    }),
+    reloadConfig: call("Cluster.ReloadConfig", async (_request, context) => {
+      const result = await cluster.reloadConfig(context);
+      return { changes: [...result.changes], generation: BigInt(result.generation) };
+    }),
   };
   return clusterServer;
 }

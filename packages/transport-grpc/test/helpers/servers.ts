@@ -30,6 +30,8 @@ export const stubCluster: ClusterHandler = {
   changeMembership: notServing,
   transferLeader: notServing,
   triggerSnapshot: notServing,
+  getConfig: notServing,
+  reloadConfig: notServing,
 };
 
 /** Records what a node's peer service received. */
