@@ -224,10 +224,20 @@ export interface ConfigResult {
   readonly source: string;
 }
 
+/** One key a reload changed. */
+export interface ReloadedKey {
+  /** The key as the file spells it, e.g. `limits.max_value_bytes`. */
+  readonly key: string;
+  /** Its old value, as JSON. */
+  readonly oldJson: string;
+  /** Its new value, as JSON. */
+  readonly newJson: string;
+}
+
 /** What a reload changed. */
 export interface ReloadResult {
-  /** Each changed key (the file's spelling), its old and new value as JSON. */
-  readonly changes: readonly { key: string; oldJson: string; newJson: string }[];
+  /** Each changed key, with its old and new value. */
+  readonly changes: readonly ReloadedKey[];
   /** The generation after the reload. */
   readonly generation: number;
 }

@@ -37,6 +37,7 @@ export {
   type CloseSessionResult,
   type ClusterMetrics,
   type ConfigResult,
+  type ReloadedKey,
   type ReloadResult,
   type CompareAndSwapRequest,
   type CompareAndSwapResult,
