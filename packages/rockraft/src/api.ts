@@ -11,7 +11,7 @@ import type {
 } from "@rockraft/transport-grpc";
 import { RockraftError } from "./errors.js";
 import type { NodeRuntime } from "./runtime.js";
-import { SessionWriter, closeSession, openSession, proposeUntilKnown } from "./session-writes.js";
+import { closeSession, nodeSession, openSession, proposeUntilKnown } from "./session-writes.js";
 import type { LeaderCalls } from "./seams.js";
 import { Wait, type LogId, type Member, type NodeMetrics } from "./wait.js";
 
@@ -98,8 +98,8 @@ const bytes = (value: Bytes): Uint8Array =>
  * any call: writes on a follower are forwarded to the leader, reads use ReadIndex.
  */
 export class RaftApi {
-  /** This node's own session, for writes without one (undefined: sessions disabled). */
-  private readonly sessions: SessionWriter | undefined;
+  /** Writes in this node's own session, for writes without one (undefined: disabled). */
+  private readonly sessionWrite: ReturnType<typeof nodeSession> | undefined;
   /** How long one attempt of a session's write waits before it is proposed again. */
   private readonly attemptMs: number;
 
@@ -109,8 +109,8 @@ export class RaftApi {
     // Long enough for a write to commit through an election; short enough that a proposal
     // lost on its way to the leader is made again well within a call's deadline.
     this.attemptMs = Math.max(1_000, 2 * config.raft.electionTimeoutMaxMs);
-    this.sessions = config.sessions.enabled
-      ? new SessionWriter(runtime, () => runtime.config.sessions, this.attemptMs)
+    this.sessionWrite = config.sessions.enabled
+      ? nodeSession(runtime, () => runtime.config.sessions, this.attemptMs)
       : undefined;
   }
 
@@ -322,8 +322,8 @@ export class RaftApi {
         failFast: options.waitForLeader === false,
       });
     }
-    if (options.session === undefined && this.sessions !== undefined) {
-      return this.sessions.write(command, deadline);
+    if (options.session === undefined && this.sessionWrite !== undefined) {
+      return this.sessionWrite(command, deadline);
     }
     for (;;) {
       try {

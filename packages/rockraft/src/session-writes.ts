@@ -4,8 +4,8 @@
 // sessions.ts). So a tagged write is proposed again, on this node, until its outcome is
 // known or the caller's deadline passes; only then is it reported as unknown.
 import type { SessionsConfig } from "@rockraft/config";
-import type { ApplyResult, Command, SessionRefusal, SessionTag } from "@rockraft/storage-level";
-import { SessionSequence } from "@rockraft/transport-grpc";
+import type { ApplyResult, Command, SessionRefusal } from "@rockraft/storage-level";
+import { ClientSessions } from "@rockraft/transport-grpc";
 import { RockraftError, withUnknownOutcome, type RockraftErrorCode } from "./errors.js";
 import type { AppliedWrite } from "./proposals.js";
 import type { Clock } from "./seams.js";
@@ -127,86 +127,44 @@ function refusalError(
   );
 }
 
-/** `promise`, or RAFT_TIMEOUT (nothing proposed for this write) once `deadline` passes. */
-function byDeadline<T>(promise: Promise<T>, clock: Clock, deadline: number): Promise<T> {
-  let timer: unknown;
-  const late = new Promise<never>((_, reject) => {
-    const error = () =>
-      new RockraftError(
-        "RAFT_TIMEOUT",
-        "the write's deadline passed while its session was being opened; it was not proposed",
-      );
-    timer = clock.setTimeout(() => reject(error()), Math.max(0, deadline - clock.now()));
-  });
-  return Promise.race([promise, late]).finally(() => clock.clear(timer));
-}
-
 function pause(clock: Clock, ms: number): Promise<void> {
   return new Promise((resolve) => clock.setTimeout(resolve, ms));
 }
 
 /**
- * The in-process API's own session: opened through the log on the first write, each write
- * numbered in it and proposed until its outcome is known. An expired session is replaced
- * by a new one, and a write it refused that no earlier attempt may have applied is made
- * again in the new session.
+ * The in-process API's own session (transport-grpc's `ClientSessions`, on the node's
+ * clock): opened through the log on the first write, each write numbered in it and
+ * proposed until its outcome is known. An expired session is replaced by a new one, and a
+ * write it refused that no earlier attempt may have applied is made again in the new one.
  */
-export class SessionWriter {
-  private session: Promise<SessionSequence> | undefined;
-
-  constructor(
-    private readonly node: Proposing,
-    /** The `[sessions]` limits to open a session with (the running config's). */
-    private readonly config: () => SessionsConfig,
-    /** How long the first attempt waits before the write is proposed again. */
-    private readonly attemptMs: number,
-  ) {}
-
-  /** Writes `command` in this writer's session; resolves once applied (exactly once). */
-  async write(command: SessionWrite, deadline: number): Promise<AppliedWrite> {
-    const clock = this.node.clock;
-    for (;;) {
-      const opening = this.open(deadline);
-      let session: SessionSequence;
-      try {
-        // Opening is shared by the writes that wait for it: each waits until its own deadline.
-        session = await byDeadline(opening, clock, deadline);
-      } catch (error) {
-        // An open made for a write with an earlier deadline may fail (no leader, its deadline)
-        // while this one has time; a refusal (too many sessions) is this write's answer too.
-        const again = error instanceof RockraftError && RETRYABLE.has(error.code);
-        if (!again || clock.now() + PAUSE_MS >= deadline) throw error;
-        await pause(clock, PAUSE_MS);
-        continue;
-      }
-      const seq = session.begin();
-      try {
-        const tag: SessionTag = session.tag(seq);
-        return await proposeUntilKnown(this.node, { ...command, session: tag }, deadline, {
-          attemptMs: this.attemptMs,
-        });
-      } catch (error) {
-        if (!(error instanceof RockraftError) || error.code !== "RAFT_SESSION_EXPIRED") throw error;
-        if (this.session === opening) this.session = undefined; // the next write opens anew
-        if (error.outcomeUnknown) throw error; // an earlier attempt may have applied
-      } finally {
-        session.end(seq);
-      }
-    }
-  }
-
-  /** The open session, or the one being opened; a failed open is tried again next time. */
-  private open(deadline: number): Promise<SessionSequence> {
-    if (this.session !== undefined) return this.session;
-    const opening = openSession(this.node, this.config(), deadline, {
-      attemptMs: this.attemptMs,
-    }).then((id) => new SessionSequence(id));
-    this.session = opening;
-    opening.catch(() => {
-      if (this.session === opening) this.session = undefined;
-    });
-    return opening;
-  }
+export function nodeSession(
+  node: Proposing,
+  /** The `[sessions]` limits to open a session with (the running config's). */
+  config: () => SessionsConfig,
+  /** How long the first attempt waits before a write is proposed again. */
+  attemptMs: number,
+): (command: SessionWrite, deadline: number) => Promise<AppliedWrite> {
+  const sessions = new ClientSessions({
+    open: (deadline) => openSession(node, config(), deadline, { attemptMs }),
+    expired: (error) => ({
+      expired: error instanceof RockraftError && error.code === "RAFT_SESSION_EXPIRED",
+      outcomeUnknown: error instanceof RockraftError && error.outcomeUnknown,
+    }),
+    tooLate: () =>
+      new RockraftError(
+        "RAFT_TIMEOUT",
+        "the write's deadline passed while its session was being opened; it was not proposed",
+      ),
+    // An open made for a write with an earlier deadline may fail (no leader, its deadline)
+    // while this one has time; a refusal (too many sessions) is this write's answer too.
+    openAgain: (error) => error instanceof RockraftError && RETRYABLE.has(error.code),
+    timers: node.clock,
+  });
+  return (command, deadline) =>
+    sessions.write(deadline, (session) =>
+      // A node's session is always opened (undefined only from a cluster without sessions).
+      proposeUntilKnown(node, { ...command, session: session! }, deadline, { attemptMs }),
+    );
 }
 
 /**

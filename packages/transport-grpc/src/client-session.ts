@@ -42,19 +42,44 @@ export class SessionSequence {
     if (!this.inFlight.delete(seq)) return;
     while (this.lowest < this.next && !this.inFlight.has(this.lowest)) this.lowest++;
   }
+}
 
-  /** Writes in flight. */
-  get size(): number {
-    return this.inFlight.size;
-  }
+/** Time and timers (rockraft's `Clock` fits; by default the process's). */
+export interface Timers {
+  /** Milliseconds since the epoch: deadlines are expressed in it. */
+  now(): number;
+  /** Calls `callback` once after `ms`. */
+  setTimeout(callback: () => void, ms: number): unknown;
+  /** Cancels a timer made by `setTimeout`. */
+  clear(timer: unknown): void;
+}
+
+const SYSTEM_TIMERS: Timers = {
+  now: () => Date.now(),
+  setTimeout: (callback, ms) => setTimeout(callback, ms),
+  clear: (timer) => clearTimeout(timer as NodeJS.Timeout),
+};
+
+/** How a {@link ClientSessions} reaches its cluster and reads its answers. */
+export interface ClientSessionsOptions {
+  /** Opens a session by `deadline`: its id, or undefined when the cluster has none. */
+  readonly open: (deadline: number) => Promise<number | undefined>;
+  /** Whether `error` says the session expired, and whether an attempt may have applied. */
+  readonly expired: (error: unknown) => { expired: boolean; outcomeUnknown: boolean };
+  /** The error of a write whose deadline passed before its session opened (never sent). */
+  readonly tooLate: () => Error;
+  /** Whether an open that failed with `error` may succeed if tried again (no answer yet). */
+  readonly openAgain?: (error: unknown) => boolean;
+  /** Time and timers; the process's by default. */
+  readonly timers?: Timers;
 }
 
 /**
- * A client's session, opened on its first write: each write is numbered in it, and one
- * the session refused as expired is made again in a new session when no earlier attempt
- * of it may have applied. When the cluster has no sessions (a server older than them, or
- * one with sessions disabled), the client writes without one, as before, and asks again a
- * minute later.
+ * A client's session (a `RockraftClient`'s, or a node's in-process API's), opened on its
+ * first write: each write is numbered in it, and one the session refused as expired is
+ * made again in a new session when no earlier attempt of it may have applied. When the
+ * cluster has no sessions (a server older than them, or one with sessions disabled), the
+ * client writes without one, as before, and asks again a minute later.
  */
 export class ClientSessions {
   private current: Promise<SessionSequence | undefined> | undefined;
@@ -62,32 +87,28 @@ export class ClientSessions {
   private opened: SessionSequence | undefined;
   /** Until when (ms since the epoch) the cluster is taken to have no sessions. */
   private unsupportedUntil = 0;
+  private readonly timers: Timers;
 
-  constructor(
-    /** Opens a session by `deadline`: its id, or undefined when the cluster has none. */
-    private readonly open: (deadline: number) => Promise<number | undefined>,
-    /** Whether `error` says the session expired, and whether an attempt may have applied. */
-    private readonly expired: (error: unknown) => { expired: boolean; outcomeUnknown: boolean },
-    /** The error of a write whose deadline passed before its session opened (never sent). */
-    private readonly tooLate: () => Error,
-    /** Whether an open that failed with `error` may succeed if tried again (no answer yet). */
-    private readonly openAgain: (error: unknown) => boolean = () => false,
-  ) {}
+  constructor(private readonly options: ClientSessionsOptions) {
+    this.timers = options.timers ?? SYSTEM_TIMERS;
+  }
 
   /** Runs `write` with a tag in the session (undefined: no sessions), until it settles. */
   async write<T>(deadline: number, write: (tag: SessionTag | undefined) => Promise<T>): Promise<T> {
+    const { timers, options } = this;
     for (;;) {
-      if (Date.now() < this.unsupportedUntil) return write(undefined);
+      if (timers.now() < this.unsupportedUntil) return write(undefined);
       const opening = this.session(deadline);
       let session: SessionSequence | undefined;
       try {
         // Opening is shared by the writes that wait for it: each waits until its own deadline.
-        session = this.opened ?? (await byDeadline(opening, deadline, this.tooLate));
+        session = this.opened ?? (await this.byDeadline(opening, deadline));
       } catch (error) {
         // An open made for a write with an earlier deadline may fail (unanswered) while this
         // one has time; a refusal is the answer for this write too.
-        if (!this.openAgain(error) || Date.now() + RETRY_OPEN_MS >= deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, RETRY_OPEN_MS));
+        const again = options.openAgain?.(error) ?? false;
+        if (!again || timers.now() + RETRY_OPEN_MS >= deadline) throw error;
+        await new Promise<void>((resolve) => timers.setTimeout(resolve, RETRY_OPEN_MS));
         continue;
       }
       if (session === undefined) return write(undefined);
@@ -95,7 +116,7 @@ export class ClientSessions {
       try {
         return await write(session.tag(seq));
       } catch (error) {
-        const { expired, outcomeUnknown } = this.expired(error);
+        const { expired, outcomeUnknown } = options.expired(error);
         if (!expired) throw error;
         if (this.current === opening) {
           this.current = undefined; // the next write opens anew
@@ -116,10 +137,10 @@ export class ClientSessions {
 
   private session(deadline: number): Promise<SessionSequence | undefined> {
     if (this.current !== undefined) return this.current;
-    const opening = this.open(deadline).then((id) => {
+    const opening = this.options.open(deadline).then((id) => {
       if (id === undefined) {
         // Asked again a minute later: a cluster being upgraded may offer sessions by then.
-        this.unsupportedUntil = Date.now() + UNSUPPORTED_MS;
+        this.unsupportedUntil = this.timers.now() + UNSUPPORTED_MS;
         if (this.current === opening) this.current = undefined;
         return undefined;
       }
@@ -133,18 +154,20 @@ export class ClientSessions {
     });
     return opening;
   }
+
+  /** `promise`, or `tooLate()` once `deadline` passes. */
+  private byDeadline<T>(promise: Promise<T>, deadline: number): Promise<T> {
+    const timers = this.timers;
+    let timer: unknown;
+    const late = new Promise<never>((_, reject) => {
+      const ms = Math.max(0, deadline - timers.now());
+      timer = timers.setTimeout(() => reject(this.options.tooLate()), ms);
+    });
+    return Promise.race([promise, late]).finally(() => timers.clear(timer));
+  }
 }
 
 /** The pause before a write tries again to open a session after an open failed. */
 const RETRY_OPEN_MS = 50;
 /** How long a cluster that answered it has no sessions is written to without one. */
 const UNSUPPORTED_MS = 60_000;
-
-/** `promise`, or `tooLate()` once `deadline` passes. */
-function byDeadline<T>(promise: Promise<T>, deadline: number, tooLate: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(tooLate()), Math.max(0, deadline - Date.now()));
-  });
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-}

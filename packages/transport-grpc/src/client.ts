@@ -192,23 +192,23 @@ export class RockraftClient {
     this.sessions =
       options.sessions === false
         ? undefined
-        : new ClientSessions(
-            (deadline) => this.openSession(deadline),
-            (error) => ({
+        : new ClientSessions({
+            open: (deadline) => this.openSession(deadline),
+            expired: (error) => ({
               expired:
                 error instanceof RockraftClientError && error.serverCode === "RAFT_SESSION_EXPIRED",
               outcomeUnknown: error instanceof RockraftClientError && error.outcomeUnknown,
             }),
-            () =>
+            tooLate: () =>
               new RockraftClientError(
                 "DEADLINE_EXCEEDED",
                 "the call's deadline passed while the client's session was being opened; the write was not sent",
                 this.preferred,
               ),
-            (error) =>
+            openAgain: (error) =>
               error instanceof RockraftClientError &&
               (error.code === "UNAVAILABLE" || error.code === "DEADLINE_EXCEEDED"),
-          );
+          });
     this.dialer = new TlsDialer(options.tls);
     for (const address of options.endpoints) this.endpoint(address);
     this.preferred = options.endpoints[0]!;

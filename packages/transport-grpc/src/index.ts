@@ -59,5 +59,11 @@ export {
   type SnapshotSourceChunk,
   type TransportLogger,
 } from "./handlers.js";
-export { SessionSequence, type SessionTag } from "./client-session.js";
+export {
+  ClientSessions,
+  SessionSequence,
+  type ClientSessionsOptions,
+  type SessionTag,
+  type Timers,
+} from "./client-session.js";
 export type { TlsOptions } from "./tls.js";
