@@ -128,11 +128,6 @@ export class SessionTable {
     return this.sessions.size;
   }
 
-  /** The log's time, in milliseconds. */
-  get logTime(): number {
-    return this.time;
-  }
-
   /** Starts an apply: until `commit`, `rollback` undoes every change. */
   begin(): void {
     this.journal = { undo: [], time: this.time, timeChanged: this.timeChanged };
