@@ -12,11 +12,10 @@ import {
   type ApplyResult,
   type Command,
   type LevelStorage,
-  type SnapshotChunk,
 } from "../src/index.js";
 import { decodeU32, encodeU32 } from "../src/codec.js";
 import { META_FORMAT } from "../src/keys.js";
-import { TempDirs, append, bytes, open, text } from "./helpers/store.js";
+import { TempDirs, append, bytes, install, open, readAll, text } from "./helpers/store.js";
 
 const dirs = new TempDirs();
 afterEach(() => dirs.cleanup());
@@ -445,18 +444,8 @@ describe("the session table is stored with the data", () => {
       at(2, { op: "clock", elapsedMs: 700 }),
       at(3, first),
     ]);
-    const reader = await source.openSnapshotReader(16);
-    const chunks: SnapshotChunk[] = [];
-    for await (const chunk of reader.chunks()) chunks.push(chunk);
     const target = await open(await dirs.make());
-    const installer = await target.beginSnapshotInstall(reader.metadata);
-    for (const chunk of chunks) await installer.write(chunk);
-    await installer.finish(chunks.at(-1)!.checksum!);
-    await target.persist({
-      entries: [],
-      snapshot: { metadata: reader.metadata, data: new Uint8Array() },
-      mustSync: true,
-    });
+    await install(target, await readAll(source, 16));
     const [retry, clock] = await run(target, [
       at(4, first),
       at(5, { op: "clock", elapsedMs: 400 }),

@@ -1,8 +1,7 @@
 import { ClassicLevel } from "classic-level";
 import { afterEach, describe, expect, test } from "vitest";
-import type { Snapshot } from "@rockraft/raft-core";
 import { StorageError, type LevelStorage, type SnapshotChunk } from "../src/index.js";
-import { TempDirs, append, bytes, open, put, text } from "./helpers/store.js";
+import { TempDirs, append, bytes, install, open, put, readAll, text } from "./helpers/store.js";
 
 const dirs = new TempDirs();
 afterEach(() => dirs.cleanup());
@@ -14,27 +13,6 @@ async function storeWithKeys(n: number, prefix = "v"): Promise<LevelStorage> {
   await append(store, entries, n);
   await store.apply(entries);
   return store;
-}
-
-async function readAll(store: LevelStorage, chunkBytes: number) {
-  const reader = await store.openSnapshotReader(chunkBytes);
-  const chunks: SnapshotChunk[] = [];
-  for await (const chunk of reader.chunks()) chunks.push(chunk);
-  return { metadata: reader.metadata, chunks };
-}
-
-async function install(
-  target: LevelStorage,
-  source: { metadata: Snapshot["metadata"]; chunks: SnapshotChunk[] },
-) {
-  const installer = await target.beginSnapshotInstall(source.metadata);
-  for (const chunk of source.chunks) await installer.write(chunk);
-  await installer.finish(source.chunks.at(-1)!.checksum!);
-  await target.persist({
-    entries: [],
-    snapshot: { metadata: source.metadata, data: new Uint8Array() },
-    mustSync: true,
-  });
 }
 
 describe("snapshots", () => {

@@ -1,8 +1,13 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { Entry } from "@rockraft/raft-core";
-import { encodeCommand, openStorage, type LevelStorage } from "../../src/index.js";
+import type { Entry, SnapshotMetadata } from "@rockraft/raft-core";
+import {
+  encodeCommand,
+  openStorage,
+  type LevelStorage,
+  type SnapshotChunk,
+} from "../../src/index.js";
 
 export const bytes = (text: string) => new TextEncoder().encode(text);
 export const text = (data: Uint8Array | undefined) =>
@@ -48,5 +53,28 @@ export async function append(store: LevelStorage, entries: Entry[], commit?: num
     ...(commit === undefined
       ? {}
       : { hardState: { term: entries.at(-1)?.term ?? 0, vote: 0, commit } }),
+  });
+}
+
+/** A store's snapshot stream, read whole: its metadata and chunks. */
+export async function readAll(store: LevelStorage, chunkBytes: number) {
+  const reader = await store.openSnapshotReader(chunkBytes);
+  const chunks: SnapshotChunk[] = [];
+  for await (const chunk of reader.chunks()) chunks.push(chunk);
+  return { metadata: reader.metadata, chunks };
+}
+
+/** Installs a stream read by `readAll` into `target`, as a follower does (stage, then persist). */
+export async function install(
+  target: LevelStorage,
+  source: { metadata: SnapshotMetadata; chunks: SnapshotChunk[] },
+) {
+  const installer = await target.beginSnapshotInstall(source.metadata);
+  for (const chunk of source.chunks) await installer.write(chunk);
+  await installer.finish(source.chunks.at(-1)!.checksum!);
+  await target.persist({
+    entries: [],
+    snapshot: { metadata: source.metadata, data: new Uint8Array() },
+    mustSync: true,
   });
 }
