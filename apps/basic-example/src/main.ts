@@ -156,7 +156,7 @@ async function main(): Promise<number> {
     reloads = reloads.then(async () => {
       if (stopping) return;
       try {
-        const changes = await node.reloadConfig(await loadConfig(config.source));
+        const changes = await node.reloadConfigFile();
         print(`✓ Config reloaded (${changes.length} changed)`);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);

@@ -5,7 +5,7 @@ import type { Logger } from "pino";
 import { RaftApi } from "./api.js";
 import { RockraftError } from "./errors.js";
 import { createLogger } from "./logger.js";
-import { applyReload, type ConfigChange, type ReloadContext } from "./reload.js";
+import { applyReload, reloadFromFile, type ConfigChange, type ReloadContext } from "./reload.js";
 import { NodeMetricsExporter } from "./metrics.js";
 import { GrpcLeaderCalls } from "./leader-calls.js";
 import { NodeRuntime } from "./runtime.js";
@@ -96,6 +96,16 @@ export class RaftNode {
    */
   reloadConfig(next: Config): Promise<ConfigChange[]> {
     return applyReload(this.runtime, next, this.reloading);
+  }
+
+  /**
+   * Reads this node's config file (`config().source`) again and reloads it, as
+   * `reloadConfig` does (the example does this on SIGHUP, the Cluster service's
+   * ReloadConfig too); a file that cannot be read or parsed is RAFT_INVALID_ARGUMENT with
+   * its own message, and nothing changes.
+   */
+  reloadConfigFile(): Promise<ConfigChange[]> {
+    return reloadFromFile(this.runtime, this.reloading);
   }
 
   /**

@@ -2,7 +2,7 @@
 // A reload compares the running config with the new one key by key (in the file's
 // spelling); a change to a key that is not live refuses the whole reload, naming each such
 // key, and nothing changes.
-import type { Config } from "@rockraft/config";
+import { loadConfig, type Config } from "@rockraft/config";
 import { RockraftError } from "./errors.js";
 import { maxMessageBytesOf } from "./options.js";
 import type { NodeRuntime } from "./runtime.js";
@@ -135,4 +135,19 @@ export function applyReload(
     }
     resolve(changes);
   });
+}
+
+/**
+ * Reads `runtime`'s config file (its `source`) again and applies it (see applyReload); a
+ * file that cannot be read or does not parse is RAFT_INVALID_ARGUMENT with its own message.
+ */
+export async function reloadFromFile(
+  runtime: NodeRuntime,
+  context: ReloadContext,
+): Promise<ConfigChange[]> {
+  const next = await loadConfig(runtime.config.source).catch((error: unknown) => {
+    const message = error instanceof Error ? error.message : String(error);
+    throw new RockraftError("RAFT_INVALID_ARGUMENT", message, { cause: error });
+  });
+  return applyReload(runtime, next, context);
 }

@@ -10,8 +10,7 @@ import { RpcError, type RpcStatus } from "@rockraft/transport-grpc";
 import type { RaftApi } from "./api.js";
 import { RockraftError } from "./errors.js";
 import type { NodeRuntime } from "./runtime.js";
-import { applyReload, type ReloadContext } from "./reload.js";
-import { loadConfig } from "@rockraft/config";
+import { reloadFromFile, type ReloadContext } from "./reload.js";
 
 const STATUS: Record<RockraftError["code"], RpcStatus> = {
   RAFT_NOT_LEADER: "UNAVAILABLE",
@@ -142,14 +141,8 @@ export function clusterHandler(
       const generation = runtime.configGeneration;
       return Promise.resolve({ configJson: JSON.stringify(tables), generation, source });
     }),
-    // The node's own file, read again: what SIGHUP does in the example.
     reloadConfig: mapped(runtime, async () => {
-      const next = await loadConfig(runtime.config.source).catch((error: unknown) => {
-        // The file's own error (not found, syntax, a broken rule), as bad input.
-        const message = error instanceof Error ? error.message : String(error);
-        throw new RockraftError("RAFT_INVALID_ARGUMENT", message, { cause: error });
-      });
-      const changes = await applyReload(runtime, next, reloading);
+      const changes = await reloadFromFile(runtime, reloading);
       const json = (value: unknown) => JSON.stringify(value) ?? "null";
       return {
         changes: changes.map((c) => ({ key: c.key, oldJson: json(c.old), newJson: json(c.new) })),
