@@ -60,12 +60,20 @@ const SYSTEM_TIMERS: Timers = {
   clear: (timer) => clearTimeout(timer as NodeJS.Timeout),
 };
 
+/** What a failed write's error says of its session. */
+export interface SessionVerdict {
+  /** The session expired (or was closed): the write was not applied this time. */
+  readonly expired: boolean;
+  /** An attempt of the write may have applied. */
+  readonly outcomeUnknown: boolean;
+}
+
 /** How a {@link ClientSessions} reaches its cluster and reads its answers. */
 export interface ClientSessionsOptions {
   /** Opens a session by `deadline`: its id, or undefined when the cluster has none. */
   readonly open: (deadline: number) => Promise<number | undefined>;
-  /** Whether `error` says the session expired, and whether an attempt may have applied. */
-  readonly expired: (error: unknown) => { expired: boolean; outcomeUnknown: boolean };
+  /** What a failed write's `error` says of its session. */
+  readonly expired: (error: unknown) => SessionVerdict;
   /** The error of a write whose deadline passed before its session opened (never sent). */
   readonly tooLate: () => Error;
   /** Whether an open that failed with `error` may succeed if tried again (no answer yet). */

@@ -64,6 +64,7 @@ export {
   SessionSequence,
   type ClientSessionsOptions,
   type SessionTag,
+  type SessionVerdict,
   type Timers,
 } from "./client-session.js";
 export type { TlsOptions } from "./tls.js";
