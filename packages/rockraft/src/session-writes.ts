@@ -58,7 +58,9 @@ export interface ProposeOptions {
  * unknown (a forwarded proposal lost on the way, a leader that lost its term) is followed
  * by another, which the session makes safe. A write refused for its session's limit of
  * unacknowledged answers is proposed again after a pause (it was not applied, and the
- * answers it waits for are being acknowledged). Any other refusal rejects with
+ * answers it waits for are being acknowledged) while at least a quarter of
+ * `attemptMs` would be left for the answer; then it rejects with RAFT_SESSION_LIMIT.
+ * Any other refusal rejects with
  * RAFT_SESSION_*; `outcomeUnknown` then says whether an earlier attempt may have applied.
  */
 export async function proposeUntilKnown(
@@ -108,8 +110,12 @@ export async function proposeUntilKnown(
     if (result.kind !== "refused") return applied;
     const refused = refusalError(result, unknown);
     if (result.refusal !== "SESSION_LIMIT" || command.op === "session-open") throw refused;
+    // Proposed again only while an answer can still come back in time: an attempt cut
+    // short by the deadline would turn a known refusal into an unknown outcome.
+    const after = deadline - clock.now() - PAUSE_MS;
+    if (after < options.attemptMs / 4) throw refused;
     last = refused;
-    await pause(clock, Math.min(PAUSE_MS, left));
+    await pause(clock, PAUSE_MS);
   }
 }
 
