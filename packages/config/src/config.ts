@@ -2,6 +2,7 @@
 // written once, in `schema.ts`.
 import type { z } from "zod";
 import type {
+  authTable,
   clusterTable,
   limitsTable,
   sessionsTable,
@@ -41,6 +42,8 @@ export interface Config {
   readonly limits: LimitsConfig;
   /** The `[sessions]` table: client sessions, for writes that are safe to retry. */
   readonly sessions: SessionsConfig;
+  /** The `[auth]` table: the tokens this node issues. */
+  readonly auth: AuthConfig;
   /** Absent when the file has no `[metrics]` table: no Prometheus endpoint. */
   readonly metrics: MetricsConfig | undefined;
   /** The `[log]` table. */
@@ -76,6 +79,9 @@ export interface LimitsConfig extends Frozen<z.output<typeof limitsTable>> {}
 
 /** The `[sessions]` table. */
 export interface SessionsConfig extends Frozen<z.output<typeof sessionsTable>> {}
+
+/** The `[auth]` table. */
+export interface AuthConfig extends Frozen<z.output<typeof authTable>> {}
 
 /** The `[metrics]` table: a Prometheus endpoint. */
 export interface MetricsConfig extends Frozen<z.output<typeof metricsTable>> {}

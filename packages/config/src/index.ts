@@ -6,6 +6,7 @@ export {
   type ConfigIssue,
 } from "./errors.js";
 export type {
+  AuthConfig,
   ClusterConfig,
   ClusterMember,
   Config,

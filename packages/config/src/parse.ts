@@ -242,7 +242,7 @@ function editDistance(a: string, b: string): number {
 }
 
 function toConfig(tables: Sections, source: string, baseDir: string): Config {
-  const { node, rocksdb, raft, cluster, tls, limits, sessions, metrics, log } = tables;
+  const { node, rocksdb, raft, cluster, tls, limits, sessions, auth, metrics, log } = tables;
   const absolute = (path: string) => (isAbsolute(path) ? path : resolve(baseDir, path));
   return {
     source,
@@ -261,6 +261,7 @@ function toConfig(tables: Sections, source: string, baseDir: string): Config {
           },
     limits,
     sessions,
+    auth,
     metrics,
     log,
   };

@@ -334,6 +334,19 @@ export const sessionsTable = table("sessions", {
   })
   .prefault({});
 
+/**
+ * The `[auth]` table: the tokens this node issues (users, roles and whether auth is on live
+ * in the replicated state, changed through the Auth service).
+ */
+export const authTable = table("auth", {
+  /** How long a token from Authenticate is valid; default 300000 (5 minutes). */
+  tokenTtlMs: integer(
+    1000,
+    7 * 24 * 3600 * 1000,
+    "expected milliseconds from 1000 to a week",
+  ).default(300_000),
+}).prefault({});
+
 /** The `[metrics]` table: a Prometheus endpoint. */
 export const metricsTable = table("metrics", {
   /** `host:port` the HTTP endpoint binds. */
@@ -374,6 +387,7 @@ export const sections = {
   tls: tlsTable.optional(),
   limits: limitsTable,
   sessions: sessionsTable,
+  auth: authTable,
   metrics: metricsTable.optional(),
   log: logTable,
 };
@@ -394,6 +408,7 @@ export const schemaKeys: Record<string, readonly string[]> = {
   tls: Object.keys(tlsTable.shape),
   limits: Object.keys(limitsTable.unwrap().shape),
   sessions: Object.keys(sessionsTable.unwrap().shape),
+  auth: Object.keys(authTable.unwrap().shape),
   metrics: Object.keys(metricsTable.shape),
   log: Object.keys(logTable.unwrap().shape),
 };

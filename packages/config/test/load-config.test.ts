@@ -71,6 +71,7 @@ describe("the seed's example files", () => {
         maxUnacknowledged: 1024,
         clockIntervalMs: 1000,
       },
+      auth: { tokenTtlMs: 300_000 },
       metrics: undefined,
       log: { level: "info", pretty: "auto" },
     });

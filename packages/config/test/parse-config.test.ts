@@ -303,7 +303,7 @@ describe("unknown keys are errors, never silent defaults", () => {
 
   test("an unknown table lists the known ones", () => {
     expect(problems(`${BASE}[server]\nport = 1\n`)).toEqual([
-      `${SOURCE}: server: unknown table; expected one of node, rocksdb, raft, cluster, tls, limits, sessions, metrics, log`,
+      `${SOURCE}: server: unknown table; expected one of node, rocksdb, raft, cluster, tls, limits, sessions, auth, metrics, log`,
     ]);
   });
 
@@ -473,6 +473,16 @@ describe("[sessions]", () => {
     expect(problems(`${BASE}[sessions]\nmax_sessions = 0\nenabled = "yes"\n`)).toEqual([
       `${SOURCE}: sessions.enabled: expected true or false, got "yes"`,
       `${SOURCE}: sessions.max_sessions: expected an integer from 1 to 1000000, got 0`,
+    ]);
+  });
+});
+
+describe("[auth]", () => {
+  test("a token lifetime of 5 minutes by default; one under a second is refused", () => {
+    expect(parseConfig(BASE, { source: SOURCE }).auth).toEqual({ tokenTtlMs: 300_000 });
+    expect(parseConfig(`${BASE}[auth]\ntoken_ttl_ms = 2000\n`).auth.tokenTtlMs).toBe(2000);
+    expect(problems(`${BASE}[auth]\ntoken_ttl_ms = 10\n`)).toEqual([
+      `${SOURCE}: auth.token_ttl_ms: expected milliseconds from 1000 to a week, got 10`,
     ]);
   });
 });

@@ -9,9 +9,17 @@ import type {
   SwapRequest,
   SwapResult,
 } from "@rockraft/transport-grpc";
+import { AuthApi } from "./auth-api.js";
+import type { AuthGate, Caller } from "./auth.js";
 import { RockraftError } from "./errors.js";
 import type { NodeRuntime } from "./runtime.js";
-import { closeSession, nodeSession, openSession, proposeUntilKnown } from "./session-writes.js";
+import {
+  closeSession,
+  nodeSession,
+  openSession,
+  proposeUntilKnown,
+  proposeWithoutSession,
+} from "./session-writes.js";
 import type { LeaderCalls } from "./seams.js";
 import { Wait, type LogId, type Member, type NodeMetrics } from "./wait.js";
 
@@ -75,6 +83,11 @@ export interface WriteOptions extends CallOptions {
    * does this for its clients). `outcomeUnknown` says whether an attempt may have applied.
    */
   readonly waitForLeader?: boolean | undefined;
+  /**
+   * The caller the write is made for, checked again when it applies if the users and roles
+   * changed since (the gRPC server sets it). An in-process write without one is trusted.
+   */
+  readonly caller?: Caller | undefined;
 }
 
 /** How `read` reaches its value. */
@@ -103,8 +116,15 @@ export class RaftApi {
   /** How long one attempt of a session's write waits before it is proposed again. */
   private readonly attemptMs: number;
 
+  /** The cluster's users, roles and permissions, and tokens for them. */
+  readonly auth: AuthApi;
+
   /** @internal Made by {@link RaftNodeBuilder.build}; reached through `raftNode.raft()`. */
-  constructor(private readonly runtime: NodeRuntime) {
+  constructor(
+    private readonly runtime: NodeRuntime,
+    gate: AuthGate,
+  ) {
+    this.auth = new AuthApi(runtime, gate);
     const config = runtime.config;
     // Long enough for a write to commit through an election; short enough that a proposal
     // lost on its way to the leader is made again well within a call's deadline.
@@ -312,9 +332,10 @@ export class RaftApi {
    * provably went nowhere (no leader yet, or the leader could not be reached) is proposed
    * again; any other failure is the caller's.
    */
-  private async write(command: SessionWrite, options: WriteOptions): Promise<Written> {
+  private async write(write: SessionWrite, options: WriteOptions): Promise<Written> {
     const clock = this.runtime.clock;
     const deadline = clock.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const command = options.caller === undefined ? write : { ...write, auth: options.caller };
     if (options.session !== undefined && options.session !== false) {
       const session = checkSessionTag(options.session);
       return proposeUntilKnown(this.runtime, { ...command, session }, deadline, {
@@ -325,18 +346,7 @@ export class RaftApi {
     if (options.session === undefined && this.sessionWrite !== undefined) {
       return this.sessionWrite(command, deadline);
     }
-    for (;;) {
-      try {
-        return await this.runtime.write(command, Math.max(0, deadline - clock.now()));
-      } catch (error) {
-        const retry =
-          error instanceof RockraftError &&
-          error.code === "RAFT_PROPOSAL_DROPPED" &&
-          (error.reason === "unreachable" || error.reason === "no-leader");
-        if (!retry || clock.now() + 50 >= deadline) throw error;
-        await new Promise((resolve) => clock.setTimeout(() => resolve(undefined), 50));
-      }
-    }
+    return proposeWithoutSession(this.runtime, command, deadline);
   }
 
   /**

@@ -11,7 +11,8 @@ import { GrpcLeaderCalls } from "./leader-calls.js";
 import { NodeRuntime } from "./runtime.js";
 import { cryptoRandomness, systemClock, type RuntimeEnvironment } from "./seams.js";
 import { maxMessageBytesOf } from "./options.js";
-import { clusterHandler, kvHandler, peerHandler } from "./services.js";
+import { AuthGate } from "./auth.js";
+import { authHandler, clusterHandler, kvHandler, peerHandler } from "./services.js";
 import type { NodeMetrics } from "./wait.js";
 import { YoungGcScheduler, v8YoungGcHooks } from "./young-gc.js";
 
@@ -203,7 +204,12 @@ export const RaftNodeBuilder = {
         "TESTING ONLY: this node breaks rules on purpose; never run it with real data",
       );
     }
-    const api = new RaftApi(runtime);
+    const gate = new AuthGate(
+      () => runtime.storage.authState(),
+      () => runtime.config.auth.tokenTtlMs,
+      runtime.clock,
+    );
+    const api = new RaftApi(runtime, gate);
     const reloading: ReloadContext = {
       messageBytes: maxMessageBytesOf(config),
       ownLogger: options.logger === undefined,
@@ -216,8 +222,9 @@ export const RaftNodeBuilder = {
         address: config.node.raftAddr,
         tls: config.tls,
         maxMessageBytes: maxMessageBytesOf(config),
-        kv: kvHandler(api, runtime),
-        cluster: clusterHandler(api, runtime, reloading),
+        kv: kvHandler(api, runtime, gate),
+        cluster: clusterHandler(api, runtime, gate, reloading),
+        auth: authHandler(api, runtime, gate),
         peer: peerHandler(runtime),
         logger: logger.child({ component: "grpc" }),
       });

@@ -30,7 +30,19 @@ export type RockraftErrorCode =
   /** A write below what its session already acknowledged (a late duplicate): not applied. */
   | "RAFT_SESSION_STALE"
   /** This node does not open client sessions (`[sessions] enabled = false`). */
-  | "RAFT_SESSIONS_DISABLED";
+  | "RAFT_SESSIONS_DISABLED"
+  /**
+   * Authentication is enabled and the call has no valid token (none, forged, expired, or
+   * its user is gone or changed its password), or Authenticate was given a wrong password.
+   */
+  | "RAFT_UNAUTHENTICATED"
+  /** The caller's roles do not allow the call on its key (or it needs the root role). */
+  | "RAFT_PERMISSION_DENIED"
+  /**
+   * A change to the users and roles that does not fit them (a user that exists, a role that
+   * does not, an empty prefix, removing the last root user…): nothing changed.
+   */
+  | "RAFT_AUTH_INVALID";
 
 /** The leader a node knows of: where to retry. */
 export interface LeaderInfo {

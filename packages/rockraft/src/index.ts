@@ -15,6 +15,16 @@ export {
   type WriteRequest,
   type WriteResult,
 } from "./api.js";
+export {
+  AuthApi,
+  type AuthChangeOptions,
+  type AuthRequest,
+  type AuthRoleInfo,
+  type AuthStatus,
+  type AuthToken,
+  type AuthUserInfo,
+} from "./auth-api.js";
+export type { Caller } from "./auth.js";
 export { RockraftError, type LeaderInfo, type RockraftErrorCode } from "./errors.js";
 export {
   Wait,

@@ -31,6 +31,7 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   "sessions.idle_timeout_ms",
   "sessions.max_sessions",
   "sessions.max_unacknowledged",
+  "auth.token_ttl_ms",
 ]);
 
 /** The `Config` tables by the name the file gives them. */
@@ -42,6 +43,7 @@ const TABLES = {
   tls: "tls",
   limits: "limits",
   sessions: "sessions",
+  auth: "auth",
   metrics: "metrics",
   log: "log",
 } as const;

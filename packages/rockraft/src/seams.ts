@@ -4,7 +4,12 @@
 // world only through these: no `setTimeout`, `Date.now`, `Math.random` or `process` of its own.
 import { randomBytes, randomInt } from "node:crypto";
 import type { Entry, Message, NodeId, RaftStorage, SnapshotMetadata } from "@rockraft/raft-core";
-import type { ApplyResult, PersistableReady, SnapshotReader } from "@rockraft/storage-level";
+import type {
+  ApplyResult,
+  AuthState,
+  PersistableReady,
+  SnapshotReader,
+} from "@rockraft/storage-level";
 import type { MembershipResult, SnapshotSink, SnapshotSource } from "@rockraft/transport-grpc";
 import type { Logger } from "pino";
 import type { NodeMetricsExporter } from "./metrics.js";
@@ -87,6 +92,8 @@ export interface NodeStorage {
   applied(): SnapshotMetadata;
   /** How many client sessions the applied state holds open. */
   openSessions(): number;
+  /** The applied state's users, roles and permissions. */
+  authState(): AuthState;
   /** A Ready's durable part, and `apply` in the same batch; their results. */
   persist(
     ready: PersistableReady,

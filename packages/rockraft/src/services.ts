@@ -1,6 +1,9 @@
 // The gRPC services' handlers: the transport calls these; they call the RaftApi and map
 // rockraft's errors to gRPC status codes (the table in this package's README, "Errors").
 import type {
+  AuthHandler,
+  AuthRequest,
+  CallContext,
   ClusterHandler,
   ClusterMetrics,
   KvHandler,
@@ -8,6 +11,7 @@ import type {
 } from "@rockraft/transport-grpc";
 import { RpcError, type RpcStatus } from "@rockraft/transport-grpc";
 import type { RaftApi } from "./api.js";
+import type { AuthGate, Caller } from "./auth.js";
 import { RockraftError } from "./errors.js";
 import type { NodeRuntime } from "./runtime.js";
 import { reloadFromFile, type ReloadContext } from "./reload.js";
@@ -26,6 +30,9 @@ const STATUS: Record<RockraftError["code"], RpcStatus> = {
   RAFT_SESSION_LIMIT: "RESOURCE_EXHAUSTED",
   RAFT_SESSION_STALE: "FAILED_PRECONDITION",
   RAFT_SESSIONS_DISABLED: "UNIMPLEMENTED",
+  RAFT_UNAUTHENTICATED: "UNAUTHENTICATED",
+  RAFT_PERMISSION_DENIED: "PERMISSION_DENIED",
+  RAFT_AUTH_INVALID: "FAILED_PRECONDITION",
 };
 
 function rpcError(error: unknown, runtime: NodeRuntime): unknown {
@@ -74,40 +81,80 @@ const writeOptions = (context: { deadline: number }) => ({
   waitForLeader: false,
 });
 
-export function kvHandler(api: RaftApi, runtime: NodeRuntime): KvHandler {
+export function kvHandler(api: RaftApi, runtime: NodeRuntime, gate: AuthGate): KvHandler {
+  /** The caller, allowed `access` to `key` by the applied table. */
+  const allowed = async (
+    context: CallContext,
+    what: string,
+    key: Uint8Array,
+    access: "read" | "write",
+  ) => {
+    const caller = await gate.identify(context.token, what);
+    gate.checkKey(caller, access, key, what);
+    return caller;
+  };
   return {
-    put: mapped(runtime, (key, value, context, session) =>
-      api.clientWrite({ key, value }, { ...writeOptions(context), session: session ?? false }),
-    ),
+    put: mapped(runtime, async (key, value, context, session) => {
+      const caller = await allowed(context, "KV.Put", key, "write");
+      return api.clientWrite(
+        { key, value },
+        { ...writeOptions(context), session: session ?? false, caller },
+      );
+    }),
     get: mapped(runtime, async (key, context) => {
+      const caller = await allowed(context, "KV.Get", key, "read");
       const value = await api.read(key, { timeoutMs: remaining(context.deadline) });
+      // The table may have changed while the read waited for its read index: as of the
+      // read's point in the log, the caller must still be allowed.
+      if (gate.changedSince(caller)) await allowed(context, "KV.Get", key, "read");
       return { found: value !== undefined, value: value ?? new Uint8Array() };
     }),
-    delete: mapped(runtime, (key, context, session) =>
-      api.delete(key, { ...writeOptions(context), session: session ?? false }),
-    ),
+    delete: mapped(runtime, async (key, context, session) => {
+      const caller = await allowed(context, "KV.Delete", key, "write");
+      return api.delete(key, { ...writeOptions(context), session: session ?? false, caller });
+    }),
     compareAndSwap: mapped(runtime, async ({ session, ...request }, context) => {
-      const options = { ...writeOptions(context), session: session ?? (false as const) };
+      // It reveals the value before: it needs both.
+      await allowed(context, "KV.CompareAndSwap", request.key, "read");
+      const caller = await allowed(context, "KV.CompareAndSwap", request.key, "write");
+      const options = { ...writeOptions(context), session: session ?? (false as const), caller };
       const result = await api.compareAndSwap(request, options);
       return { ...result, current: result.current ?? new Uint8Array() };
     }),
-    openSession: mapped(runtime, (context) => api.openSession(writeOptions(context))),
-    closeSession: mapped(runtime, (sessionId, context) =>
-      api.closeSession(sessionId, { timeoutMs: remaining(context.deadline) }),
-    ),
+    openSession: mapped(runtime, async (context) => {
+      await gate.identify(context.token, "KV.OpenSession");
+      return api.openSession(writeOptions(context));
+    }),
+    closeSession: mapped(runtime, async (sessionId, context) => {
+      await gate.identify(context.token, "KV.CloseSession");
+      return api.closeSession(sessionId, { timeoutMs: remaining(context.deadline) });
+    }),
   };
+}
+
+/** Calls that change the cluster or read the table need the root role while auth is on. */
+function admin(gate: AuthGate, context: CallContext, what: string): Promise<Caller> {
+  return gate.identify(context.token, what).then((caller) => {
+    gate.checkAdmin(caller, what);
+    return caller;
+  });
 }
 
 export function clusterHandler(
   api: RaftApi,
   runtime: NodeRuntime,
+  gate: AuthGate,
   reloading: ReloadContext,
 ): ClusterHandler {
   return {
-    initialize: mapped(runtime, (members) => api.initialize(members)),
-    metrics: mapped(runtime, (): Promise<ClusterMetrics> => {
+    initialize: mapped(runtime, async (members, context) => {
+      await admin(gate, context, "Cluster.Initialize");
+      return api.initialize(members);
+    }),
+    metrics: mapped(runtime, async (context): Promise<ClusterMetrics> => {
+      await gate.identify(context.token, "Cluster.Metrics");
       const m = api.metrics();
-      return Promise.resolve({
+      return {
         nodeId: m.nodeId,
         initialized: m.initialized,
         state: m.state,
@@ -121,33 +168,75 @@ export function clusterHandler(
         votersOutgoing: m.membership.votersOutgoing,
         snapshotIndex: m.snapshotIndex,
         replication: m.replication,
-      });
+      };
     }),
-    addLearner: mapped(runtime, (member, context) =>
-      api.addLearner(
+    addLearner: mapped(runtime, async (member, context) => {
+      await admin(gate, context, "Cluster.AddLearner");
+      return api.addLearner(
         { nodeId: member.nodeId, addr: member.addr },
         { timeoutMs: remaining(context.deadline) },
-      ),
-    ),
-    changeMembership: mapped(runtime, (target, context) =>
-      api.changeMembership(target, { timeoutMs: remaining(context.deadline) }),
-    ),
-    transferLeader: mapped(runtime, (nodeId, context) =>
-      api.transferLeader(nodeId, { timeoutMs: remaining(context.deadline) }),
-    ),
-    triggerSnapshot: mapped(runtime, () => api.triggerSnapshot()),
-    getConfig: mapped(runtime, () => {
+      );
+    }),
+    changeMembership: mapped(runtime, async (target, context) => {
+      await admin(gate, context, "Cluster.ChangeMembership");
+      return api.changeMembership(target, { timeoutMs: remaining(context.deadline) });
+    }),
+    transferLeader: mapped(runtime, async (nodeId, context) => {
+      await admin(gate, context, "Cluster.TransferLeader");
+      return api.transferLeader(nodeId, { timeoutMs: remaining(context.deadline) });
+    }),
+    triggerSnapshot: mapped(runtime, async (context) => {
+      await admin(gate, context, "Cluster.TriggerSnapshot");
+      return api.triggerSnapshot();
+    }),
+    getConfig: mapped(runtime, async (context) => {
+      await gate.identify(context.token, "Cluster.GetConfig");
       const { source, ...tables } = runtime.config;
       const generation = runtime.configGeneration;
-      return Promise.resolve({ configJson: JSON.stringify(tables), generation, source });
+      return { configJson: JSON.stringify(tables), generation, source };
     }),
-    reloadConfig: mapped(runtime, async () => {
+    reloadConfig: mapped(runtime, async (context) => {
+      await admin(gate, context, "Cluster.ReloadConfig");
       const changes = await reloadFromFile(runtime, reloading);
       const json = (value: unknown) => JSON.stringify(value) ?? "null";
       return {
         changes: changes.map((c) => ({ key: c.key, oldJson: json(c.old), newJson: json(c.new) })),
         generation: runtime.configGeneration,
       };
+    }),
+  };
+}
+
+/** The RPC each auth change is asked for by, to name it in errors. */
+const AUTH_CALLS: Record<AuthRequest["op"], string> = {
+  enable: "Auth.AuthEnable",
+  disable: "Auth.AuthDisable",
+  "user-add": "Auth.UserAdd",
+  "user-delete": "Auth.UserDelete",
+  "user-passwd": "Auth.UserChangePassword",
+  "user-grant": "Auth.UserGrantRole",
+  "user-revoke": "Auth.UserRevokeRole",
+  "role-add": "Auth.RoleAdd",
+  "role-delete": "Auth.RoleDelete",
+  "role-grant": "Auth.RoleGrantPermission",
+  "role-revoke": "Auth.RoleRevokePermission",
+};
+
+export function authHandler(api: RaftApi, runtime: NodeRuntime, gate: AuthGate): AuthHandler {
+  return {
+    authenticate: mapped(runtime, (user, password) => api.auth.authenticate(user, password)),
+    change: mapped(runtime, async (request, context) => {
+      const caller = await admin(gate, context, AUTH_CALLS[request.op]);
+      return api.auth.change(request, { timeoutMs: remaining(context.deadline), caller });
+    }),
+    status: mapped(runtime, () => Promise.resolve(api.auth.status())),
+    users: mapped(runtime, async (context) => {
+      await admin(gate, context, "Auth.UserList");
+      return api.auth.users();
+    }),
+    roles: mapped(runtime, async (context) => {
+      await admin(gate, context, "Auth.RoleList");
+      return api.auth.roles();
     }),
   };
 }

@@ -4,7 +4,7 @@
 // sessions.ts). So a tagged write is proposed again, on this node, until its outcome is
 // known or the caller's deadline passes; only then is it reported as unknown.
 import type { SessionsConfig } from "@rockraft/config";
-import type { ApplyResult, Command, SessionRefusal } from "@rockraft/storage-level";
+import type { ApplyResult, AuthRefusal, Command, SessionRefusal } from "@rockraft/storage-level";
 import { ClientSessions } from "@rockraft/transport-grpc";
 import { RockraftError, withUnknownOutcome, type RockraftErrorCode } from "./errors.js";
 import type { AppliedWrite } from "./proposals.js";
@@ -28,10 +28,13 @@ const RETRYABLE = new Set<RockraftErrorCode>([
   "RAFT_TIMEOUT",
 ]);
 
-const CODES: Record<SessionRefusal, RockraftErrorCode> = {
+const CODES: Record<SessionRefusal | AuthRefusal, RockraftErrorCode> = {
   SESSION_EXPIRED: "RAFT_SESSION_EXPIRED",
   SESSION_LIMIT: "RAFT_SESSION_LIMIT",
   SESSION_STALE: "RAFT_SESSION_STALE",
+  AUTH_INVALID: "RAFT_AUTH_INVALID",
+  AUTH_UNAUTHENTICATED: "RAFT_UNAUTHENTICATED",
+  AUTH_PERMISSION_DENIED: "RAFT_PERMISSION_DENIED",
 };
 
 /** A pause between attempts that failed at once (no leader yet, a dropped proposal). */
@@ -119,8 +122,41 @@ export async function proposeUntilKnown(
   }
 }
 
-/** The error for a session's refusal; `unknown`: an earlier attempt may have applied. */
-function refusalError(
+/**
+ * Proposes `command` without a session: only a proposal that provably went nowhere (no
+ * leader yet, or the leader could not be reached) is proposed again, until `deadline`; any
+ * other failure is the caller's (a write whose outcome is unknown is not retried). A
+ * refusal by the auth table rejects with its RockraftError.
+ */
+export async function proposeWithoutSession(
+  node: Proposing,
+  command: Command,
+  deadline: number,
+): Promise<AppliedWrite> {
+  const clock = node.clock;
+  for (;;) {
+    let applied: AppliedWrite;
+    try {
+      applied = await node.write(command, Math.max(0, deadline - clock.now()));
+    } catch (error) {
+      const retry =
+        error instanceof RockraftError &&
+        error.code === "RAFT_PROPOSAL_DROPPED" &&
+        (error.reason === "unreachable" || error.reason === "no-leader");
+      if (!retry || clock.now() + PAUSE_MS >= deadline) throw error;
+      await pause(clock, PAUSE_MS);
+      continue;
+    }
+    if (applied.result.kind === "refused") throw refusalError(applied.result, false);
+    return applied;
+  }
+}
+
+/**
+ * The error for a refusal by the session or auth table; `unknown`: an earlier attempt may
+ * have applied.
+ */
+export function refusalError(
   result: Extract<ApplyResult, { kind: "refused" }>,
   unknown: boolean,
 ): RockraftError {

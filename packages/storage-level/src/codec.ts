@@ -10,12 +10,13 @@ import {
   type HardState,
   type SnapshotMetadata,
 } from "@rockraft/raft-core";
+import type { AuthChange, AuthTag } from "./auth.js";
 import type { SessionLimits, SessionTag } from "./sessions.js";
 
-/** Thrown by decoders; the store turns it into STORAGE_CORRUPTED naming what and where. */
-export class DecodeError extends Error {
-  override readonly name = "DecodeError";
-}
+import { DecodeError } from "./decode-error.js";
+import { decodeAuthChange, encodeAuthChange } from "./auth-codec.js";
+
+export { DecodeError };
 
 const ENTRY_VERSION = 1;
 const ENTRY_HEADER = 1 + 1 + 8 + 8;
@@ -183,6 +184,8 @@ export type Command =
       readonly requestId?: Uint8Array;
       /** The client session and sequence number, for exactly-once (sessions.ts). */
       readonly session?: SessionTag;
+      /** The caller it was proposed for, checked again at apply if auth changed (auth.ts). */
+      readonly auth?: AuthTag;
     }
   | {
       /** Remove `key`. */
@@ -193,6 +196,8 @@ export type Command =
       readonly requestId?: Uint8Array;
       /** The client session and sequence number, for exactly-once (sessions.ts). */
       readonly session?: SessionTag;
+      /** The caller it was proposed for, checked again at apply if auth changed (auth.ts). */
+      readonly auth?: AuthTag;
     }
   | {
       /** Compare-and-swap: set `key` to `value` if it holds what is expected. */
@@ -209,6 +214,8 @@ export type Command =
       readonly requestId?: Uint8Array;
       /** The client session and sequence number, for exactly-once (sessions.ts). */
       readonly session?: SessionTag;
+      /** The caller it was proposed for, checked again at apply if auth changed (auth.ts). */
+      readonly auth?: AuthTag;
     }
   | ({
       /** Open a client session: its id is this entry's index. */
@@ -225,6 +232,16 @@ export type Command =
       readonly requestId?: Uint8Array;
     }
   | {
+      /** A change to the users, roles and permissions (auth.ts). */
+      readonly op: "auth";
+      /** The change. */
+      readonly change: AuthChange;
+      /** Identifies the request that proposed it, when the proposer tagged it. */
+      readonly requestId?: Uint8Array;
+      /** The caller it was proposed for, checked again at apply if auth changed. */
+      readonly auth?: AuthTag;
+    }
+  | {
       /** The log's time moves on (a leader's measured interval): sessions expire by it. */
       readonly op: "clock";
       /** Milliseconds since the proposing leader's previous clock entry (0 for its first). */
@@ -239,19 +256,24 @@ const OP_CAS = 3;
 const OP_SESSION_OPEN = 4;
 const OP_SESSION_CLOSE = 5;
 const OP_CLOCK = 6;
+const OP_AUTH = 7;
 /** A request id (u8 length, bytes), then the command it tags. */
 const OP_REQUEST = 0x10;
 /** A session tag (id, seq, acknowledged: u64 each), then the write it tags. */
 const OP_SESSION = 0x11;
 const SESSION_TAG = 1 + 24;
+/** An auth tag (revision u64, user length u8, user UTF-8), then the command it tags. */
+const OP_AUTH_TAG = 0x12;
 
 /**
  * Encodes a command: op byte, then length-prefixed (u32) fields; the last field runs to the
  * end. put: key, value. delete: key. cas: expectFound byte, key, expected, value.
  * session-open: idle timeout u64, max unacknowledged u32, max sessions u32. session-close:
- * id u64. clock: elapsed ms u64. A write with a `session` is prefixed by op 0x11 and the
- * tag's id, seq and acknowledged (u64 each); a command with a `requestId` by op 0x10, the
- * id's length (one byte) and the id, before everything.
+ * id u64. clock: elapsed ms u64. auth: the change as JSON (bytes as base64). A write with a
+ * `session` is prefixed by op 0x11 and the tag's id, seq and acknowledged (u64 each); a
+ * write or auth change with an `auth` tag by op 0x12, the revision (u64), the user's length
+ * (one byte) and its UTF-8; a command with a `requestId` by op 0x10, the id's length (one
+ * byte) and the id, before everything.
  */
 export function encodeCommand(command: Command): Uint8Array {
   const { requestId } = command;
@@ -259,26 +281,45 @@ export function encodeCommand(command: Command): Uint8Array {
     throw new RangeError(`encodeCommand: requestId is ${requestId.byteLength} bytes, at most 255`);
   }
   const session = "session" in command ? command.session : undefined;
+  const auth = "auth" in command ? command.auth : undefined;
   checkFields(command);
+  const user = auth === undefined ? undefined : encoder.encode(auth.user);
+  if (user !== undefined && user.byteLength > 255)
+    throw new RangeError(`encodeCommand: auth user is ${user.byteLength} bytes, at most 255`);
+  const change = command.op === "auth" ? encodeAuthChange(command.change) : undefined;
   // One allocation: the tags' room is left in front of the op.
   const tag = requestId === undefined ? 0 : 2 + requestId.byteLength;
+  const authTag = user === undefined ? 0 : 1 + 8 + 1 + user.byteLength;
   const sessionTag = session === undefined ? 0 : SESSION_TAG;
-  const bytes = new Uint8Array(tag + sessionTag + opLength(command));
+  const length = change === undefined ? opLength(command) : 1 + change.byteLength;
+  const bytes = new Uint8Array(tag + authTag + sessionTag + length);
   if (requestId !== undefined) {
     bytes[0] = OP_REQUEST;
     bytes[1] = requestId.byteLength;
     bytes.set(requestId, 2);
   }
+  if (user !== undefined) {
+    bytes[tag] = OP_AUTH_TAG;
+    writeU64(new DataView(bytes.buffer, tag + 1, 8), 0, auth!.revision);
+    bytes[tag + 9] = user.byteLength;
+    bytes.set(user, tag + 10);
+  }
+  const at = tag + authTag;
   if (session !== undefined) {
-    const view = new DataView(bytes.buffer, tag + 1, 24);
-    bytes[tag] = OP_SESSION;
+    const view = new DataView(bytes.buffer, at + 1, 24);
+    bytes[at] = OP_SESSION;
     writeU64(view, 0, session.id);
     writeU64(view, 8, session.seq);
     writeU64(view, 16, session.acknowledged);
   }
-  writeOp(command, bytes, tag + sessionTag);
+  if (change !== undefined) {
+    bytes[at + sessionTag] = OP_AUTH;
+    bytes.set(change, at + sessionTag + 1);
+  } else writeOp(command, bytes, at + sessionTag);
   return bytes;
 }
+
+const encoder = new TextEncoder();
 
 /** Refuses a number a field cannot hold (it would be written wrapped or rounded). */
 function checkFields(command: Command): void {
@@ -289,6 +330,8 @@ function checkFields(command: Command): void {
       );
   };
   const u64 = Number.MAX_SAFE_INTEGER;
+  if ("auth" in command && command.auth !== undefined)
+    check("auth.revision", command.auth.revision, u64);
   if ("session" in command && command.session !== undefined) {
     check("session.id", command.session.id, u64);
     check("session.seq", command.session.seq, u64);
@@ -316,6 +359,8 @@ function opLength(command: Command): number {
     case "session-close":
     case "clock":
       return 1 + 8;
+    case "auth":
+      throw new Error("opLength: an auth command's length is its JSON's");
   }
 }
 
@@ -337,6 +382,8 @@ function writeOp(command: Command, bytes: Uint8Array, at: number): void {
       bytes[at] = OP_CLOCK;
       writeU64(view, 1, command.elapsedMs);
       return;
+    case "auth":
+      throw new Error("writeOp: an auth command is written by encodeCommand");
     case "put":
       bytes[at] = OP_PUT;
       view.setUint32(1, key.byteLength);
@@ -418,6 +465,26 @@ export function decodeCommand(bytes: Uint8Array): Command {
     case OP_CLOCK:
       exactly(1 + 8);
       return { op: "clock", elapsedMs: readU64(view, 1) };
+    case OP_AUTH:
+      return { op: "auth", change: decodeAuthChange(bytes.subarray(1)) };
+    case OP_AUTH_TAG: {
+      const length = bytes[9];
+      if (length === undefined || bytes.byteLength < 10 + length + 1)
+        throw new DecodeError("auth tag truncated");
+      if (bytes[10 + length] === OP_AUTH_TAG) throw new DecodeError("nested auth tag");
+      const inner = decodeCommand(bytes.subarray(10 + length));
+      if (inner.op !== "put" && inner.op !== "delete" && inner.op !== "cas" && inner.op !== "auth")
+        throw new DecodeError(`an auth tag on a ${inner.op} command`);
+      if (inner.requestId !== undefined) throw new DecodeError("a request id inside an auth tag");
+      let user: string;
+      try {
+        user = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(10, 10 + length));
+      } catch {
+        throw new DecodeError("auth tag: the user is not UTF-8");
+      }
+      (inner as { auth?: AuthTag }).auth = { user, revision: readU64(view, 1) }; // a fresh object
+      return inner;
+    }
     case OP_REQUEST: {
       const length = bytes[1];
       if (length === undefined || bytes.byteLength < 2 + length + 1) {
@@ -436,6 +503,7 @@ export function decodeCommand(bytes: Uint8Array): Command {
       if (inner.op !== "put" && inner.op !== "delete" && inner.op !== "cas")
         throw new DecodeError(`a session tag on a ${inner.op} command`);
       if (inner.requestId !== undefined) throw new DecodeError("a request id inside a session tag");
+      if (inner.auth !== undefined) throw new DecodeError("an auth tag inside a session tag");
       const session = {
         id: readU64(view, 1),
         seq: readU64(view, 9),

@@ -10,6 +10,24 @@ export { StorageError, type StorageErrorCode } from "./errors.js";
 export { decodeCommand, encodeCommand, type Command } from "./codec.js";
 export { applyCommands, type AppliedCommands } from "./state-machine.js";
 export {
+  AuthTable,
+  EMPTY_AUTH,
+  ROOT_ROLE,
+  checkAccess,
+  checkAdmin,
+  describeKey,
+  type AuthChange,
+  type AuthRefusal,
+  type AuthRole,
+  type AuthState,
+  type AuthTag,
+  type AuthUser,
+  type AuthVerdict,
+  type PasswordHash,
+  type Permission,
+  type PermissionType,
+} from "./auth.js";
+export {
   SessionTable,
   type SessionChanges,
   type SessionCheck,

@@ -12,6 +12,7 @@
 //   0x02 gen:u32be 0x01 key   state machine data of a generation
 //   0x02 gen:u32be 0x02 id:u64be   a client session of a generation (sessions.ts)
 //   0x02 gen:u32be 0x03  the log's time of a generation (sessions expire by it)
+//   0x02 gen:u32be 0x04  the users, roles and permissions of a generation (auth.ts)
 //
 // The state machine lives in generations: a snapshot is installed into a fresh generation,
 // and one small batch switches the active one, so an install is all or nothing.
@@ -120,4 +121,9 @@ export function sessionRange(generation: number): { gte: Uint8Array; lt: Uint8Ar
 /** The key of a generation's log time. */
 export function logTimeKey(generation: number): Uint8Array {
   return generationPrefix(generation, 0x03);
+}
+
+/** The key of a generation's auth table. */
+export function authKey(generation: number): Uint8Array {
+  return generationPrefix(generation, 0x04);
 }

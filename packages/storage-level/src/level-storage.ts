@@ -22,19 +22,22 @@ import {
   META_LOG_START,
   META_SYNCED_WRITES,
   META_SNAPSHOT,
-  STATE_END_KEY,
-  STATE_START_KEY,
   dataKey,
-  generationOf,
   generationRange,
   logKey,
   stateMetaKey,
 } from "./keys.js";
-import {} from "./format.js";
 import { LogTrimmer } from "./log-trim.js";
-import { loadStore, openDatabase } from "./open.js";
-import { applyEntries, keyString, loadSessions, readValue } from "./state-machine.js";
-import { SessionTable } from "./sessions.js";
+import { dropOtherGenerations, loadStore, openDatabase } from "./open.js";
+import type { AuthState } from "./auth.js";
+import {
+  applyEntries,
+  emptyTables,
+  keyString,
+  loadTables,
+  readValue,
+  type Tables,
+} from "./state-machine.js";
 import { SnapshotInstaller, openSnapshotReader, type SnapshotReader } from "./snapshot.js";
 import type {
   ApplyResult,
@@ -94,8 +97,8 @@ export class LevelStorage {
   /** The number of synced writes completed, and its copy outside LevelDB (durable-mark.ts). */
   private syncedWrites = 0;
   private mark: DurableMark | undefined;
-  /** The active generation's client sessions (sessions.ts), loaded whole. */
-  private sessions = new SessionTable();
+  /** The active generation's client sessions and auth table, loaded whole. */
+  private tables: Tables = emptyTables();
 
   private constructor(
     path: string,
@@ -132,8 +135,8 @@ export class LevelStorage {
       store.syncedWrites = loaded.syncedWrites;
       store.mark = loaded.mark;
       try {
-        store.sessions = await loadSessions(db, loaded.generation, path);
-        await store.dropOtherGenerations();
+        store.tables = await loadTables(db, loaded.generation, path);
+        store.nextGeneration = await dropOtherGenerations(db, loaded.generation);
       } catch (error) {
         loaded.mark.close();
         throw error;
@@ -160,9 +163,14 @@ export class LevelStorage {
     return this.appliedState;
   }
 
+  /** The applied state's users, roles and permissions (immutable; each change makes a new one). */
+  authState(): AuthState {
+    return this.tables.auth.state;
+  }
+
   /** How many client sessions the applied state holds open. */
   openSessions(): number {
-    return this.sessions.size;
+    return this.tables.sessions.size;
   }
 
   /**
@@ -187,7 +195,7 @@ export class LevelStorage {
       let stagedGeneration: number | undefined;
       let firstKept = view.firstIndex();
       let lastKept = view.lastIndex();
-      let stagedSessions: SessionTable | undefined;
+      let stagedTables: Tables | undefined;
       if (snapshot !== undefined) {
         const { index, term } = snapshot.metadata;
         stagedGeneration = this.staged.get(index);
@@ -199,7 +207,7 @@ export class LevelStorage {
           );
         }
         // Read before the switch: a damaged table refuses the install, changing nothing.
-        stagedSessions = await loadSessions(this.db, stagedGeneration, this.path);
+        stagedTables = await loadTables(this.db, stagedGeneration, this.path);
         ops.push({ type: "put", key: META_GENERATION, value: encodeU32(stagedGeneration) });
         ops.push({ type: "put", key: META_SNAPSHOT, value: encodeMetadata(snapshot.metadata) });
         ops.push({ type: "put", key: META_LOG_START, value: encodePosition({ index, term }) });
@@ -250,7 +258,7 @@ export class LevelStorage {
         view.applySnapshot({ metadata: snapshot.metadata, data: EMPTY });
         const previous = this.activeGeneration;
         this.activeGeneration = stagedGeneration!;
-        this.sessions = stagedSessions!;
+        this.tables = stagedTables!;
         this.staged.delete(snapshot.metadata.index);
         this.appliedState = snapshot.metadata;
         await this.db.clear(generationRange(previous));
@@ -362,7 +370,7 @@ export class LevelStorage {
       generation: this.activeGeneration,
       applied: this.appliedState,
       read: (key) => this.readData(key),
-      sessions: this.sessions,
+      ...this.tables,
     });
   }
 
@@ -575,21 +583,6 @@ export class LevelStorage {
               { cause },
             );
       throw this.failure;
-    }
-  }
-
-  /** Deletes staging leftovers and superseded state machine generations. */
-  private async dropOtherGenerations(): Promise<void> {
-    let from: Uint8Array = STATE_START_KEY;
-    for (;;) {
-      const [key] = await this.db.keys({ gte: from, lt: STATE_END_KEY, limit: 1 }).all();
-      if (key === undefined) return;
-      const generation = generationOf(key);
-      const range = generationRange(generation);
-      if (generation !== this.activeGeneration) await this.db.clear(range);
-      if (generation >= this.nextGeneration) this.nextGeneration = generation + 1;
-      from = range.lt;
-      if (range.lt[0] !== STATE_START_KEY[0]) return;
     }
   }
 }

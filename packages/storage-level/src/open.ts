@@ -36,6 +36,10 @@ import {
   META_LOG_START,
   META_SNAPSHOT,
   META_SYNCED_WRITES,
+  STATE_END_KEY,
+  STATE_START_KEY,
+  generationOf,
+  generationRange,
   logKeyIndex,
   stateMetaKey,
 } from "./keys.js";
@@ -408,4 +412,23 @@ async function loadState(
 
   if (leftovers.length > 0) await db.batch(leftovers.map((key) => ({ type: "del", key })));
   return { view, generation, applied, unstamped };
+}
+
+/**
+ * Deletes staging leftovers and superseded state machine generations: every one but
+ * `active`. Returns the number the next generation may take (above every one seen).
+ */
+export async function dropOtherGenerations(db: Db, active: number): Promise<number> {
+  let next = active + 1;
+  let from: Uint8Array = STATE_START_KEY;
+  for (;;) {
+    const [key] = await db.keys({ gte: from, lt: STATE_END_KEY, limit: 1 }).all();
+    if (key === undefined) return next;
+    const generation = generationOf(key);
+    const range = generationRange(generation);
+    if (generation !== active) await db.clear(range);
+    if (generation >= next) next = generation + 1;
+    from = range.lt;
+    if (range.lt[0] !== STATE_START_KEY[0]) return next;
+  }
 }

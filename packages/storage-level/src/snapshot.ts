@@ -1,8 +1,8 @@
 // Snapshot streams: the state machine's data as a sequence of records
 // [key length u32][key][value length u32][value], then its client sessions as records
-// [0xfffffffe][id u64][length u32][session] and the log's time as [0xfffffffd][time u64]
-// (lengths no key can have), cut into chunks; the last chunk carries the CRC32 of every
-// byte of every chunk.
+// [0xfffffffe][id u64][length u32][session], the log's time as [0xfffffffd][time u64] and
+// the users and roles as [0xfffffffc][length u32][record] (lengths no key can have), cut
+// into chunks; the last chunk carries the CRC32 of every byte of every chunk.
 import { crc32 } from "node:zlib";
 import type { ClassicLevel } from "classic-level";
 import type { SnapshotMetadata } from "@rockraft/raft-core";
@@ -18,7 +18,9 @@ import {
   writeU64,
 } from "./codec.js";
 import { StorageError } from "./errors.js";
+import { decodeAuthState } from "./auth.js";
 import {
+  authKey,
   dataKey,
   dataRange,
   generationRange,
@@ -160,6 +162,15 @@ export async function openSnapshotReader(
             verified("the log time", () => decodeU64(time)),
           ),
         );
+      const auth = await db.get(authKey(generation), { snapshot: readSnapshot });
+      if (auth !== undefined) {
+        const record = verified("the users and roles", () => openValue(authKey(generation), auth));
+        const header = new Uint8Array(8);
+        new DataView(header.buffer).setUint32(0, AUTH_RECORD);
+        new DataView(header.buffer).setUint32(4, record.byteLength);
+        append(header);
+        append(record);
+      }
       yield flush(true);
     } finally {
       await iterator.close();
@@ -171,6 +182,7 @@ export async function openSnapshotReader(
 
 const SESSION_RECORD = 0xfffffffe;
 const LOG_TIME_RECORD = 0xfffffffd;
+const AUTH_RECORD = 0xfffffffc;
 
 /** A session record's header (marker, id, length), or the log time's record (marker, time). */
 function sessionHeader(marker: number, value: number, length?: number): Uint8Array {
@@ -225,6 +237,21 @@ export class SnapshotInstaller {
         const time = readU64(view, position + 4);
         ops.push({ type: "put", key: logTimeKey(this.generation), value: encodeU64(time) });
         position += 12;
+        continue;
+      }
+      if (keyLength === AUTH_RECORD) {
+        if (position + 8 > bytes.byteLength) break;
+        const end = position + 8 + view.getUint32(position + 4);
+        if (end > bytes.byteLength) break;
+        const key = authKey(this.generation);
+        const record = bytes.slice(position + 8, end);
+        try {
+          decodeAuthState(record);
+        } catch (cause) {
+          throw this.invalid(`the users and roles do not decode: ${(cause as Error).message}`);
+        }
+        ops.push({ type: "put", key, value: sealValue(key, record) });
+        position = end;
         continue;
       }
       if (keyLength === SESSION_RECORD) {

@@ -13,6 +13,7 @@ import {
 import { StorageError } from "./errors.js";
 import { REMEDY, isLevelCorruption, levelCause, printableKey } from "./format.js";
 import {
+  authKey,
   dataKey,
   logTimeKey,
   sessionKey,
@@ -21,6 +22,14 @@ import {
   stateMetaKey,
   userKey,
 } from "./keys.js";
+import {
+  AuthTable,
+  checkAccess,
+  decodeAuthState,
+  checkAdmin,
+  type AuthState,
+  type AuthVerdict,
+} from "./auth.js";
 import { SessionTable, type SessionResponse } from "./sessions.js";
 import type { ApplyResult, BatchOp, Db } from "./types.js";
 
@@ -44,7 +53,10 @@ export interface AppliedCommands {
  * What committed entries do to a key-value state machine: the KV commands (put, delete,
  * compare-and-swap) read and write through `read` and `write`; session commands open and
  * close sessions in `sessions`, and clock entries move its time (expiring idle sessions);
- * membership entries change the membership and no-ops only move the applied position. A
+ * auth commands change the users and roles in `auth`, and a command proposed for a caller
+ * is checked again when they changed since it was checked (refused, changing nothing, if
+ * the caller may no longer make it); membership entries change the membership and no-ops
+ * only move the applied position. A
  * write tagged with a session applies once: a retry answers what the first one did
  * (`duplicateOf`), and a write the session cannot take is refused (`kind: "refused"`),
  * changing nothing. Entries at or below `applied` are skipped (so that applying again is
@@ -59,17 +71,27 @@ export async function applyCommands(
   read: (key: Uint8Array) => Promise<Uint8Array | undefined> | Uint8Array | undefined,
   write: (key: Uint8Array, value: Uint8Array | undefined) => void,
   sessions: SessionTable,
+  auth: AuthTable,
 ): Promise<AppliedCommands> {
-  // An apply that throws (a gap, a failed read) leaves the session table as it found it.
+  // An apply that throws (a gap, a failed read) leaves the tables as it found them.
   sessions.begin();
+  auth.begin();
   try {
-    const applying = await applyAll(entries, applied, read, write, sessions);
+    const applying = await applyAll(entries, applied, read, write, sessions, auth);
     sessions.commit();
+    auth.commit();
     return applying;
   } catch (error) {
     sessions.rollback();
+    auth.rollback();
     throw error;
   }
+}
+
+/** What a write's caller must be allowed: a compare-and-swap also reveals the value. */
+function writeAccess(state: AuthState, user: string, op: string, key: Uint8Array): AuthVerdict {
+  const write = checkAccess(state, user, "write", key);
+  return op === "cas" && write.allowed ? checkAccess(state, user, "read", key) : write;
 }
 
 async function applyAll(
@@ -78,6 +100,7 @@ async function applyAll(
   read: (key: Uint8Array) => Promise<Uint8Array | undefined> | Uint8Array | undefined,
   write: (key: Uint8Array, value: Uint8Array | undefined) => void,
   sessions: SessionTable,
+  auth: AuthTable,
 ): Promise<AppliedCommands> {
   const overlay = new Map<string, Uint8Array | null>();
   const results: ApplyResult[] = [];
@@ -143,6 +166,35 @@ async function applyAll(
           ...tag,
         });
         continue;
+      case "auth": {
+        const caller = auth.recheck(command.auth, (state, user) =>
+          checkAdmin(state, user, "change users or roles"),
+        );
+        const verdict = caller.allowed ? auth.apply(command.change, index) : caller;
+        results.push(
+          verdict.allowed
+            ? { index, term, kind: "auth", revision: auth.state.revision, ...tag }
+            : {
+                index,
+                term,
+                kind: "refused",
+                refusal: verdict.refusal,
+                reason: verdict.reason,
+                ...tag,
+              },
+        );
+        continue;
+      }
+    }
+    if (command.auth !== undefined) {
+      const verdict = auth.recheck(command.auth, (state, user) =>
+        writeAccess(state, user, command.op, command.key),
+      );
+      if (!verdict.allowed) {
+        const { refusal, reason } = verdict;
+        results.push({ index, term, kind: "refused", refusal, reason, ...tag });
+        continue;
+      }
     }
     const session = command.session;
     if (session !== undefined) {
@@ -229,6 +281,8 @@ export async function applyEntries(
     readonly read: (dataKey: Uint8Array) => Promise<Uint8Array | undefined>;
     /** The generation's session table, in memory; its changes join `ops`. */
     readonly sessions: SessionTable;
+    /** The generation's auth table, in memory; its changes join `ops`. */
+    readonly auth: AuthTable;
   },
 ): Promise<{ results: ApplyResult[]; applied: SnapshotMetadata }> {
   const generation = state.generation;
@@ -243,7 +297,13 @@ export async function applyEntries(
           : { type: "put", key: dataKey(generation, key), value: sealValue(key, value) },
       ),
     state.sessions,
+    state.auth,
   );
+  const authRecord = state.auth.changes();
+  if (authRecord !== undefined) {
+    const key = authKey(generation);
+    ops.push({ type: "put", key, value: sealValue(key, authRecord) });
+  }
   const changed = state.sessions.changes();
   for (const [id, record] of changed.sessions) {
     const key = sessionKey(generation, id);
@@ -331,4 +391,43 @@ export async function loadSessions(
     );
   }
   return table;
+}
+
+/** The auth table of `generation` as stored, its checksum verified (STORAGE_CORRUPTED if not). */
+export async function loadAuth(db: Db, generation: number, path: string): Promise<AuthTable> {
+  const table = new AuthTable();
+  try {
+    const key = authKey(generation);
+    const stored = await db.get(key);
+    if (stored !== undefined) table.load(decodeAuthState(openValue(key, stored)));
+  } catch (cause) {
+    throw new StorageError(
+      "STORAGE_CORRUPTED",
+      path,
+      `data path ${path}: the users and roles table is damaged: ${(cause as Error).message}. ${REMEDY}`,
+      { cause },
+    );
+  }
+  return table;
+}
+
+/** A generation's replicated tables besides its data: client sessions, users and roles. */
+export interface Tables {
+  /** The client sessions (sessions.ts). */
+  readonly sessions: SessionTable;
+  /** The users, roles and permissions (auth.ts). */
+  readonly auth: AuthTable;
+}
+
+/** The tables of a new state machine: no session, no user. */
+export function emptyTables(): Tables {
+  return { sessions: new SessionTable(), auth: new AuthTable() };
+}
+
+/** Both tables of `generation` as stored, verified (see loadSessions and loadAuth). */
+export async function loadTables(db: Db, generation: number, path: string): Promise<Tables> {
+  return {
+    sessions: await loadSessions(db, generation, path),
+    auth: await loadAuth(db, generation, path),
+  };
 }

@@ -2,6 +2,7 @@
 // LevelDB handle's shape.
 import type { ClassicLevel } from "classic-level";
 import type { Ready } from "@rockraft/raft-core";
+import type { AuthRefusal } from "./auth.js";
 import type { SessionRefusal } from "./sessions.js";
 
 export type Db = ClassicLevel<Uint8Array, Uint8Array>;
@@ -133,7 +134,19 @@ export type ApplyResult =
       /** The command's request id, when its proposer tagged it. */
       readonly requestId?: Uint8Array;
     }
-  /** A session command or write the session table refused: nothing changed. */
+  | {
+      /** Log index of the entry. */
+      readonly index: number;
+      /** Term of the entry. */
+      readonly term: number;
+      /** The users, roles or permissions changed. */
+      readonly kind: "auth";
+      /** The auth table's revision afterwards (this entry's index). */
+      readonly revision: number;
+      /** The command's request id, when its proposer tagged it. */
+      readonly requestId?: Uint8Array;
+    }
+  /** A command the session or auth table refused: nothing changed. */
   | {
       /** Log index of the entry. */
       readonly index: number;
@@ -142,7 +155,7 @@ export type ApplyResult =
       /** Refused. */
       readonly kind: "refused";
       /** Why, as a stable code. */
-      readonly refusal: SessionRefusal;
+      readonly refusal: SessionRefusal | AuthRefusal;
       /** Why, in words. */
       readonly reason: string;
       /** The command's request id, when its proposer tagged it. */

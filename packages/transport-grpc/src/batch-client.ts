@@ -120,6 +120,17 @@ export class BatchSession {
     });
   }
 
+  /**
+   * Later calls go on a new stream (one opened with the client's new token); the calls in
+   * flight on this one are still answered on it.
+   */
+  rotate(): void {
+    const stream = this.stream;
+    if (stream === undefined) return;
+    this.stream = undefined;
+    stream.end();
+  }
+
   /** Fails every call in flight and closes the stream; later calls fail at once. */
   close(): void {
     this.closed = true;

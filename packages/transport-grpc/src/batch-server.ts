@@ -10,7 +10,7 @@ import type {
   BatchResult,
   CallError,
 } from "./gen/rockraft/v1/kv.js";
-import { CALL_CANCELLED, LazyCallContext } from "./context.js";
+import { CALL_CANCELLED, LazyCallContext, bearerToken } from "./context.js";
 import type { CallContext } from "./handlers.js";
 
 /** Serves one call of a batch: the wire response, or throws as a unary handler would. */
@@ -51,6 +51,8 @@ class BatchStream {
   private lingered = false;
   private ended = false;
   private readonly cancel = new AbortController();
+  /** The token the stream was opened with: every call on it is made with it. */
+  private readonly token: string | undefined;
 
   constructor(
     private readonly call: ServerDuplexStream<BatchRequest, BatchResponse>,
@@ -62,6 +64,7 @@ class BatchStream {
     // Headers at once: the client learns that the stream reached this node, and so whether
     // the calls it wrote may have been received when the stream breaks.
     call.sendMetadata(new Metadata());
+    this.token = bearerToken(call.metadata);
     call.on("data", (request: BatchRequest) => {
       for (const batchCall of request.calls) this.start(batchCall);
     });
@@ -104,7 +107,7 @@ class BatchStream {
       return;
     }
     const deadline = batchCall.timeoutMs > 0 ? Date.now() + batchCall.timeoutMs : Infinity;
-    const context = new LazyCallContext(deadline, this.cancel.signal);
+    const context = new LazyCallContext(deadline, this.cancel.signal, this.token);
     this.pending++;
     this.serve(batchCall, context).then(
       (response) => this.settle(context, { id: batchCall.id, response }),

@@ -1,11 +1,23 @@
 // One attempt of a client call at one endpoint, and how its failures read: the errors a
 // RockraftClient rejects with (client.ts retries and follows the leader around these).
-import { Metadata, status as GrpcStatus, type ServiceError } from "@grpc/grpc-js";
-import type { ClusterClient } from "./gen/rockraft/v1/cluster.js";
-import type { CallError, KVClient } from "./gen/rockraft/v1/kv.js";
+import { Metadata, status as GrpcStatus, type Interceptor, type ServiceError } from "@grpc/grpc-js";
+import { KvClient } from "./codecs.js";
+import { ClusterClient } from "./gen/rockraft/v1/cluster.js";
+import { AuthClient } from "./gen/rockraft/v1/auth.js";
+import type {
+  BatchCall,
+  CallError,
+  KVClient,
+  LogId as WireLogId,
+  SessionTag as WireSessionTag,
+} from "./gen/rockraft/v1/kv.js";
 import type { LeaderHint } from "./errors.js";
-import type { BatchSession } from "./batch-client.js";
+import { BatchSession, type BatchAnswer } from "./batch-client.js";
+import type { TlsDialer } from "./tls.js";
 import { callErrorFromStatus } from "./call-status.js";
+import type { SessionTag } from "./client-session.js";
+import type { LogId } from "./handlers.js";
+import { toNumber } from "./wire.js";
 
 /** A failed client call: `code` is the gRPC status name; `leader` what the server knew. */
 export class RockraftClientError extends Error {
@@ -58,6 +70,7 @@ export interface Endpoint {
   readonly address: string;
   readonly kv: KVClient;
   readonly cluster: ClusterClient;
+  readonly auth: AuthClient;
   readonly batch: BatchSession;
 }
 
@@ -149,4 +162,59 @@ export function unaryAttempt<Response>(invoker: Invoker<Response>): Attempt<Resp
         );
       });
     });
+}
+
+/** A log id from the wire (zeros when absent). */
+export function logId(wire: WireLogId | undefined): LogId {
+  if (wire === undefined) return { term: 0, nodeId: 0, index: 0 };
+  return {
+    term: toNumber(wire.term, "log_id.term"),
+    nodeId: toNumber(wire.nodeId, "log_id.node_id"),
+    index: toNumber(wire.index, "log_id.index"),
+  };
+}
+
+/** The KV requests, as the Batch stream carries them. */
+export type KvRequest = NonNullable<BatchCall["request"]>;
+/** The response a Batch call of kind `C` is answered with. */
+export type KvResponse<C extends KvRequest["$case"]> = Extract<BatchAnswer, { $case: C }>["value"];
+
+/**
+ * How a call may be retried after an attempt that may have reached a node: a read may be
+ * asked again; a write in a session may be sent again (the session makes the retry safe);
+ * any other write, or a membership change, may not.
+ */
+export type CallMode = "read" | "retry-safe-write" | "write";
+
+/** A session tag for the wire. */
+export function wireTag(tag: SessionTag | undefined): WireSessionTag | undefined {
+  if (tag === undefined) return undefined;
+  return { id: BigInt(tag.id), seq: BigInt(tag.seq), acknowledged: BigInt(tag.acknowledged) };
+}
+
+/** Connects to a node: its generated clients, sharing one channel's settings, and its Batch stream. */
+export function dial(
+  address: string,
+  dialer: TlsDialer,
+  maxMessageBytes: number,
+  interceptors: Interceptor[],
+): Endpoint {
+  const { credentials, options: tlsOptions } = dialer.credentialsFor(address);
+  const channelOptions = {
+    ...tlsOptions,
+    "grpc.max_send_message_length": maxMessageBytes,
+    "grpc.max_receive_message_length": maxMessageBytes,
+    // The Batch stream outlives its calls: notice a node that vanished without a word.
+    "grpc.keepalive_time_ms": 10_000,
+    "grpc.keepalive_timeout_ms": 5_000,
+    ...(interceptors.length === 0 ? {} : { interceptors }),
+  };
+  const kv = new KvClient(address, credentials, channelOptions);
+  return {
+    address,
+    kv,
+    cluster: new ClusterClient(address, credentials, channelOptions),
+    auth: new AuthClient(address, credentials, channelOptions),
+    batch: new BatchSession(kv, maxMessageBytes),
+  };
 }

@@ -1,22 +1,15 @@
 import { Metadata } from "@grpc/grpc-js";
-import {
-  ClusterClient,
-  type AddLearnerResponse,
-  type ChangeMembershipResponse,
-  type InitializeResponse,
-  type MetricsResponse,
-  type GetConfigResponse,
-  type ReloadConfigResponse,
-  type TransferLeaderResponse,
-  type TriggerSnapshotResponse,
+import type {
+  AddLearnerResponse,
+  ChangeMembershipResponse,
+  InitializeResponse,
+  MetricsResponse,
+  GetConfigResponse,
+  ReloadConfigResponse,
+  TransferLeaderResponse,
+  TriggerSnapshotResponse,
 } from "./gen/rockraft/v1/cluster.js";
-import { KvClient } from "./codecs.js";
-import {
-  type BatchCall,
-  type LogId as WireLogId,
-  type OpenSessionResponse,
-  type SessionTag as WireSessionTag,
-} from "./gen/rockraft/v1/kv.js";
+import type { OpenSessionResponse } from "./gen/rockraft/v1/kv.js";
 import { TransportError } from "./errors.js";
 import type {
   ClusterMetrics,
@@ -30,20 +23,33 @@ import type {
   ReloadResult,
   SnapshotResult,
 } from "./handlers.js";
-import { BatchFailure, BatchSession, type BatchAnswer } from "./batch-client.js";
+import { BatchFailure } from "./batch-client.js";
 import { TlsDialer } from "./tls.js";
 import { metricsFromWire, toNumber } from "./wire.js";
 import { Backoff } from "./backoff.js";
 import {
   RockraftClientError,
   answeredError,
+  logId,
+  dial,
   unaryAttempt,
+  wireTag,
   withUnknownOutcome,
   type Attempt,
+  type CallMode,
   type Endpoint,
   type Invoker,
+  type KvRequest,
+  type KvResponse,
 } from "./client-calls.js";
 import { ClientSessions, type SessionTag } from "./client-session.js";
+import {
+  AuthCalls,
+  authMethod,
+  clientToken,
+  type ClientCredentials,
+  type ClientToken,
+} from "./client-auth.js";
 
 /** Keys and values: bytes, or a string sent as UTF-8. */
 export type Bytes = Uint8Array | string;
@@ -122,6 +128,12 @@ export interface RockraftClientOptions {
    * or against a cluster without sessions, such a write fails with `outcomeUnknown`.
    */
   readonly sessions?: boolean;
+  /**
+   * A user to call as, for a cluster with authentication enabled: the client gets a token
+   * (Auth.Authenticate) before its first call and again before it expires, and sends it
+   * with every call. Absent: calls carry no token.
+   */
+  readonly auth?: ClientCredentials | undefined;
 }
 
 export { RockraftClientError };
@@ -140,32 +152,6 @@ const asBytes = (value: Bytes): Buffer =>
     ? Buffer.from(encoder.encode(value))
     : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
 
-function logId(wire: WireLogId | undefined): LogId {
-  if (wire === undefined) return { term: 0, nodeId: 0, index: 0 };
-  return {
-    term: toNumber(wire.term, "log_id.term"),
-    nodeId: toNumber(wire.nodeId, "log_id.node_id"),
-    index: toNumber(wire.index, "log_id.index"),
-  };
-}
-
-/** The KV requests, as the Batch stream carries them. */
-type KvRequest = NonNullable<BatchCall["request"]>;
-/** The response a Batch call of kind `C` is answered with. */
-type KvResponse<C extends KvRequest["$case"]> = Extract<BatchAnswer, { $case: C }>["value"];
-
-/**
- * How a call may be retried after an attempt that may have reached a node: a read may be
- * asked again; a write in a session may be sent again (the session makes the retry safe);
- * any other write, or a membership change, may not.
- */
-type CallMode = "read" | "retry-safe-write" | "write";
-
-function wireTag(tag: SessionTag | undefined): WireSessionTag | undefined {
-  if (tag === undefined) return undefined;
-  return { id: BigInt(tag.id), seq: BigInt(tag.seq), acknowledged: BigInt(tag.acknowledged) };
-}
-
 /**
  * A client of a rockraft cluster's KV and Cluster services. It sends each call to the node
  * it believes leads, follows the leader named in the answer, and retries UNAVAILABLE with
@@ -181,6 +167,10 @@ export class RockraftClient {
   private readonly unaryCalls: boolean;
   /** The client's session; undefined when sessions are off. */
   private readonly sessions: ClientSessions | undefined;
+  /** The token of the client's user; undefined without `auth`. */
+  private readonly token: ClientToken | undefined;
+  /** The Auth service: tokens, users and roles. */
+  readonly auth: AuthCalls;
   private closed = false;
 
   constructor(options: RockraftClientOptions) {
@@ -209,6 +199,24 @@ export class RockraftClient {
               error instanceof RockraftClientError &&
               (error.code === "UNAVAILABLE" || error.code === "DEADLINE_EXCEEDED"),
           });
+    this.auth = new AuthCalls(
+      <Response>(
+        method: string,
+        request: unknown,
+        mode: CallMode,
+        callOptions: CallOptions,
+      ): Promise<Response> =>
+        this.call(
+          unaryAttempt<Response>((e, m, o, cb) => authMethod(e.auth, method)(request, m, o, cb)),
+          callOptions,
+          mode,
+          method !== "authenticate",
+        ),
+    );
+    this.token =
+      options.auth === undefined
+        ? undefined
+        : clientToken(options.auth, this.auth, () => this.endpoints.values());
     this.dialer = new TlsDialer(options.tls);
     for (const address of options.endpoints) this.endpoint(address);
     this.preferred = options.endpoints[0]!;
@@ -411,28 +419,15 @@ export class RockraftClient {
       endpoint.batch.close();
       endpoint.kv.close();
       endpoint.cluster.close();
+      endpoint.auth.close();
     }
   }
 
   private endpoint(address: string): Endpoint {
     let endpoint = this.endpoints.get(address);
     if (endpoint === undefined) {
-      const { credentials, options: tlsOptions } = this.dialer.credentialsFor(address);
-      const channelOptions = {
-        ...tlsOptions,
-        "grpc.max_send_message_length": this.maxMessageBytes,
-        "grpc.max_receive_message_length": this.maxMessageBytes,
-        // The Batch stream outlives its calls: notice a node that vanished without a word.
-        "grpc.keepalive_time_ms": 10_000,
-        "grpc.keepalive_timeout_ms": 5_000,
-      };
-      const kv = new KvClient(address, credentials, channelOptions);
-      endpoint = {
-        address,
-        kv,
-        cluster: new ClusterClient(address, credentials, channelOptions),
-        batch: new BatchSession(kv, this.maxMessageBytes),
-      };
+      const interceptors = this.token === undefined ? [] : [this.token.interceptor];
+      endpoint = dial(address, this.dialer, this.maxMessageBytes, interceptors);
       this.endpoints.set(address, endpoint);
     }
     return endpoint;
@@ -526,9 +521,13 @@ export class RockraftClient {
     attempt: Attempt<Response>,
     options: CallOptions,
     mode: CallMode = "write",
+    /** Whether the call needs the client's token (all but Authenticate). */
+    authenticated = true,
   ): Promise<Response> {
     if (this.closed) throw new TransportError("TRANSPORT_CLOSED", "RockraftClient is closed");
     const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
+    const token = authenticated ? this.token : undefined;
+    let renewed = false; // the token was refused once and fetched again
     const backoff = new Backoff(25, 1_000);
     let lastError: RockraftClientError | undefined;
     let unknown = false; // an attempt of this session write may have applied
@@ -536,9 +535,16 @@ export class RockraftClient {
     while (Date.now() < deadline) {
       const endpoint = this.endpoint(this.preferred);
       try {
+        await token?.ready(deadline);
         return await attempt(endpoint, deadline);
       } catch (error) {
         if (!(error instanceof RockraftClientError)) throw error;
+        // A node refused the token (it expired, or was voided): fetch another, once.
+        if (error.code === "UNAUTHENTICATED" && token !== undefined && !renewed) {
+          renewed = true;
+          token.invalidate();
+          continue;
+        }
         if (mode === "retry-safe-write" && error.outcomeUnknown) unknown = true;
         if (options.once === true) throw fail(error);
         // The deadline ran out during a retry: what the earlier answers said is the better

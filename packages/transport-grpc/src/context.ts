@@ -1,4 +1,5 @@
 // The CallContext handed to KV and Cluster handlers, for unary calls and Batch calls alike.
+import type { Metadata } from "@grpc/grpc-js";
 import { RpcError } from "./errors.js";
 import type { CallContext } from "./handlers.js";
 
@@ -23,6 +24,8 @@ export class LazyCallContext implements CallContext {
     /** The call's deadline (ms since the epoch), or Infinity. */
     readonly deadline: number,
     private readonly cancelled?: AbortSignal,
+    /** The caller's token, if it sent one. */
+    readonly token?: string,
   ) {}
 
   get signal(): AbortSignal {
@@ -59,4 +62,11 @@ export class LazyCallContext implements CallContext {
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.onCancel !== undefined) this.cancelled?.removeEventListener("abort", this.onCancel);
   }
+}
+
+/** The bearer token in a call's metadata (`authorization: Bearer <token>`), if any. */
+export function bearerToken(metadata: Metadata): string | undefined {
+  const value = metadata.get("authorization")[0];
+  if (typeof value !== "string") return undefined;
+  return value.startsWith("Bearer ") ? value.slice(7) : value;
 }

@@ -9,6 +9,7 @@ export type RpcStatus =
   | "NOT_FOUND"
   | "RESOURCE_EXHAUSTED"
   | "PERMISSION_DENIED"
+  | "UNAUTHENTICATED"
   | "UNIMPLEMENTED"
   | "INTERNAL";
 

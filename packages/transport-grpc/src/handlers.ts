@@ -10,6 +10,8 @@ export interface CallContext {
   readonly signal: AbortSignal;
   /** The call's deadline (ms since the epoch), or Infinity. */
   readonly deadline: number;
+  /** The caller's token (metadata `authorization: Bearer <token>`), if it sent one. */
+  readonly token?: string | undefined;
 }
 
 /** Where a write landed in the log. */
@@ -212,6 +214,81 @@ export interface ClusterHandler {
   getConfig(context: CallContext): Promise<ConfigResult>;
   /** Reads this node's config file again and applies its live keys. */
   reloadConfig(context: CallContext): Promise<ReloadResult>;
+}
+
+/** A permission as the Auth service carries it. */
+export interface AuthPermission {
+  /** What it allows. */
+  readonly type: "read" | "write" | "readwrite";
+  /** The key, or the prefix when `prefix`; never empty. */
+  readonly key: Uint8Array;
+  /** Whether `key` is a prefix. */
+  readonly prefix: boolean;
+}
+
+/** A change to the users and roles, as the Auth service's calls ask for it. */
+export type AuthRequest =
+  | { readonly op: "enable" }
+  | { readonly op: "disable" }
+  | { readonly op: "user-add"; readonly user: string; readonly password: string }
+  | { readonly op: "user-delete"; readonly user: string }
+  | { readonly op: "user-passwd"; readonly user: string; readonly password: string }
+  | { readonly op: "user-grant"; readonly user: string; readonly role: string }
+  | { readonly op: "user-revoke"; readonly user: string; readonly role: string }
+  | { readonly op: "role-add"; readonly role: string }
+  | { readonly op: "role-delete"; readonly role: string }
+  | { readonly op: "role-grant"; readonly role: string; readonly permission: AuthPermission }
+  | {
+      readonly op: "role-revoke";
+      readonly role: string;
+      readonly key: Uint8Array;
+      readonly prefix: boolean;
+    };
+
+/** A token, as Authenticate issues it. */
+export interface AuthToken {
+  /** Send it as metadata `authorization: Bearer <token>`. */
+  readonly token: string;
+  /** When it expires (ms since the epoch). */
+  readonly expiresAtMs: number;
+}
+
+/** Whether auth is on, and the revision of the users and roles table. */
+export interface AuthStatus {
+  /** Whether calls are checked. */
+  readonly enabled: boolean;
+  /** Log index of the table's last change (0: none). */
+  readonly revision: number;
+}
+
+/** A user as UserList reports it. */
+export interface AuthUserInfo {
+  /** The user's name. */
+  readonly name: string;
+  /** Its roles. */
+  readonly roles: readonly string[];
+}
+
+/** A role as RoleList reports it. */
+export interface AuthRoleInfo {
+  /** The role's name. */
+  readonly name: string;
+  /** What it allows (none for the built-in root role, which may do everything). */
+  readonly permissions: readonly AuthPermission[];
+}
+
+/** The Auth service, implemented by the runtime. */
+export interface AuthHandler {
+  /** A token for `user`, if `password` is its password. */
+  authenticate(user: string, password: string, context: CallContext): Promise<AuthToken>;
+  /** Makes a change through the log; resolves with the table's revision once applied. */
+  change(request: AuthRequest, context: CallContext): Promise<{ readonly revision: number }>;
+  /** Whether auth is on. */
+  status(context: CallContext): Promise<AuthStatus>;
+  /** Every user. */
+  users(context: CallContext): Promise<readonly AuthUserInfo[]>;
+  /** Every role. */
+  roles(context: CallContext): Promise<readonly AuthRoleInfo[]>;
 }
 
 /** A node's running config, as the GetConfig call reports it. */

@@ -1,6 +1,6 @@
 // The node's gRPC server: it binds one address and serves, from their own modules, the
 // peer service (services/raft.ts), KV (services/kv.ts), Cluster (services/cluster.ts),
-// grpc.health.v1.Health and reflection (reflection.ts).
+// Auth (services/auth.ts), grpc.health.v1.Health and reflection (reflection.ts).
 import { Server } from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
@@ -8,9 +8,11 @@ import type { NodeId } from "@rockraft/raft-core";
 import type { BatchStreams } from "./batch-server.js";
 import { kvService as kvServiceDefinition, raftService } from "./codecs.js";
 import { TransportError } from "./errors.js";
+import { AuthService } from "./gen/rockraft/v1/auth.js";
 import { ClusterService } from "./gen/rockraft/v1/cluster.js";
 import {
   SILENT_LOGGER,
+  type AuthHandler,
   type ClusterHandler,
   type KvHandler,
   type PeerHandler,
@@ -18,6 +20,7 @@ import {
 } from "./handlers.js";
 import { reflectionDescriptors } from "./reflection.js";
 import { logRefusedHandshakes } from "./refusals.js";
+import { authService } from "./services/auth.js";
 import { clusterService } from "./services/cluster.js";
 import { kvService } from "./services/kv.js";
 import { raftPeerService } from "./services/raft.js";
@@ -29,6 +32,8 @@ export const SERVICE_NAMES = {
   kv: "rockraft.v1.KV",
   /** The admin service. */
   cluster: "rockraft.v1.Cluster",
+  /** Users, roles and tokens. */
+  auth: "rockraft.v1.Auth",
   /** The peer service. */
   raft: "rockraft.v1.RaftService",
 } as const;
@@ -49,6 +54,8 @@ export interface ServerOptions {
   readonly kv: KvHandler;
   /** Serves the Cluster service. */
   readonly cluster: ClusterHandler;
+  /** Serves the Auth service; absent: it is not served (UNIMPLEMENTED). */
+  readonly auth?: AuthHandler | undefined;
   /** Receives peer messages and snapshots. */
   readonly peer: PeerHandler;
   /** Where refusals and failures are logged. */
@@ -102,10 +109,13 @@ export class RockraftServer {
     server.addService(raftService, raftPeerService({ ...options, logger }));
     server.addService(kvServiceDefinition, kv.server);
     server.addService(ClusterService, clusterService(options.cluster, logger));
+    if (options.auth !== undefined)
+      server.addService(AuthService, authService(options.auth, logger));
     const health = new HealthImplementation({
       "": "NOT_SERVING",
       [SERVICE_NAMES.kv]: "NOT_SERVING",
       [SERVICE_NAMES.cluster]: "SERVING",
+      [SERVICE_NAMES.auth]: "SERVING",
       [SERVICE_NAMES.raft]: "SERVING",
     });
     health.addToServer(server);

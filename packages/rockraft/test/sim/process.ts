@@ -6,6 +6,7 @@ import { parseConfig, type Config } from "@rockraft/config";
 import type { Entry, NodeId } from "@rockraft/raft-core";
 import type { ApplyResult } from "@rockraft/storage-level";
 import { pino } from "pino";
+import { AuthGate } from "../../src/auth.js";
 import { RaftApi } from "../../src/api.js";
 import { NodeRuntime, type RuntimeEnvironment } from "../../src/runtime.js";
 import type { LeaderCalls } from "../../src/seams.js";
@@ -123,7 +124,12 @@ export class SimNode {
       testingUnsafe: this.unsafe,
     });
     this.runtime = runtime;
-    this.api = new RaftApi(runtime);
+    const gate = new AuthGate(
+      () => storage.authState(),
+      () => 300_000,
+      clock,
+    );
+    this.api = new RaftApi(runtime, gate);
     void runtime.failed.then((error) => {
       if (this.runtime === runtime) this.failure = error;
     });

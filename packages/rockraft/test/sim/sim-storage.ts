@@ -11,6 +11,8 @@ import {
 } from "@rockraft/raft-core";
 import {
   SessionTable,
+  AuthTable,
+  type AuthState,
   StorageError,
   applyCommands,
   decodeCommand,
@@ -111,6 +113,7 @@ export class SimStorage implements NodeStorage {
   private failure: StorageError | undefined;
   private readonly staged = new Map<number, State>();
   private sessions: SessionTable;
+  private readonly auth = new AuthTable();
 
   private constructor(
     private readonly disk: SimDisk,
@@ -144,6 +147,10 @@ export class SimStorage implements NodeStorage {
   applied(): SnapshotMetadata {
     return this.appliedState;
   }
+  authState(): AuthState {
+    return this.auth.state;
+  }
+
   openSessions(): number {
     return this.sessions.size;
   }
@@ -417,6 +424,8 @@ export class SimStorage implements NodeStorage {
       (key) => kv.get(keyString(key))?.slice(),
       (key, value) => ops.push({ kind: "kv", key: keyString(key), value: value?.slice() }),
       this.sessions,
+      // The simulated workload changes no user or role: a table of its own, never stored.
+      this.auth,
     );
     const changed = this.sessions.changes();
     for (const [id, value] of changed.sessions) ops.push({ kind: "session", id, value });

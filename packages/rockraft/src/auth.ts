@@ -1,0 +1,205 @@
+// Who a gRPC caller is, and what it may do. The users, roles and permissions live in the
+// replicated state (storage-level's auth.ts); this node hashes passwords before they are
+// proposed, issues tokens (JWTs signed with the table's key, by `jose`) and checks each
+// call's token and permission against the table it has applied.
+import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
+import { SignJWT, errors as joseErrors, jwtVerify } from "jose";
+import {
+  checkAccess,
+  checkAdmin,
+  type AuthState,
+  type AuthTag,
+  type AuthUser,
+  type AuthVerdict,
+  type PasswordHash,
+} from "@rockraft/storage-level";
+import { RockraftError } from "./errors.js";
+import type { Clock } from "./seams.js";
+
+/** A caller as checked: its user ("" when auth is off) and the table revision checked at. */
+export type Caller = AuthTag;
+
+/** scrypt's cost: N, r, p (about 50 ms and 16 MiB per hash on this kind of machine). */
+const SCRYPT = { N: 16_384, r: 8, p: 1 } as const;
+const SCHEME = `scrypt:${SCRYPT.N}:${SCRYPT.r}:${SCRYPT.p}`;
+const KEY_BYTES = 32;
+
+function derive(
+  password: string,
+  salt: Uint8Array,
+  cost: { N: number; r: number; p: number },
+): Promise<Buffer> {
+  return new Promise((resolve, reject) =>
+    scrypt(password, salt, KEY_BYTES, { ...cost, maxmem: 64 * 1024 * 1024 }, (error, key) =>
+      error === null ? resolve(key) : reject(error),
+    ),
+  );
+}
+
+/** A password's salted hash, as a user record keeps it (the password itself goes nowhere). */
+export async function hashPassword(password: string): Promise<PasswordHash> {
+  if (password.length === 0)
+    throw new RockraftError("RAFT_INVALID_ARGUMENT", "password: expected a non-empty password");
+  const salt = new Uint8Array(randomBytes(16));
+  return { scheme: SCHEME, salt, hash: new Uint8Array(await derive(password, salt, SCRYPT)) };
+}
+
+async function passwordMatches(user: AuthUser, password: string): Promise<boolean> {
+  const [name, N, r, p] = user.scheme.split(":");
+  if (name !== "scrypt") return false;
+  const key = await derive(password, user.salt, { N: Number(N), r: Number(r), p: Number(p) });
+  return key.byteLength === user.hash.byteLength && timingSafeEqual(key, user.hash);
+}
+
+/** A token's claims, once verified. */
+interface Verified {
+  readonly user: string;
+  readonly passwordIndex: number;
+  readonly expiresAtMs: number;
+  /** The signing key it was verified with (a token signed before a re-enable is void). */
+  readonly key: Uint8Array;
+}
+
+/** Tokens verified already, so that a call costs a map lookup, not a signature check. */
+const CACHE_LIMIT = 10_000;
+
+/**
+ * The node's gate: issues tokens and says who a call's token names and whether it may do
+ * what it asks, against the table this node has applied.
+ */
+export class AuthGate {
+  private readonly verified = new Map<string, Verified>();
+
+  constructor(
+    /** The applied table, now. */
+    private readonly state: () => AuthState,
+    /** How long a token is valid (`[auth] token_ttl_ms`, live). */
+    private readonly ttlMs: () => number,
+    private readonly clock: Clock,
+  ) {}
+
+  /** A token for `user`, if `password` is its password (the same error for both failures). */
+  async authenticate(
+    user: string,
+    password: string,
+  ): Promise<{ token: string; expiresAtMs: number }> {
+    const state = this.state();
+    if (!state.enabled) {
+      throw new RockraftError(
+        "RAFT_AUTH_INVALID",
+        "Auth.Authenticate: authentication is not enabled: calls need no token",
+      );
+    }
+    const found = state.users.get(user);
+    const matches = found !== undefined && (await passwordMatches(found, password));
+    if (!matches || found === undefined) {
+      throw new RockraftError(
+        "RAFT_UNAUTHENTICATED",
+        `Auth.Authenticate: wrong user name or password for user ${JSON.stringify(user)}`,
+      );
+    }
+    const expiresAtMs = this.clock.now() + this.ttlMs();
+    const token = await new SignJWT({ pwi: found.passwordIndex })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject(user)
+      .setIssuedAt(Math.floor(this.clock.now() / 1000))
+      .setExpirationTime(Math.ceil(expiresAtMs / 1000))
+      .sign(state.signingKey);
+    return { token, expiresAtMs: Math.ceil(expiresAtMs / 1000) * 1000 };
+  }
+
+  /**
+   * Who the call's `token` names, checked against the applied table: anyone (user "") while
+   * auth is off; otherwise RAFT_UNAUTHENTICATED when the token is missing, forged, expired,
+   * signed before auth was last enabled, or names a user that is gone or has changed its
+   * password since. `what` names the call in the error.
+   */
+  async identify(token: string | undefined, what: string): Promise<Caller> {
+    const state = this.state();
+    if (!state.enabled) return { user: "", revision: state.revision };
+    if (token === undefined || token === "") {
+      throw new RockraftError(
+        "RAFT_UNAUTHENTICATED",
+        `${what}: authentication is enabled and the call carries no token (metadata "authorization: Bearer <token>", from Auth.Authenticate)`,
+      );
+    }
+    let claims = this.verified.get(token);
+    if (claims === undefined || claims.key !== state.signingKey) {
+      claims = await this.verify(token, state, what);
+      if (this.verified.size >= CACHE_LIMIT) this.verified.clear();
+      this.verified.set(token, claims);
+    }
+    if (claims.expiresAtMs <= this.clock.now()) {
+      this.verified.delete(token);
+      throw new RockraftError(
+        "RAFT_UNAUTHENTICATED",
+        `${what}: the token of user ${JSON.stringify(claims.user)} has expired: authenticate again`,
+      );
+    }
+    const user = state.users.get(claims.user);
+    if (user === undefined) {
+      throw new RockraftError(
+        "RAFT_UNAUTHENTICATED",
+        `${what}: user ${JSON.stringify(claims.user)} no longer exists`,
+      );
+    }
+    if (user.passwordIndex !== claims.passwordIndex) {
+      throw new RockraftError(
+        "RAFT_UNAUTHENTICATED",
+        `${what}: the token was issued before user ${JSON.stringify(claims.user)}'s password changed: authenticate again`,
+      );
+    }
+    return { user: claims.user, revision: state.revision };
+  }
+
+  private async verify(token: string, state: AuthState, what: string): Promise<Verified> {
+    try {
+      const { payload } = await jwtVerify(token, state.signingKey, {
+        algorithms: ["HS256"],
+        currentDate: new Date(this.clock.now()),
+      });
+      if (typeof payload.sub !== "string" || typeof payload.pwi !== "number" || !payload.exp)
+        throw new Error("claims missing");
+      return {
+        user: payload.sub,
+        passwordIndex: payload.pwi,
+        expiresAtMs: payload.exp * 1000,
+        key: state.signingKey,
+      };
+    } catch (error) {
+      const expired = error instanceof joseErrors.JWTExpired;
+      throw new RockraftError(
+        "RAFT_UNAUTHENTICATED",
+        expired
+          ? `${what}: the token has expired: authenticate again`
+          : `${what}: the token is not valid (forged, damaged, or signed before authentication was last enabled)`,
+      );
+    }
+  }
+
+  /** Throws unless `caller` may `access` `key` (RAFT_PERMISSION_DENIED naming both). */
+  checkKey(caller: Caller, access: "read" | "write", key: Uint8Array, what: string): void {
+    throwIfRefused(checkAccess(this.state(), caller.user, access, key), what);
+  }
+
+  /** Throws unless `caller` may administer (the root role, while auth is on). */
+  checkAdmin(caller: Caller, what: string): void {
+    throwIfRefused(checkAdmin(this.state(), caller.user, `call ${what}`), what);
+  }
+
+  /**
+   * Whether the table changed since `caller` was checked (a read checked before it waited
+   * for its read index is checked again after).
+   */
+  changedSince(caller: Caller): boolean {
+    return this.state().revision !== caller.revision;
+  }
+}
+
+function throwIfRefused(verdict: AuthVerdict, what: string): void {
+  if (verdict.allowed) return;
+  throw new RockraftError(
+    verdict.refusal === "AUTH_UNAUTHENTICATED" ? "RAFT_UNAUTHENTICATED" : "RAFT_PERMISSION_DENIED",
+    `${what}: ${verdict.reason}`,
+  );
+}
