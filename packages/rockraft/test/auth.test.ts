@@ -160,3 +160,103 @@ test(
     expect((await alice.get("app/x")).value).toEqual(HELLO);
   },
 );
+
+test(
+  "users and roles survive restarts, a snapshot install and a leader change; bad changes are refused and change nothing; a new password voids old tokens",
+  { timeout: 120_000 },
+  async () => {
+    cluster = await startCluster(3, {
+      extraRaft: "snapshot_logs_since_last = 20\nsnapshot_keep_logs = 5\n",
+    });
+    await setUp(client());
+    const root = client({ user: "root", password: "root-secret" });
+
+    // Bad changes, each a clear error; the table is as it was.
+    const before = await root.auth.status();
+    const bad: [Parameters<typeof root.auth.change>[0], string][] = [
+      [{ op: "user-delete", user: "root" }, "last one with the root role"],
+      [{ op: "user-revoke", user: "root", role: "root" }, "last one with the root role"],
+      [
+        {
+          op: "role-grant",
+          role: "reader",
+          permission: { type: "write", key: new Uint8Array(), prefix: true },
+        },
+        "empty prefix",
+      ],
+      [{ op: "user-add", user: "alice", password: "x" }, 'user "alice" already exists'],
+      [{ op: "user-grant", user: "alice", role: "nobody" }, 'role "nobody" does not exist'],
+    ];
+    for (const [request, reason] of bad) {
+      const refused = await failure(root.auth.change(request));
+      expect(refused, JSON.stringify(request)).toMatchObject({
+        code: "FAILED_PRECONDITION",
+        serverCode: "RAFT_AUTH_INVALID",
+      });
+      expect(refused!.message).toContain(reason);
+    }
+    expect(await root.auth.status()).toEqual(before);
+
+    // A follower misses the table's next changes past a snapshot, and catches up by one.
+    const leader = cluster.leader()!;
+    const followerId = [1, 2, 3].find((id) => id !== leader.metrics().nodeId)!;
+    await cluster.stop(followerId);
+    await root.auth.change({ op: "role-add", role: "writer" });
+    await root.auth.change({
+      op: "role-grant",
+      role: "writer",
+      permission: { type: "readwrite", key: Buffer.from("app/"), prefix: true },
+    });
+    await root.auth.change({ op: "user-add", user: "bob", password: "bob-secret" });
+    await root.auth.change({ op: "user-grant", user: "bob", role: "writer" });
+    for (let i = 0; i < 40; i++) await root.put(`fill/${i}`, "v");
+    await leader
+      .raft()
+      .wait({ timeoutMs: 10_000 })
+      .metrics((m) => m.snapshotIndex > 0, "a snapshot on the leader");
+    const follower = await cluster.start(followerId);
+    await follower
+      .raft()
+      .wait({ timeoutMs: 20_000 })
+      .appliedIndex(leader.metrics().lastApplied!.index, "catching up by snapshot");
+    expect(follower.metrics().snapshotIndex).toBeGreaterThan(0);
+    const onFollower = client({
+      user: "bob",
+      password: "bob-secret",
+      endpoints: [cluster.configs.get(followerId)!.node.advertiseAddr],
+    });
+    expect(await onFollower.auth.status()).toEqual(await root.auth.status());
+
+    // Every node restarts; then a leader change. The table holds throughout.
+    for (const id of [1, 2, 3]) await cluster.stop(id);
+    for (const id of [1, 2, 3]) await cluster.start(id);
+    const first = await eventually(() => cluster!.leader(), "a leader after the restart", 20_000);
+    const next = [1, 2, 3].find((id) => id !== first.metrics().nodeId)!;
+    await first.raft().transferLeader(next, { timeoutMs: 20_000 });
+    const bob = client({ user: "bob", password: "bob-secret" });
+    await bob.put("app/b", "written by bob");
+    const alice = client({ user: "alice", password: "alice-secret" });
+    expect(await failure(alice.put("app/a", "no"))).toMatchObject({ code: "PERMISSION_DENIED" });
+    expect((await root.auth.users()).map((u) => u.name)).toEqual(["alice", "bob", "root"]);
+
+    // A changed password: tokens from before it are refused, the new password works.
+    const { token } = await bob.auth.authenticate("bob", "bob-secret");
+    await root.auth.change({ op: "user-passwd", user: "bob", password: "new-secret" });
+    for (const address of addresses()) {
+      await eventually(
+        async () => (await rawGet(address, token))?.details.includes("password changed"),
+        `node ${address} to refuse bob's old token`,
+        10_000,
+      );
+    }
+    const renamed = client({ user: "bob", password: "new-secret" });
+    expect((await renamed.get("app/b")).found).toBe(true);
+    expect(await failure(bob.auth.authenticate("bob", "bob-secret"))).toMatchObject({
+      code: "UNAUTHENTICATED",
+    });
+
+    // Auth off again (root only): anyone may call.
+    await root.auth.change({ op: "disable" });
+    expect((await client().get("app/b")).found).toBe(true);
+  },
+);
