@@ -2,9 +2,11 @@
 //   rockraft kv put <key> <value> | get <key> | del <key> | cas <key> <expected|--absent> <value>
 //   rockraft cluster status | members | add-learner <id> <addr> | promote <id> | remove <id>
 //                  | transfer-leader <id> | snapshot
+//   rockraft config get | reload;  rockraft auth|user|role … (cli-auth.ts)
 // Options: --endpoints a:1,b:2 (default: the example's three nodes), --json, --timeout <ms>,
-// --ca/--cert/--key for TLS.
+// --ca/--cert/--key for TLS, --user name[:password].
 import { parseArgs } from "node:util";
+import { AUTH_GROUPS, AUTH_USAGE, askOnTerminal, authCommand, userOption } from "./cli-auth.js";
 import {
   RockraftClient,
   RockraftClientError,
@@ -32,6 +34,7 @@ commands:
   cluster snapshot                take a snapshot on the node answering
   config get                      each endpoint's running config and its generation
   config reload                   each endpoint reads its config file again (live keys only)
+${AUTH_USAGE}
 
 options:
   --endpoints <a:1,b:2>  nodes to talk to (default ${DEFAULT_ENDPOINTS.join(",")})
@@ -39,6 +42,8 @@ options:
   --timeout <ms>         per-call deadline (default 5000)
   --absent               for kv cas: succeed only if the key does not exist
   --ca, --cert, --key    TLS files (PEM)
+  --user <name[:pass]>   call as this user (asks for the password when not given)
+  --prefix               for role grant and role revoke: a key prefix
 `;
 
 /** Exit codes: 0 ok, 1 the call failed, 2 bad usage, 3 kv get found nothing, 4 cas did not swap. */
@@ -46,6 +51,8 @@ export async function main(
   argv: readonly string[],
   out: (line: string) => void,
   err: (line: string) => void,
+  /** Reads a password without echoing it; undefined when there is no terminal. */
+  ask: (question: string) => Promise<string | undefined> = askOnTerminal,
 ): Promise<number> {
   let parsed;
   try {
@@ -60,6 +67,8 @@ export async function main(
         ca: { type: "string" },
         cert: { type: "string" },
         key: { type: "string" },
+        user: { type: "string" },
+        prefix: { type: "boolean", default: false },
         help: { type: "boolean", short: "h", default: false },
       },
     });
@@ -90,10 +99,18 @@ export async function main(
           ...(values.cert === undefined ? {} : { certFile: values.cert }),
           ...(values.key === undefined ? {} : { keyFile: values.key }),
         };
+  const auth = values.user === undefined ? undefined : await userOption(values.user, ask);
+  if (values.user !== undefined && auth === undefined) {
+    err(
+      `rockraft: --user ${values.user}: no password given and no terminal to ask on: use --user ${values.user}:<password>`,
+    );
+    return 2;
+  }
   const client = new RockraftClient({
     endpoints,
     timeoutMs,
     ...(tls === undefined ? {} : { tls }),
+    ...(auth === undefined ? {} : { auth }),
   });
   const print = (human: string, json: unknown) => out(values.json ? JSON.stringify(json) : human);
   const decode = (bytes: Uint8Array | undefined) =>
@@ -111,6 +128,19 @@ export async function main(
     return undefined;
   };
   try {
+    if (AUTH_GROUPS.has(group)) {
+      const context = {
+        client,
+        command,
+        args,
+        prefix: values.prefix,
+        print,
+        err,
+        askPassword: ask,
+      };
+      const code = await authCommand(group, context);
+      if (code >= 0) return code;
+    }
     switch (`${group} ${command}`) {
       case "kv put": {
         if (!need(2, "<key> <value>")) return 2;
