@@ -4,6 +4,7 @@ import { randomBytes } from "node:crypto";
 import { ROOT_ROLE, type AuthChange } from "@rockraft/storage-level";
 import type {
   AuthRequest,
+  AuthRevision,
   AuthRoleInfo,
   AuthStatus,
   AuthToken,
@@ -14,7 +15,7 @@ import { RockraftError } from "./errors.js";
 import type { NodeRuntime } from "./runtime.js";
 import { proposeWithoutSession } from "./session-writes.js";
 
-export type { AuthRequest, AuthRoleInfo, AuthStatus, AuthToken, AuthUserInfo };
+export type { AuthRequest, AuthRevision, AuthRoleInfo, AuthStatus, AuthToken, AuthUserInfo };
 
 /** Options of {@link AuthApi.change}. */
 export interface AuthChangeOptions {
@@ -79,10 +80,7 @@ export class AuthApi {
    * scrypt): only the hash is proposed. `enable` needs a user `root` with the root role;
    * it makes a new token signing key, so tokens from before are void.
    */
-  async change(
-    request: AuthRequest,
-    options: AuthChangeOptions = {},
-  ): Promise<{ revision: number }> {
+  async change(request: AuthRequest, options: AuthChangeOptions = {}): Promise<AuthRevision> {
     const deadline = this.runtime.clock.now() + (options.timeoutMs ?? 10_000);
     const change = await changeOf(request);
     const command = {
@@ -107,6 +105,8 @@ async function changeOf(request: AuthRequest): Promise<AuthChange> {
   switch (request.op) {
     case "enable":
       return { op: "enable", signingKey: new Uint8Array(randomBytes(32)) };
+    case "disable":
+      return { op: "disable" };
     case "user-add":
     case "user-passwd":
       return { op: request.op, user: request.user, password: await hashPassword(request.password) };

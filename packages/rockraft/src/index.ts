@@ -25,6 +25,17 @@ export {
   type AuthUserInfo,
 } from "./auth-api.js";
 export type { Caller } from "./auth.js";
+export type {
+  AuthGrantRequest,
+  AuthPasswordRequest,
+  AuthRevision,
+  AuthRevokeRequest,
+  AuthRoleRequest,
+  AuthSwitch,
+  AuthUserRequest,
+  AuthUserRoleRequest,
+  AuthPermission,
+} from "@rockraft/transport-grpc";
 export { RockraftError, type LeaderInfo, type RockraftErrorCode } from "./errors.js";
 export {
   Wait,
@@ -42,6 +53,8 @@ export { loadConfig, parseConfig, ConfigError, type Config } from "@rockraft/con
 export {
   RockraftClient,
   RockraftClientError,
+  AuthCalls,
+  type ClientCredentials,
   type InitializeResult,
   type MembershipResult,
   type RockraftClientOptions,

@@ -75,20 +75,60 @@ export type PasswordHash = Pick<AuthUser, "scheme" | "salt" | "hash">;
 
 /** A change to the auth table (the payload of an `auth` command). */
 export type AuthChange =
-  | { readonly op: "enable"; readonly signingKey: Uint8Array }
-  | { readonly op: "disable" }
-  | { readonly op: "user-add"; readonly user: string; readonly password: PasswordHash }
-  | { readonly op: "user-delete"; readonly user: string }
-  | { readonly op: "user-passwd"; readonly user: string; readonly password: PasswordHash }
-  | { readonly op: "user-grant"; readonly user: string; readonly role: string }
-  | { readonly op: "user-revoke"; readonly user: string; readonly role: string }
-  | { readonly op: "role-add"; readonly role: string }
-  | { readonly op: "role-delete"; readonly role: string }
-  | { readonly op: "role-grant"; readonly role: string; readonly permission: Permission }
   | {
-      readonly op: "role-revoke";
+      /** Turn checking on, with a new token signing key (at least 32 bytes). */
+      readonly op: "enable";
+      /** Signs the tokens from now on (random, made by the proposing node). */
+      readonly signingKey: Uint8Array;
+    }
+  | {
+      /** Turn checking off (and forget the signing key). */
+      readonly op: "disable";
+    }
+  | {
+      /** Add a user, or set its password. */
+      readonly op: "user-add" | "user-passwd";
+      /** The user. */
+      readonly user: string;
+      /** The password, hashed. */
+      readonly password: PasswordHash;
+    }
+  | {
+      /** Delete a user. */
+      readonly op: "user-delete";
+      /** The user. */
+      readonly user: string;
+    }
+  | {
+      /** Grant a role to a user, or revoke it. */
+      readonly op: "user-grant" | "user-revoke";
+      /** The user. */
+      readonly user: string;
+      /** The role. */
       readonly role: string;
+    }
+  | {
+      /** Add a role, or delete it (revoking it from every user). */
+      readonly op: "role-add" | "role-delete";
+      /** The role. */
+      readonly role: string;
+    }
+  | {
+      /** Grant a role a permission (replacing one on the same key or prefix). */
+      readonly op: "role-grant";
+      /** The role. */
+      readonly role: string;
+      /** The permission. */
+      readonly permission: Permission;
+    }
+  | {
+      /** Revoke a role's permission on a key or prefix. */
+      readonly op: "role-revoke";
+      /** The role. */
+      readonly role: string;
+      /** The key, or the prefix. */
       readonly key: Uint8Array;
+      /** Whether `key` is a prefix. */
       readonly prefix: boolean;
     };
 
@@ -111,8 +151,18 @@ export type AuthRefusal =
 
 /** The outcome of checking something against the table: allowed, or why not. */
 export type AuthVerdict =
-  | { readonly allowed: true }
-  | { readonly allowed: false; readonly refusal: AuthRefusal; readonly reason: string };
+  | {
+      /** Allowed. */
+      readonly allowed: true;
+    }
+  | {
+      /** Refused. */
+      readonly allowed: false;
+      /** Why, as a stable code. */
+      readonly refusal: AuthRefusal;
+      /** Why, in words that name the user and the key. */
+      readonly reason: string;
+    };
 
 const ALLOWED: AuthVerdict = Object.freeze({ allowed: true });
 const refuse = (refusal: AuthRefusal, reason: string): AuthVerdict => ({
@@ -462,7 +512,7 @@ export class AuthTable {
     this.before = undefined;
   }
 
-  /** Applies `change` at `index` (see {@link applyAuthChange}). */
+  /** Applies `change` at log index `index`: allowed (the table changed) or why it was refused. */
   apply(change: AuthChange, index: number): AuthVerdict {
     const outcome = applyAuthChange(this.current, change, index);
     if (!("state" in outcome)) return outcome;

@@ -15,7 +15,14 @@ import type {
   RoleListResponse,
   UserListResponse,
 } from "./gen/rockraft/v1/auth.js";
-import type { AuthRequest, AuthRoleInfo, AuthStatus, AuthToken, AuthUserInfo } from "./handlers.js";
+import type {
+  AuthRequest,
+  AuthRevision,
+  AuthRoleInfo,
+  AuthStatus,
+  AuthToken,
+  AuthUserInfo,
+} from "./handlers.js";
 import { permissionFromWire, wirePermission } from "./services/auth.js";
 import { toNumber } from "./wire.js";
 
@@ -173,10 +180,7 @@ export class AuthCalls {
    * Changes the users and roles; resolves with the table's revision once applied. Not
    * retried after an attempt whose outcome is unknown.
    */
-  async change(
-    request: AuthRequest,
-    options: { timeoutMs?: number } = {},
-  ): Promise<{ revision: number }> {
+  async change(request: AuthRequest, options: { timeoutMs?: number } = {}): Promise<AuthRevision> {
     const [method, wire] = wireRequest(request);
     const answer = await this.invoke<{ revision: bigint }>(method, wire, "write", options);
     return { revision: toNumber(answer.revision, "revision") };

@@ -228,22 +228,83 @@ export interface AuthPermission {
 
 /** A change to the users and roles, as the Auth service's calls ask for it. */
 export type AuthRequest =
-  | { readonly op: "enable" }
-  | { readonly op: "disable" }
-  | { readonly op: "user-add"; readonly user: string; readonly password: string }
-  | { readonly op: "user-delete"; readonly user: string }
-  | { readonly op: "user-passwd"; readonly user: string; readonly password: string }
-  | { readonly op: "user-grant"; readonly user: string; readonly role: string }
-  | { readonly op: "user-revoke"; readonly user: string; readonly role: string }
-  | { readonly op: "role-add"; readonly role: string }
-  | { readonly op: "role-delete"; readonly role: string }
-  | { readonly op: "role-grant"; readonly role: string; readonly permission: AuthPermission }
-  | {
-      readonly op: "role-revoke";
-      readonly role: string;
-      readonly key: Uint8Array;
-      readonly prefix: boolean;
-    };
+  | AuthSwitch
+  | AuthUserRequest
+  | AuthPasswordRequest
+  | AuthUserRoleRequest
+  | AuthRoleRequest
+  | AuthGrantRequest
+  | AuthRevokeRequest;
+
+/** Turn authentication on (it needs a user `root` with the root role) or off. */
+export interface AuthSwitch {
+  /** Which. */
+  readonly op: "enable" | "disable";
+}
+
+/** Delete a user. */
+export interface AuthUserRequest {
+  /** The change. */
+  readonly op: "user-delete";
+  /** The user. */
+  readonly user: string;
+}
+
+/** Add a user, or change its password. */
+export interface AuthPasswordRequest {
+  /** Which. */
+  readonly op: "user-add" | "user-passwd";
+  /** The user. */
+  readonly user: string;
+  /** Its password (hashed by the node that receives it). */
+  readonly password: string;
+}
+
+/** Grant a role to a user, or revoke it. */
+export interface AuthUserRoleRequest {
+  /** Which. */
+  readonly op: "user-grant" | "user-revoke";
+  /** The user. */
+  readonly user: string;
+  /** The role (`root`: may do everything). */
+  readonly role: string;
+}
+
+/** Add a role, or delete it (revoking it from every user). */
+export interface AuthRoleRequest {
+  /** Which. */
+  readonly op: "role-add" | "role-delete";
+  /** The role. */
+  readonly role: string;
+}
+
+/** Grant a role a permission (one on the same key, or prefix, is replaced). */
+export interface AuthGrantRequest {
+  /** The change. */
+  readonly op: "role-grant";
+  /** The role. */
+  readonly role: string;
+  /** What it may do, where. */
+  readonly permission: AuthPermission;
+}
+
+/** Revoke a role's permission on a key, or on a prefix. */
+export interface AuthRevokeRequest {
+  /** The change. */
+  readonly op: "role-revoke";
+  /** The role. */
+  readonly role: string;
+  /** The key, or the prefix. */
+  readonly key: Uint8Array;
+  /** Whether `key` is a prefix. */
+  readonly prefix: boolean;
+}
+
+/** A change to the table applied: its revision afterwards (the change's log index). */
+export interface AuthRevision {
+  /** The table's revision. */
+  readonly revision: number;
+}
 
 /** A token, as Authenticate issues it. */
 export interface AuthToken {
@@ -282,7 +343,7 @@ export interface AuthHandler {
   /** A token for `user`, if `password` is its password. */
   authenticate(user: string, password: string, context: CallContext): Promise<AuthToken>;
   /** Makes a change through the log; resolves with the table's revision once applied. */
-  change(request: AuthRequest, context: CallContext): Promise<{ readonly revision: number }>;
+  change(request: AuthRequest, context: CallContext): Promise<AuthRevision>;
   /** Whether auth is on. */
   status(context: CallContext): Promise<AuthStatus>;
   /** Every user. */

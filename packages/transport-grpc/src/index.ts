@@ -17,6 +17,7 @@ export {
   type SwapRequest,
   type SwapResult,
 } from "./client.js";
+export { AuthCalls, type ClientCredentials } from "./client-auth.js";
 export {
   ANSWERED_METADATA,
   ERROR_CODE_METADATA,
@@ -35,8 +36,16 @@ export {
   type CallContext,
   type AuthHandler,
   type AuthPermission,
+  type AuthGrantRequest,
+  type AuthPasswordRequest,
   type AuthRequest,
+  type AuthRevision,
+  type AuthRevokeRequest,
   type AuthRoleInfo,
+  type AuthRoleRequest,
+  type AuthSwitch,
+  type AuthUserRequest,
+  type AuthUserRoleRequest,
   type AuthStatus,
   type AuthToken,
   type AuthUserInfo,
