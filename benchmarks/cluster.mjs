@@ -4,7 +4,7 @@
 // clients over up to 16 connections: 256-byte values over 10,000 keys, writes then
 // linearizable reads. Reports throughput, p50/p99 latency, and CPU per operation of the
 // servers (the three processes, from /proc) apart from the load generator's.
-//   pnpm bench:cluster [-- --seconds 10 --warmup 10 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd --vs-no-sessions --unary --floor --repeat N --shape]
+//   pnpm bench:cluster [-- --seconds 10 --warmup 10 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd --vs-no-sessions --vs-auth --unary --floor --repeat N --shape]
 // By default each system is driven by its own client: rockraft's RockraftClient (its calls
 // over each node's KV.Batch stream) and etcd's etcd3 package. With --unary both are driven
 // by the identical client instead: plain grpc-js stubs generated at run time from each
@@ -20,6 +20,9 @@
 // it, so that a slow minute of this machine in one row does not decide the comparison.
 // With --vs-no-sessions, the same load alternates with RockraftClients that write without a
 // client session (sessions: false): what sessions cost.
+// With --vs-auth, the same load alternates with authentication enabled (switched on and off
+// through the log before each row): RockraftClients of a user whose role may read and write
+// the bench's keys, each call carrying a token the node verifies and checks: what auth costs.
 // With --leader, every connection goes to the leader (the floor: to its first server)
 // instead of connection i to server i % 3.
 // With --profile, each node process writes a V8 CPU profile (.cpuprofile) into DIR.
@@ -49,6 +52,7 @@ const { values } = parseArgs({
     unary: { type: "boolean", default: false },
     "vs-etcd": { type: "boolean", default: false },
     "vs-no-sessions": { type: "boolean", default: false },
+    "vs-auth": { type: "boolean", default: false },
     floor: { type: "boolean", default: false },
     leader: { type: "boolean", default: false },
     shape: { type: "boolean", default: false },
@@ -63,6 +67,10 @@ const unary = values.unary || values.floor;
 const repeat = Number(values.repeat);
 if (values["vs-no-sessions"] && unary) {
   console.error("--vs-no-sessions: RockraftClient only (a unary stub writes without a session)");
+  process.exit(2);
+}
+if (values["vs-auth"] && unary) {
+  console.error("--vs-auth: RockraftClient only (a unary stub sends no token)");
   process.exit(2);
 }
 if (!Number.isInteger(repeat) || repeat < 1) {
@@ -94,12 +102,17 @@ async function findRockraftLeader() {
 const rockraftLeader = values.leader ? await findRockraftLeader() : undefined;
 
 /** Connection i to rockraft: a RockraftClient (writing in a session, or not), or a stub. */
-function connectRockraft(i, { sessions = true } = {}) {
+function connectRockraft(i, { sessions = true, auth = undefined } = {}) {
   // Connection i goes to node i % 3: clients spread over every node, as etcd3's do.
   const first = values.leader ? endpoints.indexOf(rockraftLeader) : i % endpoints.length;
   if (unary) return rockraftStub(endpoints[first]);
   const rotated = endpoints.map((_, j) => endpoints[(first + j) % endpoints.length]);
-  const client = new RockraftClient({ endpoints: rotated, timeoutMs: 10_000, sessions });
+  const client = new RockraftClient({
+    endpoints: rotated,
+    timeoutMs: 10_000,
+    sessions,
+    ...(auth === undefined ? {} : { auth }),
+  });
   return {
     put: (k, v) => client.put(k, v),
     get: (k) => client.get(k),
@@ -107,11 +120,57 @@ function connectRockraft(i, { sessions = true } = {}) {
   };
 }
 
+/**
+ * Authentication on or off in the cluster (--vs-auth), through the log; the first time on,
+ * a root user and a user "bench" whose role may read and write the bench's keys are added.
+ */
+const ROOT = { user: "root", password: "bench-root" };
+const BENCH_USER = { user: "bench", password: "bench-user" };
+let authOn = false;
+let authUsers = false;
+async function switchAuth(on) {
+  if (on === authOn) return;
+  const admin = new RockraftClient({
+    endpoints,
+    timeoutMs: 10_000,
+    ...(authOn ? { auth: ROOT } : {}),
+  });
+  try {
+    if (!authUsers) {
+      const { auth } = admin;
+      await auth.change({ op: "user-add", ...ROOT });
+      await auth.change({ op: "user-grant", user: "root", role: "root" });
+      await auth.change({ op: "role-add", role: "bench" });
+      for (const prefix of ["key-", "warm-up"]) {
+        const key = new TextEncoder().encode(prefix);
+        const permission = { type: "readwrite", key, prefix: true };
+        await auth.change({ op: "role-grant", role: "bench", permission });
+      }
+      await auth.change({ op: "user-add", ...BENCH_USER });
+      await auth.change({ op: "user-grant", user: "bench", role: "bench" });
+      authUsers = true;
+    }
+    await admin.auth.change({ op: on ? "enable" : "disable" });
+    authOn = on;
+  } finally {
+    admin.close();
+  }
+}
+
 /** A system under load: makes client connections that can put and get. */
 const rockraftTarget = {
   name: "rockraft",
   cpuPids: () => nodes.map((n) => n.child.pid),
+  prepare: () => switchAuth(false),
   connect: (i) => connectRockraft(i),
+};
+
+/** The same cluster with authentication on (--vs-auth). */
+const authTarget = {
+  name: "rockraft with auth",
+  cpuPids: rockraftTarget.cpuPids,
+  prepare: () => switchAuth(true),
+  connect: (i) => connectRockraft(i, { auth: BENCH_USER }),
 };
 
 /** The same cluster, its clients writing without sessions (--vs-no-sessions). */
@@ -157,6 +216,7 @@ async function startFloor() {
 }
 
 async function phase(target, kind, concurrency) {
+  await target.prepare?.();
   const clients = Array.from({ length: Math.min(concurrency, 16) }, (_, i) => target.connect(i));
   for (const client of clients) await client.get("warm-up").catch(() => undefined);
   const latencies = [];
@@ -313,6 +373,7 @@ const floor = values.floor ? await startFloor() : undefined;
 const systems = [
   rockraftTarget,
   values["vs-no-sessions"] ? noSessionsTarget : undefined,
+  values["vs-auth"] ? authTarget : undefined,
   etcd?.target,
   floor?.target,
 ].filter((t) => t !== undefined);
