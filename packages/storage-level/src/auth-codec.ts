@@ -31,8 +31,7 @@ export function decodeAuthChange(bytes: Uint8Array): AuthChange {
   } catch (cause) {
     throw new DecodeError(`auth command: not JSON: ${(cause as Error).message}`);
   }
-  checkChange(change);
-  return change;
+  return rebuildChange(change);
 }
 
 /** Fields each auth change must have, and their types ("bytes": base64 in the JSON). */
@@ -53,35 +52,43 @@ const CHANGE_FIELDS: Record<
   "role-revoke": { role: "string", key: "bytes", prefix: "boolean" },
 };
 
-/** Refuses JSON that is not an auth change (every node skips it alike, as `invalid`). */
-function checkChange(change: unknown): asserts change is AuthChange {
+/**
+ * The auth change in parsed JSON, rebuilt from its op's fields only (any other field is
+ * dropped, so that nothing but what the op reads reaches the table); DecodeError when a
+ * field is missing or of the wrong type (every node then skips the entry alike, as
+ * `invalid`).
+ */
+function rebuildChange(change: unknown): AuthChange {
   const record = change as Record<string, unknown> | null;
   const op = record?.op;
   if (typeof op !== "string" || !Object.hasOwn(CHANGE_FIELDS, op))
     throw new DecodeError(`auth command: unknown op ${JSON.stringify(op)}`);
-  const is = (value: unknown, type: string): boolean => {
+  const field = (value: unknown, type: string): unknown => {
     const fields = value as Record<string, unknown> | null;
     switch (type) {
       case "bytes":
-        return value instanceof Uint8Array;
+        return value instanceof Uint8Array ? value : undefined;
       case "password":
-        return (
-          typeof fields?.scheme === "string" &&
+        return typeof fields?.scheme === "string" &&
           fields.salt instanceof Uint8Array &&
           fields.hash instanceof Uint8Array
-        );
+          ? { scheme: fields.scheme, salt: fields.salt, hash: fields.hash }
+          : undefined;
       case "permission":
-        return (
-          ["read", "write", "readwrite"].includes(fields?.type as string) &&
+        return ["read", "write", "readwrite"].includes(fields?.type as string) &&
           fields?.key instanceof Uint8Array &&
           typeof fields.prefix === "boolean"
-        );
+          ? { type: fields.type, key: fields.key, prefix: fields.prefix }
+          : undefined;
       default:
-        return typeof value === type;
+        return typeof value === type ? value : undefined;
     }
   };
-  for (const [field, type] of Object.entries(CHANGE_FIELDS[op as AuthChange["op"]])) {
-    if (!is(record![field], type))
-      throw new DecodeError(`auth command ${op}: ${field} is not a ${type}`);
+  const rebuilt: Record<string, unknown> = { op };
+  for (const [name, type] of Object.entries(CHANGE_FIELDS[op as AuthChange["op"]])) {
+    const value = field(record![name], type);
+    if (value === undefined) throw new DecodeError(`auth command ${op}: ${name} is not a ${type}`);
+    rebuilt[name] = value;
   }
+  return rebuilt as unknown as AuthChange;
 }

@@ -50,6 +50,8 @@ export interface AuthState {
   readonly enabled: boolean;
   /** Log index of the last change (0: none): a write checked at another must be checked again. */
   readonly revision: number;
+  /** Log index of the last `enable` (0: never): tokens verified before it are void. */
+  readonly enabledAt: number;
   /** Signs the tokens (set by each `enable`, so disabling and enabling voids every token). */
   readonly signingKey: Uint8Array;
   /** Users by name. */
@@ -65,6 +67,7 @@ export const ROOT_ROLE = "root";
 export const EMPTY_AUTH: AuthState = Object.freeze({
   enabled: false,
   revision: 0,
+  enabledAt: 0,
   signingKey: new Uint8Array(0),
   users: new Map(),
   roles: new Map(),
@@ -254,6 +257,29 @@ function rootRemains(state: AuthState, users: ReadonlyMap<string, AuthUser>): bo
   return false;
 }
 
+/** Only a password's own three fields (whatever else a payload carried). */
+function passwordOf(password: PasswordHash): PasswordHash {
+  return { scheme: password.scheme, salt: password.salt.slice(), hash: password.hash.slice() };
+}
+
+/**
+ * Whether a caller checked at `revision` is still who it was: while auth is on, its user
+ * must exist, have kept its password since, and auth must not have been enabled again since
+ * (a token from before that is void); a caller without a user ("") is not.
+ */
+function checkCaller(state: AuthState, tag: AuthTag): AuthVerdict {
+  if (!state.enabled) return ALLOWED;
+  const user = state.users.get(tag.user);
+  if (user === undefined) return checkAccess(state, tag.user, "read", new Uint8Array(1));
+  if (user.passwordIndex > tag.revision || state.enabledAt > tag.revision) {
+    return refuse(
+      "AUTH_UNAUTHENTICATED",
+      `the token of user ${JSON.stringify(tag.user)} was void by the time the call applied (a new password, or authentication enabled again)`,
+    );
+  }
+  return ALLOWED;
+}
+
 /**
  * Applies `change` at log index `index`: the new table, or why it cannot apply (the table
  * is unchanged). Every node reaches the same answer from the same table.
@@ -286,7 +312,7 @@ export function applyAuthChange(
       }
       if (change.signingKey.byteLength < 32)
         return invalid("enable: the signing key must be at least 32 bytes");
-      return next({ enabled: true, signingKey: change.signingKey.slice() });
+      return next({ enabled: true, enabledAt: index, signingKey: change.signingKey.slice() });
     }
     case "disable":
       return next({ enabled: false, signingKey: new Uint8Array(0) });
@@ -295,7 +321,7 @@ export function applyAuthChange(
       if (user !== undefined) return invalid(`user ${userName} already exists`);
       users.set(change.user, {
         name: change.user,
-        ...change.password,
+        ...passwordOf(change.password),
         roles: [],
         passwordIndex: index,
       });
@@ -311,7 +337,7 @@ export function applyAuthChange(
     }
     case "user-passwd":
       if (user === undefined) return invalid(`user ${userName} does not exist`);
-      users.set(change.user, { ...user, ...change.password, passwordIndex: index });
+      users.set(change.user, { ...user, ...passwordOf(change.password), passwordIndex: index });
       return next({});
     case "user-grant": {
       if (user === undefined) return invalid(`user ${userName} does not exist`);
@@ -404,6 +430,7 @@ export function encodeAuthState(state: AuthState): Uint8Array {
     v: 1,
     enabled: state.enabled,
     revision: state.revision,
+    enabledAt: state.enabledAt,
     signingKey: b64(state.signingKey),
     users: [...state.users.values()].map((u) => ({
       name: u.name,
@@ -468,6 +495,7 @@ export function decodeAuthState(bytes: Uint8Array): AuthState {
   return Object.freeze({
     enabled: record.enabled === true,
     revision: Number(record.revision),
+    enabledAt: Number(record.enabledAt ?? 0),
     signingKey: unb64(record.signingKey, "the signing key"),
     users,
     roles,
@@ -530,7 +558,8 @@ export class AuthTable {
     check: (state: AuthState, user: string) => AuthVerdict,
   ): AuthVerdict {
     if (tag === undefined || tag.revision === this.current.revision) return ALLOWED;
-    return check(this.current, tag.user);
+    const caller = checkCaller(this.current, tag);
+    return caller.allowed ? check(this.current, tag.user) : caller;
   }
 
   /** The record to persist if the table changed since the last call, else undefined. */

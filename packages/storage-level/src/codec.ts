@@ -222,6 +222,8 @@ export type Command =
       readonly op: "session-open";
       /** Identifies the request that proposed it, when the proposer tagged it. */
       readonly requestId?: Uint8Array;
+      /** The user it is opened for, who alone may write in it (auth.ts). */
+      readonly auth?: AuthTag;
     } & SessionLimits)
   | {
       /** Close a client session, dropping what it kept. */
@@ -230,6 +232,8 @@ export type Command =
       readonly sessionId: number;
       /** Identifies the request that proposed it, when the proposer tagged it. */
       readonly requestId?: Uint8Array;
+      /** The user closing it: only its owner's close closes it. */
+      readonly auth?: AuthTag;
     }
   | {
       /** A change to the users, roles and permissions (auth.ts). */
@@ -473,8 +477,7 @@ export function decodeCommand(bytes: Uint8Array): Command {
         throw new DecodeError("auth tag truncated");
       if (bytes[10 + length] === OP_AUTH_TAG) throw new DecodeError("nested auth tag");
       const inner = decodeCommand(bytes.subarray(10 + length));
-      if (inner.op !== "put" && inner.op !== "delete" && inner.op !== "cas" && inner.op !== "auth")
-        throw new DecodeError(`an auth tag on a ${inner.op} command`);
+      if (inner.op === "clock") throw new DecodeError(`an auth tag on a ${inner.op} command`);
       if (inner.requestId !== undefined) throw new DecodeError("a request id inside an auth tag");
       let user: string;
       try {

@@ -59,6 +59,8 @@ export type SessionRefusal =
 interface Session {
   readonly idleTimeoutMs: number;
   readonly maxUnacknowledged: number;
+  /** The user that opened it (auth.ts; "" without one): only that user may write in it. */
+  readonly owner: string;
   lastActive: number;
   /** Every kept response's sequence number is at least this. */
   acknowledged: number;
@@ -153,8 +155,11 @@ export class SessionTable {
     this.journal?.undo.push(undo);
   }
 
-  /** Opens session `id` (the index of its entry); a refusal when at the limit. */
-  open(id: number, limits: SessionLimits): SessionCheck {
+  /**
+   * Opens session `id` (the index of its entry) for `owner` (the user that opened it, ""
+   * for none); a refusal when at the limit.
+   */
+  open(id: number, limits: SessionLimits, owner = ""): SessionCheck {
     if (this.sessions.has(id)) {
       return refuse("SESSION_LIMIT", `session ${id} is already open (an entry applied twice?)`);
     }
@@ -168,6 +173,7 @@ export class SessionTable {
     this.sessions.set(id, {
       idleTimeoutMs: limits.idleTimeoutMs,
       maxUnacknowledged: limits.maxUnacknowledged,
+      owner,
       lastActive: this.time,
       acknowledged: 1,
       responses: new Map(),
@@ -178,10 +184,14 @@ export class SessionTable {
     return { action: "apply" };
   }
 
-  /** Closes session `id`; whether it was open. */
-  close(id: number): boolean {
+  /**
+   * Closes session `id`; whether it was open. With `caller` (a user's close), only its
+   * owner's closes it; another user's close finds nothing.
+   */
+  close(id: number, caller?: string): boolean {
     const session = this.sessions.get(id);
     if (session === undefined) return false;
+    if (caller !== undefined && caller !== session.owner) return false;
     this.dirty.add(id);
     this.sessions.delete(id);
     this.undoWith(() => this.sessions.set(id, session));
@@ -211,13 +221,21 @@ export class SessionTable {
    * retry to answer takes the client's acknowledgement in and marks the session active.
    * `kind`, when given, is the write's: a sequence number whose kept answer is another
    * kind's was reused for another write (a client's bug), refused rather than answered.
+   * `caller`, when given (a user's write), must be the session's owner: another user's
+   * session is not open for it (refused as expired, so nothing of it is revealed).
    */
-  check(tag: SessionTag, kind?: SessionResponse["kind"]): SessionCheck {
+  check(tag: SessionTag, kind?: SessionResponse["kind"], caller?: string): SessionCheck {
     const session = this.sessions.get(tag.id);
     if (session === undefined) {
       return refuse(
         "SESSION_EXPIRED",
         `session ${tag.id} has expired or was closed; open a new session (the write was not applied)`,
+      );
+    }
+    if (caller !== undefined && caller !== session.owner) {
+      return refuse(
+        "SESSION_EXPIRED",
+        `session ${tag.id} is not open for user ${JSON.stringify(caller)}; open a new session (the write was not applied)`,
       );
     }
     const acknowledged = Math.max(session.acknowledged, tag.acknowledged);
@@ -348,7 +366,9 @@ function refuse(refusal: SessionRefusal, reason: string): SessionCheck {
 // and for a current value its length (varint) and bytes. A put's answer takes about eight
 // bytes. (Sealed by the caller's checksum.)
 
+/** A session's record: version 1, or 2 with its owner's name after the answers. */
 const RECORD_VERSION = 1;
+const RECORD_VERSION_OWNED = 2;
 const KINDS = ["put", "delete", "cas"] as const;
 
 function varintSize(value: number): number {
@@ -415,8 +435,10 @@ function encodeSession(session: Session): Uint8Array {
     size += varintSize(seq - base) + 1 + varintSize(r.index) + varintSize(r.term);
     if (r.current !== undefined) size += varintSize(r.current.byteLength) + r.current.byteLength;
   }
+  const owner = session.owner === "" ? undefined : new TextEncoder().encode(session.owner);
+  if (owner !== undefined) size += varintSize(owner.byteLength) + owner.byteLength;
   const bytes = new Uint8Array(size);
-  bytes[0] = RECORD_VERSION;
+  bytes[0] = owner === undefined ? RECORD_VERSION : RECORD_VERSION_OWNED;
   let at = writeVarint(bytes, 1, session.idleTimeoutMs);
   at = writeVarint(bytes, at, session.maxUnacknowledged);
   at = writeVarint(bytes, at, session.lastActive);
@@ -439,11 +461,17 @@ function encodeSession(session: Session): Uint8Array {
       at += r.current.byteLength;
     }
   }
+  if (owner !== undefined) {
+    at = writeVarint(bytes, at, owner.byteLength);
+    bytes.set(owner, at);
+  }
   return bytes;
 }
 
 export function decodeSession(bytes: Uint8Array): Session {
-  if (bytes[0] !== RECORD_VERSION) throw new DecodeError(`session record version ${bytes[0]}`);
+  const version = bytes[0];
+  if (version !== RECORD_VERSION && version !== RECORD_VERSION_OWNED)
+    throw new DecodeError(`session record version ${version}`);
   const reader = new VarintReader(bytes);
   reader.at = 1;
   const idleTimeoutMs = reader.varint();
@@ -472,10 +500,20 @@ export function decodeSession(bytes: Uint8Array): Session {
     if (seq < lastSeq) ascending = false;
     lastSeq = seq;
   }
+  let owner = "";
+  if (version === RECORD_VERSION_OWNED) {
+    try {
+      owner = new TextDecoder("utf-8", { fatal: true }).decode(reader.take(reader.varint()));
+    } catch (cause) {
+      if (cause instanceof DecodeError) throw cause;
+      throw new DecodeError("a session owner that is not UTF-8");
+    }
+  }
   if (reader.at !== bytes.byteLength) throw new DecodeError("session record has trailing bytes");
   return {
     idleTimeoutMs,
     maxUnacknowledged,
+    owner,
     lastActive,
     acknowledged,
     responses,

@@ -140,7 +140,14 @@ async function applyAll(
     const tag = command.requestId === undefined ? {} : { requestId: command.requestId };
     switch (command.op) {
       case "session-open": {
-        const check = sessions.open(index, command);
+        // A user's session is that user's; one whose token was void by now opens nothing.
+        const caller = auth.recheck(command.auth, () => ({ allowed: true }));
+        if (!caller.allowed) {
+          const { refusal, reason } = caller;
+          results.push({ index, term, kind: "refused", refusal, reason, ...tag });
+          continue;
+        }
+        const check = sessions.open(index, command, command.auth?.user);
         results.push(
           check.action === "refuse"
             ? { index, term, kind: "refused", refusal: check.refusal, reason: check.reason, ...tag }
@@ -153,7 +160,7 @@ async function applyAll(
           index,
           term,
           kind: "session-close",
-          found: sessions.close(command.sessionId),
+          found: sessions.close(command.sessionId, command.auth?.user),
           ...tag,
         });
         continue;
@@ -186,19 +193,12 @@ async function applyAll(
         continue;
       }
     }
-    if (command.auth !== undefined) {
-      const verdict = auth.recheck(command.auth, (state, user) =>
-        writeAccess(state, user, command.op, command.key),
-      );
-      if (!verdict.allowed) {
-        const { refusal, reason } = verdict;
-        results.push({ index, term, kind: "refused", refusal, reason, ...tag });
-        continue;
-      }
-    }
+    // The session first: a retry of a write that applied answers what it did (only to the
+    // session's owner), whatever the caller may do now; a new write is checked again if the
+    // users and roles changed since its node checked it.
     const session = command.session;
     if (session !== undefined) {
-      const check = sessions.check(session, command.op);
+      const check = sessions.check(session, command.op, command.auth?.user);
       if (check.action === "refuse") {
         const { refusal, reason } = check;
         results.push({ index, term, kind: "refused", refusal, reason, ...tag });
@@ -213,6 +213,14 @@ async function applyAll(
         results.push({ index, term, kind, ...answer, duplicateOf, ...tag } as ApplyResult);
         continue;
       }
+    }
+    const verdict = auth.recheck(command.auth, (state, user) =>
+      writeAccess(state, user, command.op, command.key),
+    );
+    if (!verdict.allowed) {
+      const { refusal, reason } = verdict;
+      results.push({ index, term, kind: "refused", refusal, reason, ...tag });
+      continue;
     }
     const key = keyString(command.key);
     let result: ApplyResult;

@@ -247,11 +247,124 @@ describe("the table in the state machine", () => {
     expect(text(await store.get(bytes("app/k")))).toBe("1");
     // An auth change proposed for a non-root caller is refused at apply too.
     const [byAlice] = await run(store, [
-      at(12, { ...change({ op: "disable" }), auth: { user: "alice", revision: 1 } }),
+      at(12, { ...change({ op: "disable" }), auth: { user: "alice", revision: 9 } }),
     ]);
     expect(byAlice).toMatchObject({ kind: "refused", refusal: "AUTH_PERMISSION_DENIED" });
     expect(store.authState().enabled).toBe(true);
     await store.close();
+  });
+
+  test("a session is its opener's: another user's write or close in it is refused, a retry is answered even after a revoke", async () => {
+    const dataPath = await dirs.make();
+    const store = await open(dataPath);
+    const setup = [
+      ...SETUP,
+      change({ op: "role-add", role: "writer" }),
+      change({
+        op: "role-grant",
+        role: "writer",
+        permission: { type: "readwrite", key: bytes("app/"), prefix: true },
+      }),
+      change({ op: "user-grant", user: "alice", role: "writer" }),
+      change({ op: "user-add", user: "mallory", password }),
+      change({ op: "user-grant", user: "mallory", role: "writer" }),
+    ];
+    await run(
+      store,
+      setup.map((command, i) => at(i + 1, command)),
+    );
+    const revision = store.authState().revision; // 12
+    const as = (user: string, at = revision) => ({ user, revision: at });
+    const limits = { idleTimeoutMs: 60_000, maxUnacknowledged: 8, maxSessions: 8 };
+    const [opened] = await run(store, [
+      at(13, { op: "session-open", ...limits, auth: as("alice") }),
+    ]);
+    expect(opened).toMatchObject({ kind: "session-open", sessionId: 13 });
+    const put = (user: string, seq: number, value: string, checkedAt = revision): Command => ({
+      op: "put",
+      key: bytes("app/k"),
+      value: bytes(value),
+      session: { id: 13, seq, acknowledged: 1 },
+      auth: as(user, checkedAt),
+    });
+    const [first, stolen, closed] = await run(store, [
+      at(14, put("alice", 1, "alice's")),
+      at(15, put("mallory", 2, "mallory's")),
+      at(16, { op: "session-close", sessionId: 13, auth: as("mallory") }),
+    ]);
+    expect(first).toMatchObject({ kind: "put" });
+    expect(stolen).toMatchObject({ kind: "refused", refusal: "SESSION_EXPIRED" });
+    expect(closed).toMatchObject({ kind: "session-close", found: false });
+    // alice loses write access; her retry of write 1 is still answered as it applied.
+    const [, retry, next] = await run(store, [
+      at(17, change({ op: "user-revoke", user: "alice", role: "writer" })),
+      at(18, put("alice", 1, "alice's")),
+      at(19, put("alice", 2, "alice's second")),
+    ]);
+    expect(retry).toMatchObject({ kind: "put", duplicateOf: { index: 14 } });
+    expect(next).toMatchObject({ kind: "refused", refusal: "AUTH_PERMISSION_DENIED" });
+    expect(text(await store.get(bytes("app/k")))).toBe("alice's");
+    // The owner is stored with the session: after a restart it is still alice's alone.
+    await store.close();
+    const reopened = await open(dataPath);
+    const [again] = await run(reopened, [at(20, put("mallory", 3, "mallory's"))]);
+    expect(again).toMatchObject({ kind: "refused", refusal: "SESSION_EXPIRED" });
+    await reopened.close();
+  });
+
+  test("a write checked with a token that a new password voided is refused when it applies", async () => {
+    const store = await open(await dirs.make());
+    await run(
+      store,
+      [
+        ...SETUP,
+        change({
+          op: "role-grant",
+          role: "reader",
+          permission: { type: "readwrite", key: bytes("app/"), prefix: true },
+        }),
+      ].map((command, i) => at(i + 1, command)),
+    );
+    const checkedAt = store.authState().revision; // 8
+    const [, late] = await run(store, [
+      at(9, change({ op: "user-passwd", user: "alice", password })),
+      at(10, {
+        op: "put",
+        key: bytes("app/k"),
+        value: bytes("v"),
+        auth: { user: "alice", revision: checkedAt },
+      }),
+    ]);
+    expect(late).toMatchObject({
+      kind: "refused",
+      refusal: "AUTH_UNAUTHENTICATED",
+      reason: expect.stringContaining("a new password"),
+    });
+    await store.close();
+  });
+
+  test("a change's payload keeps only its op's fields: a password cannot carry roles", () => {
+    const crafted = new TextEncoder().encode(
+      JSON.stringify({
+        op: "user-add",
+        user: "eve",
+        password: { scheme: "s", salt: { b64: "" }, hash: { b64: "" }, roles: ["root"] },
+        roles: ["root"],
+      }),
+    );
+    const decoded = decodeCommand(new Uint8Array([7, ...crafted]));
+    expect(decoded).toEqual({
+      op: "auth",
+      change: {
+        op: "user-add",
+        user: "eve",
+        password: { scheme: "s", salt: new Uint8Array(), hash: new Uint8Array() },
+      },
+    });
+    const table = new AuthTable();
+    if (decoded.op !== "auth") throw new Error("not an auth command");
+    table.apply(decoded.change, 1);
+    expect(table.state.users.get("eve")?.roles).toEqual([]);
   });
 
   test("the table survives a restart and travels in a snapshot", async () => {
