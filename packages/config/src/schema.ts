@@ -272,7 +272,23 @@ export const tlsTable = table("tls", {
   keyFile: path(),
   /** Refuse peers and clients without a certificate from `caFile` (mutual TLS); default false. */
   requireClientCert: boolean().default(false),
+  /**
+   * With mutual TLS: the common name every peer's certificate has; the peer service refuses
+   * any other (a client certificate from the same CA cannot act as a peer). Absent: any
+   * certificate from `caFile` is a peer's.
+   */
+  peerCommonName: z
+    .string({ error: "expected a certificate common name" })
+    .min(1, { error: "expected a certificate common name" })
+    .optional(),
 }).superRefine((tls, ctx) => {
+  if (tls.peerCommonName !== undefined && !tls.requireClientCert) {
+    brokenRule(
+      ctx,
+      ["peerCommonName"],
+      "needs tls.require_client_cert = true (peers are told apart by their certificates)",
+    );
+  }
   if (tls.requireClientCert && tls.caFile === undefined) {
     brokenRule(
       ctx,

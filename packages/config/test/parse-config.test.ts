@@ -386,6 +386,26 @@ describe("cross-field rules", () => {
       `${SOURCE}: tls.ca_file: required when tls.require_client_cert = true (client certificates are verified against it)`,
     ]);
   });
+
+  test("a peer common name needs mutual TLS", () => {
+    const tls = `${BASE}[tls]
+cert_file = "a"
+key_file = "b"
+ca_file = "c"
+`;
+    expect(
+      problems(`${tls}peer_common_name = "rockraft-peer"
+`),
+    ).toEqual([
+      `${SOURCE}: tls.peer_common_name: needs tls.require_client_cert = true (peers are told apart by their certificates)`,
+    ]);
+    const mutual = parseConfig(
+      `${tls}require_client_cert = true
+peer_common_name = "rockraft-peer"
+`,
+    );
+    expect(mutual.tls?.peerCommonName).toBe("rockraft-peer");
+  });
 });
 
 describe("all problems at once", () => {

@@ -224,7 +224,7 @@ export class RaftApi {
    * after `idle_timeout_ms` without writes.
    */
   async openSession(
-    options: Pick<WriteOptions, "timeoutMs" | "waitForLeader"> = {},
+    options: Pick<WriteOptions, "timeoutMs" | "waitForLeader" | "caller"> = {},
   ): Promise<OpenSessionResult> {
     if (!this.config.sessions.enabled) {
       throw new RockraftError(
@@ -236,12 +236,19 @@ export class RaftApi {
     const sessionId = await openSession(this.runtime, this.config.sessions, deadline, {
       attemptMs: this.attemptMs,
       failFast: options.waitForLeader === false,
+      caller: options.caller,
     });
     return { sessionId };
   }
 
-  /** Closes a session, dropping the answers it kept; resolves with whether it was open. */
-  async closeSession(sessionId: number, options: CallOptions = {}): Promise<CloseSessionResult> {
+  /**
+   * Closes a session, dropping the answers it kept; resolves with whether it was open (with
+   * `caller`, a session another user opened is not closed, and found: false).
+   */
+  async closeSession(
+    sessionId: number,
+    options: CallOptions & Pick<WriteOptions, "caller"> = {},
+  ): Promise<CloseSessionResult> {
     if (!Number.isSafeInteger(sessionId) || sessionId <= 0) {
       throw new RockraftError(
         "RAFT_INVALID_ARGUMENT",
@@ -249,7 +256,8 @@ export class RaftApi {
       );
     }
     const deadline = this.runtime.clock.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
-    return { found: await closeSession(this.runtime, sessionId, deadline, this.attemptMs) };
+    const { attemptMs, runtime } = this;
+    return { found: await closeSession(runtime, sessionId, deadline, attemptMs, options.caller) };
   }
 
   /** Reads `key` (linearizable by default); undefined when absent. */

@@ -13,11 +13,16 @@ import {
   type AuthVerdict,
   type PasswordHash,
 } from "@rockraft/storage-level";
+import type { AuthToken } from "@rockraft/transport-grpc";
 import { RockraftError } from "./errors.js";
 import type { Clock } from "./seams.js";
 
-/** A caller as checked: its user ("" when auth is off) and the table revision checked at. */
-export type Caller = AuthTag;
+/**
+ * A caller as checked: its user ("" when auth is off) and the table revision checked at;
+ * `node`: another node of the cluster forwarding a call it checked already (its token is
+ * one nodes make with the cluster's signing key), allowed what root is.
+ */
+export type Caller = AuthTag & { readonly node?: number };
 
 /** scrypt's cost: N, r, p (about 50 ms and 16 MiB per hash on this kind of machine). */
 const SCRYPT = { N: 16_384, r: 8, p: 1 } as const;
@@ -54,6 +59,8 @@ async function passwordMatches(user: AuthUser, password: string): Promise<boolea
 /** A token's claims, once verified. */
 interface Verified {
   readonly user: string;
+  /** A node's own token: the node's id. */
+  readonly node: number | undefined;
   readonly passwordIndex: number;
   readonly expiresAtMs: number;
   /** The signing key it was verified with (a token signed before a re-enable is void). */
@@ -62,6 +69,20 @@ interface Verified {
 
 /** Tokens verified already, so that a call costs a map lookup, not a signature check. */
 const CACHE_LIMIT = 10_000;
+/** Password checks at once (each takes about 50 ms and 16 MiB); more wait, up to a queue. */
+const HASHING_AT_ONCE = 2;
+const HASHING_QUEUE = 64;
+/** How long a node's own token (for calls it forwards) is valid. */
+const NODE_TOKEN_MS = 60_000;
+/** A hash compared against for an unknown user, so that it takes as long as a known one. */
+const NOBODY: AuthUser = {
+  name: "",
+  scheme: SCHEME,
+  salt: new Uint8Array(16),
+  hash: new Uint8Array(KEY_BYTES),
+  roles: [],
+  passwordIndex: 0,
+};
 
 /**
  * The node's gate: issues tokens and says who a call's token names and whether it may do
@@ -69,6 +90,9 @@ const CACHE_LIMIT = 10_000;
  */
 export class AuthGate {
   private readonly verified = new Map<string, Verified>();
+  private hashing = 0;
+  private readonly waiting: (() => void)[] = [];
+  private nodeToken_: { token: string; key: Uint8Array; refreshAt: number } | undefined;
 
   constructor(
     /** The applied table, now. */
@@ -78,34 +102,85 @@ export class AuthGate {
     private readonly clock: Clock,
   ) {}
 
-  /** A token for `user`, if `password` is its password (the same error for both failures). */
-  async authenticate(
-    user: string,
-    password: string,
-  ): Promise<{ token: string; expiresAtMs: number }> {
+  /**
+   * A token for `user`, if `password` is its password: the same error, after the same
+   * work, for an unknown user as for a wrong password. At most a few passwords are
+   * checked at once (RAFT_AUTH_BUSY beyond a queue), so that a flood of attempts cannot
+   * starve the node's storage of the thread pool they share.
+   */
+  async authenticate(user: string, password: string): Promise<AuthToken> {
     const state = this.state();
     if (!state.enabled) {
       throw new RockraftError(
-        "RAFT_AUTH_INVALID",
+        "RAFT_AUTH_NOT_ENABLED",
         "Auth.Authenticate: authentication is not enabled: calls need no token",
       );
     }
     const found = state.users.get(user);
-    const matches = found !== undefined && (await passwordMatches(found, password));
+    const matches = await this.limited(() => passwordMatches(found ?? NOBODY, password));
     if (!matches || found === undefined) {
       throw new RockraftError(
         "RAFT_UNAUTHENTICATED",
         `Auth.Authenticate: wrong user name or password for user ${JSON.stringify(user)}`,
       );
     }
-    const expiresAtMs = this.clock.now() + this.ttlMs();
-    const token = await new SignJWT({ pwi: found.passwordIndex })
+    return this.sign({ sub: user, pwi: found.passwordIndex }, this.ttlMs(), state);
+  }
+
+  /**
+   * A token of this node's own, for the calls it forwards to the leader after checking
+   * them itself (undefined while authentication is off).
+   */
+  async nodeToken(nodeId: number): Promise<AuthToken | undefined> {
+    const state = this.state();
+    if (!state.enabled) return undefined;
+    const held = this.nodeToken_;
+    const now = this.clock.now();
+    if (held !== undefined && held.key === state.signingKey && now < held.refreshAt) {
+      return { token: held.token, expiresAtMs: held.refreshAt, ttlMs: held.refreshAt - now };
+    }
+    const token = await this.sign({ sub: "", nod: nodeId, pwi: 0 }, NODE_TOKEN_MS, state);
+    this.nodeToken_ = {
+      token: token.token,
+      key: state.signingKey,
+      refreshAt: now + NODE_TOKEN_MS / 2,
+    };
+    return { ...token, ttlMs: NODE_TOKEN_MS / 2 };
+  }
+
+  private async sign(
+    claims: Record<string, string | number>,
+    ttlMs: number,
+    state: AuthState,
+  ): Promise<AuthToken> {
+    const now = this.clock.now();
+    const expiresAtMs = Math.ceil((now + ttlMs) / 1000) * 1000;
+    const token = await new SignJWT(claims)
       .setProtectedHeader({ alg: "HS256" })
-      .setSubject(user)
-      .setIssuedAt(Math.floor(this.clock.now() / 1000))
-      .setExpirationTime(Math.ceil(expiresAtMs / 1000))
+      .setIssuedAt(Math.floor(now / 1000))
+      .setExpirationTime(expiresAtMs / 1000)
       .sign(state.signingKey);
-    return { token, expiresAtMs: Math.ceil(expiresAtMs / 1000) * 1000 };
+    return { token, expiresAtMs, ttlMs };
+  }
+
+  /** Runs `work` when fewer than HASHING_AT_ONCE run; RAFT_AUTH_BUSY when too many wait. */
+  private async limited<T>(work: () => Promise<T>): Promise<T> {
+    if (this.hashing >= HASHING_AT_ONCE) {
+      if (this.waiting.length >= HASHING_QUEUE) {
+        throw new RockraftError(
+          "RAFT_AUTH_BUSY",
+          "Auth.Authenticate: too many authentications in progress on this node; try again",
+        );
+      }
+      await new Promise<void>((resolve) => this.waiting.push(resolve));
+    }
+    this.hashing++;
+    try {
+      return await work();
+    } finally {
+      this.hashing--;
+      this.waiting.shift()?.();
+    }
   }
 
   /**
@@ -136,6 +211,7 @@ export class AuthGate {
         `${what}: the token of user ${JSON.stringify(claims.user)} has expired: authenticate again`,
       );
     }
+    if (claims.node !== undefined) return { user: "", revision: state.revision, node: claims.node };
     const user = state.users.get(claims.user);
     if (user === undefined) {
       throw new RockraftError(
@@ -162,6 +238,7 @@ export class AuthGate {
         throw new Error("claims missing");
       return {
         user: payload.sub,
+        node: typeof payload.nod === "number" ? payload.nod : undefined,
         passwordIndex: payload.pwi,
         expiresAtMs: payload.exp * 1000,
         key: state.signingKey,
@@ -182,8 +259,9 @@ export class AuthGate {
     throwIfRefused(checkAccess(this.state(), caller.user, access, key), what);
   }
 
-  /** Throws unless `caller` may administer (the root role, while auth is on). */
+  /** Throws unless `caller` may administer (the root role, while auth is on; or a node). */
   checkAdmin(caller: Caller, what: string): void {
+    if (caller.node !== undefined) return;
     throwIfRefused(checkAdmin(this.state(), caller.user, `call ${what}`), what);
   }
 

@@ -178,7 +178,13 @@ export const RaftNodeBuilder = {
         youngGc = new YoungGcScheduler(hooks);
       }
     }
-    const runtime = new NodeRuntime(config, {
+    // Reads the applied users and roles; the running config once the runtime runs.
+    const gate: AuthGate = new AuthGate(
+      () => storage.authState(),
+      (): number => runtime.config.auth.tokenTtlMs,
+      systemClock,
+    );
+    const runtime: NodeRuntime = new NodeRuntime(config, {
       storage,
       clock: systemClock,
       random: cryptoRandomness,
@@ -192,23 +198,23 @@ export const RaftNodeBuilder = {
           ...events,
           logger: logger.child({ component: "peers" }),
         }),
-      leaderCalls: new GrpcLeaderCalls(config),
+      leaderCalls: new GrpcLeaderCalls(config, () => gate.nodeToken(config.node.nodeId)),
       logger,
       metrics: exporter,
       youngGc,
       ...(options.testingUnsafe === undefined ? {} : { testingUnsafe: options.testingUnsafe }),
     });
+    if (config.tls?.requireClientCert === true && config.tls.peerCommonName === undefined) {
+      logger.warn(
+        "tls: any certificate from ca_file is accepted as a peer's: if clients have certificates from it too, set tls.peer_common_name so that theirs cannot act as a peer",
+      );
+    }
     if (options.testingUnsafe !== undefined) {
       logger.warn(
         { testingUnsafe: options.testingUnsafe },
         "TESTING ONLY: this node breaks rules on purpose; never run it with real data",
       );
     }
-    const gate = new AuthGate(
-      () => runtime.storage.authState(),
-      () => runtime.config.auth.tokenTtlMs,
-      runtime.clock,
-    );
     const api = new RaftApi(runtime, gate);
     const reloading: ReloadContext = {
       messageBytes: maxMessageBytesOf(config),

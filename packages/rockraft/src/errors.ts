@@ -42,7 +42,11 @@ export type RockraftErrorCode =
    * A change to the users and roles that does not fit them (a user that exists, a role that
    * does not, an empty prefix, removing the last root user…): nothing changed.
    */
-  | "RAFT_AUTH_INVALID";
+  | "RAFT_AUTH_INVALID"
+  /** `authenticate` while authentication is disabled: calls need no token. */
+  | "RAFT_AUTH_NOT_ENABLED"
+  /** Too many `authenticate` calls at once on this node (each hashes a password): retry. */
+  | "RAFT_AUTH_BUSY";
 
 /** The leader a node knows of: where to retry. */
 export interface LeaderInfo {

@@ -1,7 +1,11 @@
 // Membership calls a follower forwards to the leader, over gRPC (one RockraftClient per
 // leader address), and how their errors are reported here.
 import type { Config } from "@rockraft/config";
-import { RockraftClient, RockraftClientError } from "@rockraft/transport-grpc";
+import {
+  RockraftClient,
+  RockraftClientError,
+  type ClientTokenSource,
+} from "@rockraft/transport-grpc";
 import { RockraftError } from "./errors.js";
 import { maxMessageBytesOf } from "./options.js";
 import type { LeaderCalls } from "./seams.js";
@@ -18,24 +22,34 @@ export function forwardedError(error: unknown): Error {
       ? "RAFT_TIMEOUT"
       : error.code === "INVALID_ARGUMENT"
         ? "RAFT_INVALID_ARGUMENT"
-        : error.code === "FAILED_PRECONDITION"
-          ? error.serverCode === "RAFT_REQUEST_REFUSED"
-            ? "RAFT_REQUEST_REFUSED"
-            : "RAFT_NOT_INITIALIZED"
-          : error.serverCode === "RAFT_PROPOSAL_DROPPED"
-            ? "RAFT_PROPOSAL_DROPPED"
-            : "RAFT_NO_LEADER";
+        : error.code === "UNAUTHENTICATED"
+          ? "RAFT_UNAUTHENTICATED"
+          : error.code === "PERMISSION_DENIED"
+            ? "RAFT_PERMISSION_DENIED"
+            : error.code === "FAILED_PRECONDITION"
+              ? error.serverCode === "RAFT_REQUEST_REFUSED"
+                ? "RAFT_REQUEST_REFUSED"
+                : "RAFT_NOT_INITIALIZED"
+              : error.serverCode === "RAFT_PROPOSAL_DROPPED"
+                ? "RAFT_PROPOSAL_DROPPED"
+                : "RAFT_NO_LEADER";
   return new RockraftError(code, `forwarded to the leader: ${error.message}`, {
     outcomeUnknown: error.outcomeUnknown,
     cause: error,
   });
 }
 
-/** Forwards over gRPC with the node's TLS settings. */
+/**
+ * Forwards over gRPC with the node's TLS settings and, while authentication is on, a token
+ * of the node's own (`nodeToken`): a forwarded call was checked by this node already.
+ */
 export class GrpcLeaderCalls implements LeaderCalls {
   private readonly clients = new Map<string, RockraftClient>();
 
-  constructor(private readonly config: Config) {}
+  constructor(
+    private readonly config: Config,
+    private readonly nodeToken: ClientTokenSource["token"],
+  ) {}
 
   addLearner: LeaderCalls["addLearner"] = (addr, member, timeoutMs) =>
     this.client(addr).addLearner(member, { timeoutMs }).catch(rethrowForwarded);
@@ -55,6 +69,7 @@ export class GrpcLeaderCalls implements LeaderCalls {
       client = new RockraftClient({
         endpoints: [addr],
         maxMessageBytes: maxMessageBytesOf(this.config),
+        auth: { token: this.nodeToken },
         ...(tls === undefined
           ? {}
           : {

@@ -33,6 +33,8 @@ const STATUS: Record<RockraftError["code"], RpcStatus> = {
   RAFT_UNAUTHENTICATED: "UNAUTHENTICATED",
   RAFT_PERMISSION_DENIED: "PERMISSION_DENIED",
   RAFT_AUTH_INVALID: "FAILED_PRECONDITION",
+  RAFT_AUTH_NOT_ENABLED: "FAILED_PRECONDITION",
+  RAFT_AUTH_BUSY: "RESOURCE_EXHAUSTED",
 };
 
 function rpcError(error: unknown, runtime: NodeRuntime): unknown {
@@ -114,20 +116,21 @@ export function kvHandler(api: RaftApi, runtime: NodeRuntime, gate: AuthGate): K
       return api.delete(key, { ...writeOptions(context), session: session ?? false, caller });
     }),
     compareAndSwap: mapped(runtime, async ({ session, ...request }, context) => {
-      // It reveals the value before: it needs both.
-      await allowed(context, "KV.CompareAndSwap", request.key, "read");
+      // It reveals the value before: it needs both, checked against the same table.
       const caller = await allowed(context, "KV.CompareAndSwap", request.key, "write");
+      gate.checkKey(caller, "read", request.key, "KV.CompareAndSwap");
       const options = { ...writeOptions(context), session: session ?? (false as const), caller };
       const result = await api.compareAndSwap(request, options);
       return { ...result, current: result.current ?? new Uint8Array() };
     }),
+    // A session is its opener's: only that user may write in it, or close it.
     openSession: mapped(runtime, async (context) => {
-      await gate.identify(context.token, "KV.OpenSession");
-      return api.openSession(writeOptions(context));
+      const caller = await gate.identify(context.token, "KV.OpenSession");
+      return api.openSession({ ...writeOptions(context), caller });
     }),
     closeSession: mapped(runtime, async (sessionId, context) => {
-      await gate.identify(context.token, "KV.CloseSession");
-      return api.closeSession(sessionId, { timeoutMs: remaining(context.deadline) });
+      const caller = await gate.identify(context.token, "KV.CloseSession");
+      return api.closeSession(sessionId, { timeoutMs: remaining(context.deadline), caller });
     }),
   };
 }

@@ -4,7 +4,13 @@
 // sessions.ts). So a tagged write is proposed again, on this node, until its outcome is
 // known or the caller's deadline passes; only then is it reported as unknown.
 import type { SessionsConfig } from "@rockraft/config";
-import type { ApplyResult, AuthRefusal, Command, SessionRefusal } from "@rockraft/storage-level";
+import type {
+  ApplyResult,
+  AuthRefusal,
+  AuthTag,
+  Command,
+  SessionRefusal,
+} from "@rockraft/storage-level";
 import { ClientSessions } from "@rockraft/transport-grpc";
 import { RockraftError, withUnknownOutcome, type RockraftErrorCode } from "./errors.js";
 import type { AppliedWrite } from "./proposals.js";
@@ -217,13 +223,14 @@ export async function openSession(
   node: Proposing,
   config: SessionsConfig,
   deadline: number,
-  options: ProposeOptions,
+  options: ProposeOptions & { readonly caller?: AuthTag | undefined },
 ): Promise<number> {
   const open: Command = {
     op: "session-open",
     idleTimeoutMs: config.idleTimeoutMs,
     maxUnacknowledged: config.maxUnacknowledged,
     maxSessions: config.maxSessions,
+    ...(options.caller === undefined ? {} : { auth: options.caller }),
   };
   const { result } = await proposeUntilKnown(node, open, deadline, options).catch(
     (error: unknown) => {
@@ -248,8 +255,14 @@ export async function closeSession(
   id: number,
   deadline: number,
   attemptMs: number,
+  /** The user closing it (only its owner's close closes it); none: trusted. */
+  caller?: AuthTag,
 ): Promise<boolean> {
-  const close: Command = { op: "session-close", sessionId: id };
+  const close: Command = {
+    op: "session-close",
+    sessionId: id,
+    ...(caller === undefined ? {} : { auth: caller }),
+  };
   const { result } = await proposeUntilKnown(node, close, deadline, { attemptMs });
   if (result.kind !== "session-close") {
     throw new Error(`closeSession: unexpected result ${result.kind}`);

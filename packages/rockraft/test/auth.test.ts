@@ -255,8 +255,27 @@ test(
       code: "UNAUTHENTICATED",
     });
 
-    // Auth off again (root only): anyone may call.
+    // Membership calls on a follower, from root over gRPC and in process, reach the leader
+    // with the follower's own token.
+    const leaderNow = cluster.leader()!.metrics().nodeId;
+    const followerNow = [1, 2, 3].find((id) => id !== leaderNow)!;
+    const viaFollower = client({
+      user: "root",
+      password: "root-secret",
+      endpoints: [cluster.configs.get(followerNow)!.node.advertiseAddr],
+    });
+    await viaFollower.addLearner({ nodeId: 4, addr: "127.0.0.1:1" });
+    const voters = cluster.leader()!.metrics().membership.voters;
+    await cluster.node(followerNow).raft().changeMembership({ voters, learners: [] });
+    expect(cluster.node(followerNow).metrics().membership.learners).toEqual([]);
+
+    // Auth off again (root only): anyone may call, and a client with a user goes on
+    // without a token.
     await root.auth.change({ op: "disable" });
     expect((await client().get("app/b")).found).toBe(true);
+    expect((await renamed.get("app/b")).found).toBe(true);
+    expect(
+      (await client({ user: "carol", password: "x" }).put("app/c", "v")).logId.index,
+    ).toBeGreaterThan(0);
   },
 );

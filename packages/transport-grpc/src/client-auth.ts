@@ -7,7 +7,7 @@ import {
   type Metadata,
   type ServiceError,
 } from "@grpc/grpc-js";
-import type { Endpoint } from "./client-calls.js";
+import { RockraftClientError, type Endpoint } from "./client-calls.js";
 import type {
   AuthClient,
   AuthenticateResponse,
@@ -35,8 +35,23 @@ export interface ClientCredentials {
 }
 
 /**
+ * Where a client's tokens come from, instead of a user's password: `token` gives one valid
+ * for at least a while, or undefined when calls need none (authentication is off).
+ * rockraft's nodes use this to forward membership calls with a token of their own.
+ */
+export interface ClientTokenSource {
+  /** A token, or undefined when none is needed now. */
+  readonly token: (deadline: number) => Promise<AuthToken | undefined>;
+}
+
+/** How long a client without a token (auth was off) waits before it asks again. */
+const NO_TOKEN_RECHECK_MS = 5_000;
+
+/**
  * The token of a client's user: fetched when first needed, fetched again once a quarter of
  * its lifetime is left (or the cluster refused it), and added to every call's metadata.
+ * Lifetimes count from when the answer arrived, by this machine's clock (the issuing
+ * node's may differ). While the cluster has authentication off, calls go without one.
  */
 export class ClientToken {
   private token: string | undefined;
@@ -45,21 +60,28 @@ export class ClientToken {
   private fetching: Promise<void> | undefined;
 
   constructor(
-    private readonly fetch: (deadline: number) => Promise<AuthToken>,
+    private readonly fetch: (deadline: number) => Promise<AuthToken | undefined>,
     /** Called with each new token (the client then moves its Batch streams to it). */
     private readonly renewed: () => void,
   ) {}
 
-  /** Resolves once the client holds a token that is not about to expire. */
+  /** Resolves once the client holds a token that is not about to expire (or needs none). */
   ready(deadline: number): Promise<void> {
-    if (this.token !== undefined && Date.now() < this.refreshAtMs) return Promise.resolve();
+    if (Date.now() < this.refreshAtMs) return Promise.resolve();
+    const asked = Date.now();
     this.fetching ??= this.fetch(deadline)
       .then((answer) => {
-        const now = Date.now();
-        this.token = answer.token;
-        this.expiresAtMs = answer.expiresAtMs;
-        this.refreshAtMs = now + ((answer.expiresAtMs - now) * 3) / 4;
-        this.renewed();
+        const had = this.token;
+        this.token = answer?.token;
+        if (answer === undefined) {
+          this.expiresAtMs = 0;
+          this.refreshAtMs = Date.now() + NO_TOKEN_RECHECK_MS;
+        } else {
+          // Counted from when it was asked for: it was issued after that.
+          this.expiresAtMs = asked + answer.ttlMs;
+          this.refreshAtMs = asked + (answer.ttlMs * 3) / 4;
+        }
+        if (this.token !== had) this.renewed();
       })
       .finally(() => {
         this.fetching = undefined;
@@ -67,9 +89,9 @@ export class ClientToken {
     return this.fetching;
   }
 
-  /** The cluster refused the token: the next call fetches another. */
+  /** The cluster refused the token (or wants one now): the next call fetches another. */
   invalidate(): void {
-    this.token = undefined;
+    this.refreshAtMs = 0;
   }
 
   /** Adds `authorization: Bearer <token>` to every call of a channel. */
@@ -92,24 +114,35 @@ export type AuthInvoker = <Response>(
 ) => Promise<Response>;
 
 /**
- * The token of `credentials`' user, fetched through `auth`; each new one moves the Batch
- * streams of `endpoints` on (calls on a stream carry the token it was opened with; the old
- * stream answers what it has).
+ * The token of `credentials`' user, fetched through `auth` (none while the cluster has
+ * authentication off), or `credentials`' own source; each new one moves the Batch streams
+ * of `endpoints` on (calls on a stream carry the token it was opened with; the old stream
+ * answers what it has).
  */
 export function clientToken(
-  credentials: ClientCredentials,
+  credentials: ClientCredentials | ClientTokenSource,
   auth: AuthCalls,
   endpoints: () => Iterable<Endpoint>,
 ): ClientToken {
-  return new ClientToken(
-    (deadline) =>
-      auth.authenticate(credentials.user, credentials.password, {
-        timeoutMs: Math.max(1, deadline - Date.now()),
-      }),
-    () => {
-      for (const endpoint of endpoints()) endpoint.batch.rotate();
-    },
-  );
+  const fetch =
+    "token" in credentials
+      ? credentials.token
+      : (deadline: number) =>
+          auth
+            .authenticate(credentials.user, credentials.password, {
+              timeoutMs: Math.max(1, deadline - Date.now()),
+            })
+            .catch((error: unknown) => {
+              if (
+                error instanceof RockraftClientError &&
+                error.serverCode === "RAFT_AUTH_NOT_ENABLED"
+              )
+                return undefined;
+              throw error;
+            });
+  return new ClientToken(fetch, () => {
+    for (const endpoint of endpoints()) endpoint.batch.rotate();
+  });
 }
 
 /** A generated client's unary method, bound. */
@@ -147,7 +180,11 @@ export class AuthCalls {
       "read",
       options,
     );
-    return { token: answer.token, expiresAtMs: toNumber(answer.expiresAtMs, "expires_at_ms") };
+    return {
+      token: answer.token,
+      expiresAtMs: toNumber(answer.expiresAtMs, "expires_at_ms"),
+      ttlMs: toNumber(answer.ttlMs, "ttl_ms"),
+    };
   }
 
   /** Whether auth is on, and the table's revision. */

@@ -49,6 +49,7 @@ import {
   clientToken,
   type ClientCredentials,
   type ClientToken,
+  type ClientTokenSource,
 } from "./client-auth.js";
 
 /** Keys and values: bytes, or a string sent as UTF-8. */
@@ -133,7 +134,7 @@ export interface RockraftClientOptions {
    * (Auth.Authenticate) before its first call and again before it expires, and sends it
    * with every call. Absent: calls carry no token.
    */
-  readonly auth?: ClientCredentials | undefined;
+  readonly auth?: ClientCredentials | ClientTokenSource | undefined;
 }
 
 export { RockraftClientError };
@@ -539,13 +540,13 @@ export class RockraftClient {
         return await attempt(endpoint, deadline);
       } catch (error) {
         if (!(error instanceof RockraftClientError)) throw error;
+        if (mode === "retry-safe-write" && error.outcomeUnknown) unknown = true;
         // A node refused the token (it expired, or was voided): fetch another, once.
         if (error.code === "UNAUTHENTICATED" && token !== undefined && !renewed) {
           renewed = true;
           token.invalidate();
           continue;
         }
-        if (mode === "retry-safe-write" && error.outcomeUnknown) unknown = true;
         if (options.once === true) throw fail(error);
         // The deadline ran out during a retry: what the earlier answers said is the better
         // account of why the call failed than the bare deadline of the last attempt.

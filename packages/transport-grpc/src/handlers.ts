@@ -310,8 +310,10 @@ export interface AuthRevision {
 export interface AuthToken {
   /** Send it as metadata `authorization: Bearer <token>`. */
   readonly token: string;
-  /** When it expires (ms since the epoch). */
+  /** When it expires (ms since the epoch, by the issuing node's clock). */
   readonly expiresAtMs: number;
+  /** How long it is valid from when it was issued, in ms (for clocks that differ). */
+  readonly ttlMs: number;
 }
 
 /** Whether auth is on, and the revision of the users and roles table. */

@@ -17,7 +17,7 @@ export {
   type SwapRequest,
   type SwapResult,
 } from "./client.js";
-export { AuthCalls, type ClientCredentials } from "./client-auth.js";
+export { AuthCalls, type ClientCredentials, type ClientTokenSource } from "./client-auth.js";
 export {
   ANSWERED_METADATA,
   ERROR_CODE_METADATA,

@@ -106,7 +106,8 @@ export class RockraftServer {
 
     const kv = kvService(options.kv, logger, maxMessageBytes);
     const batches = kv.batches;
-    server.addService(raftService, raftPeerService({ ...options, logger }));
+    const peerCommonName = options.tls?.peerCommonName;
+    server.addService(raftService, raftPeerService({ ...options, logger, peerCommonName }));
     server.addService(kvServiceDefinition, kv.server);
     server.addService(ClusterService, clusterService(options.cluster, logger));
     if (options.auth !== undefined)

@@ -14,6 +14,11 @@ export interface TlsOptions {
   readonly keyFile: string;
   /** Mutual TLS: refuse clients without a certificate signed by `caFile`. */
   readonly requireClientCert?: boolean;
+  /**
+   * With mutual TLS: the common name of every peer's certificate. The peer service refuses
+   * any other certificate (a client's from the same CA cannot act as a peer).
+   */
+  readonly peerCommonName?: string | undefined;
 }
 
 function read(path: string, what: string): Buffer {

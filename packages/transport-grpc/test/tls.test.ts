@@ -21,7 +21,11 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function tlsServer(requireClientCert: boolean, logger?: TransportLogger) {
+async function tlsServer(
+  requireClientCert: boolean,
+  logger?: TransportLogger,
+  peerCommonName?: string,
+) {
   const started = await startServer({
     cluster: metricsCluster,
     ...(logger === undefined ? {} : { logger }),
@@ -30,6 +34,7 @@ async function tlsServer(requireClientCert: boolean, logger?: TransportLogger) {
       certFile: certs.certFile,
       keyFile: certs.keyFile,
       requireClientCert,
+      ...(peerCommonName === undefined ? {} : { peerCommonName }),
     },
   });
   cleanups.push(() => started.server.shutdown(100));
@@ -146,6 +151,45 @@ describe("mutual TLS", () => {
       return stranger.unreachable.length >= 3;
     }, "the stranger's messages to be refused three times");
     expect(inbox.messages.filter((m) => m.type === "MsgHeartbeat" && m.commit === 99)).toEqual([]);
+  });
+
+  test("with peerCommonName, a client's certificate from the same CA cannot act as a peer", async () => {
+    const { inbox, address } = await tlsServer(true, undefined, "node");
+    const make = (certFile: string, keyFile: string) => {
+      const unreachable: number[] = [];
+      const peers = new PeerTransport({
+        nodeId: 1,
+        clusterId: "test",
+        tls: { caFile: certs.caFile, certFile, keyFile },
+        backoffInitialMs: 20,
+        onUnreachable: (peer) => unreachable.push(peer),
+        onSnapshotStatus: () => undefined,
+        snapshotSource: () => Promise.reject(new Error("none")),
+      });
+      peers.setPeers([[2, address]]);
+      cleanups.push(() => peers.close());
+      return { peers, unreachable };
+    };
+    const message = {
+      type: "MsgHeartbeat" as const,
+      from: 1,
+      to: 2,
+      term: 1,
+      commit: 0,
+      context: "",
+    };
+    const client = make(certs.clientCertFile, certs.clientKeyFile);
+    await waitFor(() => {
+      client.peers.send([{ ...message, commit: 7 }]);
+      return client.unreachable.length >= 2;
+    }, "the client certificate's messages to be refused");
+    expect(inbox.messages).toEqual([]);
+    const peer = make(certs.certFile, certs.keyFile);
+    await waitFor(() => {
+      peer.peers.send([message]);
+      return inbox.messages.length > 0;
+    }, "the peer's message");
+    expect(inbox.messages.some((m) => m.type === "MsgHeartbeat" && m.commit === 7)).toBe(false);
   });
 
   test("a peer refused for its certificate logs why, at WARN, once per 30 s", async () => {

@@ -63,7 +63,11 @@ export function authService(auth: AuthHandler, logger: TransportLogger): AuthSer
       "Auth.Authenticate",
       async (request, context) => {
         const token = await auth.authenticate(request.user, request.password, context);
-        return { token: token.token, expiresAtMs: BigInt(token.expiresAtMs) };
+        return {
+          token: token.token,
+          expiresAtMs: BigInt(token.expiresAtMs),
+          ttlMs: BigInt(token.ttlMs),
+        };
       },
       logger,
     ),

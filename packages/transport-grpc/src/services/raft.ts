@@ -19,11 +19,30 @@ export function raftPeerService(options: {
   readonly clusterId: string;
   readonly peer: PeerHandler;
   readonly logger: TransportLogger;
+  /**
+   * The common name every peer's client certificate must have (mutual TLS); undefined:
+   * any certificate the server accepts is a peer's.
+   */
+  readonly peerCommonName?: string | undefined;
 }): RaftServiceServer {
   const { peer, logger } = options;
   const fail = (error: unknown, what: string): ServiceError => serviceErrorOf(error, what, logger);
-  const refuse = (status: "FAILED_PRECONDITION" | "INVALID_ARGUMENT", message: string) =>
-    new RpcError(status, message);
+  const refuse = (
+    status: "FAILED_PRECONDITION" | "INVALID_ARGUMENT" | "PERMISSION_DENIED",
+    message: string,
+  ) => new RpcError(status, message);
+  /** Refuses a caller whose certificate is not a peer's (a client's, from the same CA). */
+  const checkCertificate = (call: ServerReadableStream<unknown, unknown>, what: string): void => {
+    const expected = options.peerCommonName;
+    if (expected === undefined) return;
+    const name = call.getAuthContext().sslPeerCertificate?.subject?.CN;
+    if (name !== expected) {
+      throw refuse(
+        "PERMISSION_DENIED",
+        `${what}: refused: the caller's certificate (common name ${JSON.stringify(name ?? null)}) is not a peer's; tls.peer_common_name is ${JSON.stringify(expected)}`,
+      );
+    }
+  };
   const checkPeer = (clusterId: string, to: bigint): void => {
     if (clusterId !== options.clusterId) {
       throw refuse(
@@ -49,6 +68,7 @@ export function raftPeerService(options: {
       call.on("data", (batch: SendRequest) => {
         if (failed) return;
         try {
+          checkCertificate(call, "RaftService.Send");
           checkPeer(batch.clusterId, batch.to);
           const from = toNumber(batch.from, "from");
           const messages: Message[] = batch.messages.map(messageFromWire);
@@ -99,6 +119,7 @@ export function raftPeerService(options: {
             if (header === undefined) {
               if (part?.$case !== "header")
                 throw new WireError("a snapshot stream must start with its header");
+              checkCertificate(call, "RaftService.InstallSnapshot");
               checkPeer(part.value.clusterId, part.value.to);
               const from = toNumber(part.value.from, "from");
               const metadata = metadataFromWire(part.value.metadata);

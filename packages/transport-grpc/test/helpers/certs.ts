@@ -40,10 +40,14 @@ function certificate(commonName: string, issuer: Issued | undefined, isCa: boole
   return { cert, keys };
 }
 
-/** Throwaway PEM files in `dir`: a CA, a node certificate it signed, and one from a stranger CA. */
+/**
+ * Throwaway PEM files in `dir`: a CA, a node certificate (common name "node") and a client
+ * certificate ("client") it signed, and one from a stranger CA.
+ */
 export function makeCertificates(dir: string) {
   const ca = certificate("rockraft test CA", undefined, true);
   const node = certificate("node", ca, false);
+  const client = certificate("client", ca, false);
   const strangerCa = certificate("stranger CA", undefined, true);
   const stranger = certificate("stranger", strangerCa, false);
   const write = (name: string, pem: string) => {
@@ -55,6 +59,8 @@ export function makeCertificates(dir: string) {
     caFile: write("ca.pem", forge.pki.certificateToPem(ca.cert)),
     certFile: write("node.pem", forge.pki.certificateToPem(node.cert)),
     keyFile: write("node.key", forge.pki.privateKeyToPem(node.keys.privateKey)),
+    clientCertFile: write("client.pem", forge.pki.certificateToPem(client.cert)),
+    clientKeyFile: write("client.key", forge.pki.privateKeyToPem(client.keys.privateKey)),
     strangerCertFile: write("stranger.pem", forge.pki.certificateToPem(stranger.cert)),
     strangerKeyFile: write("stranger.key", forge.pki.privateKeyToPem(stranger.keys.privateKey)),
   };
