@@ -22,7 +22,10 @@ import type { Clock } from "./seams.js";
  * `node`: another node of the cluster forwarding a call it checked already (its token is
  * one nodes make with the cluster's signing key), allowed what root is.
  */
-export type Caller = AuthTag & { readonly node?: number };
+export type Caller = AuthTag & {
+  /** Another node of the cluster, by id, forwarding a call it checked already. */
+  readonly node?: number;
+};
 
 /** scrypt's cost: N, r, p (about 50 ms and 16 MiB per hash on this kind of machine). */
 const SCRYPT = { N: 16_384, r: 8, p: 1 } as const;

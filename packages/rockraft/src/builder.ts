@@ -1,6 +1,11 @@
 import type { Config } from "@rockraft/config";
 import { openStorage } from "@rockraft/storage-level";
-import { PeerTransport, RockraftServer, routeGrpcLogs } from "@rockraft/transport-grpc";
+import {
+  CertificateFiles,
+  PeerTransport,
+  RockraftServer,
+  routeGrpcLogs,
+} from "@rockraft/transport-grpc";
 import type { Logger } from "pino";
 import { RaftApi } from "./api.js";
 import { RockraftError } from "./errors.js";
@@ -152,6 +157,8 @@ export const RaftNodeBuilder = {
       );
     }
     const logger = options.logger ?? createLogger(config.log, config.node.nodeId);
+    // Read (and checked) before anything opens; read again at each reload (rotation).
+    const certificates = config.tls === undefined ? undefined : new CertificateFiles(config.tls);
     // grpc-js prints its own diagnostics to standard error; keep them in our log instead.
     routeGrpcLogs(logger.child({ component: "grpc-js" }));
     const storage = await openStorage({
@@ -193,12 +200,14 @@ export const RaftNodeBuilder = {
           nodeId: config.node.nodeId,
           clusterId: config.cluster.clusterId,
           advertiseAddr: config.node.advertiseAddr,
-          tls: config.tls,
+          tls: certificates,
           maxMessageBytes: maxMessageBytesOf(config),
           ...events,
           logger: logger.child({ component: "peers" }),
         }),
-      leaderCalls: new GrpcLeaderCalls(config, () => gate.nodeToken(config.node.nodeId)),
+      leaderCalls: new GrpcLeaderCalls(config, certificates, () =>
+        gate.nodeToken(config.node.nodeId),
+      ),
       logger,
       metrics: exporter,
       youngGc,
@@ -219,6 +228,7 @@ export const RaftNodeBuilder = {
     const reloading: ReloadContext = {
       messageBytes: maxMessageBytesOf(config),
       ownLogger: options.logger === undefined,
+      certificates,
     };
     let server: RockraftServer;
     try {
@@ -226,7 +236,7 @@ export const RaftNodeBuilder = {
         nodeId: config.node.nodeId,
         clusterId: config.cluster.clusterId,
         address: config.node.raftAddr,
-        tls: config.tls,
+        tls: certificates,
         maxMessageBytes: maxMessageBytesOf(config),
         kv: kvHandler(api, runtime, gate),
         cluster: clusterHandler(api, runtime, gate, reloading),

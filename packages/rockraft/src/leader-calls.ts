@@ -4,6 +4,7 @@ import type { Config } from "@rockraft/config";
 import {
   RockraftClient,
   RockraftClientError,
+  type CertificateFiles,
   type ClientTokenSource,
 } from "@rockraft/transport-grpc";
 import { RockraftError } from "./errors.js";
@@ -46,8 +47,12 @@ export function forwardedError(error: unknown): Error {
 export class GrpcLeaderCalls implements LeaderCalls {
   private readonly clients = new Map<string, RockraftClient>();
 
+  /** The certificates' generation the clients were made with (a rotation makes new ones). */
+  private generation = 0;
+
   constructor(
     private readonly config: Config,
+    private readonly certificates: CertificateFiles | undefined,
     private readonly nodeToken: ClientTokenSource["token"],
   ) {}
 
@@ -63,9 +68,14 @@ export class GrpcLeaderCalls implements LeaderCalls {
   }
 
   private client(addr: string): RockraftClient {
+    const generation = this.certificates?.generation ?? 0;
+    if (generation !== this.generation) {
+      this.close(); // connections made from now on present the rotated certificate
+      this.generation = generation;
+    }
     let client = this.clients.get(addr);
     if (client === undefined) {
-      const tls = this.config.tls;
+      const tls = this.certificates?.tls;
       client = new RockraftClient({
         endpoints: [addr],
         maxMessageBytes: maxMessageBytesOf(this.config),

@@ -2,6 +2,8 @@
 // A reload compares the running config with the new one key by key (in the file's
 // spelling); a change to a key that is not live refuses the whole reload, naming each such
 // key, and nothing changes.
+import { createHash } from "node:crypto";
+import type { CertificateFiles } from "@rockraft/transport-grpc";
 import { loadConfig, type Config } from "@rockraft/config";
 import { RockraftError } from "./errors.js";
 import { maxMessageBytesOf } from "./options.js";
@@ -32,6 +34,9 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   "sessions.max_sessions",
   "sessions.max_unacknowledged",
   "auth.token_ttl_ms",
+  "tls.cert_file",
+  "tls.key_file",
+  "tls.ca_file",
 ]);
 
 /** The `Config` tables by the name the file gives them. */
@@ -101,6 +106,44 @@ export interface ReloadContext {
   readonly messageBytes: number;
   /** Whether the logger was made from `[log]` (a reload then sets its level). */
   readonly ownLogger: boolean;
+  /** The node's TLS files (read again at each reload: certificate rotation). */
+  readonly certificates?: CertificateFiles | undefined;
+}
+
+/** A short fingerprint of a PEM file's bytes, to log which one is in use (never a secret). */
+const fingerprint = (bytes: Buffer | null) =>
+  bytes === null ? null : `sha256:${createHash("sha256").update(bytes).digest("hex").slice(0, 16)}`;
+
+/**
+ * Reads the TLS files again (at `next`'s paths): connections made from now on present the
+ * new certificate and verify against the new CA. The changes in their contents, by
+ * fingerprint (`tls.certificate`, `tls.ca`); unusable files are RAFT_INVALID_ARGUMENT.
+ */
+function rotateCertificates(
+  certificates: CertificateFiles | undefined,
+  next: Config,
+): ConfigChange[] {
+  if (certificates === undefined || next.tls === undefined) return [];
+  const before = certificates.current();
+  try {
+    if (!certificates.reload(next.tls)) return [];
+  } catch (error) {
+    throw new RockraftError(
+      "RAFT_INVALID_ARGUMENT",
+      `reload from ${next.source}: ${(error as Error).message}; nothing was changed`,
+      { cause: error },
+    );
+  }
+  const after = certificates.current();
+  const changes: ConfigChange[] = [];
+  for (const [key, old, now] of [
+    ["tls.certificate", before.cert, after.cert],
+    ["tls.ca", before.ca, after.ca],
+  ] as const) {
+    if (fingerprint(old) !== fingerprint(now))
+      changes.push({ key, old: fingerprint(old), new: fingerprint(now) });
+  }
+  return changes;
 }
 
 /**
@@ -127,6 +170,8 @@ export function applyReload(
         `reload from ${next.source}: limits.max_key_bytes + limits.max_value_bytes (${next.limits.maxKeyBytes} + ${next.limits.maxValueBytes}) need gRPC messages of ${needed} bytes, more than the ${context.messageBytes} this node started with: restart the node to raise them; nothing was changed`,
       );
     }
+    // Last, once nothing else can refuse the reload: the TLS files are read again.
+    changes.push(...rotateCertificates(context.certificates, next));
     const generation = runtime.configGeneration + (changes.length > 0 ? 1 : 0);
     // Logged before a new level applies: a less verbose one would drop the line.
     runtime.logger.info({ generation }, describeChanges(changes));

@@ -83,4 +83,4 @@ export {
   type SessionVerdict,
   type Timers,
 } from "./client-session.js";
-export type { TlsOptions } from "./tls.js";
+export { CertificateFiles, type TlsFileContents, type TlsOptions } from "./tls.js";

@@ -11,7 +11,7 @@ import { SILENT_LOGGER, type SnapshotSource, type TransportLogger } from "./hand
 import { DEFAULT_MAX_MESSAGE_BYTES } from "./server.js";
 import { Backoff } from "./backoff.js";
 import { probeConnection } from "./probe.js";
-import { TlsDialer, type TlsOptions } from "./tls.js";
+import { CertificateFiles, TlsDialer, type TlsOptions } from "./tls.js";
 import { estimateSize, messageToWire, metadataToWire } from "./wire.js";
 
 /** Options of {@link PeerTransport}. */
@@ -22,8 +22,11 @@ export interface PeerTransportOptions {
   readonly clusterId: string;
   /** This node's advertised address, sent with every batch so peers can answer. */
   readonly advertiseAddr?: string;
-  /** TLS for the connections to peers; plaintext when absent. */
-  readonly tls?: TlsOptions | undefined;
+  /**
+   * TLS for the connections to peers (a node's `CertificateFiles`: connections made after
+   * a reload present the new certificate); plaintext when absent.
+   */
+  readonly tls?: TlsOptions | CertificateFiles | undefined;
   /** Largest message sent; batches are cut below it (match the peers' server limit). */
   readonly maxMessageBytes?: number;
   /** Messages queued per peer before new ones are dropped; default 4096. */
@@ -52,13 +55,16 @@ type State = "connecting" | "ready" | "backoff" | "closed";
 
 /** The connection to one peer: a long-lived Send stream fed from a bounded queue. */
 class PeerConnection {
-  private readonly client: RaftServiceClient;
+  private client: RaftServiceClient;
   private stream: ClientWritableStream<SendRequest> | undefined;
   private state: State = "connecting";
   private queue: Message[] = [];
   private flushScheduled = false;
   private waitingForDrain = false;
   private readonly backoff: Backoff;
+  private readonly dialer: TlsDialer;
+  private readonly channelOptions: ChannelOptions;
+  private dialedGeneration = 0;
   private timer: NodeJS.Timeout | undefined;
   private snapshotInFlight = false;
   /** When a failure to connect was last logged, and how many went unlogged since. */
@@ -78,9 +84,17 @@ class PeerConnection {
     channelOptions: ChannelOptions,
   ) {
     this.backoff = new Backoff(options.backoffInitialMs, options.backoffMaxMs);
-    const { credentials, options: tlsOptions } = new TlsDialer(options.tls).credentialsFor(address);
-    this.client = new PeerClient(address, credentials, { ...channelOptions, ...tlsOptions });
+    this.dialer = new TlsDialer(options.tls);
+    this.channelOptions = channelOptions;
+    this.client = this.dial();
     this.connect();
+  }
+
+  /** A channel to the peer, with the certificates as they are now. */
+  private dial(): RaftServiceClient {
+    this.dialedGeneration = this.dialer.generation;
+    const { credentials, options: tlsOptions } = this.dialer.credentialsFor(this.address);
+    return new PeerClient(this.address, credentials, { ...this.channelOptions, ...tlsOptions });
   }
 
   enqueue(messages: Message[]): void {
@@ -137,6 +151,12 @@ class PeerConnection {
   private connect(): void {
     if (this.state === "closed") return;
     this.state = "connecting";
+    // The certificates were read again since this channel was made: a new connection
+    // presents the new ones.
+    if (this.dialer.generation !== this.dialedGeneration) {
+      this.client.close();
+      this.client = this.dial();
+    }
     this.client.waitForReady(Date.now() + Math.max(1_000, this.backoff.base), (error) => {
       if (this.state === "closed") return;
       if (error !== undefined && error !== null) {
@@ -193,7 +213,9 @@ class PeerConnection {
     this.failureLoggedAt = now;
     const failures = this.failuresUnlogged;
     this.failuresUnlogged = 0;
-    void probeConnection(this.address, this.options.tls).then((reason) => {
+    const tls = this.options.tls;
+    const files = tls instanceof CertificateFiles ? tls.tls : tls;
+    void probeConnection(this.address, files).then((reason) => {
       if (this.state === "closed") return;
       this.log().warn(
         { peer: this.peer, address: this.address, reason, err: error.message, failures },

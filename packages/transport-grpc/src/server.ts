@@ -24,7 +24,7 @@ import { authService } from "./services/auth.js";
 import { clusterService } from "./services/cluster.js";
 import { kvService } from "./services/kv.js";
 import { raftPeerService } from "./services/raft.js";
-import { serverCredentials, type TlsOptions } from "./tls.js";
+import { CertificateFiles, serverCredentials, type TlsOptions } from "./tls.js";
 
 /** Services whose health the server reports through grpc.health.v1.Health. */
 export const SERVICE_NAMES = {
@@ -46,8 +46,11 @@ export interface ServerOptions {
   readonly clusterId: string;
   /** `host:port` to bind; port 0 picks a free one (see `port`). */
   readonly address: string;
-  /** TLS (and mutual TLS); plaintext when absent. */
-  readonly tls?: TlsOptions | undefined;
+  /**
+   * TLS (and mutual TLS); plaintext when absent. A `CertificateFiles` is followed: after its
+   * `reload()`, connections accepted present the new certificate.
+   */
+  readonly tls?: TlsOptions | CertificateFiles | undefined;
   /** Largest message accepted, in bytes (a full append batch or snapshot chunk must fit). */
   readonly maxMessageBytes?: number;
   /** Serves the KV service. */
@@ -96,7 +99,11 @@ export class RockraftServer {
   static async start(options: ServerOptions): Promise<RockraftServer> {
     const logger = options.logger ?? SILENT_LOGGER;
     const maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    const credentials = serverCredentials(options.tls);
+    const certificates =
+      options.tls === undefined || options.tls instanceof CertificateFiles
+        ? options.tls
+        : new CertificateFiles(options.tls);
+    const credentials = serverCredentials(certificates);
     const server = new Server({
       "grpc.max_receive_message_length": maxMessageBytes,
       "grpc.max_send_message_length": maxMessageBytes,
@@ -106,7 +113,7 @@ export class RockraftServer {
 
     const kv = kvService(options.kv, logger, maxMessageBytes);
     const batches = kv.batches;
-    const peerCommonName = options.tls?.peerCommonName;
+    const peerCommonName = certificates?.tls.peerCommonName;
     server.addService(raftService, raftPeerService({ ...options, logger, peerCommonName }));
     server.addService(kvServiceDefinition, kv.server);
     server.addService(ClusterService, clusterService(options.cluster, logger));
@@ -129,7 +136,7 @@ export class RockraftServer {
           return;
         }
         const inUse = /EADDRINUSE|address already in use/i.test(error.message);
-        const tls = options.tls;
+        const tls = certificates?.tls;
         if (
           !inUse &&
           tls !== undefined &&

@@ -1,7 +1,12 @@
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
-import { checkServerIdentity } from "node:tls";
-import { ChannelCredentials, ServerCredentials, type ChannelOptions } from "@grpc/grpc-js";
+import { checkServerIdentity, createSecureContext } from "node:tls";
+import {
+  ChannelCredentials,
+  ServerCredentials,
+  experimental,
+  type ChannelOptions,
+} from "@grpc/grpc-js";
 import { TransportError } from "./errors.js";
 
 /** TLS settings (the `[tls]` table of `@rockraft/config`): PEM file paths. */
@@ -35,35 +40,137 @@ function read(path: string, what: string): Buffer {
   }
 }
 
-export function serverCredentials(tls: TlsOptions | undefined): ServerCredentials {
-  if (tls === undefined) return ServerCredentials.createInsecure();
+/** What `[tls]`'s files hold. */
+export interface TlsFileContents {
+  /** The CA bundle (null: none, the system's roots). */
+  readonly ca: Buffer | null;
+  /** The certificate chain. */
+  readonly cert: Buffer;
+  /** Its private key. */
+  readonly key: Buffer;
+}
+
+/**
+ * The PEM files of `[tls]`, read into memory, and read again by `reload()` (certificate
+ * rotation without a restart). It is a grpc-js certificate provider: the server's TLS
+ * context follows it, so connections accepted after a reload present the new certificate
+ * and verify clients against the new CA; channels dialled after it use them too
+ * (`TlsDialer`, `generation`). Unreadable files, or a certificate and key that do not
+ * belong together, are TRANSPORT_TLS errors naming the files; a failed reload keeps what
+ * was loaded.
+ */
+export class CertificateFiles implements experimental.CertificateProvider {
+  private files: { ca: Buffer | null; cert: Buffer; key: Buffer };
+  private readonly caListeners = new Set<experimental.CaCertificateUpdateListener>();
+  private readonly identityListeners = new Set<experimental.IdentityCertificateUpdateListener>();
+  /** One more at each reload that read different bytes. */
+  generation = 0;
+
+  constructor(private tlsOptions: TlsOptions) {
+    this.files = load(tlsOptions);
+  }
+
+  /** The settings the files were last read from. */
+  get tls(): TlsOptions {
+    return this.tlsOptions;
+  }
+
+  /** The files' contents now. */
+  current(): TlsFileContents {
+    return this.files;
+  }
+
+  /**
+   * Reads the files again (from `next`'s paths when given); returns whether anything
+   * changed. Throws TRANSPORT_TLS, changing nothing, when they are unreadable or unusable.
+   */
+  reload(next: TlsOptions = this.tlsOptions): boolean {
+    const files = load(next);
+    this.tlsOptions = next;
+    const same = (a: Buffer | null, b: Buffer | null) =>
+      a === null || b === null ? a === b : a.equals(b);
+    const before = this.files;
+    if (same(before.ca, files.ca) && same(before.cert, files.cert) && same(before.key, files.key))
+      return false;
+    this.files = files;
+    this.generation++;
+    for (const listener of this.caListeners) listener(this.caUpdate());
+    for (const listener of this.identityListeners) listener(this.identityUpdate());
+    return true;
+  }
+
+  private caUpdate(): experimental.CaCertificateUpdate | null {
+    return this.files.ca === null ? null : { caCertificate: this.files.ca };
+  }
+
+  private identityUpdate(): experimental.IdentityCertificateUpdate {
+    return { certificate: this.files.cert, privateKey: this.files.key };
+  }
+
+  /** @internal grpc-js's provider interface. */
+  addCaCertificateListener(listener: experimental.CaCertificateUpdateListener): void {
+    this.caListeners.add(listener);
+    // On the next tick, as grpc-js's own providers do (it adds its watcher after this).
+    process.nextTick(() => {
+      if (this.caListeners.has(listener)) listener(this.caUpdate());
+    });
+  }
+
+  /** @internal grpc-js's provider interface. */
+  removeCaCertificateListener(listener: experimental.CaCertificateUpdateListener): void {
+    this.caListeners.delete(listener);
+  }
+
+  /** @internal grpc-js's provider interface. */
+  addIdentityCertificateListener(listener: experimental.IdentityCertificateUpdateListener): void {
+    this.identityListeners.add(listener);
+    process.nextTick(() => {
+      if (this.identityListeners.has(listener)) listener(this.identityUpdate());
+    });
+  }
+
+  /** @internal grpc-js's provider interface. */
+  removeIdentityCertificateListener(
+    listener: experimental.IdentityCertificateUpdateListener,
+  ): void {
+    this.identityListeners.delete(listener);
+  }
+}
+
+/** Reads and checks `[tls]`'s files: TRANSPORT_TLS naming the file, or both, when unusable. */
+function load(tls: TlsOptions): { ca: Buffer | null; cert: Buffer; key: Buffer } {
   const ca = tls.caFile === undefined ? null : read(tls.caFile, "CA file");
-  const requireClientCert = tls.requireClientCert ?? false;
-  if (requireClientCert && ca === null) {
+  if ((tls.requireClientCert ?? false) && ca === null) {
     throw new TransportError(
       "TRANSPORT_TLS",
       "tls: requireClientCert needs a caFile to verify client certificates",
     );
   }
+  const cert = read(tls.certFile, "certificate");
+  const key = read(tls.keyFile, "private key");
   try {
-    return ServerCredentials.createSsl(
-      ca,
-      [
-        {
-          cert_chain: read(tls.certFile, "certificate"),
-          private_key: read(tls.keyFile, "private key"),
-        },
-      ],
-      requireClientCert,
-    );
+    createSecureContext({ cert, key, ...(ca === null ? {} : { ca }) });
   } catch (cause) {
-    if (cause instanceof TransportError) throw cause;
     throw new TransportError(
       "TRANSPORT_TLS",
       `tls: the certificate ${tls.certFile} and the private key ${tls.keyFile} are unusable together: ${(cause as Error).message}`,
       { cause },
     );
   }
+  return { ca, cert, key };
+}
+
+/** The server's credentials: plaintext without TLS; otherwise they follow `certificates`. */
+export function serverCredentials(certificates: CertificateFiles | undefined): ServerCredentials {
+  if (certificates === undefined) return ServerCredentials.createInsecure();
+  const requireClientCert = certificates.tls.requireClientCert ?? false;
+  // grpc-js passes its first argument on as the identity provider, its second as the CA's
+  // (the reverse of its declared names): one object serves both here, and no CA is none.
+  return experimental.createCertificateProviderServerCredentials(
+    certificates,
+    certificates.tls.caFile === undefined ? null : certificates,
+    requireClientCert,
+  );
 }
 
 /** What a channel to one address needs: its credentials and channel options. */
@@ -76,34 +183,43 @@ export interface DialSettings {
  * Builds the credentials of channels to nodes: plaintext without `tls`; otherwise TLS
  * verified against `caFile` (system roots when absent), presenting `certFile`/`keyFile` when
  * given (mutual TLS), the files read once (unreadable or unusable ones are TRANSPORT_TLS
- * errors naming the file). For an address
+ * errors naming the file), or as a node's `CertificateFiles` hold them now. For an address
  * whose host is an IP, the TLS server name (SNI) is not set to the IP (RFC 6066 forbids it,
  * and Node.js prints DEP0123 when it is): a placeholder name goes in its place, and the
  * server's certificate is still verified against the IP.
  */
 export class TlsDialer {
-  private readonly files:
+  private readonly fixed:
     { ca: Buffer | null; key: Buffer | null; cert: Buffer | null } | undefined;
 
   constructor(
-    private readonly tls:
-      (Pick<TlsOptions, "caFile"> & Partial<Pick<TlsOptions, "certFile" | "keyFile">>) | undefined,
+    /** A client's TLS files, read once; or a node's `CertificateFiles`, read as they are now. */
+    private readonly source:
+      | (Pick<TlsOptions, "caFile"> & Partial<Pick<TlsOptions, "certFile" | "keyFile">>)
+      | CertificateFiles
+      | undefined,
   ) {
-    if (tls === undefined) return;
+    if (source === undefined || source instanceof CertificateFiles) return;
     const optional = (path: string | undefined, what: string) =>
       path === undefined ? null : read(path, what);
-    this.files = {
-      ca: optional(tls.caFile, "CA file"),
-      key: optional(tls.keyFile, "private key"),
-      cert: optional(tls.certFile, "certificate"),
+    this.fixed = {
+      ca: optional(source.caFile, "CA file"),
+      key: optional(source.keyFile, "private key"),
+      cert: optional(source.certFile, "certificate"),
     };
     this.credentialsFor(undefined); // unusable files fail here, at construction
   }
 
+  /** One more each time the files were read again with new contents (new channels use them). */
+  get generation(): number {
+    return this.source instanceof CertificateFiles ? this.source.generation : 0;
+  }
+
   /** Credentials and options for a channel to `address` (`host:port`; any when undefined). */
   credentialsFor(address: string | undefined): DialSettings {
-    const tls = this.tls;
-    const files = this.files;
+    const source = this.source;
+    const tls = source instanceof CertificateFiles ? source.tls : source;
+    const files = source instanceof CertificateFiles ? source.current() : this.fixed;
     if (tls === undefined || files === undefined)
       return { credentials: ChannelCredentials.createInsecure(), options: {} };
     const host = address === undefined ? undefined : /^\[?([^\]]+)\]?:\d+$/.exec(address)?.[1];

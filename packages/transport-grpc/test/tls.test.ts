@@ -1,15 +1,16 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, describe, expect, test } from "vitest";
 import {
+  CertificateFiles,
   PeerTransport,
   RockraftClient,
   RockraftClientError,
   TransportError,
   type TransportLogger,
 } from "../src/index.js";
-import { makeCertificates } from "./helpers/certs.js";
+import { makeCertificates } from "@rockraft/test-utils/certs";
 import { metricsCluster, startServer, waitFor } from "./helpers/servers.js";
 
 const dir = mkdtempSync(join(tmpdir(), "rockraft-tls-"));
@@ -355,5 +356,102 @@ describe("mutual TLS", () => {
     expect((error as Error).message).toMatch(
       new RegExp(`^tls: cannot read the CA file ${dir}/no-ca.pem: ENOENT`),
     );
+  });
+});
+
+describe("certificate rotation (CertificateFiles.reload)", () => {
+  test("connections made after a reload use the new certificate and CA, without a restart", async () => {
+    const live = mkdtempSync(join(tmpdir(), "rockraft-rotate-"));
+    cleanups.push(() => rmSync(live, { recursive: true, force: true }));
+    const next = makeCertificates(mkdtempSync(join(tmpdir(), "rockraft-rotate-next-")));
+    const files = {
+      caFile: join(live, "ca.pem"),
+      certFile: join(live, "node.pem"),
+      keyFile: join(live, "node.key"),
+    };
+    const install = (from: { caFile: string; certFile: string; keyFile: string }) => {
+      copyFileSync(from.caFile, files.caFile);
+      copyFileSync(from.certFile, files.certFile);
+      copyFileSync(from.keyFile, files.keyFile);
+    };
+    install(certs);
+    const certificates = new CertificateFiles({ ...files, requireClientCert: false });
+    const started = await startServer({ cluster: metricsCluster, tls: certificates });
+    cleanups.push(() => started.server.shutdown(100));
+    expect((await clientOf(started.address, { caFile: certs.caFile }).metrics()).state).toBe(
+      "leader",
+    );
+
+    // The files are replaced by a certificate from another CA, and read again.
+    install(next);
+    expect(certificates.reload()).toBe(true);
+    expect(certificates.reload()).toBe(false); // nothing new the second time
+    expect((await clientOf(started.address, { caFile: next.caFile }).metrics()).state).toBe(
+      "leader",
+    );
+    const old = await clientOf(started.address, { caFile: certs.caFile })
+      .metrics()
+      .catch((error: unknown) => error as RockraftClientError);
+    expect(old).toBeInstanceOf(RockraftClientError);
+
+    // A damaged file is refused, naming it, and the loaded certificate stays.
+    writeFileSync(files.keyFile, "not a key");
+    expect(() => certificates.reload()).toThrow(/unusable together/);
+    expect((await clientOf(started.address, { caFile: next.caFile }).metrics()).state).toBe(
+      "leader",
+    );
+  });
+
+  test("a peer whose certificate was refused connects once its files are rotated and read again", async () => {
+    // The server trusts only the next CA; the peer starts with a certificate of the old one.
+    const next = makeCertificates(mkdtempSync(join(tmpdir(), "rockraft-rotate-next-")));
+    const started = await startServer({
+      cluster: metricsCluster,
+      tls: { ...next, requireClientCert: true },
+    });
+    cleanups.push(() => started.server.shutdown(100));
+    const live = mkdtempSync(join(tmpdir(), "rockraft-rotate-peer-"));
+    cleanups.push(() => rmSync(live, { recursive: true, force: true }));
+    const files = {
+      caFile: join(live, "ca.pem"),
+      certFile: join(live, "node.pem"),
+      keyFile: join(live, "node.key"),
+    };
+    copyFileSync(next.caFile, files.caFile); // it trusts the server already
+    copyFileSync(certs.certFile, files.certFile);
+    copyFileSync(certs.keyFile, files.keyFile);
+    const certificates = new CertificateFiles(files);
+    const unreachable: number[] = [];
+    const peers = new PeerTransport({
+      nodeId: 1,
+      clusterId: "test",
+      tls: certificates,
+      backoffInitialMs: 20,
+      backoffMaxMs: 100,
+      onUnreachable: (peer) => unreachable.push(peer),
+      onSnapshotStatus: () => undefined,
+      snapshotSource: () => Promise.reject(new Error("none")),
+    });
+    cleanups.push(() => peers.close());
+    peers.setPeers([[2, started.address]]);
+    const message = {
+      type: "MsgHeartbeat" as const,
+      from: 1,
+      to: 2,
+      term: 1,
+      commit: 0,
+      context: "",
+    };
+    await waitFor(() => {
+      peers.send([message]);
+      return unreachable.length >= 2;
+    }, "the old certificate to be refused");
+    copyFileSync(next.certFile, files.certFile);
+    copyFileSync(next.keyFile, files.keyFile);
+    expect(certificates.reload()).toBe(true);
+    await waitFor(() => {
+      peers.send([message]);
+      return started.inbox.messages.length > 0;
+    }, "a message over a connection with the new certificate");
   });
 });

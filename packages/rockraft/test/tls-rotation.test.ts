@@ -1,0 +1,119 @@
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connect } from "node:tls";
+import { parseConfig } from "@rockraft/config";
+import { issue, makeCa, writePem } from "@rockraft/test-utils/certs";
+import { afterEach, expect, test } from "vitest";
+import { RockraftClient, RockraftError } from "../src/index.js";
+import { nodeConfigText, startCluster, type TestCluster } from "./helpers/cluster.js";
+
+// Certificate rotation without a restart: a reload reads the TLS files again, and
+// connections made afterwards use the new certificate and CA.
+let cluster: TestCluster | undefined;
+const dirs: string[] = [];
+afterEach(async () => {
+  await cluster?.close();
+  cluster = undefined;
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+/** The certificate node `address` presents, and whether it accepted `client`'s. */
+function handshake(
+  address: string,
+  ca: string,
+  client: { certPem: string; keyPem: string },
+): Promise<{ serial: string } | { refused: string }> {
+  const [host, port] = address.split(":") as [string, string];
+  return new Promise((resolve) => {
+    const socket = connect({
+      host,
+      port: Number(port),
+      ca,
+      cert: client.certPem,
+      key: client.keyPem,
+      ALPNProtocols: ["h2"],
+      servername: "localhost",
+    });
+    socket.once("secureConnect", () => {
+      const serial = socket.getPeerCertificate().serialNumber.replace(/^0+/, "");
+      // TLS 1.3 tells of a refused client certificate only after the handshake (the
+      // server's alert, or its closing the connection); an accepted one gets the server's
+      // HTTP/2 preface.
+      socket.once("data", () => {
+        socket.destroy();
+        resolve({ serial });
+      });
+      socket.once("close", () => resolve({ refused: "the server closed the connection" }));
+    });
+    socket.once("error", (error: Error) => resolve({ refused: error.message }));
+  });
+}
+
+test(
+  "a reload reads the TLS files again: new connections get the renewed certificate and the new CA; a broken file changes nothing",
+  { timeout: 60_000 },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), "rockraft-rotation-"));
+    dirs.push(dir);
+    const oldCa = makeCa("old CA");
+    const newCa = makeCa("new CA");
+    const first = issue(oldCa, "node");
+    const files = {
+      ca: writePem(dir, "ca.pem", oldCa.certPem),
+      cert: writePem(dir, "node.pem", first.certPem),
+      key: writePem(dir, "node.key", first.keyPem),
+    };
+    const tls = `\n[tls]\ncert_file = "${files.cert}"\nkey_file = "${files.key}"\nca_file = "${files.ca}"\nrequire_client_cert = true\n`;
+    cluster = await startCluster(3, { extraRaft: tls });
+    const node = cluster.node(1);
+    const address = cluster.configs.get(1)!.node.advertiseAddr;
+    const running = cluster.configs.get(1)!;
+    const oldClient = issue(oldCa, "client");
+    const newClient = issue(newCa, "client");
+    expect(await handshake(address, oldCa.certPem, oldClient)).toEqual({
+      serial: first.serialNumber.toUpperCase().replace(/^0+/, ""),
+    });
+    expect(await handshake(address, oldCa.certPem, newClient)).toHaveProperty("refused");
+
+    // The certificate is renewed in place and the new CA is trusted alongside the old.
+    const renewed = issue(oldCa, "node");
+    writeFileSync(files.cert, renewed.certPem);
+    writeFileSync(files.key, renewed.keyPem);
+    writeFileSync(files.ca, oldCa.certPem + newCa.certPem);
+    const port = Number(running.node.raftAddr.split(":")[1]);
+    const sameFile = parseConfig(nodeConfigText(1, port, running.storage.dataPath, tls), {
+      source: "node1.toml",
+    });
+    const changes = await node.reloadConfig(sameFile);
+    expect(changes.map((c) => c.key)).toEqual(["tls.certificate", "tls.ca"]);
+    expect(node.metrics().configGeneration).toBe(2);
+    const bundle = oldCa.certPem + newCa.certPem;
+    expect(await handshake(address, bundle, newClient)).toEqual({
+      serial: renewed.serialNumber.toUpperCase().replace(/^0+/, ""),
+    });
+    // The cluster goes on: node 1's peers accept its new certificate (the same CA).
+    const client = new RockraftClient({
+      endpoints: [address],
+      tls: { caFile: files.ca, certFile: files.cert, keyFile: files.key },
+    });
+    try {
+      await client.put("after rotation", "ok");
+    } finally {
+      client.close();
+    }
+
+    // A damaged key: the reload is refused, naming the files, and nothing changes.
+    writeFileSync(files.key, "not a key");
+    const refused = await node.reloadConfig(sameFile).then(
+      () => undefined,
+      (error: unknown) => error as RockraftError,
+    );
+    expect(refused).toMatchObject({ code: "RAFT_INVALID_ARGUMENT" });
+    expect(refused!.message).toContain("unusable together");
+    expect(node.metrics().configGeneration).toBe(2);
+    expect(await handshake(address, bundle, newClient)).toEqual({
+      serial: renewed.serialNumber.toUpperCase().replace(/^0+/, ""),
+    });
+  },
+);

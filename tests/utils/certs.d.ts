@@ -1,0 +1,30 @@
+/** A certificate, its PEM text and its private key's. */
+export interface Issued {
+  readonly certPem: string;
+  readonly keyPem: string;
+  /** Its serial number (hex), as `tls` reports a peer certificate's. */
+  readonly serialNumber: string;
+}
+
+/** A new certificate authority. */
+export function makeCa(name?: string): Issued;
+
+/** A certificate `ca` issues to `commonName`, for 127.0.0.1 and localhost. */
+export function issue(ca: Issued, commonName: string): Issued;
+
+/** Writes `text` to `dir/name`; returns the path. */
+export function writePem(dir: string, name: string, text: string): string;
+
+/**
+ * Throwaway PEM files in `dir`: a CA, a node certificate (common name "node") and a client
+ * certificate ("client") it signed, and one from a stranger CA.
+ */
+export function makeCertificates(dir: string): {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+  clientCertFile: string;
+  clientKeyFile: string;
+  strangerCertFile: string;
+  strangerKeyFile: string;
+};

@@ -1,0 +1,84 @@
+// Throwaway X.509 certificates for tests (node-forge: Node.js itself cannot make them): a CA,
+// certificates it issues for 127.0.0.1 and localhost, written as PEM files.
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import forge from "node-forge";
+
+let serial = 1;
+
+/** A certificate and its keys; `issuer` signs it (itself when absent). */
+function certificate(commonName, issuer, isCa) {
+  const keys = forge.pki.rsa.generateKeyPair(2048);
+  const cert = forge.pki.createCertificate();
+  cert.publicKey = keys.publicKey;
+  cert.serialNumber = `${Date.now().toString(16)}${(serial++).toString(16).padStart(4, "0")}`;
+  cert.validity.notBefore = new Date(Date.now() - 60_000);
+  cert.validity.notAfter = new Date(Date.now() + 24 * 3600_000);
+  const subject = [{ name: "commonName", value: commonName }];
+  cert.setSubject(subject);
+  cert.setIssuer(issuer === undefined ? subject : issuer.cert.subject.attributes);
+  cert.setExtensions(
+    isCa
+      ? [
+          { name: "basicConstraints", cA: true },
+          { name: "keyUsage", keyCertSign: true, cRLSign: true },
+        ]
+      : [
+          { name: "basicConstraints", cA: false },
+          { name: "keyUsage", digitalSignature: true, keyEncipherment: true },
+          { name: "extKeyUsage", serverAuth: true, clientAuth: true },
+          {
+            name: "subjectAltName",
+            altNames: [
+              { type: 7, ip: "127.0.0.1" },
+              { type: 2, value: "localhost" },
+            ],
+          },
+        ],
+  );
+  cert.sign((issuer ?? { keys }).keys.privateKey, forge.md.sha256.create());
+  return {
+    cert,
+    keys,
+    certPem: forge.pki.certificateToPem(cert),
+    keyPem: forge.pki.privateKeyToPem(keys.privateKey),
+    serialNumber: cert.serialNumber,
+  };
+}
+
+/** A new certificate authority. */
+export function makeCa(name = "rockraft test CA") {
+  return certificate(name, undefined, true);
+}
+
+/** A certificate `ca` issues to `commonName`, for 127.0.0.1 and localhost. */
+export function issue(ca, commonName) {
+  return certificate(commonName, ca, false);
+}
+
+/** Writes `text` to `dir/name`; returns the path. */
+export function writePem(dir, name, text) {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+/**
+ * Throwaway PEM files in `dir`: a CA, a node certificate (common name "node") and a client
+ * certificate ("client") it signed, and one from a stranger CA.
+ */
+export function makeCertificates(dir) {
+  const ca = makeCa();
+  const node = issue(ca, "node");
+  const client = issue(ca, "client");
+  const stranger = issue(makeCa("stranger CA"), "stranger");
+  return {
+    caFile: writePem(dir, "ca.pem", ca.certPem),
+    certFile: writePem(dir, "node.pem", node.certPem),
+    keyFile: writePem(dir, "node.key", node.keyPem),
+    clientCertFile: writePem(dir, "client.pem", client.certPem),
+    clientKeyFile: writePem(dir, "client.key", client.keyPem),
+    strangerCertFile: writePem(dir, "stranger.pem", stranger.certPem),
+    strangerKeyFile: writePem(dir, "stranger.key", stranger.keyPem),
+  };
+}
