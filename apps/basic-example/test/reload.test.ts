@@ -55,6 +55,29 @@ test("SIGHUP: a smaller value limit takes effect at once; a key that is not live
     });
     expect((await client.getConfig({ endpoint: node1.address })).generation).toBe(3);
     expect(await putAtNode1("x".repeat(100))).not.toBeInstanceOf(Error);
+
+    // config set: a live key in place of the file's, through later SIGHUPs, until unset.
+    expect(
+      await client.setConfig("limits.max_value_bytes", 20, { endpoint: node1.address }),
+    ).toEqual({
+      changes: [{ key: "limits.max_value_bytes", oldJson: "1048576", newJson: "20" }],
+      generation: 4,
+    });
+    expect(await putAtNode1("x".repeat(100))).toMatchObject({ code: "INVALID_ARGUMENT" });
+    node1.child!.kill("SIGHUP");
+    await node1.waitForOutput(/✓ Config reloaded \(0 changed\)/);
+    expect(await putAtNode1("x".repeat(100))).toMatchObject({ code: "INVALID_ARGUMENT" });
+    expect(JSON.parse((await client.getConfig({ endpoint: node1.address })).overridesJson)).toEqual(
+      {
+        "limits.max_value_bytes": 20,
+      },
+    );
+    const notLive = await client
+      .setConfig("raft.heartbeat_interval_ms", 120, { endpoint: node1.address })
+      .catch((e: unknown) => e as RockraftClientError);
+    expect(notLive).toMatchObject({ code: "INVALID_ARGUMENT" });
+    await client.setConfig("limits.max_value_bytes", undefined, { endpoint: node1.address });
+    expect(await putAtNode1("x".repeat(100))).not.toBeInstanceOf(Error);
   } finally {
     client.close();
   }

@@ -13,10 +13,18 @@ export interface ParseConfigOptions {
   readonly source?: string;
   /** Directory relative paths resolve against; default: the source's directory, else the cwd. */
   readonly baseDir?: string;
+  /**
+   * Values that replace the text's, by the file's key (`"limits.max_value_bytes"`), before
+   * validation: a node's `config set`. Validated as the text's are.
+   */
+  readonly overrides?: Readonly<Record<string, unknown>>;
 }
 
 /** Reads and validates a TOML config file. Relative paths in it resolve against its directory. */
-export async function loadConfig(path: string): Promise<Config> {
+export async function loadConfig(
+  path: string,
+  options: Pick<ParseConfigOptions, "overrides"> = {},
+): Promise<Config> {
   if (typeof path !== "string" || path === "") {
     throw new TypeError("loadConfig(path): expected a non-empty file path");
   }
@@ -32,7 +40,7 @@ export async function loadConfig(path: string): Promise<Config> {
           : `cannot be read (${(error as Error).message})`;
     throw new ConfigError("CONFIG_READ", `${path}: ${reason}`, { source: path, cause: error });
   }
-  const config = parseConfig(text, { source: path, baseDir: dirname(resolve(path)) });
+  const config = parseConfig(text, { ...options, source: path, baseDir: dirname(resolve(path)) });
   const issues = await missingFiles(config);
   if (issues.length > 0) {
     const lines = issues.map((issue) => `${path}: ${issue.path}: ${issue.message}`);
@@ -81,6 +89,18 @@ export function parseConfig(text: string, options: ParseConfigOptions = {}): Con
       `${source}:${error.line}:${error.column}: invalid TOML: ${reason}\n  ${lineText}\n  ${pointer}`,
       { source, line: error.line, column: error.column, cause: error },
     );
+  }
+
+  for (const [key, value] of Object.entries(options.overrides ?? {})) {
+    const [table, name, ...rest] = key.split(".");
+    if (table === undefined || name === undefined || rest.length > 0)
+      throw new TypeError(`parseConfig: override ${JSON.stringify(key)}: expected "table.key"`);
+    const current = document[table];
+    const fields =
+      typeof current === "object" && current !== null && !Array.isArray(current)
+        ? (current as Record<string, unknown>)
+        : {};
+    document[table] = { ...fields, [name]: value };
   }
 
   const issues: ConfigIssue[] = [];

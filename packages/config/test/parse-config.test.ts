@@ -506,3 +506,19 @@ describe("[auth]", () => {
     ]);
   });
 });
+
+describe("overrides (a node's config set)", () => {
+  test("replace the text's value before validation, and are validated as it is", () => {
+    const overridden = parseConfig(`${BASE}[limits]\nmax_value_bytes = 10\n`, {
+      overrides: { "limits.max_value_bytes": 20, "sessions.max_sessions": 3 },
+    });
+    expect(overridden.limits.maxValueBytes).toBe(20);
+    expect(overridden.sessions.maxSessions).toBe(3);
+    expect(() =>
+      parseConfig(BASE, { source: SOURCE, overrides: { "limits.max_value_bytes": -1 } }),
+    ).toThrow(
+      `${SOURCE}: limits.max_value_bytes: expected a size in bytes from 0 to 64 MiB, got -1`,
+    );
+    expect(() => parseConfig(BASE, { overrides: { "limits.nope": 1 } })).toThrow(/limits\.nope/);
+  });
+});

@@ -10,7 +10,13 @@ import type { Logger } from "pino";
 import { RaftApi } from "./api.js";
 import { RockraftError } from "./errors.js";
 import { createLogger } from "./logger.js";
-import { applyReload, reloadFromFile, type ConfigChange, type ReloadContext } from "./reload.js";
+import {
+  applyReload,
+  reloadFromFile,
+  setConfigKey,
+  type ConfigChange,
+  type ReloadContext,
+} from "./reload.js";
 import { NodeMetricsExporter } from "./metrics.js";
 import { GrpcLeaderCalls } from "./leader-calls.js";
 import { NodeRuntime } from "./runtime.js";
@@ -112,6 +118,23 @@ export class RaftNode {
    */
   reloadConfigFile(): Promise<ConfigChange[]> {
     return reloadFromFile(this.runtime, this.reloading);
+  }
+
+  /**
+   * Sets live key `key` (the file's spelling, e.g. `"limits.max_value_bytes"`) to `value`
+   * in place of the file's, or with `undefined` goes back to the file's: the file is read
+   * again with every key set so and reloaded as `reloadConfigFile` does. Set keys hold
+   * through later reloads until the node restarts (the file is not changed); `configSet()`
+   * lists them. A key that is not live (the TLS files neither: change them in the file) or
+   * a value the schema refuses is RAFT_INVALID_ARGUMENT, and nothing changes.
+   */
+  setConfig(key: string, value: unknown): Promise<ConfigChange[]> {
+    return setConfigKey(this.runtime, this.reloading, key, value);
+  }
+
+  /** The keys set by `setConfig` in place of the file's, and their values. */
+  configSet(): ReadonlyMap<string, unknown> {
+    return new Map(this.reloading.overrides);
   }
 
   /**
@@ -229,6 +252,7 @@ export const RaftNodeBuilder = {
       messageBytes: maxMessageBytesOf(config),
       ownLogger: options.logger === undefined,
       certificates,
+      overrides: new Map(),
     };
     let server: RockraftServer;
     try {

@@ -2,7 +2,8 @@
 //   rockraft kv put <key> <value> | get <key> | del <key> | cas <key> <expected|--absent> <value>
 //   rockraft cluster status | members | add-learner <id> <addr> | promote <id> | remove <id>
 //                  | transfer-leader <id> | snapshot
-//   rockraft config get | reload;  rockraft auth|user|role … (cli-auth.ts)
+//   rockraft config get | reload | set <key> <value> | unset <key>
+//   rockraft auth|user|role … (cli-auth.ts)
 // Options: --endpoints a:1,b:2 (default: the example's three nodes), --json, --timeout <ms>,
 // --ca/--cert/--key for TLS, --user name[:password].
 import { parseArgs } from "node:util";
@@ -34,6 +35,9 @@ commands:
   cluster snapshot                take a snapshot on the node answering
   config get                      each endpoint's running config and its generation
   config reload                   each endpoint reads its config file again (live keys only)
+  config set <key> <value>        each endpoint sets a live key in place of its file's
+                                  (until it restarts), e.g. config set log.level debug
+  config unset <key>              each endpoint goes back to its file's value of the key
 ${AUTH_USAGE}
 
 options:
@@ -263,17 +267,21 @@ export async function main(
         return 0;
       }
       case "config get": {
-        const results: (ConfigResult & { endpoint: string; config: unknown })[] = [];
+        type Got = ConfigResult & { endpoint: string; config: unknown; set: unknown };
+        const results: Got[] = [];
         for (const endpoint of endpoints) {
           const r = await client.getConfig({ endpoint });
-          results.push({ endpoint, ...r, config: JSON.parse(r.configJson) as unknown });
+          const config = JSON.parse(r.configJson) as unknown;
+          const set = JSON.parse(r.overridesJson || "{}") as Record<string, unknown>;
+          results.push({ endpoint, ...r, config, set });
         }
-        const human = results.map(
-          (r) => `${r.endpoint}: generation ${r.generation}, from ${r.source}\n${r.configJson}`,
-        );
+        const human = results.map((r) => {
+          const set = r.overridesJson === "{}" ? "" : `, set: ${r.overridesJson}`;
+          return `${r.endpoint}: generation ${r.generation}, from ${r.source}${set}\n${r.configJson}`;
+        });
         print(
           human.join("\n"),
-          results.map(({ configJson: _json, ...r }) => r),
+          results.map(({ configJson: _json, overridesJson: _set, ...r }) => r),
         );
         return 0;
       }
@@ -283,13 +291,19 @@ export async function main(
           const r = await client.reloadConfig({ endpoint });
           results.push({ endpoint, ...r });
         }
-        const line = (r: (typeof results)[number]) =>
-          `${r.endpoint}: generation ${r.generation}; ${
-            r.changes.length === 0
-              ? "nothing changed"
-              : r.changes.map((c) => `${c.key} ${c.oldJson} → ${c.newJson}`).join(", ")
-          }`;
-        print(results.map(line).join("\n"), results);
+        print(results.map(reloadLine).join("\n"), results);
+        return 0;
+      }
+      case "config set":
+      case "config unset": {
+        const set = command === "set";
+        if (!need(set ? 2 : 1, set ? "<key> <value>" : "<key>")) return 2;
+        const value = set ? valueOf(args[1]!) : undefined;
+        const results: (ReloadResult & { endpoint: string })[] = [];
+        for (const endpoint of endpoints) {
+          results.push({ endpoint, ...(await client.setConfig(args[0]!, value, { endpoint })) });
+        }
+        print(results.map(reloadLine).join("\n"), results);
         return 0;
       }
       default:
@@ -313,5 +327,23 @@ export async function main(
     return 1;
   } finally {
     client.close();
+  }
+}
+
+/** One endpoint's reload, for a person. */
+function reloadLine(r: ReloadResult & { endpoint: string }): string {
+  const changed =
+    r.changes.length === 0
+      ? "nothing changed"
+      : r.changes.map((c) => `${c.key} ${c.oldJson} → ${c.newJson}`).join(", ");
+  return `${r.endpoint}: generation ${r.generation}; ${changed}`;
+}
+
+/** A value as JSON reads it (`2048`, `true`, `"x"`); anything else is the text itself. */
+function valueOf(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
   }
 }

@@ -4,6 +4,7 @@ import type { Config } from "@rockraft/config";
 import {
   RockraftClient,
   RockraftClientError,
+  TransportError,
   type CertificateFiles,
   type ClientTokenSource,
 } from "@rockraft/transport-grpc";
@@ -17,6 +18,11 @@ import type { LeaderCalls } from "./seams.js";
  * unknown outcome (the change may be made), never a code that invites a blind retry.
  */
 export function forwardedError(error: unknown): Error {
+  if (error instanceof TransportError) {
+    return new RockraftError("RAFT_NO_LEADER", `cannot reach the leader: ${error.message}`, {
+      cause: error,
+    });
+  }
   if (!(error instanceof RockraftClientError)) return error as Error;
   const code =
     error.code === "DEADLINE_EXCEEDED" || error.outcomeUnknown
@@ -56,11 +62,17 @@ export class GrpcLeaderCalls implements LeaderCalls {
     private readonly nodeToken: ClientTokenSource["token"],
   ) {}
 
+  // Through a promise: a client that cannot be made (TLS files being rewritten) fails the
+  // call as a RockraftError too.
   addLearner: LeaderCalls["addLearner"] = (addr, member, timeoutMs) =>
-    this.client(addr).addLearner(member, { timeoutMs }).catch(rethrowForwarded);
+    Promise.resolve()
+      .then(() => this.client(addr).addLearner(member, { timeoutMs }))
+      .catch(rethrowForwarded);
 
   changeMembership: LeaderCalls["changeMembership"] = (addr, target, timeoutMs) =>
-    this.client(addr).changeMembership(target, { timeoutMs }).catch(rethrowForwarded);
+    Promise.resolve()
+      .then(() => this.client(addr).changeMembership(target, { timeoutMs }))
+      .catch(rethrowForwarded);
 
   close(): void {
     for (const client of this.clients.values()) client.close();
@@ -70,7 +82,13 @@ export class GrpcLeaderCalls implements LeaderCalls {
   private client(addr: string): RockraftClient {
     const generation = this.certificates?.generation ?? 0;
     if (generation !== this.generation) {
-      this.close(); // connections made from now on present the rotated certificate
+      // Connections made from now on present the rotated certificate; calls in flight on
+      // the old clients finish (a membership call waits at most its deadline) first.
+      const retired = [...this.clients.values()];
+      this.clients.clear();
+      setTimeout(() => {
+        for (const client of retired) client.close();
+      }, RETIRE_AFTER_MS).unref();
       this.generation = generation;
     }
     let client = this.clients.get(addr);
@@ -95,6 +113,9 @@ export class GrpcLeaderCalls implements LeaderCalls {
     return client;
   }
 }
+
+/** How long a leader client replaced by a certificate rotation lives on for its calls. */
+const RETIRE_AFTER_MS = 60_000;
 
 function rethrowForwarded(error: unknown): never {
   throw forwardedError(error);

@@ -108,6 +108,8 @@ export interface ReloadContext {
   readonly ownLogger: boolean;
   /** The node's TLS files (read again at each reload: certificate rotation). */
   readonly certificates?: CertificateFiles | undefined;
+  /** Keys set by `config set` in place of the file's, until the node restarts. */
+  readonly overrides: Map<string, unknown>;
 }
 
 /** A short fingerprint of a PEM file's bytes, to log which one is in use (never a secret). */
@@ -191,10 +193,48 @@ export function applyReload(
 export async function reloadFromFile(
   runtime: NodeRuntime,
   context: ReloadContext,
+  overrides: ReadonlyMap<string, unknown> = context.overrides,
 ): Promise<ConfigChange[]> {
-  const next = await loadConfig(runtime.config.source).catch((error: unknown) => {
+  const next = await loadConfig(runtime.config.source, {
+    overrides: Object.fromEntries(overrides),
+  }).catch((error: unknown) => {
     const message = error instanceof Error ? error.message : String(error);
     throw new RockraftError("RAFT_INVALID_ARGUMENT", message, { cause: error });
   });
   return applyReload(runtime, next, context);
+}
+
+/**
+ * Sets live key `key` (the file's spelling, e.g. `limits.max_value_bytes`) to `value` in
+ * place of the file's, or with `undefined` goes back to the file's, and reloads the file
+ * with every key set so (see reloadFromFile). A key that is not live, or a value the
+ * schema refuses, is RAFT_INVALID_ARGUMENT, and nothing changes. The keys set hold through
+ * later reloads until the node restarts; the file is not changed.
+ */
+export async function setConfigKey(
+  runtime: NodeRuntime,
+  context: ReloadContext,
+  key: string,
+  value: unknown,
+): Promise<ConfigChange[]> {
+  if (!LIVE_KEYS.has(key) || key.startsWith("tls.")) {
+    throw new RockraftError(
+      "RAFT_INVALID_ARGUMENT",
+      `config set ${key}: not a key that can be set while the node runs (${[...LIVE_KEYS].filter((k) => !k.startsWith("tls.")).join(", ")}); for any other, change the file and restart the node`,
+    );
+  }
+  const overrides = new Map(context.overrides);
+  if (value === undefined) overrides.delete(key);
+  else overrides.set(key, value);
+  const changes = await reloadFromFile(runtime, context, overrides).catch((error: unknown) => {
+    const shown = value === undefined ? "(the file's)" : JSON.stringify(value);
+    throw new RockraftError(
+      "RAFT_INVALID_ARGUMENT",
+      `config set ${key} = ${shown}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  });
+  context.overrides.clear();
+  for (const [name, set] of overrides) context.overrides.set(name, set);
+  return changes;
 }

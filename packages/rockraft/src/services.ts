@@ -1,6 +1,7 @@
 // The gRPC services' handlers: the transport calls these; they call the RaftApi and map
 // rockraft's errors to gRPC status codes (the table in this package's README, "Errors").
 import type {
+  ReloadResult,
   AuthHandler,
   AuthRequest,
   CallContext,
@@ -14,7 +15,7 @@ import type { RaftApi } from "./api.js";
 import type { AuthGate, Caller } from "./auth.js";
 import { RockraftError } from "./errors.js";
 import type { NodeRuntime } from "./runtime.js";
-import { reloadFromFile, type ReloadContext } from "./reload.js";
+import { reloadFromFile, setConfigKey, type ConfigChange, type ReloadContext } from "./reload.js";
 
 const STATUS: Record<RockraftError["code"], RpcStatus> = {
   RAFT_NOT_LEADER: "UNAVAILABLE",
@@ -196,16 +197,25 @@ export function clusterHandler(
       await gate.identify(context.token, "Cluster.GetConfig");
       const { source, ...tables } = runtime.config;
       const generation = runtime.configGeneration;
-      return { configJson: JSON.stringify(tables), generation, source };
+      const overridesJson = JSON.stringify(Object.fromEntries(reloading.overrides));
+      return { configJson: JSON.stringify(tables), generation, source, overridesJson };
     }),
     reloadConfig: mapped(runtime, async (context) => {
       await admin(gate, context, "Cluster.ReloadConfig");
-      const changes = await reloadFromFile(runtime, reloading);
-      const json = (value: unknown) => JSON.stringify(value) ?? "null";
-      return {
-        changes: changes.map((c) => ({ key: c.key, oldJson: json(c.old), newJson: json(c.new) })),
-        generation: runtime.configGeneration,
-      };
+      return reloadResult(runtime, await reloadFromFile(runtime, reloading));
+    }),
+    setConfig: mapped(runtime, async (key, valueJson, context) => {
+      await admin(gate, context, "Cluster.SetConfig");
+      let value: unknown;
+      try {
+        value = valueJson === undefined ? undefined : JSON.parse(valueJson);
+      } catch {
+        throw new RockraftError(
+          "RAFT_INVALID_ARGUMENT",
+          `config set ${key}: the value is not JSON: ${valueJson}`,
+        );
+      }
+      return reloadResult(runtime, await setConfigKey(runtime, reloading, key, value));
     }),
   };
 }
@@ -241,6 +251,15 @@ export function authHandler(api: RaftApi, runtime: NodeRuntime, gate: AuthGate):
       await admin(gate, context, "Auth.RoleList");
       return api.auth.roles();
     }),
+  };
+}
+
+/** What a reload changed, as the Cluster service answers it (values as JSON). */
+function reloadResult(runtime: NodeRuntime, changes: readonly ConfigChange[]): ReloadResult {
+  const json = (value: unknown) => JSON.stringify(value) ?? "null";
+  return {
+    changes: changes.map((c) => ({ key: c.key, oldJson: json(c.old), newJson: json(c.new) })),
+    generation: runtime.configGeneration,
   };
 }
 

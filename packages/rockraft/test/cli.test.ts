@@ -83,6 +83,19 @@ test("config get shows each node's running config; config reload of a file that 
     /^rockraft: .*node1\.toml.* \[INVALID_ARGUMENT RAFT_INVALID_ARGUMENT\]$/,
   );
   expect(cluster.node(1).metrics().configGeneration).toBe(1);
+  // config set reads the file as well, with the key in place of its value.
+  const set = await run("config", "set", "limits.max_value_bytes", "4");
+  expect(set.code).toBe(1);
+  expect(set.err).toMatch(
+    /^rockraft: .*config set limits\.max_value_bytes = 4: .*node1\.toml: file not found \[INVALID_ARGUMENT RAFT_INVALID_ARGUMENT\]$/,
+  );
+  const notLive = await run("config", "set", "raft.heartbeat_interval_ms", "5");
+  expect(notLive.err).toContain("config set raft.heartbeat_interval_ms: not a key that can be set");
+  expect(await run("config", "set", "log.level")).toMatchObject({
+    code: 2,
+    err: "rockraft: config set expects <key> <value>",
+  });
+  expect(cluster.node(1).metrics().configGeneration).toBe(1);
 });
 
 test("bad usage exits 2 with a message; an unreachable cluster exits 1", async () => {
@@ -150,6 +163,7 @@ function stubNode(put: () => Promise<never>): Promise<RockraftServer> {
       triggerSnapshot: never,
       getConfig: never,
       reloadConfig: never,
+      setConfig: never,
     },
     peer: {
       receive: () => undefined,

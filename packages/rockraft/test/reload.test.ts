@@ -1,7 +1,16 @@
-import { parseConfig } from "@rockraft/config";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadConfig, parseConfig } from "@rockraft/config";
 import { afterEach, expect, test } from "vitest";
-import { RockraftError } from "../src/index.js";
-import { nodeConfigText, runtimeOf, startCluster, type TestCluster } from "./helpers/cluster.js";
+import { RaftNodeBuilder, RockraftError } from "../src/index.js";
+import {
+  freePorts,
+  nodeConfigText,
+  runtimeOf,
+  startCluster,
+  type TestCluster,
+} from "./helpers/cluster.js";
 
 // reloadConfig: live keys change at once, a key that is not live refuses the whole reload
 // (naming it) and changes nothing; the generation moves on only when something changed.
@@ -84,4 +93,44 @@ test("the snapshot policy changes live: a node that never snapshotted starts to"
     .raft()
     .wait({ timeoutMs: 10_000 })
     .metrics((m) => m.snapshotIndex > before, "a snapshot by the new policy");
+});
+
+test("config set: a live key set in place of the file's holds through reloads until unset; a key that is not live, or a bad value, changes nothing", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "rockraft-config-set-"));
+  const [port] = await freePorts(1);
+  const file = join(dir, "node1.toml");
+  await writeFile(file, nodeConfigText(1, port!, join(dir, "data")));
+  const node = await RaftNodeBuilder.build(await loadConfig(file));
+  try {
+    const changes = await node.setConfig("limits.max_value_bytes", 4);
+    expect(changes).toEqual([{ key: "limits.max_value_bytes", old: 1024 * 1024, new: 4 }]);
+    expect(node.config().limits.maxValueBytes).toBe(4);
+    expect(node.metrics().configGeneration).toBe(2);
+    // A reload of the file (SIGHUP) keeps what was set.
+    expect(await node.reloadConfigFile()).toEqual([]);
+    expect(node.config().limits.maxValueBytes).toBe(4);
+    expect(node.configSet()).toEqual(new Map([["limits.max_value_bytes", 4]]));
+
+    const notLive = await node.setConfig("raft.heartbeat_interval_ms", 10).catch((e: unknown) => e);
+    expect(notLive).toMatchObject({ code: "RAFT_INVALID_ARGUMENT" });
+    expect((notLive as Error).message).toContain(
+      "config set raft.heartbeat_interval_ms: not a key that can be set while the node runs",
+    );
+    const bad = await node.setConfig("limits.max_value_bytes", -1).catch((e: unknown) => e);
+    expect(bad).toMatchObject({ code: "RAFT_INVALID_ARGUMENT" });
+    expect((bad as Error).message).toContain(
+      "config set limits.max_value_bytes = -1: " +
+        `${file}: limits.max_value_bytes: expected a size in bytes from 0 to 64 MiB, got -1`,
+    );
+    expect(node.config().limits.maxValueBytes).toBe(4);
+    expect(node.metrics().configGeneration).toBe(2);
+
+    // Unset: back to the file's value.
+    await node.setConfig("limits.max_value_bytes", undefined);
+    expect(node.config().limits.maxValueBytes).toBe(1024 * 1024);
+    expect(node.configSet().size).toBe(0);
+  } finally {
+    await node.shutdown();
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -235,7 +235,7 @@ export class SessionTable {
     if (caller !== undefined && caller !== session.owner) {
       return refuse(
         "SESSION_EXPIRED",
-        `session ${tag.id} is not open for user ${JSON.stringify(caller)}; open a new session (the write was not applied)`,
+        `session ${tag.id} is not open for user ${JSON.stringify(caller)} (another user opened it, or it was opened before authentication was enabled); open a new session (this attempt was not applied)`,
       );
     }
     const acknowledged = Math.max(session.acknowledged, tag.acknowledged);

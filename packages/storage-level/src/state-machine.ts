@@ -28,6 +28,7 @@ import {
   decodeAuthState,
   checkAdmin,
   type AuthState,
+  type AuthTag,
   type AuthVerdict,
 } from "./auth.js";
 import { SessionTable, type SessionResponse } from "./sessions.js";
@@ -86,6 +87,14 @@ export async function applyCommands(
     auth.rollback();
     throw error;
   }
+}
+
+/**
+ * Whose session a tagged command may use: while authentication is on, only its caller's
+ * (a session is its opener's); while it is off, anyone's (undefined), as without auth.
+ */
+function sessionCaller(auth: AuthTable, tag: AuthTag | undefined): string | undefined {
+  return auth.state.enabled ? tag?.user : undefined;
 }
 
 /** What a write's caller must be allowed: a compare-and-swap also reveals the value. */
@@ -160,7 +169,7 @@ async function applyAll(
           index,
           term,
           kind: "session-close",
-          found: sessions.close(command.sessionId, command.auth?.user),
+          found: sessions.close(command.sessionId, sessionCaller(auth, command.auth)),
           ...tag,
         });
         continue;
@@ -198,7 +207,7 @@ async function applyAll(
     // users and roles changed since its node checked it.
     const session = command.session;
     if (session !== undefined) {
-      const check = sessions.check(session, command.op, command.auth?.user);
+      const check = sessions.check(session, command.op, sessionCaller(auth, command.auth));
       if (check.action === "refuse") {
         const { refusal, reason } = check;
         results.push({ index, term, kind: "refused", refusal, reason, ...tag });

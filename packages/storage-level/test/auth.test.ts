@@ -309,6 +309,12 @@ describe("the table in the state machine", () => {
     const reopened = await open(dataPath);
     const [again] = await run(reopened, [at(20, put("mallory", 3, "mallory's"))]);
     expect(again).toMatchObject({ kind: "refused", refusal: "SESSION_EXPIRED" });
+    // With authentication off, sessions are anyone's again (callers have no user then).
+    const [, anyone] = await run(reopened, [
+      at(21, change({ op: "disable" })),
+      at(22, put("", 3, "with auth off", 21)),
+    ]);
+    expect(anyone).toMatchObject({ kind: "put" });
     await reopened.close();
   });
 

@@ -47,6 +47,7 @@ const server = await RockraftServer.start({
     triggerSnapshot: unavailable,
     getConfig: unavailable,
     reloadConfig: unavailable,
+    setConfig: unavailable,
   },
   peer: {
     receive: (messages) => {

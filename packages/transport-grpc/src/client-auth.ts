@@ -77,9 +77,12 @@ export class ClientToken {
           this.expiresAtMs = 0;
           this.refreshAtMs = Date.now() + NO_TOKEN_RECHECK_MS;
         } else {
-          // Counted from when it was asked for: it was issued after that.
-          this.expiresAtMs = asked + answer.ttlMs;
-          this.refreshAtMs = asked + (answer.ttlMs * 3) / 4;
+          // Counted from when it was asked for: it was issued after that. (A node that
+          // does not say its lifetime: what is left by its expiry time, at least a second.)
+          const ttlMs =
+            answer.ttlMs > 0 ? answer.ttlMs : Math.max(1_000, answer.expiresAtMs - asked);
+          this.expiresAtMs = asked + ttlMs;
+          this.refreshAtMs = asked + (ttlMs * 3) / 4;
         }
         if (this.token !== had) this.renewed();
       })

@@ -6,6 +6,7 @@ import type {
   MetricsResponse,
   GetConfigResponse,
   ReloadConfigResponse,
+  SetConfigResponse,
   TransferLeaderResponse,
   TriggerSnapshotResponse,
 } from "./gen/rockraft/v1/cluster.js";
@@ -303,7 +304,6 @@ export class RockraftClient {
   ): Promise<InitializeResult> {
     const request = { members: members.map((m) => ({ nodeId: BigInt(m.nodeId), addr: m.addr })) };
     return this.callAt<InitializeResponse>(
-      options.endpoint ?? this.preferred,
       (e, m, o, cb) => e.cluster.initialize(request, m, o, cb),
       options,
     );
@@ -312,7 +312,6 @@ export class RockraftClient {
   /** One node's metrics (default: the node the client prefers). */
   async metrics(options: CallOptions & { endpoint?: string } = {}): Promise<ClusterMetrics> {
     const response = await this.callAt<MetricsResponse>(
-      options.endpoint ?? this.preferred,
       (e, m, o, cb) => e.cluster.metrics({}, m, o, cb),
       options,
     );
@@ -362,7 +361,6 @@ export class RockraftClient {
     options: CallOptions & { endpoint?: string } = {},
   ): Promise<SnapshotResult> {
     const response = await this.callAt<TriggerSnapshotResponse>(
-      options.endpoint ?? this.preferred,
       (e, m, o, cb) => e.cluster.triggerSnapshot({}, m, o, cb),
       options,
     );
@@ -372,7 +370,6 @@ export class RockraftClient {
   /** A node's running config and generation (default: the node the client prefers). */
   async getConfig(options: CallOptions & { endpoint?: string } = {}): Promise<ConfigResult> {
     const r = await this.callAt<GetConfigResponse>(
-      options.endpoint ?? this.preferred,
       (e, m, o, cb) => e.cluster.getConfig({}, m, o, cb),
       options,
     );
@@ -382,8 +379,24 @@ export class RockraftClient {
   /** Has a node read its config file again and apply its live keys (default: preferred). */
   async reloadConfig(options: CallOptions & { endpoint?: string } = {}): Promise<ReloadResult> {
     const r = await this.callAt<ReloadConfigResponse>(
-      options.endpoint ?? this.preferred,
       (e, m, o, cb) => e.cluster.reloadConfig({}, m, o, cb),
+      options,
+    );
+    return { changes: r.changes, generation: toNumber(r.generation, "generation") };
+  }
+
+  /**
+   * Sets live key `key` (e.g. `"limits.max_value_bytes"`) of one node to `value` in place
+   * of its file's until it restarts, or with `undefined` goes back to the file's; it reloads.
+   */
+  async setConfig(
+    key: string,
+    value: unknown,
+    options: CallOptions & { endpoint?: string } = {},
+  ): Promise<ReloadResult> {
+    const request = { key, valueJson: value === undefined ? "" : JSON.stringify(value) };
+    const r = await this.callAt<SetConfigResponse>(
+      (e, m, o, cb) => e.cluster.setConfig(request, m, o, cb),
       options,
     );
     return { changes: r.changes, generation: toNumber(r.generation, "generation") };
@@ -500,15 +513,14 @@ export class RockraftClient {
     }
   }
 
-  /** One call at one endpoint, no retries. */
+  /** One call at one endpoint (`options.endpoint`, default: the preferred one), no retries. */
   private callAt<Response>(
-    address: string,
     invoker: Invoker<Response>,
-    options: CallOptions,
+    options: CallOptions & { endpoint?: string },
   ): Promise<Response> {
     if (this.closed) throw new TransportError("TRANSPORT_CLOSED", "RockraftClient is closed");
     const deadline = Date.now() + (options.timeoutMs ?? this.timeoutMs);
-    return unaryAttempt(invoker)(this.endpoint(address), deadline);
+    return unaryAttempt(invoker)(this.endpoint(options.endpoint ?? this.preferred), deadline);
   }
 
   /**

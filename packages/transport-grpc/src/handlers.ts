@@ -214,6 +214,15 @@ export interface ClusterHandler {
   getConfig(context: CallContext): Promise<ConfigResult>;
   /** Reads this node's config file again and applies its live keys. */
   reloadConfig(context: CallContext): Promise<ReloadResult>;
+  /**
+   * Sets live key `key` (the file's spelling) to `valueJson`'s value in place of the
+   * file's, or drops what was set when undefined, and reloads.
+   */
+  setConfig(
+    key: string,
+    valueJson: string | undefined,
+    context: CallContext,
+  ): Promise<ReloadResult>;
 }
 
 /** A permission as the Auth service carries it. */
@@ -362,6 +371,8 @@ export interface ConfigResult {
   readonly generation: number;
   /** The file it was read from. */
   readonly source: string;
+  /** The keys set by `setConfig` in place of the file's, as a JSON object. */
+  readonly overridesJson: string;
 }
 
 /** One key a reload changed. */

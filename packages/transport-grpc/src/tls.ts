@@ -1,3 +1,4 @@
+import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { checkServerIdentity, createSecureContext } from "node:tls";
@@ -85,7 +86,22 @@ export class CertificateFiles implements experimental.CertificateProvider {
    * changed. Throws TRANSPORT_TLS, changing nothing, when they are unreadable or unusable.
    */
   reload(next: TlsOptions = this.tlsOptions): boolean {
+    // The server was set up with, or without, a CA to verify clients with: that stays.
+    if ((next.caFile === undefined) !== (this.tlsOptions.caFile === undefined)) {
+      throw new TransportError(
+        "TRANSPORT_TLS",
+        `tls: ca_file was ${this.tlsOptions.caFile === undefined ? "added" : "removed"}: that needs a restart (the files may change, not whether there is a CA)`,
+      );
+    }
     const files = load(next);
+    const peer = this.tlsOptions.peerCommonName;
+    const name = commonName(files.cert);
+    if (peer !== undefined && name !== peer) {
+      throw new TransportError(
+        "TRANSPORT_TLS",
+        `tls: the certificate ${next.certFile} has common name ${JSON.stringify(name ?? null)}, not tls.peer_common_name ${JSON.stringify(peer)}: its peers would refuse it`,
+      );
+    }
     this.tlsOptions = next;
     const same = (a: Buffer | null, b: Buffer | null) =>
       a === null || b === null ? a === b : a.equals(b);
@@ -134,6 +150,16 @@ export class CertificateFiles implements experimental.CertificateProvider {
     listener: experimental.IdentityCertificateUpdateListener,
   ): void {
     this.identityListeners.delete(listener);
+  }
+}
+
+/** The common name of the first certificate of a PEM chain (undefined when it has none). */
+function commonName(chain: Buffer): string | undefined {
+  try {
+    const subject = new X509Certificate(chain).subject;
+    return /^CN=(.*)$/m.exec(subject)?.[1];
+  } catch {
+    return undefined;
   }
 }
 

@@ -394,7 +394,21 @@ describe("certificate rotation (CertificateFiles.reload)", () => {
       .catch((error: unknown) => error as RockraftClientError);
     expect(old).toBeInstanceOf(RockraftClientError);
 
-    // A damaged file is refused, naming it, and the loaded certificate stays.
+    // Refused, each keeping the loaded certificate: a CA removed (the server was set up to
+    // verify with one), a certificate whose common name is not the peers', a damaged file.
+    expect(() => certificates.reload({ ...files, caFile: undefined })).toThrow(
+      "tls: ca_file was removed: that needs a restart",
+    );
+    const peers = new CertificateFiles({
+      ...files,
+      requireClientCert: true,
+      peerCommonName: "node",
+    });
+    copyFileSync(next.clientCertFile, files.certFile);
+    copyFileSync(next.clientKeyFile, files.keyFile);
+    expect(() => peers.reload()).toThrow(
+      /has common name "client", not tls.peer_common_name "node"/,
+    );
     writeFileSync(files.keyFile, "not a key");
     expect(() => certificates.reload()).toThrow(/unusable together/);
     expect((await clientOf(started.address, { caFile: next.caFile }).metrics()).state).toBe(

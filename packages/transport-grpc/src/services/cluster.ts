@@ -88,6 +88,11 @@ export function clusterService(cluster: ClusterHandler, logger: TransportLogger)
       const result = await cluster.reloadConfig(context);
       return { changes: [...result.changes], generation: BigInt(result.generation) };
     }),
+    setConfig: call("Cluster.SetConfig", async (request, context) => {
+      const value = request.valueJson === "" ? undefined : request.valueJson;
+      const result = await cluster.setConfig(request.key, value, context);
+      return { changes: [...result.changes], generation: BigInt(result.generation) };
+    }),
   };
   return clusterServer;
 }

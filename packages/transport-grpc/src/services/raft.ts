@@ -65,10 +65,12 @@ export function raftPeerService(options: {
       // small buffers pinned their 8 KiB pool slabs, tens of MB on a busy follower.
       call.sendMetadata(new Metadata());
       let failed = false;
+      let certificateChecked = false; // once per stream: its certificate does not change
       call.on("data", (batch: SendRequest) => {
         if (failed) return;
         try {
-          checkCertificate(call, "RaftService.Send");
+          if (!certificateChecked) checkCertificate(call, "RaftService.Send");
+          certificateChecked = true;
           checkPeer(batch.clusterId, batch.to);
           const from = toNumber(batch.from, "from");
           const messages: Message[] = batch.messages.map(messageFromWire);

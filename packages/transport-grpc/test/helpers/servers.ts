@@ -32,6 +32,7 @@ export const stubCluster: ClusterHandler = {
   triggerSnapshot: notServing,
   getConfig: notServing,
   reloadConfig: notServing,
+  setConfig: notServing,
 };
 
 /** Records what a node's peer service received. */
