@@ -281,7 +281,19 @@ export const tlsTable = table("tls", {
     .string({ error: "expected a certificate common name" })
     .min(1, { error: "expected a certificate common name" })
     .optional(),
+  /**
+   * With mutual TLS and authentication on: a call without a token is made as the user named
+   * by its client certificate's common name (etcd's `--client-cert-auth`); default false.
+   */
+  clientCertAuth: boolean().default(false),
 }).superRefine((tls, ctx) => {
+  if (tls.clientCertAuth && !tls.requireClientCert) {
+    brokenRule(
+      ctx,
+      ["clientCertAuth"],
+      "needs tls.require_client_cert = true (only a verified certificate may name a user)",
+    );
+  }
   if (tls.peerCommonName !== undefined && !tls.requireClientCert) {
     brokenRule(
       ctx,

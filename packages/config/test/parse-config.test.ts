@@ -405,6 +405,9 @@ peer_common_name = "rockraft-peer"
 `,
     );
     expect(mutual.tls?.peerCommonName).toBe("rockraft-peer");
+    expect(problems(`${tls}client_cert_auth = true\n`)).toEqual([
+      `${SOURCE}: tls.client_cert_auth: needs tls.require_client_cert = true (only a verified certificate may name a user)`,
+    ]);
   });
 });
 

@@ -103,6 +103,8 @@ export class AuthGate {
     /** How long a token is valid (`[auth] token_ttl_ms`, live). */
     private readonly ttlMs: () => number,
     private readonly clock: Clock,
+    /** Whether a call without a token is its client certificate's user (`[tls] client_cert_auth`). */
+    private readonly certificateUsers: () => boolean = () => false,
   ) {}
 
   /**
@@ -190,11 +192,27 @@ export class AuthGate {
    * Who the call's `token` names, checked against the applied table: anyone (user "") while
    * auth is off; otherwise RAFT_UNAUTHENTICATED when the token is missing, forged, expired,
    * signed before auth was last enabled, or names a user that is gone or has changed its
-   * password since. `what` names the call in the error.
+   * password since. Without a token, with `[tls] client_cert_auth`, the user its verified
+   * client certificate names (which must exist). `what` names the call in the error.
    */
-  async identify(token: string | undefined, what: string): Promise<Caller> {
+  async identify(
+    call: { readonly token?: string | undefined; readonly certificateName?: string | undefined },
+    what: string,
+  ): Promise<Caller> {
     const state = this.state();
     if (!state.enabled) return { user: "", revision: state.revision };
+    const token = call.token;
+    if ((token === undefined || token === "") && this.certificateUsers()) {
+      const name = call.certificateName;
+      if (name !== undefined && state.users.has(name))
+        return { user: name, revision: state.revision };
+      if (name !== undefined) {
+        throw new RockraftError(
+          "RAFT_UNAUTHENTICATED",
+          `${what}: the client certificate's common name ${JSON.stringify(name)} is not a user, and the call carries no token`,
+        );
+      }
+    }
     if (token === undefined || token === "") {
       throw new RockraftError(
         "RAFT_UNAUTHENTICATED",

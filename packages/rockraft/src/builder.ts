@@ -213,6 +213,7 @@ export const RaftNodeBuilder = {
       () => storage.authState(),
       (): number => runtime.config.auth.tokenTtlMs,
       systemClock,
+      () => config.tls?.clientCertAuth === true,
     );
     const runtime: NodeRuntime = new NodeRuntime(config, {
       storage,

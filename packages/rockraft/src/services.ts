@@ -92,7 +92,7 @@ export function kvHandler(api: RaftApi, runtime: NodeRuntime, gate: AuthGate): K
     key: Uint8Array,
     access: "read" | "write",
   ) => {
-    const caller = await gate.identify(context.token, what);
+    const caller = await gate.identify(context, what);
     gate.checkKey(caller, access, key, what);
     return caller;
   };
@@ -126,11 +126,11 @@ export function kvHandler(api: RaftApi, runtime: NodeRuntime, gate: AuthGate): K
     }),
     // A session is its opener's: only that user may write in it, or close it.
     openSession: mapped(runtime, async (context) => {
-      const caller = await gate.identify(context.token, "KV.OpenSession");
+      const caller = await gate.identify(context, "KV.OpenSession");
       return api.openSession({ ...writeOptions(context), caller });
     }),
     closeSession: mapped(runtime, async (sessionId, context) => {
-      const caller = await gate.identify(context.token, "KV.CloseSession");
+      const caller = await gate.identify(context, "KV.CloseSession");
       return api.closeSession(sessionId, { timeoutMs: remaining(context.deadline), caller });
     }),
   };
@@ -138,7 +138,7 @@ export function kvHandler(api: RaftApi, runtime: NodeRuntime, gate: AuthGate): K
 
 /** Calls that change the cluster or read the table need the root role while auth is on. */
 function admin(gate: AuthGate, context: CallContext, what: string): Promise<Caller> {
-  return gate.identify(context.token, what).then((caller) => {
+  return gate.identify(context, what).then((caller) => {
     gate.checkAdmin(caller, what);
     return caller;
   });
@@ -156,7 +156,7 @@ export function clusterHandler(
       return api.initialize(members);
     }),
     metrics: mapped(runtime, async (context): Promise<ClusterMetrics> => {
-      await gate.identify(context.token, "Cluster.Metrics");
+      await gate.identify(context, "Cluster.Metrics");
       const m = api.metrics();
       return {
         nodeId: m.nodeId,
@@ -194,7 +194,7 @@ export function clusterHandler(
       return api.triggerSnapshot();
     }),
     getConfig: mapped(runtime, async (context) => {
-      await gate.identify(context.token, "Cluster.GetConfig");
+      await gate.identify(context, "Cluster.GetConfig");
       const { source, ...tables } = runtime.config;
       const generation = runtime.configGeneration;
       const overridesJson = JSON.stringify(Object.fromEntries(reloading.overrides));

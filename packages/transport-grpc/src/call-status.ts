@@ -17,7 +17,7 @@ import {
   RpcError,
   grpcStatusOf,
 } from "./errors.js";
-import { CALL_CANCELLED, LazyCallContext, bearerToken } from "./context.js";
+import { CALL_CANCELLED, LazyCallContext, bearerToken, certificateName } from "./context.js";
 import type { CallError } from "./gen/rockraft/v1/kv.js";
 import type { CallContext, TransportLogger } from "./handlers.js";
 import { WireError } from "./wire.js";
@@ -89,17 +89,20 @@ export function callErrorFromStatus(error: ServiceError): { answer: CallError; a
 }
 
 /** A unary call's context; grpc-js reports "cancelled" at the end of many calls. */
-export function contextOf(call: {
-  readonly metadata: Metadata;
-  getDeadline(): Date | number;
-  on(event: "cancelled", listener: () => void): unknown;
-}): LazyCallContext {
+export function contextOf(
+  call: {
+    readonly metadata: Metadata;
+    getDeadline(): Date | number;
+    on(event: "cancelled", listener: () => void): unknown;
+  } & Parameters<typeof certificateName>[0],
+): LazyCallContext {
   const raw = call.getDeadline();
   const deadline = raw instanceof Date ? raw.getTime() : raw;
   const context = new LazyCallContext(
     Number.isFinite(deadline) ? deadline : Infinity,
     undefined,
     bearerToken(call.metadata),
+    () => certificateName(call),
   );
   // grpc-js reports "cancelled" at the end of many calls, answered or not: after the answer
   // it changes nothing, and costs no AbortController or event.

@@ -20,13 +20,22 @@ export class LazyCallContext implements CallContext {
   private cancelReason: unknown;
   private answered = false;
 
+  private certificate: { name: string | undefined } | undefined;
+
   constructor(
     /** The call's deadline (ms since the epoch), or Infinity. */
     readonly deadline: number,
     private readonly cancelled?: AbortSignal,
     /** The caller's token, if it sent one. */
     readonly token?: string,
+    /** Reads the caller's certificate's common name (only when a handler asks). */
+    private readonly readCertificate?: () => string | undefined,
   ) {}
+
+  get certificateName(): string | undefined {
+    this.certificate ??= { name: this.readCertificate?.() };
+    return this.certificate.name;
+  }
 
   get signal(): AbortSignal {
     if (this.controller === undefined) {
@@ -69,4 +78,13 @@ export function bearerToken(metadata: Metadata): string | undefined {
   const value = metadata.get("authorization")[0];
   if (typeof value !== "string") return undefined;
   return value.startsWith("Bearer ") ? value.slice(7) : value;
+}
+
+/** The common name of a call's verified client certificate (mutual TLS), if it has one. */
+export function certificateName(call: {
+  getAuthContext?(): { sslPeerCertificate?: { subject?: { CN?: string | string[] } } } | null;
+}): string | undefined {
+  const name = call.getAuthContext?.()?.sslPeerCertificate?.subject?.CN;
+  // A certificate with several common names names no user.
+  return typeof name === "string" && name !== "" ? name : undefined;
 }

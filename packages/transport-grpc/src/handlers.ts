@@ -12,6 +12,8 @@ export interface CallContext {
   readonly deadline: number;
   /** The caller's token (metadata `authorization: Bearer <token>`), if it sent one. */
   readonly token?: string | undefined;
+  /** The common name of the caller's verified client certificate (mutual TLS), if any. */
+  readonly certificateName?: string | undefined;
 }
 
 /** Where a write landed in the log. */

@@ -25,6 +25,8 @@ export interface TlsOptions {
    * any other certificate (a client's from the same CA cannot act as a peer).
    */
   readonly peerCommonName?: string | undefined;
+  /** With mutual TLS: calls without a token are made as the user their certificate names. */
+  readonly clientCertAuth?: boolean | undefined;
 }
 
 function read(path: string, what: string): Buffer {

@@ -1,0 +1,76 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { issue, makeCa, writePem } from "@rockraft/test-utils/certs";
+import { afterEach, expect, test } from "vitest";
+import { RockraftClient, RockraftClientError } from "../src/index.js";
+import { startCluster, type TestCluster } from "./helpers/cluster.js";
+
+// [tls] client_cert_auth (etcd's --client-cert-auth): with authentication on, a call
+// without a token is made as the user its verified client certificate names.
+let cluster: TestCluster | undefined;
+const closing: { close(): void }[] = [];
+const dirs: string[] = [];
+afterEach(async () => {
+  for (const client of closing.splice(0)) client.close();
+  await cluster?.close();
+  cluster = undefined;
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+test("a client certificate's common name is its user: alice reads her prefix and writes nothing; a name that is no user is refused", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "rockraft-identities-"));
+  dirs.push(dir);
+  const ca = makeCa();
+  const node = issue(ca, "rockraft-peer");
+  const files = {
+    ca: writePem(dir, "ca.pem", ca.certPem),
+    cert: writePem(dir, "node.pem", node.certPem),
+    key: writePem(dir, "node.key", node.keyPem),
+  };
+  const tls =
+    `\n[tls]\ncert_file = "${files.cert}"\nkey_file = "${files.key}"\nca_file = "${files.ca}"\n` +
+    'require_client_cert = true\npeer_common_name = "rockraft-peer"\nclient_cert_auth = true\n';
+  cluster = await startCluster(3, { extraRaft: tls });
+  const auth = cluster.node(1).raft().auth; // in process: trusted
+  await auth.change({ op: "user-add", user: "root", password: "root-secret" });
+  await auth.change({ op: "user-grant", user: "root", role: "root" });
+  await auth.change({ op: "role-add", role: "reader" });
+  const permission = { type: "read", key: new TextEncoder().encode("app/"), prefix: true } as const;
+  await auth.change({ op: "role-grant", role: "reader", permission });
+  await auth.change({ op: "user-add", user: "alice", password: "unused" });
+  await auth.change({ op: "user-grant", user: "alice", role: "reader" });
+  await auth.change({ op: "enable" });
+  await cluster.node(1).raft().clientWrite({ key: "app/x", value: "hello" });
+
+  const endpoints = [1, 2, 3].map((id) => cluster!.configs.get(id)!.node.advertiseAddr);
+  const as = (name: string) => {
+    const identity = issue(ca, name);
+    const client = new RockraftClient({
+      endpoints,
+      sessions: false,
+      tls: {
+        caFile: files.ca,
+        certFile: writePem(dir, `${name}.pem`, identity.certPem),
+        keyFile: writePem(dir, `${name}.key`, identity.keyPem),
+      },
+    });
+    closing.push(client);
+    return client;
+  };
+  const failure = (promise: Promise<unknown>) =>
+    promise.then(
+      () => undefined,
+      (error: unknown) => error as RockraftClientError,
+    );
+  const alice = as("alice");
+  expect(new TextDecoder().decode((await alice.get("app/x")).value)).toBe("hello");
+  const write = await failure(alice.put("app/x", "mine"));
+  expect(write).toMatchObject({ code: "PERMISSION_DENIED" });
+  expect(write!.message).toContain('user "alice" may not write key "app/x"');
+  const stranger = await failure(as("mallory").get("app/x"));
+  expect(stranger).toMatchObject({ code: "UNAUTHENTICATED" });
+  expect(stranger!.message).toContain(
+    'the client certificate\'s common name "mallory" is not a user',
+  );
+});
