@@ -122,6 +122,7 @@ key_file = "../certs/node.key"
       certFile: join(dir, "certs", "node.pem"),
       keyFile: join(dir, "certs", "node.key"),
       requireClientCert: false,
+      clientCertAuth: false,
     });
   });
 

@@ -101,6 +101,7 @@ pretty = true
       certFile: "/etc/rockraft/node.pem",
       keyFile: "/abs/node.key",
       requireClientCert: true,
+      clientCertAuth: false,
     });
     expect(config.limits).toEqual({ maxKeyBytes: 128, maxValueBytes: 0 });
     expect(config.metrics).toEqual({ addr: "0.0.0.0:9100", path: "/metrics" });
