@@ -76,7 +76,7 @@ export interface RaftOptions {
 }
 
 /** Throws RangeError (TypeError for the prng) naming the option that is wrong. */
-export function validateOptions(options: RaftOptions): void {
+export function validateOptions(options: Omit<RaftOptions, "storage">): void {
   const positive = (name: string, value: number | undefined, optional = true) => {
     if (value === undefined && optional) return;
     if (!Number.isSafeInteger(value) || (value as number) <= 0) {
@@ -141,7 +141,7 @@ export type ResolvedOptions = Required<
 >;
 
 /** Validates `options` (see `validateOptions`) and fills in the defaults. */
-export function resolveOptions(options: RaftOptions): ResolvedOptions {
+export function resolveOptions(options: Omit<RaftOptions, "storage">): ResolvedOptions {
   validateOptions(options);
   return {
     electionTick: options.electionTick,

@@ -5,22 +5,45 @@ import type { NodeId } from "./types.js";
  * each unacknowledged MsgApp, oldest first, in a ring buffer that never grows.
  */
 export class Inflights {
-  private readonly indexes: Float64Array;
-  private readonly sizes: Float64Array;
+  private indexes: Float64Array;
+  private sizes: Float64Array;
   private start = 0;
   count = 0;
   bytes = 0;
 
   constructor(
-    readonly capacity: number,
-    readonly maxBytes: number,
+    public capacity: number,
+    public maxBytes: number,
   ) {
     this.indexes = new Float64Array(capacity);
     this.sizes = new Float64Array(capacity);
   }
 
+  /**
+   * New limits, keeping what is in flight (in order): below the count in flight, the
+   * window is full until enough is acknowledged.
+   */
+  resize(capacity: number, maxBytes: number, room = capacity): void {
+    const size = Math.max(room, this.count);
+    const indexes = new Float64Array(size);
+    const sizes = new Float64Array(size);
+    for (let i = 0; i < this.count; i++) {
+      const slot = (this.start + i) % this.indexes.length;
+      indexes[i] = this.indexes[slot]!;
+      sizes[i] = this.sizes[slot]!;
+    }
+    this.indexes = indexes;
+    this.sizes = sizes;
+    this.start = 0;
+    this.capacity = capacity;
+    this.maxBytes = maxBytes;
+  }
+
   add(index: number, bytes: number): void {
-    const slot = (this.start + this.count) % this.capacity;
+    // Only past a shrunk window's old contents: make room, keeping the limits.
+    if (this.count === this.indexes.length)
+      this.resize(this.capacity, this.maxBytes, this.count + 1);
+    const slot = (this.start + this.count) % this.indexes.length;
     this.indexes[slot] = index;
     this.sizes[slot] = bytes;
     this.count++;
@@ -31,7 +54,7 @@ export class Inflights {
   freeLE(index: number): void {
     while (this.count > 0 && this.indexes[this.start]! <= index) {
       this.bytes -= this.sizes[this.start]!;
-      this.start = (this.start + 1) % this.capacity;
+      this.start = (this.start + 1) % this.indexes.length;
       this.count--;
     }
     if (this.count === 0) this.start = 0;

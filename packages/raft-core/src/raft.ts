@@ -100,7 +100,7 @@ export class Raft {
   /** Heartbeat rounds (leader), and the reads and the lease they confirm. */
   readonly readOnly: ReadOnly;
 
-  readonly options: ResolvedOptions;
+  options: ResolvedOptions;
   readonly prng: Prng;
   readonly unsafe: NonNullable<RaftOptions["testingUnsafe"]>;
   stepRole: (m: Message) => void;

@@ -1,5 +1,5 @@
 import { makeConfState } from "./conf-state.js";
-import type { RaftOptions } from "./options.js";
+import { resolveOptions, type RaftOptions } from "./options.js";
 import { hup } from "./election.js";
 import { bootstrap, changeMembership } from "./membership.js";
 import { Raft } from "./raft.js";
@@ -68,6 +68,37 @@ export class RawNode {
   /** This node's id. */
   get id(): NodeId {
     return this.raft.id;
+  }
+
+  /** The replication limits in effect (see `setReplicationLimits`). */
+  replicationLimits(): Pick<
+    Required<RaftOptions>,
+    "maxEntriesPerMsg" | "maxBytesPerMsg" | "maxInflightMsgs" | "maxInflightBytes"
+  > {
+    const { maxEntriesPerMsg, maxBytesPerMsg, maxInflightMsgs, maxInflightBytes } =
+      this.raft.options;
+    return { maxEntriesPerMsg, maxBytesPerMsg, maxInflightMsgs, maxInflightBytes };
+  }
+
+  /**
+   * Changes the replication limits while the node runs: entries and bytes per append
+   * message from the next one sent, and each follower's window of appends in flight
+   * (`maxInflightMsgs`, `maxInflightBytes`; what is in flight stays, a smaller window is
+   * full until enough is acknowledged). Validated as at construction (RangeError).
+   */
+  setReplicationLimits(
+    limits: Partial<
+      Pick<
+        RaftOptions,
+        "maxEntriesPerMsg" | "maxBytesPerMsg" | "maxInflightMsgs" | "maxInflightBytes"
+      >
+    >,
+  ): void {
+    const r = this.raft;
+    const next = resolveOptions({ ...r.options, ...limits, id: r.id, prng: r.prng });
+    r.options = next;
+    for (const pr of r.progress.values())
+      pr.inflights.resize(next.maxInflightMsgs, next.maxInflightBytes);
   }
 
   /**

@@ -67,6 +67,34 @@ describe("flow control", () => {
     expect(next.map((m) => [m.index, m.entries.map((e) => e.index)])).toEqual([[4, [5, 6]]]);
   });
 
+  test("setReplicationLimits: a smaller window holds what is in flight and pauses until acknowledged; a new entry limit applies from the next MsgApp", () => {
+    const { node, storage } = leaderWithReplicatingFollower({ maxInflightMsgs: 4 });
+    const sent: MsgApp[] = [];
+    for (let i = 0; i < 3; i++) {
+      node.propose(bytes(`p${i}`));
+      sent.push(...appsTo(persist(node, storage).messages, 2));
+    }
+    expect(sent).toHaveLength(3); // three in flight, of four
+    node.setReplicationLimits({ maxInflightMsgs: 2, maxEntriesPerMsg: 1 });
+    node.propose([bytes("q1"), bytes("q2")]);
+    expect(appsTo(persist(node, storage).messages, 2)).toEqual([]); // 3 in flight > 2
+    const ack = (index: number) =>
+      node.step({
+        type: "MsgAppResp",
+        from: 2,
+        to: 1,
+        term: 1,
+        index,
+        reject: false,
+        rejectHint: 0,
+        logTerm: 0,
+      });
+    ack(3); // one left in flight: room for one more MsgApp, of one entry
+    const next = appsTo(persist(node, storage).messages, 2);
+    expect(next.map((m) => m.entries.map((e) => e.index))).toEqual([[5]]);
+    expect(() => node.setReplicationLimits({ maxInflightMsgs: 0 })).toThrow(RangeError);
+  });
+
   test("a MsgApp carries at most maxEntriesPerMsg entries", () => {
     const { node, raft, storage } = leaderWithReplicatingFollower({ maxEntriesPerMsg: 2 });
     raft.progress.get(2)!.becomeProbe();

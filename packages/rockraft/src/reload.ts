@@ -28,6 +28,9 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   "log.level",
   "raft.snapshot_logs_since_last",
   "raft.snapshot_keep_logs",
+  "raft.max_entries_per_append",
+  "raft.max_bytes_per_append",
+  "raft.max_inflight_appends",
   "limits.max_key_bytes",
   "limits.max_value_bytes",
   "sessions.idle_timeout_ms",
@@ -169,7 +172,7 @@ export function applyReload(
     if (needed > context.messageBytes) {
       throw new RockraftError(
         "RAFT_INVALID_ARGUMENT",
-        `reload from ${next.source}: limits.max_key_bytes + limits.max_value_bytes (${next.limits.maxKeyBytes} + ${next.limits.maxValueBytes}) need gRPC messages of ${needed} bytes, more than the ${context.messageBytes} this node started with: restart the node to raise them; nothing was changed`,
+        `reload from ${next.source}: raft.max_bytes_per_append + limits.max_key_bytes + limits.max_value_bytes (${next.raft.maxBytesPerAppend} + ${next.limits.maxKeyBytes} + ${next.limits.maxValueBytes}) need gRPC messages of ${needed} bytes, more than the ${context.messageBytes} this node started with: restart the node to raise them; nothing was changed`,
       );
     }
     // Last, once nothing else can refuse the reload: the TLS files are read again.
@@ -180,6 +183,14 @@ export function applyReload(
     if (changes.length > 0) {
       runtime.config = next;
       runtime.configGeneration = generation;
+      // The replication limits: from the next append sent (a smaller in-flight window
+      // holds what is in flight until it is acknowledged).
+      const { maxEntriesPerAppend, maxBytesPerAppend, maxInflightAppends } = next.raft;
+      runtime.raw.setReplicationLimits({
+        maxEntriesPerMsg: maxEntriesPerAppend,
+        maxBytesPerMsg: maxBytesPerAppend,
+        maxInflightMsgs: maxInflightAppends,
+      });
       if (context.ownLogger) runtime.logger.level = next.log.level;
     }
     resolve(changes);

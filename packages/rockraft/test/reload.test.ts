@@ -53,17 +53,35 @@ test("a reload changes the live keys, logs them, and refuses a key that needs a 
   expect(tooBig).toMatchObject({ code: "RAFT_INVALID_ARGUMENT" });
   expect((tooBig as Error).message).toContain("limit of 4 (limits.max_value_bytes)");
 
+  // The replication limits are live: from the next append sent.
+  const replication = await node.reloadConfig(
+    config(
+      "\n[limits]\nmax_value_bytes = 4\n\n[sessions]\nmax_sessions = 7\n",
+      "max_entries_per_append = 77\nmax_inflight_appends = 8\n",
+      "warn",
+    ),
+  );
+  expect(replication.map((c) => c.key)).toEqual([
+    "raft.max_entries_per_append",
+    "raft.max_inflight_appends",
+  ]);
+  expect(runtimeOf(node).raw.replicationLimits()).toMatchObject({
+    maxEntriesPerMsg: 77,
+    maxInflightMsgs: 8,
+  });
+  expect(node.metrics().configGeneration).toBe(3);
+
   // Not live: the whole reload is refused, naming the key; the limit above stays.
   const refused = await node
-    .reloadConfig(config("\n[limits]\nmax_value_bytes = 100\n", "max_entries_per_append = 77\n"))
+    .reloadConfig(config("\n[limits]\nmax_value_bytes = 100\n", "pre_vote = false\n"))
     .catch((e: unknown) => e as RockraftError);
   expect(refused).toBeInstanceOf(RockraftError);
   expect(refused).toMatchObject({ code: "RAFT_INVALID_ARGUMENT" });
   expect((refused as Error).message).toMatch(
-    /raft\.max_entries_per_append \(\d+ → 77\) cannot change while the node runs: restart the node to change it; nothing was changed/,
+    /raft\.pre_vote \(true → false\) cannot change while the node runs: restart the node to change it; nothing was changed/,
   );
   expect(node.config().limits.maxValueBytes).toBe(4);
-  expect(node.metrics().configGeneration).toBe(2);
+  expect(node.metrics().configGeneration).toBe(3);
   // Raising a limit past the message size the node started with needs a restart.
   const larger = await node
     .reloadConfig(config("\n[limits]\nmax_value_bytes = 8388608\n"))
@@ -75,7 +93,7 @@ test("a reload changes the live keys, logs them, and refuses a key that needs a 
   expect(node.config().limits.maxValueBytes).toBe(4);
   // The same config again: nothing changes, the generation stays.
   expect(await node.reloadConfig(node.config())).toEqual([]);
-  expect(node.metrics().configGeneration).toBe(2);
+  expect(node.metrics().configGeneration).toBe(3);
 });
 
 test("the snapshot policy changes live: a node that never snapshotted starts to", async () => {
