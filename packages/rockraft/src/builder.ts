@@ -73,13 +73,17 @@ export class RaftNode {
     private readonly exporter: NodeMetricsExporter | undefined,
     /** The port the gRPC server is bound to (useful when the config says port 0). */
     readonly port: number,
-    /** The port of the Prometheus endpoint, when `[metrics]` is configured. */
-    readonly metricsPort: number | undefined,
+
     /** What a reload needs to know of how the node was built. */
     private readonly reloading: ReloadContext,
   ) {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.failed = runtime.failed;
+  }
+
+  /** The port of the Prometheus endpoint, when `[metrics]` is configured (a reload may move it). */
+  get metricsPort(): number | undefined {
+    return this.exporter?.port;
   }
 
   /** The Raft API: initialize, clientWrite, read, metrics, wait, membership, ... */
@@ -254,6 +258,7 @@ export const RaftNodeBuilder = {
       ownLogger: options.logger === undefined,
       certificates,
       overrides: new Map(),
+      exporter,
     };
     let server: RockraftServer;
     try {
@@ -275,10 +280,9 @@ export const RaftNodeBuilder = {
       throw error;
     }
     runtime.attachServer(server);
-    let metricsPort: number | undefined;
     if (config.metrics !== undefined) {
       try {
-        metricsPort = await exporter.listen(config.metrics.addr, config.metrics.path);
+        await exporter.listen(config.metrics.addr, config.metrics.path);
       } catch (error) {
         await server.shutdown(0);
         await runtime.stop(
@@ -304,6 +308,6 @@ export const RaftNodeBuilder = {
       { raftAddr: config.node.raftAddr, port: server.port, dataPath: config.storage.dataPath },
       "node started",
     );
-    return new RaftNode(runtime, server, api, exporter, server.port, metricsPort, reloading);
+    return new RaftNode(runtime, server, api, exporter, server.port, reloading);
   },
 };

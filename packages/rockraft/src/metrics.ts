@@ -23,6 +23,7 @@ export class NodeMetricsExporter {
   private readonly openSessions: Gauge;
   private readonly configGeneration: Gauge;
   private server: Server | undefined;
+  private boundPort: number | undefined;
 
   constructor(nodeId: number) {
     const registers = [this.registry];
@@ -122,6 +123,26 @@ export class NodeMetricsExporter {
 
   /** Serves `path` on `addr` (`host:port`); resolves with the bound port. */
   async listen(addr: string, path: string): Promise<number> {
+    const bound = await this.bind(addr, path);
+    await bound.activate();
+    return bound.port;
+  }
+
+  /** The port the endpoint is served on (undefined: none). */
+  get port(): number | undefined {
+    return this.boundPort;
+  }
+
+  /**
+   * Binds `addr` to serve `path` there, without leaving the current endpoint yet:
+   * `activate()` closes the current one and serves from the new one, `discard()` closes
+   * the new one (a reload that failed later changes nothing). A port in use, or an address
+   * that cannot be bound, is RAFT_INVALID_ARGUMENT naming it.
+   */
+  async bind(
+    addr: string,
+    path: string,
+  ): Promise<{ port: number; activate(): Promise<void>; discard(): Promise<void> }> {
     const parsed = parseAddress(addr);
     if (parsed === undefined) throw new RangeError(`metrics address ${addr}: expected host:port`);
     const server = createServer((request, response) => {
@@ -134,11 +155,9 @@ export class NodeMetricsExporter {
         (error: unknown) => response.writeHead(500).end(String(error)),
       );
     });
-    this.server = server;
     const host = parsed.host.replace(/^\[|\]$/g, "");
     await new Promise<void>((resolve, reject) => {
       server.once("error", (error: NodeJS.ErrnoException) => {
-        this.server = undefined;
         reject(
           new RockraftError(
             "RAFT_INVALID_ARGUMENT",
@@ -152,13 +171,23 @@ export class NodeMetricsExporter {
       server.listen(parsed.port, host, () => resolve());
     });
     const address = server.address();
-    return typeof address === "object" && address !== null ? address.port : parsed.port;
+    const port = typeof address === "object" && address !== null ? address.port : parsed.port;
+    return {
+      port,
+      activate: async () => {
+        await this.close();
+        this.server = server;
+        this.boundPort = port;
+      },
+      discard: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    };
   }
 
   async close(): Promise<void> {
     const server = this.server;
     if (server === undefined) return;
     this.server = undefined;
+    this.boundPort = undefined;
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 }

@@ -7,6 +7,7 @@ import type { CertificateFiles } from "@rockraft/transport-grpc";
 import { loadConfig, type Config } from "@rockraft/config";
 import { RockraftError } from "./errors.js";
 import { maxMessageBytesOf } from "./options.js";
+import type { NodeMetricsExporter } from "./metrics.js";
 import type { NodeRuntime } from "./runtime.js";
 
 /** One key a reload changes: its name in the file, the value before and after. */
@@ -37,6 +38,9 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   "sessions.max_sessions",
   "sessions.max_unacknowledged",
   "auth.token_ttl_ms",
+  "metrics",
+  "metrics.addr",
+  "metrics.path",
   "tls.cert_file",
   "tls.key_file",
   "tls.ca_file",
@@ -113,6 +117,8 @@ export interface ReloadContext {
   readonly certificates?: CertificateFiles | undefined;
   /** Keys set by `config set` in place of the file's, until the node restarts. */
   readonly overrides: Map<string, unknown>;
+  /** The Prometheus endpoint, moved by a reload of `[metrics]`. */
+  readonly exporter?: NodeMetricsExporter | undefined;
 }
 
 /** A short fingerprint of a PEM file's bytes, to log which one is in use (never a secret). */
@@ -157,44 +163,75 @@ function rotateCertificates(
  * RAFT_INVALID_ARGUMENT and nothing changes. Logs the changes (before a new level applies)
  * and moves the generation on when something changed.
  */
-export function applyReload(
+export async function applyReload(
   runtime: NodeRuntime,
   next: Config,
   context: ReloadContext,
 ): Promise<ConfigChange[]> {
-  return new Promise((resolve) => {
-    if (runtime.metrics().stopped) {
-      throw new RockraftError("RAFT_NODE_STOPPED", `node ${runtime.nodeId} is stopped`);
-    }
-    const changes = liveChanges(runtime.config, next); // throws: a rejection
-    // Larger limits would need larger messages than the server and peers were started with.
-    const needed = maxMessageBytesOf(next);
-    if (needed > context.messageBytes) {
-      throw new RockraftError(
-        "RAFT_INVALID_ARGUMENT",
-        `reload from ${next.source}: raft.max_bytes_per_append + limits.max_key_bytes + limits.max_value_bytes (${next.raft.maxBytesPerAppend} + ${next.limits.maxKeyBytes} + ${next.limits.maxValueBytes}) need gRPC messages of ${needed} bytes, more than the ${context.messageBytes} this node started with: restart the node to raise them; nothing was changed`,
-      );
-    }
-    // Last, once nothing else can refuse the reload: the TLS files are read again.
+  if (runtime.metrics().stopped) {
+    throw new RockraftError("RAFT_NODE_STOPPED", `node ${runtime.nodeId} is stopped`);
+  }
+  const changes = liveChanges(runtime.config, next);
+  // Larger limits would need larger messages than the server and peers were started with.
+  const needed = maxMessageBytesOf(next);
+  if (needed > context.messageBytes) {
+    throw new RockraftError(
+      "RAFT_INVALID_ARGUMENT",
+      `reload from ${next.source}: raft.max_bytes_per_append + limits.max_key_bytes + limits.max_value_bytes (${next.raft.maxBytesPerAppend} + ${next.limits.maxKeyBytes} + ${next.limits.maxValueBytes}) need gRPC messages of ${needed} bytes, more than the ${context.messageBytes} this node started with: restart the node to raise them; nothing was changed`,
+    );
+  }
+  // A moved metrics endpoint is bound first, the old one still serving; it takes over
+  // only once nothing else can refuse the reload.
+  const metrics = await moveMetrics(runtime.config, next, context);
+  try {
+    // The TLS files are read again (a reload refused here changes nothing either).
     changes.push(...rotateCertificates(context.certificates, next));
-    const generation = runtime.configGeneration + (changes.length > 0 ? 1 : 0);
-    // Logged before a new level applies: a less verbose one would drop the line.
-    runtime.logger.info({ generation }, describeChanges(changes));
-    if (changes.length > 0) {
-      runtime.config = next;
-      runtime.configGeneration = generation;
-      // The replication limits: from the next append sent (a smaller in-flight window
-      // holds what is in flight until it is acknowledged).
-      const { maxEntriesPerAppend, maxBytesPerAppend, maxInflightAppends } = next.raft;
-      runtime.raw.setReplicationLimits({
-        maxEntriesPerMsg: maxEntriesPerAppend,
-        maxBytesPerMsg: maxBytesPerAppend,
-        maxInflightMsgs: maxInflightAppends,
-      });
-      if (context.ownLogger) runtime.logger.level = next.log.level;
-    }
-    resolve(changes);
-  });
+  } catch (error) {
+    await metrics?.discard();
+    throw error;
+  }
+  await metrics?.activate();
+  const generation = runtime.configGeneration + (changes.length > 0 ? 1 : 0);
+  // Logged before a new level applies: a less verbose one would drop the line.
+  runtime.logger.info({ generation }, describeChanges(changes));
+  if (changes.length > 0) {
+    runtime.config = next;
+    runtime.configGeneration = generation;
+    // The replication limits: from the next append sent (a smaller in-flight window holds
+    // what is in flight until it is acknowledged).
+    const { maxEntriesPerAppend, maxBytesPerAppend, maxInflightAppends } = next.raft;
+    runtime.raw.setReplicationLimits({
+      maxEntriesPerMsg: maxEntriesPerAppend,
+      maxBytesPerMsg: maxBytesPerAppend,
+      maxInflightMsgs: maxInflightAppends,
+    });
+    if (context.ownLogger) runtime.logger.level = next.log.level;
+  }
+  return changes;
+}
+
+/**
+ * When `[metrics]` moves (another address or path, added or removed): the new endpoint,
+ * bound but not serving yet (`activate()` makes it the one; none when removed).
+ */
+async function moveMetrics(
+  current: Config,
+  next: Config,
+  context: ReloadContext,
+): Promise<{ activate(): Promise<void>; discard(): Promise<void> } | undefined> {
+  const exporter = context.exporter;
+  const [before, after] = [current.metrics, next.metrics];
+  if (exporter === undefined || JSON.stringify(before) === JSON.stringify(after)) return undefined;
+  if (after === undefined) return { activate: () => exporter.close(), discard: async () => {} };
+  try {
+    return await exporter.bind(after.addr, after.path);
+  } catch (error) {
+    throw new RockraftError(
+      "RAFT_INVALID_ARGUMENT",
+      `reload from ${next.source}: ${(error as Error).message}; nothing was changed`,
+      { cause: error },
+    );
+  }
 }
 
 /**

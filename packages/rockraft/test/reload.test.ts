@@ -1,4 +1,5 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig, parseConfig } from "@rockraft/config";
@@ -151,4 +152,47 @@ test("config set: a live key set in place of the file's holds through reloads un
     await node.shutdown();
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test("the metrics endpoint moves with a reload: the new address serves before the old one closes; a port in use changes nothing", async () => {
+  const [first, second, taken] = await freePorts(3);
+  const metrics = (port: number) => `\n[metrics]\naddr = "127.0.0.1:${port}"\n`;
+  cluster = await startCluster(1, { extraRaft: metrics(first!) });
+  const node = cluster.node(1);
+  const running = cluster.configs.get(1)!;
+  const port = Number(running.node.raftAddr.split(":")[1]);
+  const config = (extra: string) =>
+    parseConfig(nodeConfigText(1, port, running.storage.dataPath, extra), {
+      source: "node1.toml",
+    });
+  const scrape = (at: number) =>
+    fetch(`http://127.0.0.1:${at}/metrics`).then(
+      async (response) => (await response.text()).includes("rockraft_config_generation"),
+      () => false,
+    );
+  expect(node.metricsPort).toBe(first);
+  expect(await scrape(first!)).toBe(true);
+
+  const moved = await node.reloadConfig(config(metrics(second!)));
+  expect(moved.map((c) => c.key)).toEqual(["metrics.addr"]);
+  expect(node.metricsPort).toBe(second);
+  expect(await scrape(second!)).toBe(true);
+  expect(await scrape(first!)).toBe(false);
+
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(taken, "127.0.0.1", () => resolve()));
+  try {
+    const refused = await node.reloadConfig(config(metrics(taken!))).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ code: "RAFT_INVALID_ARGUMENT" });
+    expect((refused as Error).message).toContain(`127.0.0.1:${taken} is already in use`);
+    expect(node.metricsPort).toBe(second);
+    expect(await scrape(second!)).toBe(true);
+  } finally {
+    blocker.close();
+  }
+
+  const removed = await node.reloadConfig(config(""));
+  expect(removed.map((c) => c.key)).toEqual(["metrics"]);
+  expect(node.metricsPort).toBeUndefined();
+  expect(await scrape(second!)).toBe(false);
 });
