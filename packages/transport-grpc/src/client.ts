@@ -564,7 +564,9 @@ export class RockraftClient {
         // account of why the call failed than the bare deadline of the last attempt.
         const unknownWrite = error.outcomeUnknown && mode === "write";
         if (error.code === "DEADLINE_EXCEEDED" && lastError !== undefined && !unknownWrite) break;
-        if (error.code !== "UNAVAILABLE") throw fail(error);
+        // A node busy checking passwords (Authenticate) asks to be tried again, elsewhere.
+        const busy = error.serverCode === "RAFT_AUTH_BUSY";
+        if (error.code !== "UNAVAILABLE" && !busy) throw fail(error);
         lastError = error;
         const leaderAddr = error.leader?.addr;
         if (leaderAddr !== undefined && leaderAddr !== endpoint.address) {
