@@ -48,6 +48,13 @@ const SETUP: Command[] = [
   change({ op: "enable", signingKey: KEY }),
 ];
 
+/** The reader role widened to read and write its prefix. */
+const WIDEN = change({
+  op: "role-grant",
+  role: "reader",
+  permission: { type: "readwrite", key: bytes("app/"), prefix: true },
+});
+
 describe("the auth table's rules", () => {
   const table = new AuthTable();
   const apply = (c: AuthChange, index: number) => table.apply(c, index);
@@ -205,14 +212,7 @@ describe("the table in the state machine", () => {
     const store = await open(await dirs.make());
     const results = await run(
       store,
-      [
-        ...SETUP,
-        change({
-          op: "role-grant",
-          role: "reader",
-          permission: { type: "readwrite", key: bytes("app/"), prefix: true },
-        }),
-      ].map((command, i) => at(i + 1, command)),
+      [...SETUP, WIDEN].map((command, i) => at(i + 1, command)),
     );
     expect(results.map((r) => r.kind)).toEqual(Array(8).fill("auth"));
     const revision = store.authState().revision;
@@ -322,14 +322,7 @@ describe("the table in the state machine", () => {
     const store = await open(await dirs.make());
     await run(
       store,
-      [
-        ...SETUP,
-        change({
-          op: "role-grant",
-          role: "reader",
-          permission: { type: "readwrite", key: bytes("app/"), prefix: true },
-        }),
-      ].map((command, i) => at(i + 1, command)),
+      [...SETUP, WIDEN].map((command, i) => at(i + 1, command)),
     );
     const checkedAt = store.authState().revision; // 8
     const [, late] = await run(store, [

@@ -52,6 +52,38 @@ function clientOf(address: string, tls: ConstructorParameters<typeof RockraftCli
   return client;
 }
 
+/** A peer transport of node 1 sending to node 2 at `address`, and the peers it found unreachable. */
+function peerTransportTo(
+  address: string,
+  tls: ConstructorParameters<typeof PeerTransport>[0]["tls"],
+  backoffMaxMs?: number,
+) {
+  const unreachable: number[] = [];
+  const peers = new PeerTransport({
+    nodeId: 1,
+    clusterId: "test",
+    tls,
+    backoffInitialMs: 20,
+    ...(backoffMaxMs === undefined ? {} : { backoffMaxMs }),
+    onUnreachable: (peer) => unreachable.push(peer),
+    onSnapshotStatus: () => undefined,
+    snapshotSource: () => Promise.reject(new Error("none")),
+  });
+  peers.setPeers([[2, address]]);
+  cleanups.push(() => peers.close());
+  return { peers, unreachable };
+}
+
+/** A heartbeat from node 1 to node 2. */
+const HEARTBEAT = {
+  type: "MsgHeartbeat" as const,
+  from: 1,
+  to: 2,
+  term: 1,
+  commit: 0,
+  context: "",
+};
+
 describe("TLS", () => {
   test("a client that trusts the CA is served over TLS", async () => {
     const { address } = await tlsServer(false);
@@ -109,29 +141,9 @@ describe("mutual TLS", () => {
 
   test("peers with valid certificates exchange messages; a peer without one is refused", async () => {
     const { inbox, address } = await tlsServer(true);
-    const make = (tls: ConstructorParameters<typeof PeerTransport>[0]["tls"]) => {
-      const unreachable: number[] = [];
-      const peers = new PeerTransport({
-        nodeId: 1,
-        clusterId: "test",
-        tls,
-        backoffInitialMs: 20,
-        onUnreachable: (peer) => unreachable.push(peer),
-        onSnapshotStatus: () => undefined,
-        snapshotSource: () => Promise.reject(new Error("none")),
-      });
-      peers.setPeers([[2, address]]);
-      cleanups.push(() => peers.close());
-      return { peers, unreachable };
-    };
-    const message = {
-      type: "MsgHeartbeat" as const,
-      from: 1,
-      to: 2,
-      term: 1,
-      commit: 0,
-      context: "",
-    };
+    const make = (tls: ConstructorParameters<typeof PeerTransport>[0]["tls"]) =>
+      peerTransportTo(address, tls);
+    const message = HEARTBEAT;
     const stranger = make({
       caFile: certs.caFile,
       certFile: certs.strangerCertFile,
@@ -156,29 +168,9 @@ describe("mutual TLS", () => {
 
   test("with peerCommonName, a client's certificate from the same CA cannot act as a peer", async () => {
     const { inbox, address } = await tlsServer(true, undefined, "node");
-    const make = (certFile: string, keyFile: string) => {
-      const unreachable: number[] = [];
-      const peers = new PeerTransport({
-        nodeId: 1,
-        clusterId: "test",
-        tls: { caFile: certs.caFile, certFile, keyFile },
-        backoffInitialMs: 20,
-        onUnreachable: (peer) => unreachable.push(peer),
-        onSnapshotStatus: () => undefined,
-        snapshotSource: () => Promise.reject(new Error("none")),
-      });
-      peers.setPeers([[2, address]]);
-      cleanups.push(() => peers.close());
-      return { peers, unreachable };
-    };
-    const message = {
-      type: "MsgHeartbeat" as const,
-      from: 1,
-      to: 2,
-      term: 1,
-      commit: 0,
-      context: "",
-    };
+    const make = (certFile: string, keyFile: string) =>
+      peerTransportTo(address, { caFile: certs.caFile, certFile, keyFile });
+    const message = HEARTBEAT;
     const client = make(certs.clientCertFile, certs.clientKeyFile);
     await waitFor(() => {
       client.peers.send([{ ...message, commit: 7 }]);
@@ -300,7 +292,7 @@ describe("mutual TLS", () => {
         execFile(
           process.execPath,
           ["--import", "tsx", fixture],
-          { cwd: join(import.meta.dirname, ".."), timeout: 30_000 },
+          { cwd: join(import.meta.dirname, ".."), timeout: 55_000 },
           (error, out, err) =>
             error
               ? reject(new Error(`${error.message}\n${err}`))
@@ -309,7 +301,7 @@ describe("mutual TLS", () => {
     );
     expect(stdout).toBe("node 2, peer connected: true\n");
     expect(stderr).toBe("");
-  });
+  }, 60_000); // a process of its own: tsx, and RSA keys made in JavaScript
 
   test("requiring client certificates without a CA is a configuration error", async () => {
     const error = await startServer({
@@ -435,27 +427,8 @@ describe("certificate rotation (CertificateFiles.reload)", () => {
     copyFileSync(certs.certFile, files.certFile);
     copyFileSync(certs.keyFile, files.keyFile);
     const certificates = new CertificateFiles(files);
-    const unreachable: number[] = [];
-    const peers = new PeerTransport({
-      nodeId: 1,
-      clusterId: "test",
-      tls: certificates,
-      backoffInitialMs: 20,
-      backoffMaxMs: 100,
-      onUnreachable: (peer) => unreachable.push(peer),
-      onSnapshotStatus: () => undefined,
-      snapshotSource: () => Promise.reject(new Error("none")),
-    });
-    cleanups.push(() => peers.close());
-    peers.setPeers([[2, started.address]]);
-    const message = {
-      type: "MsgHeartbeat" as const,
-      from: 1,
-      to: 2,
-      term: 1,
-      commit: 0,
-      context: "",
-    };
+    const { peers, unreachable } = peerTransportTo(started.address, certificates, 100);
+    const message = HEARTBEAT;
     await waitFor(() => {
       peers.send([message]);
       return unreachable.length >= 2;
