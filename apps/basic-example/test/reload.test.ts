@@ -34,10 +34,10 @@ test("SIGHUP: a smaller value limit takes effect at once; a key that is not live
     expect(refused).toMatchObject({ code: "INVALID_ARGUMENT" });
     expect((refused as Error).message).toMatch(/over the limit of 10 \(limits.max_value_bytes\)/);
 
-    await hup(original.replace("heartbeat_interval_ms = 100", "heartbeat_interval_ms = 120"));
+    await hup(original.replace("tick_interval_ms = 20", "tick_interval_ms = 25"));
     await waitFor(() => /config not reloaded/.test(node1.errors), "the refusal", 10_000);
     expect(node1.errors).toMatch(
-      /error: config not reloaded: reload from .*node1\.toml: raft\.heartbeat_interval_ms \(100 → 120\) cannot change while the node runs: restart the node to change it; nothing was changed/,
+      /error: config not reloaded: reload from .*node1\.toml: raft\.tick_interval_ms \(20 → 25\) cannot change while the node runs: restart the node to change it; nothing was changed/,
     );
     await hup("[node]\nnode_id = \n");
     await waitFor(() => /invalid TOML/.test(node1.errors), "the parse error", 10_000);
@@ -73,7 +73,7 @@ test("SIGHUP: a smaller value limit takes effect at once; a key that is not live
       },
     );
     const notLive = await client
-      .setConfig("raft.heartbeat_interval_ms", 120, { endpoint: node1.address })
+      .setConfig("raft.tick_interval_ms", 25, { endpoint: node1.address })
       .catch((e: unknown) => e as RockraftClientError);
     expect(notLive).toMatchObject({ code: "INVALID_ARGUMENT" });
     await client.setConfig("limits.max_value_bytes", undefined, { endpoint: node1.address });

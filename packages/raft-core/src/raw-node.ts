@@ -70,6 +70,39 @@ export class RawNode {
     return this.raft.id;
   }
 
+  /**
+   * Changes this node's timing while it runs: the heartbeat interval and the election
+   * timeout range, in ticks, from the next tick (a new randomized election timeout is
+   * drawn). Raft's safety does not rest on timing, but the lease read mode does: there a
+   * node on a shorter election timeout could elect a new leader while the old one still
+   * trusts its lease, so in that mode it throws (restart the nodes instead). Validated as
+   * at construction (RangeError).
+   */
+  setTiming(timing: Pick<RaftOptions, "heartbeatTick" | "electionTick" | "electionTickMax">): void {
+    const r = this.raft;
+    if (r.options.readMode === "lease") {
+      throw new RangeError(
+        "RawNode.setTiming: the lease read mode relies on the election timeout: restart the nodes to change it",
+      );
+    }
+    // Without a maximum, twice the minimum, as at construction.
+    const electionTickMax = timing.electionTickMax ?? 2 * timing.electionTick;
+    r.options = resolveOptions({
+      ...r.options,
+      ...timing,
+      electionTickMax,
+      id: r.id,
+      prng: r.prng,
+    });
+    r.resetRandomizedElectionTimeout();
+  }
+
+  /** The timing in effect, in ticks (see `setTiming`). */
+  timing(): Pick<Required<RaftOptions>, "heartbeatTick" | "electionTick" | "electionTickMax"> {
+    const { heartbeatTick, electionTick, electionTickMax } = this.raft.options;
+    return { heartbeatTick, electionTick, electionTickMax };
+  }
+
   /** The replication limits in effect (see `setReplicationLimits`). */
   replicationLimits(): Pick<
     Required<RaftOptions>,

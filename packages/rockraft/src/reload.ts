@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import type { CertificateFiles } from "@rockraft/transport-grpc";
 import { loadConfig, type Config } from "@rockraft/config";
 import { RockraftError } from "./errors.js";
-import { maxMessageBytesOf } from "./options.js";
+import { maxMessageBytesOf, raftOptionsOf } from "./options.js";
 import type { NodeMetricsExporter } from "./metrics.js";
 import type { NodeRuntime } from "./runtime.js";
 
@@ -32,6 +32,10 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   "raft.max_entries_per_append",
   "raft.max_bytes_per_append",
   "raft.max_inflight_appends",
+  "raft.heartbeat_interval_ms",
+  "raft.election_timeout_min_ms",
+  "raft.election_timeout_max_ms",
+  "raft.lease_clock_drift_ms",
   "limits.max_key_bytes",
   "limits.max_value_bytes",
   "sessions.idle_timeout_ms",
@@ -44,6 +48,14 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   "tls.cert_file",
   "tls.key_file",
   "tls.ca_file",
+]);
+
+/** The live keys of Raft's timing (live with ReadIndex reads only). */
+const TIMING_KEYS: ReadonlySet<string> = new Set([
+  "raft.heartbeat_interval_ms",
+  "raft.election_timeout_min_ms",
+  "raft.election_timeout_max_ms",
+  "raft.lease_clock_drift_ms",
 ]);
 
 /** The `Config` tables by the name the file gives them. */
@@ -180,6 +192,14 @@ export async function applyReload(
       `reload from ${next.source}: raft.max_bytes_per_append + limits.max_key_bytes + limits.max_value_bytes (${next.raft.maxBytesPerAppend} + ${next.limits.maxKeyBytes} + ${next.limits.maxValueBytes}) need gRPC messages of ${needed} bytes, more than the ${context.messageBytes} this node started with: restart the node to raise them; nothing was changed`,
     );
   }
+  // Timing is live with ReadIndex reads only: the lease rests on the election timeout.
+  const timing = changes.filter((c) => TIMING_KEYS.has(c.key));
+  if (timing.length > 0 && next.raft.readMode === "lease") {
+    throw new RockraftError(
+      "RAFT_INVALID_ARGUMENT",
+      `reload from ${next.source}: ${timing.map((c) => c.key).join(", ")} cannot change while the node runs with raft.read_mode = "lease" (the lease rests on the election timeout): restart the nodes to change it; nothing was changed`,
+    );
+  }
   // A moved metrics endpoint is bound first, the old one still serving; it takes over
   // only once nothing else can refuse the reload.
   const metrics = await moveMetrics(runtime.config, next, context);
@@ -205,6 +225,12 @@ export async function applyReload(
       maxBytesPerMsg: maxBytesPerAppend,
       maxInflightMsgs: maxInflightAppends,
     });
+    // The timing, from the next tick (checked above: not in the lease read mode).
+    const ticks = raftOptionsOf(next);
+    if (timing.length > 0) {
+      const { heartbeatTick, electionTick, electionTickMax = 2 * electionTick } = ticks;
+      runtime.raw.setTiming({ heartbeatTick, electionTick, electionTickMax });
+    }
     if (context.ownLogger) runtime.logger.level = next.log.level;
   }
   return changes;

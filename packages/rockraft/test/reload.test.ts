@@ -130,10 +130,10 @@ test("config set: a live key set in place of the file's holds through reloads un
     expect(node.config().limits.maxValueBytes).toBe(4);
     expect(node.configSet()).toEqual(new Map([["limits.max_value_bytes", 4]]));
 
-    const notLive = await node.setConfig("raft.heartbeat_interval_ms", 10).catch((e: unknown) => e);
+    const notLive = await node.setConfig("raft.pre_vote", false).catch((e: unknown) => e);
     expect(notLive).toMatchObject({ code: "RAFT_INVALID_ARGUMENT" });
     expect((notLive as Error).message).toContain(
-      "config set raft.heartbeat_interval_ms: not a key that can be set while the node runs",
+      "config set raft.pre_vote: not a key that can be set while the node runs",
     );
     const bad = await node.setConfig("limits.max_value_bytes", -1).catch((e: unknown) => e);
     expect(bad).toMatchObject({ code: "RAFT_INVALID_ARGUMENT" });
@@ -195,4 +195,47 @@ test("the metrics endpoint moves with a reload: the new address serves before th
   expect(removed.map((c) => c.key)).toEqual(["metrics"]);
   expect(node.metricsPort).toBeUndefined();
   expect(await scrape(second!)).toBe(false);
+});
+
+test("Raft timing changes with a reload under ReadIndex reads, from the next tick; in the lease read mode it is refused", async () => {
+  const retimed = (text: string) =>
+    text
+      .replace("heartbeat_interval_ms = 50", "heartbeat_interval_ms = 60")
+      .replace("election_timeout_min_ms = 400", "election_timeout_min_ms = 500")
+      .replace("election_timeout_max_ms = 800", "election_timeout_max_ms = 900");
+  for (const mode of ["read_index", "lease"] as const) {
+    const extra = `read_mode = "${mode}"\n`;
+    cluster = await startCluster(1, { extraRaft: extra });
+    const node = cluster.node(1);
+    const running = cluster.configs.get(1)!;
+    const port = Number(running.node.raftAddr.split(":")[1]);
+    const text = retimed(nodeConfigText(1, port, running.storage.dataPath, extra));
+    const next = parseConfig(text, { source: "node1.toml" });
+    if (mode === "read_index") {
+      const changes = await node.reloadConfig(next);
+      expect(changes.map((c) => c.key)).toEqual([
+        "raft.heartbeat_interval_ms",
+        "raft.election_timeout_min_ms",
+        "raft.election_timeout_max_ms",
+        "raft.lease_clock_drift_ms", // its default follows the election timeout
+      ]);
+      // 10 ms ticks: 6 per heartbeat, 50 to 90 per election timeout.
+      expect(runtimeOf(node).raw.timing()).toEqual({
+        heartbeatTick: 6,
+        electionTick: 50,
+        electionTickMax: 90,
+      });
+      await node.raft().clientWrite({ key: "after", value: "retimed" });
+    } else {
+      const refused = await node.reloadConfig(next).catch((e: unknown) => e as RockraftError);
+      expect(refused).toMatchObject({ code: "RAFT_INVALID_ARGUMENT" });
+      expect((refused as Error).message).toContain(
+        'cannot change while the node runs with raft.read_mode = "lease"',
+      );
+      expect(runtimeOf(node).raw.timing().heartbeatTick).toBe(5);
+      expect(node.metrics().configGeneration).toBe(1);
+    }
+    await cluster.close();
+    cluster = undefined;
+  }
 });
