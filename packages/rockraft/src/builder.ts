@@ -154,7 +154,7 @@ export class RaftNode {
       await this.server.shutdown(1_000);
       await this.runtime.stop(reason);
       await this.runtime.storage.close();
-      await this.exporter?.close();
+      await this.exporter?.shutdown();
       this.runtime.logger.info("node shut down");
       // Resolve once every log line is written: a caller that prints or exits next must
       // not overtake the log (pino's destination writes asynchronously).

@@ -24,6 +24,8 @@ export class NodeMetricsExporter {
   private readonly configGeneration: Gauge;
   private server: Server | undefined;
   private boundPort: number | undefined;
+  private route: { path: string } | undefined;
+  private stopped = false;
 
   constructor(nodeId: number) {
     const registers = [this.registry];
@@ -145,8 +147,9 @@ export class NodeMetricsExporter {
   ): Promise<{ port: number; activate(): Promise<void>; discard(): Promise<void> }> {
     const parsed = parseAddress(addr);
     if (parsed === undefined) throw new RangeError(`metrics address ${addr}: expected host:port`);
+    const route = { path };
     const server = createServer((request, response) => {
-      if (request.url !== path) {
+      if (request.url !== route.path) {
         response.writeHead(404).end();
         return;
       }
@@ -176,11 +179,28 @@ export class NodeMetricsExporter {
       port,
       activate: async () => {
         await this.close();
+        if (this.stopped) {
+          // The node shut down while this endpoint was being bound: it serves nothing.
+          await new Promise<void>((resolve) => server.close(() => resolve()));
+          return;
+        }
         this.server = server;
         this.boundPort = port;
+        this.route = route;
       },
       discard: () => new Promise<void>((resolve) => server.close(() => resolve())),
     };
+  }
+
+  /** Serves the metrics at `path` from now on, on the same address. */
+  setPath(path: string): void {
+    if (this.route !== undefined) this.route.path = path;
+  }
+
+  /** Closes the endpoint for good (the node shut down): a later `activate` serves nothing. */
+  async shutdown(): Promise<void> {
+    this.stopped = true;
+    await this.close();
   }
 
   async close(): Promise<void> {

@@ -131,6 +131,15 @@ export interface ReloadContext {
   readonly overrides: Map<string, unknown>;
   /** The Prometheus endpoint, moved by a reload of `[metrics]`. */
   readonly exporter?: NodeMetricsExporter | undefined;
+  /** Reloads run one at a time, in call order: the last one queued. */
+  queue?: Promise<unknown>;
+}
+
+/** Runs `work` once the reloads queued before it are done (each sees the last one's result). */
+export function serialized<T>(context: ReloadContext, work: () => Promise<T>): Promise<T> {
+  const run = (context.queue ?? Promise.resolve()).then(work, work);
+  context.queue = run.catch(() => undefined);
+  return run;
 }
 
 /** A short fingerprint of a PEM file's bytes, to log which one is in use (never a secret). */
@@ -175,7 +184,15 @@ function rotateCertificates(
  * RAFT_INVALID_ARGUMENT and nothing changes. Logs the changes (before a new level applies)
  * and moves the generation on when something changed.
  */
-export async function applyReload(
+export function applyReload(
+  runtime: NodeRuntime,
+  next: Config,
+  context: ReloadContext,
+): Promise<ConfigChange[]> {
+  return serialized(context, () => applyConfig(runtime, next, context));
+}
+
+async function applyConfig(
   runtime: NodeRuntime,
   next: Config,
   context: ReloadContext,
@@ -249,6 +266,14 @@ async function moveMetrics(
   const [before, after] = [current.metrics, next.metrics];
   if (exporter === undefined || JSON.stringify(before) === JSON.stringify(after)) return undefined;
   if (after === undefined) return { activate: () => exporter.close(), discard: async () => {} };
+  // The same address (only the path moved): served by the same server from now on.
+  if (before !== undefined && before.addr === after.addr) {
+    const swap = () => {
+      exporter.setPath(after.path);
+      return Promise.resolve();
+    };
+    return { activate: swap, discard: async () => {} };
+  }
   try {
     return await exporter.bind(after.addr, after.path);
   } catch (error) {
@@ -264,10 +289,17 @@ async function moveMetrics(
  * Reads `runtime`'s config file (its `source`) again and applies it (see applyReload); a
  * file that cannot be read or does not parse is RAFT_INVALID_ARGUMENT with its own message.
  */
-export async function reloadFromFile(
+export function reloadFromFile(
   runtime: NodeRuntime,
   context: ReloadContext,
-  overrides: ReadonlyMap<string, unknown> = context.overrides,
+): Promise<ConfigChange[]> {
+  return serialized(context, () => reloadWith(runtime, context, context.overrides));
+}
+
+async function reloadWith(
+  runtime: NodeRuntime,
+  context: ReloadContext,
+  overrides: ReadonlyMap<string, unknown>,
 ): Promise<ConfigChange[]> {
   const next = await loadConfig(runtime.config.source, {
     overrides: Object.fromEntries(overrides),
@@ -275,7 +307,7 @@ export async function reloadFromFile(
     const message = error instanceof Error ? error.message : String(error);
     throw new RockraftError("RAFT_INVALID_ARGUMENT", message, { cause: error });
   });
-  return applyReload(runtime, next, context);
+  return applyConfig(runtime, next, context);
 }
 
 /**
@@ -291,24 +323,27 @@ export async function setConfigKey(
   key: string,
   value: unknown,
 ): Promise<ConfigChange[]> {
-  if (!LIVE_KEYS.has(key) || key.startsWith("tls.")) {
+  if (!LIVE_KEYS.has(key) || key.startsWith("tls.") || !key.includes(".")) {
     throw new RockraftError(
       "RAFT_INVALID_ARGUMENT",
-      `config set ${key}: not a key that can be set while the node runs (${[...LIVE_KEYS].filter((k) => !k.startsWith("tls.")).join(", ")}); for any other, change the file and restart the node`,
+      `config set ${key}: not a key that can be set while the node runs (${[...LIVE_KEYS].filter((k) => !k.startsWith("tls.") && k.includes(".")).join(", ")}); for any other, change the file and restart the node`,
     );
   }
-  const overrides = new Map(context.overrides);
-  if (value === undefined) overrides.delete(key);
-  else overrides.set(key, value);
-  const changes = await reloadFromFile(runtime, context, overrides).catch((error: unknown) => {
-    const shown = value === undefined ? "(the file's)" : JSON.stringify(value);
-    throw new RockraftError(
-      "RAFT_INVALID_ARGUMENT",
-      `config set ${key} = ${shown}: ${(error as Error).message}`,
-      { cause: error },
-    );
+  return serialized(context, async () => {
+    const overrides = new Map(context.overrides);
+    if (value === undefined) overrides.delete(key);
+    else overrides.set(key, value);
+    const changes = await reloadWith(runtime, context, overrides).catch((error: unknown) => {
+      if (error instanceof RockraftError && error.code === "RAFT_NODE_STOPPED") throw error;
+      const shown = value === undefined ? "(the file's)" : JSON.stringify(value);
+      throw new RockraftError(
+        "RAFT_INVALID_ARGUMENT",
+        `config set ${key} = ${shown}: ${(error as Error).message}`,
+        { cause: error },
+      );
+    });
+    context.overrides.clear();
+    for (const [name, set] of overrides) context.overrides.set(name, set);
+    return changes;
   });
-  context.overrides.clear();
-  for (const [name, set] of overrides) context.overrides.set(name, set);
-  return changes;
 }

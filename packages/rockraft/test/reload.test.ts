@@ -144,6 +144,24 @@ test("config set: a live key set in place of the file's holds through reloads un
     expect(node.config().limits.maxValueBytes).toBe(4);
     expect(node.metrics().configGeneration).toBe(2);
 
+    // Sets made at once run one after the other: both hold.
+    await Promise.all([
+      node.setConfig("sessions.max_sessions", 9),
+      node.setConfig("auth.token_ttl_ms", 60_000),
+    ]);
+    expect(node.configSet()).toEqual(
+      new Map<string, unknown>([
+        ["limits.max_value_bytes", 4],
+        ["sessions.max_sessions", 9],
+        ["auth.token_ttl_ms", 60_000],
+      ]),
+    );
+    expect(node.config().sessions.maxSessions).toBe(9);
+    const table = await node.setConfig("metrics", { addr: "127.0.0.1:1" }).catch((e: unknown) => e);
+    expect(table).toMatchObject({ code: "RAFT_INVALID_ARGUMENT" });
+    await node.setConfig("sessions.max_sessions", undefined);
+    await node.setConfig("auth.token_ttl_ms", undefined);
+
     // Unset: back to the file's value.
     await node.setConfig("limits.max_value_bytes", undefined);
     expect(node.config().limits.maxValueBytes).toBe(1024 * 1024);
@@ -190,6 +208,13 @@ test("the metrics endpoint moves with a reload: the new address serves before th
   } finally {
     blocker.close();
   }
+
+  // Only the path moves: the same server serves it there from now on.
+  const pathMoved = await node.reloadConfig(config(`${metrics(second!)}path = "/m2"\n`));
+  expect(pathMoved.map((c) => c.key)).toEqual(["metrics.path"]);
+  const served = await fetch(`http://127.0.0.1:${second}/m2`);
+  expect(served.status).toBe(200);
+  expect((await fetch(`http://127.0.0.1:${second}/metrics`)).status).toBe(404);
 
   const removed = await node.reloadConfig(config(""));
   expect(removed.map((c) => c.key)).toEqual(["metrics"]);
