@@ -28,3 +28,16 @@ export function makeCertificates(dir: string): {
   strangerCertFile: string;
   strangerKeyFile: string;
 };
+
+/**
+ * A TLS handshake with the server at `address`, trusting `ca` and presenting `client`: the
+ * serial number of the certificate the server presents, or why it refused the client's.
+ */
+export function handshake(
+  address: string,
+  ca: string,
+  client: { certPem: string; keyPem: string },
+): Promise<{ serial: string } | { refused: string }>;
+
+/** A certificate's serial number as `handshake` reports it. */
+export function serialOf(issued: Issued): string;

@@ -2,6 +2,7 @@
 // certificates it issues for 127.0.0.1 and localhost, written as PEM files.
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { connect } from "node:tls";
 import forge from "node-forge";
 
 let serial = 1;
@@ -81,4 +82,40 @@ export function makeCertificates(dir) {
     strangerCertFile: writePem(dir, "stranger.pem", stranger.certPem),
     strangerKeyFile: writePem(dir, "stranger.key", stranger.keyPem),
   };
+}
+
+/**
+ * A TLS handshake with the server at `address` (`host:port`), trusting `ca` and presenting
+ * `client` (PEM): the serial number of the certificate the server presents (hex, without
+ * leading zeros), or why the server refused the client's. TLS 1.3 tells of a refused
+ * client certificate only after the handshake: the server's alert, or its closing the
+ * connection; an accepted one gets the server's HTTP/2 preface.
+ */
+export function handshake(address, ca, client) {
+  const [host, port] = address.split(":");
+  return new Promise((resolve) => {
+    const socket = connect({
+      host,
+      port: Number(port),
+      ca,
+      cert: client.certPem,
+      key: client.keyPem,
+      ALPNProtocols: ["h2"],
+      servername: "localhost",
+    });
+    socket.once("secureConnect", () => {
+      const serial = socket.getPeerCertificate().serialNumber.replace(/^0+/, "");
+      socket.once("data", () => {
+        socket.destroy();
+        resolve({ serial });
+      });
+      socket.once("close", () => resolve({ refused: "the server closed the connection" }));
+    });
+    socket.once("error", (error) => resolve({ refused: error.message }));
+  });
+}
+
+/** A certificate's serial number as `handshake` reports it. */
+export function serialOf(issued) {
+  return issued.serialNumber.toUpperCase().replace(/^0+/, "");
 }

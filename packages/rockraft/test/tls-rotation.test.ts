@@ -1,9 +1,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect } from "node:tls";
 import { parseConfig } from "@rockraft/config";
-import { issue, makeCa, writePem } from "@rockraft/test-utils/certs";
+import { handshake, issue, makeCa, serialOf, writePem } from "@rockraft/test-utils/certs";
 import { afterEach, expect, test } from "vitest";
 import { RockraftClient, RockraftError } from "../src/index.js";
 import { nodeConfigText, startCluster, type TestCluster } from "./helpers/cluster.js";
@@ -17,38 +16,6 @@ afterEach(async () => {
   cluster = undefined;
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
-
-/** The certificate node `address` presents, and whether it accepted `client`'s. */
-function handshake(
-  address: string,
-  ca: string,
-  client: { certPem: string; keyPem: string },
-): Promise<{ serial: string } | { refused: string }> {
-  const [host, port] = address.split(":") as [string, string];
-  return new Promise((resolve) => {
-    const socket = connect({
-      host,
-      port: Number(port),
-      ca,
-      cert: client.certPem,
-      key: client.keyPem,
-      ALPNProtocols: ["h2"],
-      servername: "localhost",
-    });
-    socket.once("secureConnect", () => {
-      const serial = socket.getPeerCertificate().serialNumber.replace(/^0+/, "");
-      // TLS 1.3 tells of a refused client certificate only after the handshake (the
-      // server's alert, or its closing the connection); an accepted one gets the server's
-      // HTTP/2 preface.
-      socket.once("data", () => {
-        socket.destroy();
-        resolve({ serial });
-      });
-      socket.once("close", () => resolve({ refused: "the server closed the connection" }));
-    });
-    socket.once("error", (error: Error) => resolve({ refused: error.message }));
-  });
-}
 
 test(
   "a reload reads the TLS files again: new connections get the renewed certificate and the new CA; a broken file changes nothing",
@@ -72,7 +39,7 @@ test(
     const oldClient = issue(oldCa, "client");
     const newClient = issue(newCa, "client");
     expect(await handshake(address, oldCa.certPem, oldClient)).toEqual({
-      serial: first.serialNumber.toUpperCase().replace(/^0+/, ""),
+      serial: serialOf(first),
     });
     expect(await handshake(address, oldCa.certPem, newClient)).toHaveProperty("refused");
 
@@ -90,7 +57,7 @@ test(
     expect(node.metrics().configGeneration).toBe(2);
     const bundle = oldCa.certPem + newCa.certPem;
     expect(await handshake(address, bundle, newClient)).toEqual({
-      serial: renewed.serialNumber.toUpperCase().replace(/^0+/, ""),
+      serial: serialOf(renewed),
     });
     // The cluster goes on: node 1's peers accept its new certificate (the same CA).
     const client = new RockraftClient({
@@ -113,7 +80,7 @@ test(
     expect(refused!.message).toContain("unusable together");
     expect(node.metrics().configGeneration).toBe(2);
     expect(await handshake(address, bundle, newClient)).toEqual({
-      serial: renewed.serialNumber.toUpperCase().replace(/^0+/, ""),
+      serial: serialOf(renewed),
     });
   },
 );

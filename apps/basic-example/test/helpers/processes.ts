@@ -88,8 +88,11 @@ export class NodeProcess {
   }
 }
 
-/** Three example nodes with configs in a temp directory (free ports, own data paths). */
-export async function exampleCluster(): Promise<{
+/**
+ * Three example nodes with configs in a temp directory (free ports, own data paths);
+ * `extra(dir)` is appended to each node's file (say a `[tls]` table of files in `dir`).
+ */
+export async function exampleCluster(extra: (dir: string) => string = () => ""): Promise<{
   dir: string;
   nodes: NodeProcess[];
   cleanup: () => Promise<void>;
@@ -107,7 +110,7 @@ export async function exampleCluster(): Promise<{
       confPath,
       `[node]\nnode_id = ${id}\nraft_addr = "127.0.0.1:${port}"\n\n[rocksdb]\ndata_path = "${join(dir, `data${id}`)}"\n\n` +
         `[raft]\ntick_interval_ms = 20\nheartbeat_interval_ms = 100\nelection_timeout_min_ms = 500\nelection_timeout_max_ms = 1000\n\n` +
-        `[log]\nlevel = "warn"\n\n[cluster]\n${members}`,
+        `[log]\nlevel = "warn"\n\n[cluster]\n${members}\n${extra(dir)}`,
     );
     nodes.push(new NodeProcess(id, confPath, `127.0.0.1:${port}`));
   }
@@ -122,8 +125,10 @@ export async function exampleCluster(): Promise<{
 }
 
 /** The example's three nodes started as the seed's README does: node 1 first, then 2 and 3. */
-export async function startExampleCluster(): Promise<Awaited<ReturnType<typeof exampleCluster>>> {
-  const cluster = await exampleCluster();
+export async function startExampleCluster(
+  extra?: (dir: string) => string,
+): Promise<Awaited<ReturnType<typeof exampleCluster>>> {
+  const cluster = await exampleCluster(extra);
   try {
     const [n1, n2, n3] = cluster.nodes as [NodeProcess, NodeProcess, NodeProcess];
     n1.start();
