@@ -192,6 +192,13 @@ function sameKey(a: Uint8Array, b: Uint8Array): boolean {
   return a.byteLength === b.byteLength && startsWith(a, b);
 }
 
+/** Why a caller that names no user of the table (none at all: "") is refused. */
+function unknownCaller(user: string): AuthVerdict {
+  return user === ""
+    ? refuse("AUTH_UNAUTHENTICATED", "authentication is enabled: the call carries no token")
+    : refuse("AUTH_UNAUTHENTICATED", `user ${JSON.stringify(user)} does not exist`);
+}
+
 /** Whether `user` holds the root role. */
 export function isRoot(state: AuthState, user: string): boolean {
   return state.users.get(user)?.roles.includes(ROOT_ROLE) === true;
@@ -210,11 +217,7 @@ export function checkAccess(
 ): AuthVerdict {
   if (!state.enabled) return ALLOWED;
   const found = state.users.get(user);
-  if (found === undefined) {
-    return user === ""
-      ? refuse("AUTH_UNAUTHENTICATED", "authentication is enabled: the call carries no token")
-      : refuse("AUTH_UNAUTHENTICATED", `user ${JSON.stringify(user)} does not exist`);
-  }
+  if (found === undefined) return unknownCaller(user);
   if (found.roles.includes(ROOT_ROLE)) return ALLOWED;
   for (const name of found.roles) {
     for (const permission of state.roles.get(name)?.permissions ?? []) {
@@ -232,7 +235,7 @@ export function checkAccess(
 /** Whether `user` may administer (membership, config, users and roles): root only, when on. */
 export function checkAdmin(state: AuthState, user: string, what: string): AuthVerdict {
   if (!state.enabled) return ALLOWED;
-  if (!state.users.has(user)) return checkAccess(state, user, "read", new Uint8Array(1));
+  if (!state.users.has(user)) return unknownCaller(user);
   if (isRoot(state, user)) return ALLOWED;
   return refuse(
     "AUTH_PERMISSION_DENIED",
@@ -250,7 +253,7 @@ function checkName(kind: string, name: string): AuthVerdict {
       );
 }
 
-/** Whether some user other than `except` (or `except` without `role`) still holds root. */
+/** Whether, in `users` (the table after a change), some user still holds root while auth is on. */
 function rootRemains(state: AuthState, users: ReadonlyMap<string, AuthUser>): boolean {
   if (!state.enabled) return true;
   for (const user of users.values()) if (user.roles.includes(ROOT_ROLE)) return true;
@@ -270,7 +273,7 @@ function passwordOf(password: PasswordHash): PasswordHash {
 function checkCaller(state: AuthState, tag: AuthTag): AuthVerdict {
   if (!state.enabled) return ALLOWED;
   const user = state.users.get(tag.user);
-  if (user === undefined) return checkAccess(state, tag.user, "read", new Uint8Array(1));
+  if (user === undefined) return unknownCaller(tag.user);
   if (user.passwordIndex > tag.revision || state.enabledAt > tag.revision) {
     return refuse(
       "AUTH_UNAUTHENTICATED",
