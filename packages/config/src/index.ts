@@ -21,4 +21,4 @@ export type {
   StorageConfig,
   TlsConfig,
 } from "./config.js";
-export { parseAddress, type Address } from "./schema.js";
+export { fileKey, parseAddress, type Address } from "./schema.js";

@@ -103,10 +103,10 @@ export class RaftNode {
 
   /**
    * Runs with `next` from now on, a config of this node read again (say on SIGHUP, with
-   * `loadConfig`): only live keys may change (`LIVE_KEYS`: the log level, `[limits]` up to
-   * the message size the node started with, and the limits of new client sessions); a
-   * change to any other is refused with RAFT_INVALID_ARGUMENT naming each such key, and
-   * nothing changes. Logs one line (info) with each changed key's old and new value, and
+   * `loadConfig`): only live keys may change (`LIVE_KEYS`, listed in this package's
+   * README; sizes no larger than the message size the node started with), and the TLS
+   * files are read again; a change to any other key is refused with RAFT_INVALID_ARGUMENT
+   * naming each such key, and nothing changes. Reloads and sets run one at a time. Logs one line (info) with each changed key's old and new value, and
    * when something changed moves `metrics().configGeneration` on; resolves with the
    * changes. The log level is not set on a logger given in `BuildOptions.logger`.
    */

@@ -4,7 +4,18 @@ import type { RaftOptions } from "@rockraft/raft-core";
 /** raft-core's options from a config file: milliseconds become ticks. */
 export function raftOptionsOf(
   config: Config,
-): Omit<RaftOptions, "id" | "storage" | "prng" | "applied"> {
+): Omit<RaftOptions, "id" | "storage" | "prng" | "applied"> &
+  Required<
+    Pick<
+      RaftOptions,
+      | "electionTick"
+      | "electionTickMax"
+      | "heartbeatTick"
+      | "maxEntriesPerMsg"
+      | "maxBytesPerMsg"
+      | "maxInflightMsgs"
+    >
+  > {
   const raft = config.raft;
   const ticks = (ms: number) => Math.max(1, Math.round(ms / raft.tickIntervalMs));
   const heartbeatTick = ticks(raft.heartbeatIntervalMs);

@@ -1,10 +1,10 @@
-// Runtime configuration: what a reload may change while the node runs, and what it may not.
-// A reload compares the running config with the new one key by key (in the file's
-// spelling); a change to a key that is not live refuses the whole reload, naming each such
-// key, and nothing changes.
+// Runtime configuration: what a reload (SIGHUP, Cluster.ReloadConfig, `config set`) may
+// change while the node runs, and what it may not. A reload compares the running config
+// with the new one key by key (in the file's spelling); a change to a key that is not live
+// refuses the whole reload, naming each such key, and nothing changes.
 import { createHash } from "node:crypto";
 import type { CertificateFiles } from "@rockraft/transport-grpc";
-import { loadConfig, type Config } from "@rockraft/config";
+import { fileKey, loadConfig, type Config } from "@rockraft/config";
 import { RockraftError } from "./errors.js";
 import { maxMessageBytesOf, raftOptionsOf } from "./options.js";
 import type { NodeMetricsExporter } from "./metrics.js";
@@ -21,9 +21,10 @@ export interface ConfigChange {
 }
 
 /**
- * The keys a reload changes live: the log level, the snapshot policy, the largest key and
- * value a client may write, and the limits new client sessions are opened with. Every other
- * key needs a restart (in this version).
+ * The keys a reload changes live: the log level, the snapshot policy, the replication
+ * limits, Raft's timing (with ReadIndex reads), the largest key and value a client may
+ * write, the limits new client sessions are opened with, the token lifetime, the metrics
+ * endpoint and the TLS files. Every other key needs a restart.
  */
 export const LIVE_KEYS: ReadonlySet<string> = new Set([
   "log.level",
@@ -50,6 +51,13 @@ export const LIVE_KEYS: ReadonlySet<string> = new Set([
   "tls.ca_file",
 ]);
 
+/** The live keys of the replication limits. */
+const REPLICATION_KEYS: ReadonlySet<string> = new Set([
+  "raft.max_entries_per_append",
+  "raft.max_bytes_per_append",
+  "raft.max_inflight_appends",
+]);
+
 /** The live keys of Raft's timing (live with ReadIndex reads only). */
 const TIMING_KEYS: ReadonlySet<string> = new Set([
   "raft.heartbeat_interval_ms",
@@ -71,8 +79,6 @@ const TABLES = {
   metrics: "metrics",
   log: "log",
 } as const;
-
-const fileKey = (key: string) => key.replace(/[A-Z]/g, (letter) => `_${letter.toLowerCase()}`);
 
 /** Every key whose value differs between `current` and `next`, in file order. */
 export function configChanges(current: Config, next: Config): ConfigChange[] {
@@ -169,11 +175,10 @@ function rotateCertificates(
   const after = certificates.current();
   const changes: ConfigChange[] = [];
   for (const [key, old, now] of [
-    ["tls.certificate", before.cert, after.cert],
-    ["tls.ca", before.ca, after.ca],
+    ["tls.certificate", fingerprint(before.cert), fingerprint(after.cert)],
+    ["tls.ca", fingerprint(before.ca), fingerprint(after.ca)],
   ] as const) {
-    if (fingerprint(old) !== fingerprint(now))
-      changes.push({ key, old: fingerprint(old), new: fingerprint(now) });
+    if (old !== now) changes.push({ key, old, new: now });
   }
   return changes;
 }
@@ -234,18 +239,16 @@ async function applyConfig(
   if (changes.length > 0) {
     runtime.config = next;
     runtime.configGeneration = generation;
+    const raft = raftOptionsOf(next);
     // The replication limits: from the next append sent (a smaller in-flight window holds
     // what is in flight until it is acknowledged).
-    const { maxEntriesPerAppend, maxBytesPerAppend, maxInflightAppends } = next.raft;
-    runtime.raw.setReplicationLimits({
-      maxEntriesPerMsg: maxEntriesPerAppend,
-      maxBytesPerMsg: maxBytesPerAppend,
-      maxInflightMsgs: maxInflightAppends,
-    });
+    if (changes.some((c) => REPLICATION_KEYS.has(c.key))) {
+      const { maxEntriesPerMsg, maxBytesPerMsg, maxInflightMsgs } = raft;
+      runtime.raw.setReplicationLimits({ maxEntriesPerMsg, maxBytesPerMsg, maxInflightMsgs });
+    }
     // The timing, from the next tick (checked above: not in the lease read mode).
-    const ticks = raftOptionsOf(next);
     if (timing.length > 0) {
-      const { heartbeatTick, electionTick, electionTickMax = 2 * electionTick } = ticks;
+      const { heartbeatTick, electionTick, electionTickMax } = raft;
       runtime.raw.setTiming({ heartbeatTick, electionTick, electionTickMax });
     }
     if (context.ownLogger) runtime.logger.level = next.log.level;
