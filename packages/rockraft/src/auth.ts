@@ -96,6 +96,7 @@ export class AuthGate {
   private hashing = 0;
   private readonly waiting: (() => void)[] = [];
   private nodeToken_: { token: string; key: Uint8Array; refreshAt: number } | undefined;
+  private anonymous: Caller | undefined;
 
   constructor(
     /** The applied table, now. */
@@ -200,7 +201,12 @@ export class AuthGate {
     what: string,
   ): Promise<Caller> {
     const state = this.state();
-    if (!state.enabled) return { user: "", revision: state.revision };
+    if (!state.enabled) {
+      // Every call while auth is off: one caller per revision, not an object per call.
+      if (this.anonymous?.revision !== state.revision)
+        this.anonymous = Object.freeze({ user: "", revision: state.revision });
+      return this.anonymous;
+    }
     const token = call.token;
     if ((token === undefined || token === "") && this.certificateUsers()) {
       const name = call.certificateName;

@@ -10,7 +10,7 @@ import type {
   BatchResult,
   CallError,
 } from "./gen/rockraft/v1/kv.js";
-import { CALL_CANCELLED, LazyCallContext, bearerToken, certificateName } from "./context.js";
+import { CALL_CANCELLED, LazyCallContext, bearerToken } from "./context.js";
 import type { CallContext } from "./handlers.js";
 
 /** Serves one call of a batch: the wire response, or throws as a unary handler would. */
@@ -107,9 +107,7 @@ class BatchStream {
       return;
     }
     const deadline = batchCall.timeoutMs > 0 ? Date.now() + batchCall.timeoutMs : Infinity;
-    const context = new LazyCallContext(deadline, this.cancel.signal, this.token, () =>
-      certificateName(this.call),
-    );
+    const context = new LazyCallContext(deadline, this.cancel.signal, this.token, this.call);
     this.pending++;
     this.serve(batchCall, context).then(
       (response) => this.settle(context, { id: batchCall.id, response }),

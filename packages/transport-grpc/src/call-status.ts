@@ -17,7 +17,7 @@ import {
   RpcError,
   grpcStatusOf,
 } from "./errors.js";
-import { CALL_CANCELLED, LazyCallContext, bearerToken, certificateName } from "./context.js";
+import { CALL_CANCELLED, LazyCallContext, bearerToken, type CertificateSource } from "./context.js";
 import type { CallError } from "./gen/rockraft/v1/kv.js";
 import type { CallContext, TransportLogger } from "./handlers.js";
 import { WireError } from "./wire.js";
@@ -94,7 +94,7 @@ export function contextOf(
     readonly metadata: Metadata;
     getDeadline(): Date | number;
     on(event: "cancelled", listener: () => void): unknown;
-  } & Parameters<typeof certificateName>[0],
+  } & CertificateSource,
 ): LazyCallContext {
   const raw = call.getDeadline();
   const deadline = raw instanceof Date ? raw.getTime() : raw;
@@ -102,7 +102,7 @@ export function contextOf(
     Number.isFinite(deadline) ? deadline : Infinity,
     undefined,
     bearerToken(call.metadata),
-    () => certificateName(call),
+    call,
   );
   // grpc-js reports "cancelled" at the end of many calls, answered or not: after the answer
   // it changes nothing, and costs no AbortController or event.

@@ -28,12 +28,12 @@ export class LazyCallContext implements CallContext {
     private readonly cancelled?: AbortSignal,
     /** The caller's token, if it sent one. */
     readonly token?: string,
-    /** Reads the caller's certificate's common name (only when a handler asks). */
-    private readonly readCertificate?: () => string | undefined,
+    /** The call (or Batch stream) its certificate is read from, only when a handler asks. */
+    private readonly call?: CertificateSource,
   ) {}
 
   get certificateName(): string | undefined {
-    this.certificate ??= { name: this.readCertificate?.() };
+    this.certificate ??= { name: this.call === undefined ? undefined : certificateName(this.call) };
     return this.certificate.name;
   }
 
@@ -80,10 +80,13 @@ export function bearerToken(metadata: Metadata): string | undefined {
   return value.startsWith("Bearer ") ? value.slice(7) : value;
 }
 
-/** The common name of a call's verified client certificate (mutual TLS), if it has one. */
-export function certificateName(call: {
+/** A call, or Batch stream, whose TLS client certificate can be read. */
+export interface CertificateSource {
   getAuthContext?(): { sslPeerCertificate?: { subject?: { CN?: string | string[] } } } | null;
-}): string | undefined {
+}
+
+/** The common name of a call's verified client certificate (mutual TLS), if it has one. */
+export function certificateName(call: CertificateSource): string | undefined {
   const name = call.getAuthContext?.()?.sslPeerCertificate?.subject?.CN;
   // A certificate with several common names names no user.
   return typeof name === "string" && name !== "" ? name : undefined;
