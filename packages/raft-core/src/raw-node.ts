@@ -1,5 +1,5 @@
 import { makeConfState } from "./conf-state.js";
-import { resolveOptions, type RaftOptions } from "./options.js";
+import { resolveOptions, type RaftOptions, type ResolvedOptions } from "./options.js";
 import { hup } from "./election.js";
 import { bootstrap, changeMembership } from "./membership.js";
 import { Raft } from "./raft.js";
@@ -87,13 +87,7 @@ export class RawNode {
     }
     // Without a maximum, twice the minimum, as at construction.
     const electionTickMax = timing.electionTickMax ?? 2 * timing.electionTick;
-    r.options = resolveOptions({
-      ...r.options,
-      ...timing,
-      electionTickMax,
-      id: r.id,
-      prng: r.prng,
-    });
+    this.retune({ ...timing, electionTickMax });
     r.resetRandomizedElectionTimeout();
   }
 
@@ -101,6 +95,13 @@ export class RawNode {
   timing(): Pick<Required<RaftOptions>, "heartbeatTick" | "electionTick" | "electionTickMax"> {
     const { heartbeatTick, electionTick, electionTickMax } = this.raft.options;
     return { heartbeatTick, electionTick, electionTickMax };
+  }
+
+  /** Runs with `changes` to its options from now on, validated as at construction. */
+  private retune(changes: Partial<RaftOptions>): ResolvedOptions {
+    const r = this.raft;
+    r.options = resolveOptions({ ...r.options, ...changes, id: r.id, prng: r.prng });
+    return r.options;
   }
 
   /** The replication limits in effect (see `setReplicationLimits`). */
@@ -127,10 +128,8 @@ export class RawNode {
       >
     >,
   ): void {
-    const r = this.raft;
-    const next = resolveOptions({ ...r.options, ...limits, id: r.id, prng: r.prng });
-    r.options = next;
-    for (const pr of r.progress.values())
+    const next = this.retune(limits);
+    for (const pr of this.raft.progress.values())
       pr.inflights.resize(next.maxInflightMsgs, next.maxInflightBytes);
   }
 
