@@ -93,20 +93,12 @@ export class GrpcLeaderCalls implements LeaderCalls {
     }
     let client = this.clients.get(addr);
     if (client === undefined) {
-      const tls = this.certificates?.tls;
       client = new RockraftClient({
         endpoints: [addr],
         maxMessageBytes: maxMessageBytesOf(this.config),
         auth: { token: this.nodeToken },
-        ...(tls === undefined
-          ? {}
-          : {
-              tls: {
-                ...(tls.caFile === undefined ? {} : { caFile: tls.caFile }),
-                certFile: tls.certFile,
-                keyFile: tls.keyFile,
-              },
-            }),
+        // The files as the node holds them (checked, and rotated by reloads).
+        ...(this.certificates === undefined ? {} : { tls: this.certificates }),
       });
       this.clients.set(addr, client);
     }

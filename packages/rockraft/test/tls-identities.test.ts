@@ -68,6 +68,14 @@ test("a client certificate's common name is its user: alice reads her prefix and
   const write = await failure(alice.put("app/x", "mine"));
   expect(write).toMatchObject({ code: "PERMISSION_DENIED" });
   expect(write!.message).toContain('user "alice" may not write key "app/x"');
+  // A follower forwards a membership change to the leader over TLS, with its own files.
+  const leaderId = cluster.leader()!.metrics().nodeId;
+  const follower = cluster.node([1, 2, 3].find((id) => id !== leaderId)!);
+  await follower.raft().addLearner({ nodeId: 4, addr: "127.0.0.1:1" });
+  const voters = cluster.leader()!.metrics().membership.voters;
+  await follower.raft().changeMembership({ voters, learners: [] });
+  expect(follower.metrics().membership.learners).toEqual([]);
+
   const stranger = await failure(as("mallory").get("app/x"));
   expect(stranger).toMatchObject({ code: "UNAUTHENTICATED" });
   expect(stranger!.message).toContain(

@@ -25,7 +25,7 @@ import type {
   SnapshotResult,
 } from "./handlers.js";
 import { BatchFailure } from "./batch-client.js";
-import { TlsDialer } from "./tls.js";
+import { TlsDialer, type CertificateFiles } from "./tls.js";
 import { metricsFromWire, toNumber } from "./wire.js";
 import { Backoff } from "./backoff.js";
 import {
@@ -111,7 +111,7 @@ export interface RockraftClientOptions {
   /** `host:port` of one or more nodes; the client finds the leader from there. */
   readonly endpoints: readonly string[];
   /** TLS; plaintext when absent. */
-  readonly tls?: ClientTlsOptions;
+  readonly tls?: ClientTlsOptions | CertificateFiles;
   /** Deadline of each call, retries included; default 5000 ms. */
   readonly timeoutMs?: number;
   /** Largest message, in bytes; default 64 MiB. */
