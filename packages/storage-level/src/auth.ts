@@ -6,6 +6,7 @@
 // when the table changed in between, the state machine checks the write again at apply,
 // so a permission revoked before a write applies is never used by it.
 import { DecodeError } from "./decode-error.js";
+import { printableKey } from "./format.js";
 
 /** What a permission allows on its keys. */
 export type PermissionType = "read" | "write" | "readwrite";
@@ -174,14 +175,6 @@ const refuse = (refusal: AuthRefusal, reason: string): AuthVerdict => ({
   reason,
 });
 
-/** How a key is named in errors: text when printable, else hex. */
-export function describeKey(key: Uint8Array): string {
-  const text = Buffer.from(key).toString("utf8");
-  return /^[\x20-\x7e]*$/.test(text)
-    ? JSON.stringify(text)
-    : `0x${Buffer.from(key).toString("hex")}`;
-}
-
 function startsWith(key: Uint8Array, prefix: Uint8Array): boolean {
   if (key.byteLength < prefix.byteLength) return false;
   for (let i = 0; i < prefix.byteLength; i++) if (key[i] !== prefix[i]) return false;
@@ -228,7 +221,7 @@ export function checkAccess(
   }
   return refuse(
     "AUTH_PERMISSION_DENIED",
-    `user ${JSON.stringify(user)} may not ${access} key ${describeKey(key)}`,
+    `user ${JSON.stringify(user)} may not ${access} key ${printableKey(key)}`,
   );
 }
 
@@ -410,7 +403,7 @@ export function applyAuthChange(
       );
       if (kept.length === role.permissions.length) {
         return invalid(
-          `role ${roleName} has no permission on ${change.prefix ? "prefix" : "key"} ${describeKey(change.key)}`,
+          `role ${roleName} has no permission on ${change.prefix ? "prefix" : "key"} ${printableKey(change.key)}`,
         );
       }
       roles.set(change.role, { ...role, permissions: kept });

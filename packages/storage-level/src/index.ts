@@ -15,7 +15,6 @@ export {
   ROOT_ROLE,
   checkAccess,
   checkAdmin,
-  describeKey,
   type AuthChange,
   type AuthRefusal,
   type AuthRole,
