@@ -131,7 +131,11 @@ export class Proposer {
   private nextRequestId(): Uint8Array {
     const id = new Uint8Array(12);
     id.set(this.prefix.subarray(0, 8));
-    new DataView(id.buffer).setUint32(8, ++this.counter >>> 0);
+    const counter = ++this.counter >>> 0; // big-endian, byte by byte: no DataView per write
+    id[8] = counter >>> 24;
+    id[9] = counter >>> 16;
+    id[10] = counter >>> 8;
+    id[11] = counter;
     return id;
   }
 }

@@ -21,85 +21,111 @@ export { DecodeError };
 const ENTRY_VERSION = 1;
 const ENTRY_HEADER = 1 + 1 + 8 + 8;
 
-/** Writes `value` as a big-endian u64 (two u32 halves) at `offset`. */
-export function writeU64(view: DataView, offset: number, value: number): void {
-  view.setUint32(offset, Math.floor(value / 0x1_0000_0000));
-  view.setUint32(offset + 4, value >>> 0);
+/**
+ * A byte array of `length` for LevelDB or a checksum, whose every byte the caller writes:
+ * carved from Node's shared pool, outside V8's heap. A small `new Uint8Array` lives inside
+ * the heap, and native code (LevelDB's binding, zlib's crc32) must move it out before it
+ * can read it, which costs more than building it; keys and small records are made per
+ * write, so this matters (storage-level's apply, about a tenth of its CPU).
+ */
+export function allocate(length: number): Uint8Array {
+  const pooled = Buffer.allocUnsafe(length);
+  // A plain Uint8Array over the pooled bytes: `slice` copies, as everywhere else.
+  return new Uint8Array(pooled.buffer, pooled.byteOffset, length);
 }
 
-/** Reads a big-endian u64 at `offset`; DecodeError when it is beyond 2^53. */
-export function readU64(view: DataView, offset: number): number {
-  const value = view.getUint32(offset) * 0x1_0000_0000 + view.getUint32(offset + 4);
+// Big-endian integers are written and read byte by byte: no DataView to allocate per key.
+
+/** Writes `value` (0 to 2^32 - 1) as a big-endian u32 at `at` of `bytes`. */
+export function writeU32(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value >>> 24;
+  bytes[at + 1] = value >>> 16;
+  bytes[at + 2] = value >>> 8;
+  bytes[at + 3] = value;
+}
+
+/** Reads a big-endian u32 at `at`; DecodeError when `bytes` ends before it. */
+export function readU32(bytes: Uint8Array, at: number): number {
+  if (at < 0 || at + 4 > bytes.byteLength)
+    throw new DecodeError(`a 32-bit value at byte ${at} of ${bytes.byteLength}`);
+  return (
+    bytes[at]! * 0x100_0000 + ((bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!)
+  );
+}
+
+/** Writes `value` (0 to 2^53) as a big-endian u64 (two u32 halves) at `at` of `bytes`. */
+export function writeU64(bytes: Uint8Array, at: number, value: number): void {
+  writeU32(bytes, at, Math.floor(value / 0x1_0000_0000));
+  writeU32(bytes, at + 4, value >>> 0);
+}
+
+/** Reads a big-endian u64 at `at`; DecodeError when it is beyond 2^53 or past the end. */
+export function readU64(bytes: Uint8Array, at: number): number {
+  const value = readU32(bytes, at) * 0x1_0000_0000 + readU32(bytes, at + 4);
   if (!Number.isSafeInteger(value))
-    throw new DecodeError(`a 64-bit value beyond 2^53 at byte ${offset}`);
+    throw new DecodeError(`a 64-bit value beyond 2^53 at byte ${at}`);
   return value;
 }
 
 function sealed(bytes: Uint8Array): Uint8Array {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  view.setUint32(bytes.byteLength - 4, crc32(bytes.subarray(0, bytes.byteLength - 4)));
+  writeU32(bytes, bytes.byteLength - 4, crc32(bytes.subarray(0, bytes.byteLength - 4)));
   return bytes;
 }
 
-function unseal(bytes: Uint8Array, minimum: number): DataView {
+function unseal(bytes: Uint8Array, minimum: number): void {
   if (bytes.byteLength < minimum + 4) throw new DecodeError(`${bytes.byteLength} bytes, too short`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const stored = view.getUint32(bytes.byteLength - 4);
+  const stored = readU32(bytes, bytes.byteLength - 4);
   const actual = crc32(bytes.subarray(0, bytes.byteLength - 4));
   if (stored !== actual) throw new DecodeError("checksum mismatch");
-  return view;
 }
 
 /** Log entry: version, type, index, term, data, CRC32. */
 export function encodeEntry(entry: Entry): Uint8Array {
-  const bytes = new Uint8Array(ENTRY_HEADER + entry.data.byteLength + 4);
-  const view = new DataView(bytes.buffer);
+  const bytes = allocate(ENTRY_HEADER + entry.data.byteLength + 4);
   bytes[0] = ENTRY_VERSION;
   bytes[1] = entry.type === "config" ? 1 : 0;
-  writeU64(view, 2, entry.index);
-  writeU64(view, 10, entry.term);
+  writeU64(bytes, 2, entry.index);
+  writeU64(bytes, 10, entry.term);
   bytes.set(entry.data, ENTRY_HEADER);
   return sealed(bytes);
 }
 
 export function decodeEntry(bytes: Uint8Array): Entry {
-  const view = unseal(bytes, ENTRY_HEADER);
+  unseal(bytes, ENTRY_HEADER);
   if (bytes[0] !== ENTRY_VERSION) throw new DecodeError(`unknown entry version ${bytes[0]}`);
   const type = bytes[1] === 0 ? "normal" : bytes[1] === 1 ? "config" : undefined;
   if (type === undefined) throw new DecodeError(`unknown entry type ${bytes[1]}`);
   return {
-    index: readU64(view, 2),
-    term: readU64(view, 10),
+    index: readU64(bytes, 2),
+    term: readU64(bytes, 10),
     type,
     data: bytes.slice(ENTRY_HEADER, bytes.byteLength - 4),
   };
 }
 
 export function encodeHardState(state: HardState): Uint8Array {
-  const bytes = new Uint8Array(24 + 4);
-  const view = new DataView(bytes.buffer);
-  writeU64(view, 0, state.term);
-  writeU64(view, 8, state.vote);
-  writeU64(view, 16, state.commit);
+  const bytes = allocate(24 + 4);
+  writeU64(bytes, 0, state.term);
+  writeU64(bytes, 8, state.vote);
+  writeU64(bytes, 16, state.commit);
   return sealed(bytes);
 }
 
 export function decodeHardState(bytes: Uint8Array): HardState {
-  const view = unseal(bytes, 24);
-  return { term: readU64(view, 0), vote: readU64(view, 8), commit: readU64(view, 16) };
+  unseal(bytes, 24);
+  return { term: readU64(bytes, 0), vote: readU64(bytes, 8), commit: readU64(bytes, 16) };
 }
 
 export function encodePosition(position: LogPosition): Uint8Array {
-  const bytes = new Uint8Array(16 + 4);
-  const view = new DataView(bytes.buffer);
-  writeU64(view, 0, position.index);
-  writeU64(view, 8, position.term);
+  const bytes = allocate(16 + 4);
+  writeU64(bytes, 0, position.index);
+  writeU64(bytes, 8, position.term);
   return sealed(bytes);
 }
 
 export function decodePosition(bytes: Uint8Array): LogPosition {
-  const view = unseal(bytes, 16);
-  return { index: readU64(view, 0), term: readU64(view, 8) };
+  unseal(bytes, 16);
+  return { index: readU64(bytes, 0), term: readU64(bytes, 8) };
 }
 
 // The state machine's applied state is written with every apply, and its membership seldom
@@ -130,43 +156,44 @@ function encodedConf(conf: ConfState): Uint8Array {
 /** A position plus a membership: snapshot metadata, and a state machine's applied state. */
 export function encodeMetadata(metadata: SnapshotMetadata): Uint8Array {
   const conf = encodedConf(metadata.confState);
-  const bytes = new Uint8Array(16 + conf.byteLength + 4);
-  const view = new DataView(bytes.buffer);
-  writeU64(view, 0, metadata.index);
-  writeU64(view, 8, metadata.term);
+  const bytes = allocate(16 + conf.byteLength + 4);
+  writeU64(bytes, 0, metadata.index);
+  writeU64(bytes, 8, metadata.term);
   bytes.set(conf, 16);
   return sealed(bytes);
 }
 
 export function decodeMetadata(bytes: Uint8Array): SnapshotMetadata {
-  const view = unseal(bytes, 16);
+  unseal(bytes, 16);
   let confState: ConfState;
   try {
     confState = decodeConfState(bytes.subarray(16, bytes.byteLength - 4));
   } catch (cause) {
     throw new DecodeError(`membership does not decode: ${(cause as Error).message}`);
   }
-  return { index: readU64(view, 0), term: readU64(view, 8), confState };
+  return { index: readU64(bytes, 0), term: readU64(bytes, 8), confState };
 }
 
 export function encodeU32(value: number): Uint8Array {
-  const bytes = new Uint8Array(4 + 4);
-  new DataView(bytes.buffer).setUint32(0, value);
+  const bytes = allocate(4 + 4);
+  writeU32(bytes, 0, value);
   return sealed(bytes);
 }
 
 export function decodeU32(bytes: Uint8Array): number {
-  return unseal(bytes, 4).getUint32(0);
+  unseal(bytes, 4);
+  return readU32(bytes, 0);
 }
 
 export function encodeU64(value: number): Uint8Array {
-  const bytes = new Uint8Array(8 + 4);
-  writeU64(new DataView(bytes.buffer), 0, value);
+  const bytes = allocate(8 + 4);
+  writeU64(bytes, 0, value);
   return sealed(bytes);
 }
 
 export function decodeU64(bytes: Uint8Array): number {
-  return readU64(unseal(bytes, 8), 0);
+  unseal(bytes, 8);
+  return readU64(bytes, 0);
 }
 
 // ---- Commands: the KV state machine's log entry payloads -------------------------------
@@ -304,17 +331,16 @@ export function encodeCommand(command: Command): Uint8Array {
   }
   if (user !== undefined) {
     bytes[tag] = OP_AUTH_TAG;
-    writeU64(new DataView(bytes.buffer, tag + 1, 8), 0, auth!.revision);
+    writeU64(bytes, tag + 1, auth!.revision);
     bytes[tag + 9] = user.byteLength;
     bytes.set(user, tag + 10);
   }
   const at = tag + authTag;
   if (session !== undefined) {
-    const view = new DataView(bytes.buffer, at + 1, 24);
     bytes[at] = OP_SESSION;
-    writeU64(view, 0, session.id);
-    writeU64(view, 8, session.seq);
-    writeU64(view, 16, session.acknowledged);
+    writeU64(bytes, at + 1, session.id);
+    writeU64(bytes, at + 9, session.seq);
+    writeU64(bytes, at + 17, session.acknowledged);
   }
   if (change !== undefined) {
     bytes[at + sessionTag] = OP_AUTH;
@@ -370,42 +396,41 @@ function opLength(command: Command): number {
 
 function writeOp(command: Command, bytes: Uint8Array, at: number): void {
   const key = "key" in command ? command.key : new Uint8Array(0);
-  const view = new DataView(bytes.buffer, bytes.byteOffset + at, bytes.byteLength - at);
   switch (command.op) {
     case "session-open":
       bytes[at] = OP_SESSION_OPEN;
-      writeU64(view, 1, command.idleTimeoutMs);
-      view.setUint32(9, command.maxUnacknowledged);
-      view.setUint32(13, command.maxSessions);
+      writeU64(bytes, at + 1, command.idleTimeoutMs);
+      writeU32(bytes, at + 9, command.maxUnacknowledged);
+      writeU32(bytes, at + 13, command.maxSessions);
       return;
     case "session-close":
       bytes[at] = OP_SESSION_CLOSE;
-      writeU64(view, 1, command.sessionId);
+      writeU64(bytes, at + 1, command.sessionId);
       return;
     case "clock":
       bytes[at] = OP_CLOCK;
-      writeU64(view, 1, command.elapsedMs);
+      writeU64(bytes, at + 1, command.elapsedMs);
       return;
     case "auth":
       throw new Error("writeOp: an auth command is written by encodeCommand");
     case "put":
       bytes[at] = OP_PUT;
-      view.setUint32(1, key.byteLength);
+      writeU32(bytes, at + 1, key.byteLength);
       bytes.set(key, at + 5);
       bytes.set(command.value, at + 5 + key.byteLength);
       return;
     case "delete":
       bytes[at] = OP_DELETE;
-      view.setUint32(1, key.byteLength);
+      writeU32(bytes, at + 1, key.byteLength);
       bytes.set(key, at + 5);
       return;
     case "cas": {
       const { expected, value } = command;
       bytes[at] = OP_CAS;
       bytes[at + 1] = command.expectFound ? 1 : 0;
-      view.setUint32(2, key.byteLength);
+      writeU32(bytes, at + 2, key.byteLength);
       bytes.set(key, at + 6);
-      view.setUint32(6 + key.byteLength, expected.byteLength);
+      writeU32(bytes, at + 6 + key.byteLength, expected.byteLength);
       bytes.set(expected, at + 10 + key.byteLength);
       bytes.set(value, at + 10 + key.byteLength + expected.byteLength);
       return;
@@ -419,10 +444,9 @@ function writeOp(command: Command, bytes: Uint8Array, at: number): void {
  * `bytes`, not copies (log entries are never changed once written).
  */
 export function decodeCommand(bytes: Uint8Array): Command {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const field = (offset: number): [Uint8Array, number] => {
     if (offset + 4 > bytes.byteLength) throw new DecodeError("command truncated");
-    const length = view.getUint32(offset);
+    const length = readU32(bytes, offset);
     const end = offset + 4 + length;
     if (end > bytes.byteLength) throw new DecodeError("command truncated");
     return [bytes.subarray(offset + 4, end), end];
@@ -459,16 +483,16 @@ export function decodeCommand(bytes: Uint8Array): Command {
       exactly(1 + 16);
       return {
         op: "session-open",
-        idleTimeoutMs: readU64(view, 1),
-        maxUnacknowledged: view.getUint32(9),
-        maxSessions: view.getUint32(13),
+        idleTimeoutMs: readU64(bytes, 1),
+        maxUnacknowledged: readU32(bytes, 9),
+        maxSessions: readU32(bytes, 13),
       };
     case OP_SESSION_CLOSE:
       exactly(1 + 8);
-      return { op: "session-close", sessionId: readU64(view, 1) };
+      return { op: "session-close", sessionId: readU64(bytes, 1) };
     case OP_CLOCK:
       exactly(1 + 8);
-      return { op: "clock", elapsedMs: readU64(view, 1) };
+      return { op: "clock", elapsedMs: readU64(bytes, 1) };
     case OP_AUTH:
       return { op: "auth", change: decodeAuthChange(bytes.subarray(1)) };
     case OP_AUTH_TAG: {
@@ -485,7 +509,7 @@ export function decodeCommand(bytes: Uint8Array): Command {
       } catch {
         throw new DecodeError("auth tag: the user is not UTF-8");
       }
-      (inner as { auth?: AuthTag }).auth = { user, revision: readU64(view, 1) }; // a fresh object
+      (inner as { auth?: AuthTag }).auth = { user, revision: readU64(bytes, 1) }; // a fresh object
       return inner;
     }
     case OP_REQUEST: {
@@ -508,9 +532,9 @@ export function decodeCommand(bytes: Uint8Array): Command {
       if (inner.requestId !== undefined) throw new DecodeError("a request id inside a session tag");
       if (inner.auth !== undefined) throw new DecodeError("an auth tag inside a session tag");
       const session = {
-        id: readU64(view, 1),
-        seq: readU64(view, 9),
-        acknowledged: readU64(view, 17),
+        id: readU64(bytes, 1),
+        seq: readU64(bytes, 9),
+        acknowledged: readU64(bytes, 17),
       };
       (inner as { session?: SessionTag }).session = session; // a fresh object of this call's
       return inner;
@@ -525,9 +549,9 @@ export function decodeCommand(bytes: Uint8Array): Command {
  * (so a damaged byte, or a value found under another key, is caught when read).
  */
 export function sealValue(key: Uint8Array, value: Uint8Array): Uint8Array {
-  const sealed = new Uint8Array(value.byteLength + 4);
+  const sealed = allocate(value.byteLength + 4);
   sealed.set(value);
-  new DataView(sealed.buffer).setUint32(value.byteLength, crc32(value, crc32(key)));
+  writeU32(sealed, value.byteLength, crc32(value, crc32(key)));
   return sealed;
 }
 
@@ -535,9 +559,7 @@ export function sealValue(key: Uint8Array, value: Uint8Array): Uint8Array {
 export function openValue(key: Uint8Array, stored: Uint8Array): Uint8Array {
   if (stored.byteLength < 4) throw new DecodeError(`${stored.byteLength} bytes, too short`);
   const value = stored.subarray(0, stored.byteLength - 4);
-  const expected = new DataView(stored.buffer, stored.byteOffset, stored.byteLength).getUint32(
-    stored.byteLength - 4,
-  );
+  const expected = readU32(stored, stored.byteLength - 4);
   if (crc32(value, crc32(key)) !== expected) throw new DecodeError("checksum mismatch");
   return value;
 }

@@ -17,7 +17,7 @@
 // The state machine lives in generations: a snapshot is installed into a fresh generation,
 // and one small batch switches the active one, so an install is all or nothing.
 
-import { readU64, writeU64 } from "./codec.js";
+import { allocate, readU32, readU64, writeU32, writeU64 } from "./codec.js";
 
 export const META_FORMAT = Uint8Array.of(0x00, 0x01);
 export const META_IDENTITY = Uint8Array.of(0x00, 0x02);
@@ -30,33 +30,31 @@ export const META_SYNCED_WRITES = Uint8Array.of(0x00, 0x07);
 const LOG = 0x01;
 const STATE = 0x02;
 
-/** Writes `value` as a big-endian u64 at `at` of `key` (so keys sort by it). */
-function setU64(key: Uint8Array, at: number, value: number): Uint8Array {
-  writeU64(new DataView(key.buffer, key.byteOffset, key.byteLength), at, value);
+// Numbers in keys are big-endian, so that keys sort by them. Keys made per write come from
+// codec's `allocate` (outside V8's heap, every byte written here).
+
+export function logKey(index: number): Uint8Array {
+  const key = allocate(9);
+  key[0] = LOG;
+  writeU64(key, 1, index);
   return key;
 }
 
-function getU64(key: Uint8Array, at: number): number {
-  return readU64(new DataView(key.buffer, key.byteOffset, key.byteLength), at);
-}
-
-export function logKey(index: number): Uint8Array {
-  const key = new Uint8Array(9);
-  key[0] = LOG;
-  return setU64(key, 1, index);
-}
-
 export function logKeyIndex(key: Uint8Array): number {
-  return getU64(key, 1);
+  return readU64(key, 1);
 }
 
 export const LOG_START_KEY = logKey(0);
 export const LOG_END_KEY = Uint8Array.of(LOG + 1);
 
-function generationPrefix(generation: number, kind: number): Uint8Array {
-  const key = new Uint8Array(6);
+/**
+ * A key of `length` bytes that starts with `generation`'s prefix for `kind`; bytes past the
+ * prefix (6) are the caller's to write.
+ */
+function generationKey(generation: number, kind: number, length = 6): Uint8Array {
+  const key = allocate(length);
   key[0] = STATE;
-  new DataView(key.buffer).setUint32(1, generation);
+  writeU32(key, 1, generation);
   key[5] = kind;
   return key;
 }
@@ -65,11 +63,11 @@ function generationPrefix(generation: number, kind: number): Uint8Array {
 export function generationRange(generation: number): { gte: Uint8Array; lt: Uint8Array } {
   const gte = new Uint8Array(5);
   gte[0] = STATE;
-  new DataView(gte.buffer).setUint32(1, generation);
+  writeU32(gte, 1, generation);
   const lt = new Uint8Array(5);
   lt[0] = STATE;
   if (generation === 0xffffffff) lt[0] = STATE + 1;
-  else new DataView(lt.buffer).setUint32(1, generation + 1);
+  else writeU32(lt, 1, generation + 1);
   return { gte, lt };
 }
 
@@ -77,23 +75,22 @@ export const STATE_START_KEY = Uint8Array.of(STATE);
 export const STATE_END_KEY = Uint8Array.of(STATE + 1);
 
 export function generationOf(key: Uint8Array): number {
-  return new DataView(key.buffer, key.byteOffset, key.byteLength).getUint32(1);
+  return readU32(key, 1);
 }
 
 export function stateMetaKey(generation: number): Uint8Array {
-  return generationPrefix(generation, 0x00);
+  return generationKey(generation, 0x00);
 }
 
 export function dataKey(generation: number, key: Uint8Array): Uint8Array {
-  const full = new Uint8Array(6 + key.byteLength);
-  full.set(generationPrefix(generation, 0x01), 0);
+  const full = generationKey(generation, 0x01, 6 + key.byteLength);
   full.set(key, 6);
   return full;
 }
 
 /** Range of a generation's data keys: [gte, lt). */
 export function dataRange(generation: number): { gte: Uint8Array; lt: Uint8Array } {
-  return { gte: generationPrefix(generation, 0x01), lt: generationPrefix(generation, 0x02) };
+  return { gte: generationKey(generation, 0x01), lt: generationKey(generation, 0x02) };
 }
 
 /** The user key of a data key. */
@@ -103,27 +100,27 @@ export function userKey(full: Uint8Array): Uint8Array {
 
 /** A client session's key: the generation's session prefix and the id (u64 big-endian). */
 export function sessionKey(generation: number, id: number): Uint8Array {
-  const key = new Uint8Array(6 + 8);
-  key.set(generationPrefix(generation, 0x02), 0);
-  return setU64(key, 6, id);
+  const key = generationKey(generation, 0x02, 6 + 8);
+  writeU64(key, 6, id);
+  return key;
 }
 
 /** The session id of a session key. */
 export function sessionKeyId(key: Uint8Array): number {
-  return getU64(key, 6);
+  return readU64(key, 6);
 }
 
 /** Range of a generation's session keys: [gte, lt). */
 export function sessionRange(generation: number): { gte: Uint8Array; lt: Uint8Array } {
-  return { gte: generationPrefix(generation, 0x02), lt: generationPrefix(generation, 0x03) };
+  return { gte: generationKey(generation, 0x02), lt: generationKey(generation, 0x03) };
 }
 
 /** The key of a generation's log time. */
 export function logTimeKey(generation: number): Uint8Array {
-  return generationPrefix(generation, 0x03);
+  return generationKey(generation, 0x03);
 }
 
 /** The key of a generation's auth table. */
 export function authKey(generation: number): Uint8Array {
-  return generationPrefix(generation, 0x04);
+  return generationKey(generation, 0x04);
 }

@@ -6,7 +6,7 @@
 // applying twice. Sessions expire after an idle time in the log's own time: the sum of the
 // intervals the leaders measured on their monotonic clocks and wrote into `clock` entries,
 // so every node expires the same sessions at the same index, whatever its own clock says.
-import { DecodeError } from "./codec.js";
+import { allocate, DecodeError } from "./codec.js";
 
 /** Which client session a write belongs to. */
 export interface SessionTag {
@@ -437,7 +437,7 @@ function encodeSession(session: Session): Uint8Array {
   }
   const owner = session.owner === "" ? undefined : new TextEncoder().encode(session.owner);
   if (owner !== undefined) size += varintSize(owner.byteLength) + owner.byteLength;
-  const bytes = new Uint8Array(size);
+  const bytes = allocate(size); // every byte written below
   bytes[0] = owner === undefined ? RECORD_VERSION : RECORD_VERSION_OWNED;
   let at = writeVarint(bytes, 1, session.idleTimeoutMs);
   at = writeVarint(bytes, at, session.maxUnacknowledged);
@@ -464,7 +464,9 @@ function encodeSession(session: Session): Uint8Array {
   if (owner !== undefined) {
     at = writeVarint(bytes, at, owner.byteLength);
     bytes.set(owner, at);
+    at += owner.byteLength;
   }
+  if (at !== size) throw new Error(`encodeSession: wrote ${at} of ${size} bytes`);
   return bytes;
 }
 

@@ -13,8 +13,10 @@ import {
   encodeMetadata,
   encodeU64,
   openValue,
+  readU32,
   readU64,
   sealValue,
+  writeU32,
   writeU64,
 } from "./codec.js";
 import { StorageError } from "./errors.js";
@@ -127,16 +129,15 @@ export async function openSnapshotReader(
       used += bytes.byteLength;
     };
     const length = new Uint8Array(4);
-    const lengthView = new DataView(length.buffer);
     try {
       for await (const [key, stored] of iterator) {
         const user = userKey(key);
         // Values travel without their checksum, verified here: damaged data is never sent.
         const value = verified("the stored value of a key", () => openValue(user, stored));
-        lengthView.setUint32(0, user.byteLength);
+        writeU32(length, 0, user.byteLength);
         append(length);
         append(user);
-        lengthView.setUint32(0, value.byteLength);
+        writeU32(length, 0, value.byteLength);
         append(length);
         append(value);
         if (used >= chunkBytes) yield flush(false);
@@ -166,8 +167,8 @@ export async function openSnapshotReader(
       if (auth !== undefined) {
         const record = verified("the users and roles", () => openValue(authKey(generation), auth));
         const header = new Uint8Array(8);
-        new DataView(header.buffer).setUint32(0, AUTH_RECORD);
-        new DataView(header.buffer).setUint32(4, record.byteLength);
+        writeU32(header, 0, AUTH_RECORD);
+        writeU32(header, 4, record.byteLength);
         append(header);
         append(record);
       }
@@ -187,10 +188,9 @@ const AUTH_RECORD = 0xfffffffc;
 /** A session record's header (marker, id, length), or the log time's record (marker, time). */
 function sessionHeader(marker: number, value: number, length?: number): Uint8Array {
   const bytes = new Uint8Array(length === undefined ? 12 : 16);
-  const view = new DataView(bytes.buffer);
-  view.setUint32(0, marker);
-  writeU64(view, 4, value);
-  if (length !== undefined) view.setUint32(12, length);
+  writeU32(bytes, 0, marker);
+  writeU64(bytes, 4, value);
+  if (length !== undefined) writeU32(bytes, 12, length);
   return bytes;
 }
 
@@ -226,22 +226,21 @@ export class SnapshotInstaller {
       joined.set(bytes, this.remainder.byteLength);
       bytes = joined;
     }
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const ops: { type: "put"; key: Uint8Array; value: Uint8Array }[] = [];
     let position = 0;
     for (;;) {
       if (position + 4 > bytes.byteLength) break;
-      const keyLength = view.getUint32(position);
+      const keyLength = readU32(bytes, position);
       if (keyLength === LOG_TIME_RECORD) {
         if (position + 12 > bytes.byteLength) break;
-        const time = readU64(view, position + 4);
+        const time = readU64(bytes, position + 4);
         ops.push({ type: "put", key: logTimeKey(this.generation), value: encodeU64(time) });
         position += 12;
         continue;
       }
       if (keyLength === AUTH_RECORD) {
         if (position + 8 > bytes.byteLength) break;
-        const end = position + 8 + view.getUint32(position + 4);
+        const end = position + 8 + readU32(bytes, position + 4);
         if (end > bytes.byteLength) break;
         const key = authKey(this.generation);
         const record = bytes.slice(position + 8, end);
@@ -256,9 +255,9 @@ export class SnapshotInstaller {
       }
       if (keyLength === SESSION_RECORD) {
         if (position + 16 > bytes.byteLength) break;
-        const end = position + 16 + view.getUint32(position + 12);
+        const end = position + 16 + readU32(bytes, position + 12);
         if (end > bytes.byteLength) break;
-        const key = sessionKey(this.generation, readU64(view, position + 4));
+        const key = sessionKey(this.generation, readU64(bytes, position + 4));
         const record = bytes.slice(position + 16, end);
         try {
           decodeSession(record);
@@ -270,7 +269,7 @@ export class SnapshotInstaller {
         continue;
       }
       if (position + 4 + keyLength + 4 > bytes.byteLength) break;
-      const valueLength = view.getUint32(position + 4 + keyLength);
+      const valueLength = readU32(bytes, position + 4 + keyLength);
       const end = position + 8 + keyLength + valueLength;
       if (end > bytes.byteLength) break;
       const key = bytes.slice(position + 4, position + 4 + keyLength);
