@@ -4,7 +4,7 @@
 // clients over up to 16 connections: 256-byte values over 10,000 keys, writes then
 // linearizable reads. Reports throughput, p50/p99 latency, and CPU per operation of the
 // servers (the three processes, from /proc) apart from the load generator's.
-//   pnpm bench:cluster [-- --seconds 10 --warmup 10 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd --vs-no-sessions --vs-auth --unary --floor --repeat N --shape]
+//   pnpm bench:cluster [-- --seconds 10 --warmup 10 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd --vs-no-sessions --vs-auth --unary --floor --replication-floor --leader --repeat N --shape]
 // By default each system is driven by its own client: rockraft's RockraftClient (its calls
 // over each node's KV.Batch stream) and etcd's etcd3 package. With --unary both are driven
 // by the identical client instead: plain grpc-js stubs generated at run time from each
@@ -23,6 +23,11 @@
 // With --vs-auth, the same load alternates with authentication enabled (switched on and off
 // through the log before each row): RockraftClients of a user whose role may read and write
 // the bench's keys, each call carrying a token the node verifies and checks: what auth costs.
+// With --replication-floor (implies --unary and --leader), it also runs against three
+// processes of lib/replication-floor.mjs: the least work a replicated, durable write (a
+// synced LevelDB append on the leader and on a follower, a round trip between them, the
+// data written) and a linearizable read (one heartbeat round trip) need with grpc-js and
+// LevelDB, without Raft; its first process leads, so every system gets leader-targeted calls.
 // With --leader, every connection goes to the leader (the floor: to its first server)
 // instead of connection i to server i % 3.
 // With --profile, each node process writes a V8 CPU profile (.cpuprofile) into DIR.
@@ -54,6 +59,7 @@ const { values } = parseArgs({
     "vs-no-sessions": { type: "boolean", default: false },
     "vs-auth": { type: "boolean", default: false },
     floor: { type: "boolean", default: false },
+    "replication-floor": { type: "boolean", default: false },
     leader: { type: "boolean", default: false },
     shape: { type: "boolean", default: false },
     repeat: { type: "string", default: "1" },
@@ -63,7 +69,8 @@ const { values } = parseArgs({
 const seconds = Number(values.seconds);
 const warmup = Number(values.warmup);
 const clientCounts = values.clients.split(",").map(Number);
-const unary = values.unary || values.floor;
+const unary = values.unary || values.floor || values["replication-floor"];
+const leaderOnly = values.leader || values["replication-floor"];
 const repeat = Number(values.repeat);
 if (values["vs-no-sessions"] && unary) {
   console.error("--vs-no-sessions: RockraftClient only (a unary stub writes without a session)");
@@ -99,12 +106,12 @@ async function findRockraftLeader() {
   }
   throw new Error("no rockraft node says it leads");
 }
-const rockraftLeader = values.leader ? await findRockraftLeader() : undefined;
+const rockraftLeader = leaderOnly ? await findRockraftLeader() : undefined;
 
 /** Connection i to rockraft: a RockraftClient (writing in a session, or not), or a stub. */
 function connectRockraft(i, { sessions = true, auth = undefined } = {}) {
   // Connection i goes to node i % 3: clients spread over every node, as etcd3's do.
-  const first = values.leader ? endpoints.indexOf(rockraftLeader) : i % endpoints.length;
+  const first = leaderOnly ? endpoints.indexOf(rockraftLeader) : i % endpoints.length;
   if (unary) return rockraftStub(endpoints[first]);
   const rotated = endpoints.map((_, j) => endpoints[(first + j) % endpoints.length]);
   const client = new RockraftClient({
@@ -204,7 +211,39 @@ async function startFloor() {
     target: {
       name: "grpc-js floor",
       cpuPids: () => servers.map((child) => child.pid),
-      connect: (i) => rockraftStub(`127.0.0.1:${ports[values.leader ? 0 : i % ports.length]}`),
+      connect: (i) => rockraftStub(`127.0.0.1:${ports[leaderOnly ? 0 : i % ports.length]}`),
+    },
+    stop: async () => {
+      for (const child of servers) child.kill("SIGINT");
+      await Promise.all(
+        servers.map((child) => new Promise((resolve) => child.on("exit", resolve))),
+      );
+    },
+  };
+}
+
+/** Three replication-floor processes (lib/replication-floor.mjs); the first leads. */
+async function startReplicationFloor() {
+  const ports = await freePorts(3);
+  const servers = [];
+  // Followers first: the leader opens its streams to them as it starts.
+  for (const i of [1, 2, 0]) {
+    const child = spawn(
+      process.execPath,
+      [join(import.meta.dirname, "lib/replication-floor.mjs"), i, join(dir, `floor${i}`), ...ports],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    cleanUpOnExit({ child });
+    await new Promise((resolve) =>
+      child.stdout.on("data", (d) => /is running/.test(d) && resolve()),
+    );
+    servers.push(child);
+  }
+  return {
+    target: {
+      name: "replication floor",
+      cpuPids: () => servers.map((child) => child.pid),
+      connect: () => rockraftStub(`127.0.0.1:${ports[0]}`),
     },
     stop: async () => {
       for (const child of servers) child.kill("SIGINT");
@@ -323,7 +362,7 @@ async function startEtcd() {
   }
   probe.close();
   let leaderPort;
-  if (values.leader) {
+  if (leaderOnly) {
     for (const port of clientPorts) {
       const one = new Etcd3({ hosts: [`http://127.0.0.1:${port}`] });
       const status = await one.maintenance.status();
@@ -370,12 +409,14 @@ console.log(
 console.log("");
 const etcd = values["vs-etcd"] ? await startEtcd() : undefined;
 const floor = values.floor ? await startFloor() : undefined;
+const replicationFloor = values["replication-floor"] ? await startReplicationFloor() : undefined;
 const systems = [
   rockraftTarget,
   values["vs-no-sessions"] ? noSessionsTarget : undefined,
   values["vs-auth"] ? authTarget : undefined,
   etcd?.target,
   floor?.target,
+  replicationFloor?.target,
 ].filter((t) => t !== undefined);
 const others = systems.slice(1);
 const shapes = [];
@@ -430,4 +471,5 @@ if (ratios.length > 0) console.log(`\nratios:\n${ratios.join("\n")}`);
 if (values.shape) console.log(`\nlatency percentiles, ms:\n${shapes.join("\n")}`);
 await etcd?.stop();
 await floor?.stop();
+await replicationFloor?.stop();
 await stopAll();
