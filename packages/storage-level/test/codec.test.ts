@@ -4,6 +4,7 @@ import {
   allocate,
   decodeCommand,
   encodeCommand,
+  type Command,
   readU32,
   readU64,
   writeU32,
@@ -68,36 +69,20 @@ test("keys carry their numbers and nothing left over from the pool", () => {
 });
 
 test("commands with every tag round-trip through the byte writers", () => {
-  const bytes = encodeCommand({
-    op: "cas",
-    key: Uint8Array.of(1, 2),
-    expectFound: true,
-    expected: Uint8Array.of(3),
-    value: Uint8Array.of(4, 5, 6),
-    requestId: Uint8Array.of(9, 9),
-    session: { id: 2 ** 33, seq: 5, acknowledged: 4 },
-    auth: { user: "ana", revision: 2 ** 34 + 1 },
-  });
-  expect(decodeCommand(bytes)).toEqual({
-    op: "cas",
-    key: Uint8Array.of(1, 2),
-    expectFound: true,
-    expected: Uint8Array.of(3),
-    value: Uint8Array.of(4, 5, 6),
-    requestId: Uint8Array.of(9, 9),
-    session: { id: 2 ** 33, seq: 5, acknowledged: 4 },
-    auth: { user: "ana", revision: 2 ** 34 + 1 },
-  });
-  const open = encodeCommand({
-    op: "session-open",
-    idleTimeoutMs: 2 ** 36,
-    maxUnacknowledged: 0xfffffffe,
-    maxSessions: 7,
-  });
-  expect(decodeCommand(open)).toEqual({
-    op: "session-open",
-    idleTimeoutMs: 2 ** 36,
-    maxUnacknowledged: 0xfffffffe,
-    maxSessions: 7,
-  });
+  const commands: Command[] = [
+    {
+      op: "cas",
+      key: Uint8Array.of(1, 2),
+      expectFound: true,
+      expected: Uint8Array.of(3),
+      value: Uint8Array.of(4, 5, 6),
+      requestId: Uint8Array.of(9, 9),
+      session: { id: 2 ** 33, seq: 5, acknowledged: 4 },
+      auth: { user: "ana", revision: 2 ** 34 + 1 },
+    },
+    { op: "session-open", idleTimeoutMs: 2 ** 36, maxUnacknowledged: 0xfffffffe, maxSessions: 7 },
+    { op: "session-close", sessionId: 2 ** 40 },
+    { op: "clock", elapsedMs: 2 ** 32 + 3 },
+  ];
+  for (const command of commands) expect(decodeCommand(encodeCommand(command))).toEqual(command);
 });
