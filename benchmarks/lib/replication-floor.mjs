@@ -6,7 +6,7 @@
 //   node lib/replication-floor.mjs INDEX DATA_DIR PORT0 PORT1 PORT2
 // A write (KV.Put): the leader takes the writes that arrived meanwhile as one batch, sends it
 // to both followers over one raw-bytes gRPC stream each, and appends it to its LevelDB log
-// (synced) at the same time; each follower appends (synced) and acknowledges; once its own
+// (synced; each entry its key and value) at the same time; each follower appends (synced) and acknowledges; once its own
 // append and one follower's are done, the batch is committed: the leader writes the data
 // (unsynced) and answers. Followers write the data when the next batch tells them the commit.
 // A read (KV.Get): the reads that arrived meanwhile wait for one heartbeat round trip to a
@@ -44,6 +44,9 @@ function logKey(i) {
   return key;
 }
 const dataKey = (key) => Buffer.concat([Buffer.of(2), key]);
+/** A log entry as stored: the key's length, the key, the value (enough to apply it again). */
+const logEntry = (e) =>
+  Buffer.concat([Buffer.of(e.key.length >> 8, e.key.length & 255), e.key, e.value]);
 
 /** An append: type, commit, first index, count, then (key length, key, value length, value). */
 function encodeAppend(commit, first, entries) {
@@ -145,7 +148,7 @@ if (me === 0) {
     const message = encodeAppend(commit, first, batch);
     for (const peer of followers) peer.stream.write(message);
     persisting = true;
-    const ops = batch.map((e, i) => ({ type: "put", key: logKey(first + i), value: e.value }));
+    const ops = batch.map((e, i) => ({ type: "put", key: logKey(first + i), value: logEntry(e) }));
     db.batch(ops, { sync: true }).then(() => {
       persisting = false;
       persisted = first + batch.length - 1;
@@ -219,7 +222,7 @@ if (me === 0) {
         const ops = entries.map((e, i) => ({
           type: "put",
           key: logKey(first + i),
-          value: e.value,
+          value: logEntry(e),
         }));
         db.batch(ops, { sync: true }).then(() => {
           persisted = Math.max(persisted, end);
