@@ -16,6 +16,18 @@ export function issue(ca: Issued, commonName: string): Issued;
 export function writePem(dir: string, name: string, text: string): string;
 
 /**
+ * Writes `ca`'s certificate and `issued`'s certificate and key as PEM files in `dir`
+ * (ca.pem, NAME.pem, NAME.key, NAME "node" by default); returns their paths, in the shape a
+ * TLS option takes.
+ */
+export function writeTlsFiles(
+  dir: string,
+  ca: Issued,
+  issued: Issued,
+  name?: string,
+): { caFile: string; certFile: string; keyFile: string };
+
+/**
  * Throwaway PEM files in `dir`: a CA, a node certificate (common name "node") and a client
  * certificate ("client") it signed, and one from a stranger CA.
  */

@@ -65,6 +65,18 @@ export function writePem(dir, name, text) {
 }
 
 /**
+ * Writes `ca`'s certificate and `issued`'s certificate and key as PEM files in `dir`
+ * (ca.pem, NAME.pem, NAME.key); returns their paths, in the shape a TLS option takes.
+ */
+export function writeTlsFiles(dir, ca, issued, name = "node") {
+  return {
+    caFile: writePem(dir, "ca.pem", ca.certPem),
+    certFile: writePem(dir, `${name}.pem`, issued.certPem),
+    keyFile: writePem(dir, `${name}.key`, issued.keyPem),
+  };
+}
+
+/**
  * Throwaway PEM files in `dir`: a CA, a node certificate (common name "node") and a client
  * certificate ("client") it signed, and one from a stranger CA.
  */
@@ -74,9 +86,7 @@ export function makeCertificates(dir) {
   const client = issue(ca, "client");
   const stranger = issue(makeCa("stranger CA"), "stranger");
   return {
-    caFile: writePem(dir, "ca.pem", ca.certPem),
-    certFile: writePem(dir, "node.pem", node.certPem),
-    keyFile: writePem(dir, "node.key", node.keyPem),
+    ...writeTlsFiles(dir, ca, node),
     clientCertFile: writePem(dir, "client.pem", client.certPem),
     clientKeyFile: writePem(dir, "client.key", client.keyPem),
     strangerCertFile: writePem(dir, "stranger.pem", stranger.certPem),

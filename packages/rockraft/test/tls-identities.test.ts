@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { issue, makeCa, writePem } from "@rockraft/test-utils/certs";
+import { issue, makeCa, writeTlsFiles } from "@rockraft/test-utils/certs";
 import { afterEach, expect, test } from "vitest";
 import { RockraftClient, RockraftClientError } from "../src/index.js";
 import { startCluster, type TestCluster } from "./helpers/cluster.js";
@@ -22,14 +22,9 @@ test("a client certificate's common name is its user: alice reads her prefix and
   const dir = mkdtempSync(join(tmpdir(), "rockraft-identities-"));
   dirs.push(dir);
   const ca = makeCa();
-  const node = issue(ca, "rockraft-peer");
-  const files = {
-    ca: writePem(dir, "ca.pem", ca.certPem),
-    cert: writePem(dir, "node.pem", node.certPem),
-    key: writePem(dir, "node.key", node.keyPem),
-  };
+  const files = writeTlsFiles(dir, ca, issue(ca, "rockraft-peer"));
   const tls =
-    `\n[tls]\ncert_file = "${files.cert}"\nkey_file = "${files.key}"\nca_file = "${files.ca}"\n` +
+    `\n[tls]\ncert_file = "${files.certFile}"\nkey_file = "${files.keyFile}"\nca_file = "${files.caFile}"\n` +
     'require_client_cert = true\npeer_common_name = "rockraft-peer"\nclient_cert_auth = true\n';
   cluster = await startCluster(3, { extraRaft: tls });
   const auth = cluster.node(1).raft().auth; // in process: trusted
@@ -45,16 +40,8 @@ test("a client certificate's common name is its user: alice reads her prefix and
 
   const endpoints = [1, 2, 3].map((id) => cluster!.configs.get(id)!.node.advertiseAddr);
   const as = (name: string) => {
-    const identity = issue(ca, name);
-    const client = new RockraftClient({
-      endpoints,
-      sessions: false,
-      tls: {
-        caFile: files.ca,
-        certFile: writePem(dir, `${name}.pem`, identity.certPem),
-        keyFile: writePem(dir, `${name}.key`, identity.keyPem),
-      },
-    });
+    const tls = writeTlsFiles(dir, ca, issue(ca, name), name);
+    const client = new RockraftClient({ endpoints, sessions: false, tls });
     closing.push(client);
     return client;
   };

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseConfig } from "@rockraft/config";
-import { handshake, issue, makeCa, serialOf, writePem } from "@rockraft/test-utils/certs";
+import { handshake, issue, makeCa, serialOf, writeTlsFiles } from "@rockraft/test-utils/certs";
 import { afterEach, expect, test } from "vitest";
 import { RockraftClient, RockraftError } from "../src/index.js";
 import { nodeConfigText, startCluster, type TestCluster } from "./helpers/cluster.js";
@@ -26,12 +26,8 @@ test(
     const oldCa = makeCa("old CA");
     const newCa = makeCa("new CA");
     const first = issue(oldCa, "node");
-    const files = {
-      ca: writePem(dir, "ca.pem", oldCa.certPem),
-      cert: writePem(dir, "node.pem", first.certPem),
-      key: writePem(dir, "node.key", first.keyPem),
-    };
-    const tls = `\n[tls]\ncert_file = "${files.cert}"\nkey_file = "${files.key}"\nca_file = "${files.ca}"\nrequire_client_cert = true\n`;
+    const files = writeTlsFiles(dir, oldCa, first);
+    const tls = `\n[tls]\ncert_file = "${files.certFile}"\nkey_file = "${files.keyFile}"\nca_file = "${files.caFile}"\nrequire_client_cert = true\n`;
     cluster = await startCluster(3, { extraRaft: tls });
     const node = cluster.node(1);
     const address = cluster.configs.get(1)!.node.advertiseAddr;
@@ -45,9 +41,9 @@ test(
 
     // The certificate is renewed in place and the new CA is trusted alongside the old.
     const renewed = issue(oldCa, "node");
-    writeFileSync(files.cert, renewed.certPem);
-    writeFileSync(files.key, renewed.keyPem);
-    writeFileSync(files.ca, oldCa.certPem + newCa.certPem);
+    writeFileSync(files.certFile, renewed.certPem);
+    writeFileSync(files.keyFile, renewed.keyPem);
+    writeFileSync(files.caFile, oldCa.certPem + newCa.certPem);
     const port = Number(running.node.raftAddr.split(":")[1]);
     const sameFile = parseConfig(nodeConfigText(1, port, running.storage.dataPath, tls), {
       source: "node1.toml",
@@ -62,7 +58,7 @@ test(
     // The cluster goes on: node 1's peers accept its new certificate (the same CA).
     const client = new RockraftClient({
       endpoints: [address],
-      tls: { caFile: files.ca, certFile: files.cert, keyFile: files.key },
+      tls: files,
     });
     try {
       await client.put("after rotation", "ok");
@@ -71,7 +67,7 @@ test(
     }
 
     // A damaged key: the reload is refused, naming the files, and nothing changes.
-    writeFileSync(files.key, "not a key");
+    writeFileSync(files.keyFile, "not a key");
     const refused = await node.reloadConfig(sameFile).then(
       () => undefined,
       (error: unknown) => error as RockraftError,
