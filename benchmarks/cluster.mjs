@@ -187,32 +187,20 @@ const noSessionsTarget = {
   connect: (i) => connectRockraft(i, { sessions: false }),
 };
 
-/** Three bare grpc-js servers of rockraft's KV service that answer at once (the floor). */
-async function startFloor() {
-  const ports = await freePorts(3);
-  const servers = ports.map((port) => {
-    const child = spawn(
-      process.execPath,
-      [join(import.meta.dirname, "lib/echo-server.mjs"), port],
-      {
-        stdio: ["ignore", "pipe", "inherit"],
-      },
-    );
-    cleanUpOnExit({ child });
-    return child;
+/** Starts `node lib/SCRIPT ...args` and waits until it says it is running. */
+async function startServerProcess(script, args) {
+  const child = spawn(process.execPath, [join(import.meta.dirname, "lib", script), ...args], {
+    stdio: ["ignore", "pipe", "inherit"],
   });
-  await Promise.all(
-    servers.map(
-      (child) =>
-        new Promise((resolve) => child.stdout.on("data", (d) => /is running/.test(d) && resolve())),
-    ),
-  );
+  cleanUpOnExit({ child });
+  await new Promise((resolve) => child.stdout.on("data", (d) => /is running/.test(d) && resolve()));
+  return child;
+}
+
+/** A target of server processes started by startServerProcess, and how to stop them. */
+function serverTarget(name, servers, connect) {
   return {
-    target: {
-      name: "grpc-js floor",
-      cpuPids: () => servers.map((child) => child.pid),
-      connect: (i) => rockraftStub(`127.0.0.1:${ports[leaderOnly ? 0 : i % ports.length]}`),
-    },
+    target: { name, cpuPids: () => servers.map((child) => child.pid), connect },
     stop: async () => {
       for (const child of servers) child.kill("SIGINT");
       await Promise.all(
@@ -222,36 +210,28 @@ async function startFloor() {
   };
 }
 
+/** Three bare grpc-js servers of rockraft's KV service that answer at once (the floor). */
+async function startFloor() {
+  const ports = await freePorts(3);
+  const servers = await Promise.all(
+    ports.map((port) => startServerProcess("echo-server.mjs", [port])),
+  );
+  return serverTarget("grpc-js floor", servers, (i) =>
+    rockraftStub(`127.0.0.1:${ports[leaderOnly ? 0 : i % ports.length]}`),
+  );
+}
+
 /** Three replication-floor processes (lib/replication-floor.mjs); the first leads. */
 async function startReplicationFloor() {
   const ports = await freePorts(3);
   const servers = [];
   // Followers first: the leader opens its streams to them as it starts.
   for (const i of [1, 2, 0]) {
-    const child = spawn(
-      process.execPath,
-      [join(import.meta.dirname, "lib/replication-floor.mjs"), i, join(dir, `floor${i}`), ...ports],
-      { stdio: ["ignore", "pipe", "inherit"] },
+    servers.push(
+      await startServerProcess("replication-floor.mjs", [i, join(dir, `floor${i}`), ...ports]),
     );
-    cleanUpOnExit({ child });
-    await new Promise((resolve) =>
-      child.stdout.on("data", (d) => /is running/.test(d) && resolve()),
-    );
-    servers.push(child);
   }
-  return {
-    target: {
-      name: "replication floor",
-      cpuPids: () => servers.map((child) => child.pid),
-      connect: () => rockraftStub(`127.0.0.1:${ports[0]}`),
-    },
-    stop: async () => {
-      for (const child of servers) child.kill("SIGINT");
-      await Promise.all(
-        servers.map((child) => new Promise((resolve) => child.on("exit", resolve))),
-      );
-    },
-  };
+  return serverTarget("replication floor", servers, () => rockraftStub(`127.0.0.1:${ports[0]}`));
 }
 
 async function phase(target, kind, concurrency) {
