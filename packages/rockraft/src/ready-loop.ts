@@ -3,7 +3,8 @@
 //   2. persist the Ready's durable part (entries, hard state, snapshot, compaction) as one
 //      batch, synced when it must be, with its committed entries applied in that batch;
 //   3. send the messages that waited for the persist;
-//   4. apply committed entries (when step 2 did not) and answer what waited for them;
+//   4. answer what waited for the committed entries (as soon as step 2's batch is under
+//      way: committed entries are on a quorum's disks already);
 //   5. advance.
 // Messages, ticks and requests arrive between Readies and are stepped in at once; the loop
 // then takes every Ready until there is none.
@@ -97,22 +98,41 @@ export class ReadyLoop {
         ready.snapshot === undefined &&
         ready.entries.length === 0 &&
         ready.compactIndex === undefined;
-      // Committed entries are applied in the same batch as the Ready's durable part (atomic,
-      // so still "after" it): one write per Ready instead of two.
-      let applied: ApplyResult[] | undefined;
-      if (!commitOnly) applied = await storage.persist(ready, { apply: ready.committedEntries });
-      network.send(ready.messagesAfterPersist);
-      if (ready.snapshot !== undefined) this.parts.snapshotInstalled(ready.snapshot.metadata);
-      if (applied !== undefined) {
-        this.parts.applied(applied);
-      } else if (ready.committedEntries.length > 0 || ready.hardState !== undefined) {
-        // Resolved once the results are known; the storage writes them with the next
-        // Ready's batch (reads see them meanwhile; a crash re-applies them from the log).
-        const results = await storage.apply(ready.committedEntries, {
-          hardState: ready.hardState,
-          waitForWrite: false,
+      const committed = ready.committedEntries;
+      if (commitOnly) {
+        network.send(ready.messagesAfterPersist);
+        if (committed.length > 0 || ready.hardState !== undefined) {
+          // Resolved once the results are known; the storage writes them with the next
+          // Ready's batch (reads see them meanwhile; a crash re-applies them from the log).
+          const results = await storage.apply(committed, {
+            hardState: ready.hardState,
+            waitForWrite: false,
+          });
+          this.parts.applied(results);
+        }
+      } else {
+        // Committed entries are applied in the same batch as the Ready's durable part
+        // (atomic: a crash keeps both or neither). They are on a quorum's disks already, so
+        // their callers are answered as soon as that batch is handed to the disk, not once it
+        // is synced: the sync is of newer entries. (After a snapshot, once it is installed.)
+        const early = ready.snapshot === undefined;
+        let answering: { error: unknown } | undefined;
+        const results = await storage.persist(ready, {
+          apply: committed,
+          ...(early && {
+            issued: (results: ApplyResult[]) => {
+              try {
+                this.parts.applied(results);
+              } catch (error) {
+                answering = { error }; // not the storage's failure: thrown after the write
+              }
+            },
+          }),
         });
-        this.parts.applied(results);
+        if (answering !== undefined) throw answering.error;
+        network.send(ready.messagesAfterPersist);
+        if (ready.snapshot !== undefined) this.parts.snapshotInstalled(ready.snapshot.metadata);
+        if (!early) this.parts.applied(results);
       }
       this.parts.readStates(ready.readStates);
       // advance() may release reads held for a commit: judge their lease by a current clock.

@@ -94,10 +94,17 @@ export interface NodeStorage {
   openSessions(): number;
   /** The applied state's users, roles and permissions. */
   authState(): AuthState;
-  /** A Ready's durable part, and `apply` in the same batch; their results. */
+  /**
+   * A Ready's durable part, and `apply` in the same batch; their results. Without a
+   * snapshot, `issued` gets them once the batch is handed to the disk, before it is
+   * durable: reads see what they wrote from then on.
+   */
   persist(
     ready: PersistableReady,
-    options?: { apply?: readonly Entry[] | undefined },
+    options?: {
+      apply?: readonly Entry[] | undefined;
+      issued?: (results: ApplyResult[]) => void;
+    },
   ): Promise<ApplyResult[]>;
   /** Applies committed entries (exactly once), with a commit-only hard state. */
   apply(

@@ -121,6 +121,30 @@ describe("SimStorage", () => {
     expect(after.raftStorage.lastIndex()).toBe(1);
   });
 
+  test("a deferred apply dies with the process unless a write carried it", async () => {
+    // As LevelStorage holds it: in memory until the next write's batch. The simulation once
+    // wrote it to the disk at once, so a SIGKILL kept an applied index past the log.
+    const { expect } = await import("vitest");
+    const disk = new SimDisk();
+    const open = () =>
+      SimStorage.open(
+        disk,
+        () => Promise.resolve(),
+        () => 0,
+      );
+    const store = open();
+    const entry = { index: 1, term: 1, type: "normal" as const, data: new Uint8Array(0) };
+    await store.apply([entry], { waitForWrite: false });
+    expect(store.applied().index).toBe(1);
+    disk.processDied();
+    expect(open().applied().index).toBe(0);
+    const again = open();
+    await again.apply([entry], { waitForWrite: false });
+    await again.persist({ entries: [entry], mustSync: false });
+    disk.processDied(); // the operating system keeps what was written, synced or not
+    expect(open().applied().index).toBe(1);
+  });
+
   test("a failed write stops the store: every later call fails", async () => {
     const { expect } = await import("vitest");
     const disk = new SimDisk();

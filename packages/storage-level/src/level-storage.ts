@@ -180,13 +180,17 @@ export class LevelStorage {
    * nothing. The view changes only once the batch is durable.
    *
    * `apply`, when given, are committed entries to apply (Ready duty 4) in the same batch,
-   * exactly as {@link LevelStorage.apply} would: atomic with the rest, so "after step 2"
-   * holds, and one synced write instead of two. With a snapshot in the Ready they are
-   * applied in a second batch, once the snapshot's state is in place. Returns their results.
+   * as {@link LevelStorage.apply} would: atomic with the rest, one synced write instead of
+   * two; with a snapshot in the Ready, in a second batch once its state is in place. Returns
+   * their results; without a snapshot, `issued` gets them once the batch is handed to
+   * LevelDB, before it is durable (reads see what they wrote from then on).
    */
   persist(
     ready: PersistableReady,
-    options: { apply?: readonly Entry[] | undefined } = {},
+    options: {
+      apply?: readonly Entry[] | undefined;
+      issued?: (results: ApplyResult[]) => void;
+    } = {},
   ): Promise<ApplyResult[]> {
     return this.serialized(async () => {
       const view = this.view;
@@ -248,11 +252,19 @@ export class LevelStorage {
       }
       const toApply = options.apply ?? [];
       let applying: { results: ApplyResult[]; applied: SnapshotMetadata } | undefined;
-      if (snapshot === undefined && toApply.length > 0) {
+      const applyFrom = ops.length;
+      if (snapshot === undefined && toApply.length > 0)
         applying = await this.applyOps(toApply, ops);
-      }
-      if (ops.length > 0) await this.write(ops, ready.mustSync || snapshot !== undefined);
-      if (applying !== undefined) this.appliedState = applying.applied;
+      const issued = () => {
+        if (applying === undefined) return options.issued?.([]);
+        // Readable while the batch is written (cleared once it is), like a deferred apply.
+        for (const op of ops.slice(applyFrom))
+          this.deferredValues.set(keyString(op.key), op.type === "put" ? op.value : null);
+        this.appliedState = applying.applied;
+        options.issued?.(applying.results);
+      };
+      if (ops.length > 0) await this.write(ops, ready.mustSync || snapshot !== undefined, issued);
+      else issued();
 
       if (snapshot !== undefined) {
         view.applySnapshot({ metadata: snapshot.metadata, data: EMPTY });
@@ -521,9 +533,9 @@ export class LevelStorage {
   /**
    * Writes `ops` as one batch, after the deferred apply ops (so they land first, and
    * atomically with it). A failed write stops the store: every later call rejects with it
-   * as the cause. Only called from within `serialized`.
+   * as the cause. Only called from within `serialized`. `issued` runs once LevelDB has it.
    */
-  private async write(batch: BatchOp[], sync: boolean): Promise<void> {
+  private async write(batch: BatchOp[], sync: boolean, issued?: () => void): Promise<void> {
     let ops = batch;
     const unstamped = this.unstamped;
     if (unstamped !== undefined) ops = unstamped.concat(ops);
@@ -545,18 +557,18 @@ export class LevelStorage {
       ops = ops.concat({ type: "put", key: META_SYNCED_WRITES, value: encodeU64(synced) });
     }
     try {
-      // Our ops are already Uint8Array keys and values in the database's own "view" format,
-      // so the per-op checks and encodings of abstract-level's public batch() (a measurable
-      // share of a busy node's CPU) buy nothing: call classic-level's implementation
-      // directly when the database is open, and the public method otherwise (it defers
-      // while opening and reports a closed database).
-      if (this.db.status === "open") await (this.db as unknown as RawBatch)._batch(ops, { sync });
-      else await this.db.batch(ops, { sync });
-      if (carried) {
-        // Serialized: nothing was deferred meanwhile, so every deferred value is in LevelDB.
-        this.deferredValues.clear();
-        if (carriedHardState !== undefined) this.view.setHardState(carriedHardState);
-      }
+      // Our keys and values are in the database's own "view" format: classic-level's _batch
+      // skips abstract-level's per-op checks and encodings (a measurable share of a busy
+      // node's CPU); the public batch() while not open (it defers, or reports it closed).
+      const writing =
+        this.db.status === "open"
+          ? (this.db as unknown as RawBatch)._batch(ops, { sync })
+          : this.db.batch(ops, { sync });
+      issued?.();
+      await writing;
+      // Serialized: nothing was deferred meanwhile, so every deferred value is in LevelDB.
+      this.deferredValues.clear();
+      if (carriedHardState !== undefined) this.view.setHardState(carriedHardState);
       if (unstamped !== undefined) this.unstamped = undefined;
       if (synced !== undefined) {
         this.syncedWrites = synced;

@@ -161,6 +161,36 @@ export function nodeStorageConformanceTests(options: {
     await r.close();
   });
 
+  test("persist with issued: the results come once the batch is handed over, readable then", async () => {
+    // The runtime answers committed entries then, before the batch (which syncs newer
+    // entries, here the same ones: a follower's) is durable.
+    const h = await create();
+    const entries = [put(1, "a", "1"), put(2, "b", "2")];
+    let answered: number[] = [];
+    let read: Promise<Uint8Array | undefined> | undefined;
+    const results = await h.storage.persist(
+      { entries, hardState: { term: 1, vote: 1, commit: 2 }, mustSync: true },
+      {
+        apply: entries,
+        issued: (early) => {
+          answered = early.map((r) => r.index);
+          read = h.storage.get(bytes("b"));
+        },
+      },
+    );
+    expect(answered).toEqual([1, 2]);
+    expect(results.map((r) => r.index)).toEqual([1, 2]);
+    expect(text(await read)).toBe("2");
+    let again = 0; // called at once when the persist has nothing to write
+    await h.storage.persist({ entries: [], mustSync: false }, { issued: () => void again++ });
+    expect(again).toBe(1);
+    const r = await h.reopen();
+    expect(r.storage.applied().index).toBe(2);
+    expect(r.storage.raftStorage.initialState().hardState.commit).toBe(2);
+    expect(text(await r.storage.get(bytes("b")))).toBe("2");
+    await r.close();
+  });
+
   test("snapshot: built at the applied index, streamed, installed into another store", async () => {
     const source = await create();
     const entries = [put(1, "a", "1"), put(2, "b", "2"), del(3, "a")];

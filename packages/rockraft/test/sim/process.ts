@@ -145,6 +145,7 @@ export class SimNode {
     this.stopping = false;
     this.disturbances++;
     if (powerLoss) this.disk.crash();
+    else this.disk.processDied();
     this.onCrash?.();
     this.runtime = undefined;
     this.api = undefined;

@@ -1,7 +1,9 @@
 // A simulated disk: what one node has written, and how much of it is durable. A write
 // changes what the node reads at once; a synced write makes it and every write before it
-// durable (as LevelDB's log does); a crash keeps only what is durable. A disk can be made
-// to fail writes (full, or an I/O error).
+// durable (as LevelDB's log does); a crash keeps only what is durable. Ops the process
+// buffers (LevelStorage's deferred applies) are readable at once but reach the disk only
+// with its next write, in the same batch; they die with the process. A disk can be made to
+// fail writes (full, or an I/O error).
 import type { Entry, HardState, LogPosition, SnapshotMetadata } from "@rockraft/raft-core";
 
 /** Everything a node stores. */
@@ -96,6 +98,8 @@ export class SimDisk {
   /** What the node reads: the durable state and every write since. */
   current = emptyState();
   private pending: DiskOp[] = [];
+  /** Held by the process, not yet written: the next write carries them. */
+  private buffered: DiskOp[] = [];
   /** When set, every write fails with this error (disk full, I/O error) until cleared. */
   failWrites: string | undefined;
   /** Testing only (a known bug): a synced write is not made durable. */
@@ -108,6 +112,8 @@ export class SimDisk {
   /** Writes `ops` at once; with `sync`, everything written so far becomes durable. */
   write(ops: readonly DiskOp[], sync: boolean): void {
     if (this.failWrites !== undefined) throw new Error(this.failWrites);
+    for (const op of this.buffered) this.pending.push(op);
+    this.buffered = [];
     for (const op of ops) {
       applyOp(this.current, op);
       this.pending.push(op);
@@ -119,10 +125,26 @@ export class SimDisk {
     }
   }
 
-  /** The process died: what was not durable is gone. */
+  /** Keeps `ops` in the process: readable at once, written with the next `write`. */
+  buffer(ops: readonly DiskOp[]): void {
+    for (const op of ops) {
+      applyOp(this.current, op);
+      this.buffered.push(op);
+    }
+  }
+
+  /** The machine lost power: what was not durable is gone. */
   crash(): void {
     this.pending = [];
+    this.buffered = [];
     this.current = copyState(this.durable);
+  }
+
+  /** The process died (SIGKILL): what it buffered is gone; what it wrote, the OS keeps. */
+  processDied(): void {
+    this.buffered = [];
+    this.current = copyState(this.durable);
+    for (const op of this.pending) applyOp(this.current, op);
   }
 
   /** A node removed and added back empty: nothing is left. */

@@ -157,7 +157,10 @@ export class SimStorage implements NodeStorage {
 
   persist(
     ready: PersistableReady,
-    options: { apply?: readonly Entry[] | undefined } = {},
+    options: {
+      apply?: readonly Entry[] | undefined;
+      issued?: (results: ApplyResult[]) => void;
+    } = {},
   ): Promise<ApplyResult[]> {
     return this.serialized(async () => {
       const view = this.raftStorage;
@@ -211,7 +214,16 @@ export class SimStorage implements NodeStorage {
       }
       const toApply = snapshot === undefined ? (options.apply ?? []) : [];
       const applying = await this.applyOps(toApply, ops, stagedState?.kv);
-      await this.write(ops, ready.mustSync || snapshot !== undefined);
+      const issued = options.issued;
+      await this.write(
+        ops,
+        ready.mustSync || snapshot !== undefined,
+        issued &&
+          (() => {
+            this.appliedState = applying.applied ?? this.appliedState;
+            issued(applying.results);
+          }),
+      );
       if (snapshot !== undefined) {
         view.applySnapshot({ metadata: snapshot.metadata, data: EMPTY });
         this.staged.delete(snapshot.metadata.index);
@@ -244,8 +256,9 @@ export class SimStorage implements NodeStorage {
       if (hardState !== undefined) ops.push({ kind: "hardState", value: hardState });
       if (ops.length === 0) return results;
       if (options.waitForWrite === false) {
-        // Deferred, as LevelStorage defers it: readable at once, durable with a later sync.
-        this.disk.write(ops, false);
+        // Deferred, as LevelStorage defers it: readable at once, written with the next write
+        // (in its batch), durable with a later sync.
+        this.disk.buffer(ops);
       } else {
         await this.write(ops, false);
       }
@@ -367,7 +380,10 @@ export class SimStorage implements NodeStorage {
   }
 
   close(): Promise<void> {
-    const done = this.queue.then(
+    // What deferred applies buffered is written first, as LevelStorage's close does.
+    const flushed =
+      this.failure === undefined ? this.serialized(() => this.write([], false)) : this.queue;
+    const done = flushed.then(
       () => undefined,
       () => undefined,
     );
@@ -394,10 +410,18 @@ export class SimStorage implements NodeStorage {
   }
 
   /** One write: it takes simulated time, then lands on the disk (or fails, stopping the store). */
-  private async write(ops: readonly DiskOp[], sync: boolean): Promise<void> {
+  /**
+   * Writes `ops` after the write's latency. With `issued`, they are readable at once (held
+   * by the process, as LevelStorage holds a batch it handed to LevelDB) and `issued` runs.
+   */
+  private async write(ops: readonly DiskOp[], sync: boolean, issued?: () => void): Promise<void> {
+    if (issued !== undefined) {
+      this.disk.buffer(ops);
+      issued();
+    }
     await this.sleep(this.latency(sync));
     try {
-      this.disk.write(ops, sync);
+      this.disk.write(issued === undefined ? ops : [], sync);
     } catch (cause) {
       this.failure = new StorageError(
         "STORAGE_IO",
