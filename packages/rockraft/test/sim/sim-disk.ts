@@ -125,6 +125,11 @@ export class SimDisk {
     }
   }
 
+  /** Whether the process holds ops no write has carried yet. */
+  hasBuffered(): boolean {
+    return this.buffered.length > 0;
+  }
+
   /** Keeps `ops` in the process: readable at once, written with the next `write`. */
   buffer(ops: readonly DiskOp[]): void {
     for (const op of ops) {

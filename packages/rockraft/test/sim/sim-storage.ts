@@ -27,6 +27,8 @@ import type { NodeStorage } from "../../src/seams.js";
 import type { DiskOp, SimDisk } from "./sim-disk.js";
 
 const EMPTY = new Uint8Array(0);
+/** How soon a deferred apply gets a write of its own (LevelStorage's wait). */
+const CARRY_FLUSH_MS = 10;
 const keyString = (key: Uint8Array) => Buffer.from(key).toString("latin1");
 const keyBytes = (key: string) => new Uint8Array(Buffer.from(key, "latin1"));
 
@@ -111,6 +113,8 @@ export class SimStorage implements NodeStorage {
   private appliedState: SnapshotMetadata;
   private queue: Promise<unknown> = Promise.resolve();
   private failure: StorageError | undefined;
+  /** A carry write is scheduled (see scheduleCarry). */
+  private carrying = false;
   private readonly staged = new Map<number, State>();
   private sessions: SessionTable;
   private readonly auth = new AuthTable();
@@ -259,6 +263,7 @@ export class SimStorage implements NodeStorage {
         // Deferred, as LevelStorage defers it: readable at once, written with the next write
         // (in its batch), durable with a later sync.
         this.disk.buffer(ops);
+        this.scheduleCarry();
       } else {
         await this.write(ops, false);
       }
@@ -308,7 +313,9 @@ export class SimStorage implements NodeStorage {
   }
 
   openSnapshotReader(chunkBytes: number): Promise<SnapshotReader> {
-    return this.serialized(() => {
+    return this.serialized(async () => {
+      // As LevelStorage: what deferred applies hold is written first.
+      if (this.disk.hasBuffered()) await this.write([], false);
       const metadata = this.appliedState;
       const data = encodeState(this.disk.current);
       const checksum = crc32(data);
@@ -392,6 +399,19 @@ export class SimStorage implements NodeStorage {
   }
 
   // ---- Internals -------------------------------------------------------------------------
+
+  /** As LevelStorage: a deferred apply no write carries gets a write of its own, soon. */
+  private scheduleCarry(): void {
+    if (this.carrying) return;
+    this.carrying = true;
+    void this.sleep(CARRY_FLUSH_MS).then(() => {
+      this.carrying = false;
+      if (this.failure !== undefined || !this.disk.hasBuffered()) return;
+      this.serialized(async () => {
+        if (this.disk.hasBuffered()) await this.write([], false);
+      }).catch(() => undefined);
+    });
+  }
 
   private assertOpen(): void {
     if (this.failure !== undefined) {
