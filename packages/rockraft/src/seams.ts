@@ -9,6 +9,7 @@ import type {
   AuthState,
   PersistableReady,
   SnapshotReader,
+  StorageError,
 } from "@rockraft/storage-level";
 import type { MembershipResult, SnapshotSink, SnapshotSource } from "@rockraft/transport-grpc";
 import type { Logger } from "pino";
@@ -88,6 +89,8 @@ export interface PeerNetwork {
 export interface NodeStorage {
   /** The synchronous view raft-core reads; it changes only once a write is durable. */
   readonly raftStorage: RaftStorage;
+  /** `listener` is told of the first failed write, a background one too (the store stops). */
+  onFailure(listener: (error: StorageError) => void): void;
   /** The state machine's applied position and membership. */
   applied(): SnapshotMetadata;
   /** How many client sessions the applied state holds open. */

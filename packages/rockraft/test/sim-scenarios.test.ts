@@ -63,3 +63,20 @@ test("a membership change whose entry a newer leader replaced fails RAFT_PROPOSA
   expect(outcome).toMatchObject({ code: "RAFT_PROPOSAL_DROPPED", outcomeUnknown: false });
   expect(leader.runtime!.metrics().membership.voters).toHaveLength(3);
 });
+
+test("a write the store makes of its own (a deferred apply's) that fails stops the node at once, with its error", async () => {
+  // It used to stop only the store: the node ran on, and stopped at its next storage call
+  // with "storage is closed", or never while idle (the simulation's disk faults found it).
+  const { world, nodes } = await cluster();
+  const leader = nodes.find((node) => node.runtime!.metrics().state === "leader")!;
+  let answered = false;
+  // Answered once applied, before the store writes the deferred apply (within 10 ms).
+  void leader.api!.clientWrite({ key: "k", value: "v" }, { session: false }).then(() => {
+    answered = true;
+    leader.disk.failWrites = "EIO: i/o error";
+  });
+  await world.run(world.now + 200);
+  expect(answered).toBe(true);
+  expect(leader.runtime!.metrics().state).toBe("stopped");
+  expect(leader.failure?.message).toMatch(/stopped after a failure: write failed: EIO/);
+});

@@ -54,10 +54,7 @@ export { FORMAT_VERSION } from "./format.js";
 
 const EMPTY = new Uint8Array(0);
 
-/**
- * How long deferred apply ops and trailing log deletes wait for a write to carry them before
- * one of their own.
- */
+/** How long deferred apply ops and trailing log deletes wait for a write to carry them. */
 const CARRY_FLUSH_MS = 10;
 
 /**
@@ -91,6 +88,7 @@ export class LevelStorage {
   /** Compacted log entries still in LevelDB, deleted by later writes (log-trim.ts). */
   private readonly trimmer: LogTrimmer;
   private failure: StorageError | undefined;
+  private failureListener: ((error: StorageError) => void) | undefined;
   private closing: Promise<void> | undefined;
   /** A new store's identity ops, until they are written (see `stampIdentity`). */
   private unstamped: BatchOp[] | undefined;
@@ -156,6 +154,14 @@ export class LevelStorage {
   stampIdentity(): Promise<void> {
     if (this.unstamped === undefined) return Promise.resolve();
     return this.serialized(() => this.write([], true));
+  }
+
+  /**
+   * `listener` is told of the first failed write (the store stops then), a background one
+   * too (deferred applies, trailing deletes): its owner stops at once, with that error.
+   */
+  onFailure(listener: (error: StorageError) => void): void {
+    this.failureListener = listener;
   }
 
   /** The state machine's applied position and membership. */
@@ -294,23 +300,16 @@ export class LevelStorage {
 
   /**
    * Applies committed entries to the KV state machine in one write batch that also records
-   * the last applied log id, so that applying again after a crash is exactly once. Entries
-   * at or below the applied index are skipped. Returns one result per entry applied.
+   * the last applied log id (applying again after a crash is exactly once); entries at or
+   * below the applied index are skipped. Returns one result per entry applied. The batch is
+   * not synced: the log holds these entries durably, and a lost batch is applied again.
+   * `hardState`, when given, rides in the same batch (a Ready whose only durable change is
+   * the commit index); its term and vote must be the stored ones.
    *
-   * The batch is not synced: the log already holds these entries durably, and a crash at
-   * worst loses the batch, which is then applied again from the log.
-   *
-   * `hardState`, when given, is written in the same batch: a Ready whose only durable change
-   * is the commit index (no fsync needed) then costs one write instead of two. Its term and
-   * vote must be the stored ones (a change of either needs a synced `persist`).
-   *
-   * With `waitForWrite: false` it resolves as soon as the results are known, and its
-   * writes are deferred: the next write of the store carries them in its batch (a Ready's
-   * `persist`, usually), or a flush within 10 ms if none comes. So a
-   * commit-only Ready costs no LevelDB write of its own. `applied()` moves at once; `get`,
-   * the next applies and snapshot readers see the deferred data; a crash before it is
-   * written re-applies it from the log, exactly once, since the applied log id travels in
-   * the same batch. A failure of that write stops the store, like any failed write.
+   * With `waitForWrite: false` it resolves once the results are known and defers its
+   * writes: the store's next write carries them in its batch (a Ready's `persist`, usually),
+   * or a write of their own within 10 ms. `applied()` moves at once; `get`, the next applies
+   * and snapshot readers see the deferred data. A failure of that write stops the store.
    */
   apply(
     entries: readonly Entry[],
@@ -594,6 +593,7 @@ export class LevelStorage {
               `write to ${this.path} failed: ${(cause as Error).message}`,
               { cause },
             );
+      this.failureListener?.(this.failure);
       throw this.failure;
     }
   }

@@ -273,6 +273,26 @@ describe("applying committed entries", () => {
     await reopened.close();
   });
 
+  test("a deferred apply's own write that fails tells the failure listener at once", async () => {
+    // Nothing awaits that write: without the listener its owner learnt of the failure only
+    // at its next call, as "storage is closed".
+    const dataPath = await dirs.make();
+    const store = await open(dataPath);
+    await append(store, [put(1, 1, "k", "v1")], 0);
+    const failures: Error[] = [];
+    store.onFailure((error) => failures.push(error));
+    const db = (store as unknown as { db: { _batch: (ops: unknown[], o: object) => unknown } }).db;
+    db._batch = () => Promise.reject(new Error("EIO: i/o error"));
+    await store.apply([put(1, 1, "k", "v1")], {
+      hardState: { term: 1, vote: 1, commit: 1 },
+      waitForWrite: false,
+    });
+    await waitFor(() => failures.length > 0, "the failed write", 5_000, 5);
+    expect(failures.map((e) => e.message)).toEqual([`write to ${dataPath} failed: EIO: i/o error`]);
+    await expect(store.get(bytes("k"))).rejects.toMatchObject({ code: "STORAGE_CLOSED" });
+    await store.close();
+  });
+
   /** Counts the LevelDB write batches a store makes from now on. */
   test("a deferred apply costs no write of its own: the next persist carries it", async () => {
     const dataPath = await dirs.make();

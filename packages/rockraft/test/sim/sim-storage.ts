@@ -113,6 +113,7 @@ export class SimStorage implements NodeStorage {
   private appliedState: SnapshotMetadata;
   private queue: Promise<unknown> = Promise.resolve();
   private failure: StorageError | undefined;
+  private failureListener: ((error: StorageError) => void) | undefined;
   /** A carry write is scheduled (see scheduleCarry). */
   private carrying = false;
   private readonly staged = new Map<number, State>();
@@ -151,6 +152,10 @@ export class SimStorage implements NodeStorage {
   applied(): SnapshotMetadata {
     return this.appliedState;
   }
+  onFailure(listener: (error: StorageError) => void): void {
+    this.failureListener = listener;
+  }
+
   authState(): AuthState {
     return this.auth.state;
   }
@@ -451,6 +456,7 @@ export class SimStorage implements NodeStorage {
           cause,
         },
       );
+      this.failureListener?.(this.failure);
       throw this.failure;
     }
   }
