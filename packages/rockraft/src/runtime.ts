@@ -177,8 +177,8 @@ export class NodeRuntime {
       if (this.ticks.catchUp()) this.loop.wake();
       this.moveLogTime();
     }, config.raft.tickIntervalMs);
-    // A failed write stops the store, and so the node, at once: also a write of its own.
-    storage.onFailure((error) => this.fail(error));
+    // A failed write (a store's own too) stops the node at once, unless it is shutting down.
+    storage.onFailure((error) => void (this.stopping || this.fail(error)));
   }
 
   /** Where to report whether this node can serve clients (the gRPC server's health). */

@@ -80,3 +80,22 @@ test("a write the store makes of its own (a deferred apply's) that fails stops t
   expect(leader.runtime!.metrics().state).toBe("stopped");
   expect(leader.failure?.message).toMatch(/stopped after a failure: write failed: EIO/);
 });
+
+test("a store write that fails while the node shuts down is no failure of the node's", async () => {
+  // The store's close writes what deferred applies hold; its failure is re-applied from the
+  // log at the next start, and a node being shut down has not stopped by itself.
+  const { world, nodes } = await cluster();
+  const leader = nodes.find((node) => node.runtime!.metrics().state === "leader")!;
+  const runtime = leader.runtime!;
+  let failed: unknown;
+  void runtime.failed.then((error) => (failed = error));
+  let stopped = false;
+  void leader.api!.clientWrite({ key: "k", value: "v" }, { session: false }).then(() => {
+    leader.disk.failWrites = "EIO: i/o error";
+    void leader.stop().then(() => (stopped = true));
+  });
+  await world.run(world.now + 200);
+  expect(stopped).toBe(true);
+  expect(failed).toBeUndefined();
+  expect(runtime.metrics().state).toBe("stopped");
+});

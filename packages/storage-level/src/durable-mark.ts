@@ -17,6 +17,7 @@
 import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from "node:fs";
 import { crc32 } from "node:zlib";
 import { join } from "node:path";
+import { StorageError } from "./errors.js";
 
 /** The mark's file in the data path. LevelDB leaves files it does not name alone. */
 export const DURABLE_MARK_FILE = "ROCKRAFT-DURABLE-MARK";
@@ -41,7 +42,11 @@ function decode(bytes: Buffer): number | undefined {
 export class DurableMark {
   private readonly buffer = Buffer.alloc(SIZE);
 
-  private constructor(private fd: number | undefined) {}
+  private constructor(
+    private fd: number | undefined,
+    /** The data path (for errors). */
+    private readonly path: string,
+  ) {}
 
   /**
    * What the mark in `path` holds: undefined when there is none (a new store, one written
@@ -64,14 +69,14 @@ export class DurableMark {
     try {
       try {
         fd = openSync(file, "r+");
-        if (decode(readFileSync(fd)) !== undefined) return new DurableMark(fd);
+        if (decode(readFileSync(fd)) !== undefined) return new DurableMark(fd, path);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
         fd = openSync(file, "w+");
       }
       // A new (or unreadable) mark: written whole and synced once, with the directory
       // entry, so that it never reads back as garbage after a crash.
-      const mark = new DurableMark(fd);
+      const mark = new DurableMark(fd, path);
       writeSync(fd, encode(count, mark.buffer), 0, SIZE, 0);
       fsyncSync(fd);
       const dir = openSync(path, "r");
@@ -87,10 +92,19 @@ export class DurableMark {
     }
   }
 
-  /** Records that synced write `count` is durable in LevelDB. */
+  /** Records that synced write `count` is durable in LevelDB (STORAGE_IO if it cannot). */
   record(count: number): void {
     if (this.fd === undefined) return;
-    writeSync(this.fd, encode(count, this.buffer), 0, SIZE, 0);
+    try {
+      writeSync(this.fd, encode(count, this.buffer), 0, SIZE, 0);
+    } catch (cause) {
+      throw new StorageError(
+        "STORAGE_IO",
+        this.path,
+        `the durable mark ${DURABLE_MARK_FILE} in ${this.path} could not be written: ${(cause as Error).message}`,
+        { cause },
+      );
+    }
   }
 
   close(): void {

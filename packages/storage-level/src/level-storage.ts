@@ -14,7 +14,7 @@ import {
   encodeU32,
   encodeU64,
 } from "./codec.js";
-import { DURABLE_MARK_FILE, DurableMark } from "./durable-mark.js";
+import { DurableMark } from "./durable-mark.js";
 import { StorageError } from "./errors.js";
 import {
   META_GENERATION,
@@ -157,8 +157,8 @@ export class LevelStorage {
   }
 
   /**
-   * `listener` is told of the first failed write (the store stops then), a background one
-   * too (deferred applies, trailing deletes): its owner stops at once, with that error.
+   * `listener` (the last one set) is told of the first failed write, a background one too
+   * (deferred applies, trailing deletes): the store stops, and its owner can at once.
    */
   onFailure(listener: (error: StorageError) => void): void {
     this.failureListener = listener;
@@ -571,16 +571,7 @@ export class LevelStorage {
       if (unstamped !== undefined) this.unstamped = undefined;
       if (synced !== undefined) {
         this.syncedWrites = synced;
-        try {
-          this.mark?.record(synced);
-        } catch (cause) {
-          throw new StorageError(
-            "STORAGE_IO",
-            this.path,
-            `the durable mark ${DURABLE_MARK_FILE} in ${this.path} could not be written: ${(cause as Error).message}`,
-            { cause },
-          );
-        }
+        this.mark?.record(synced);
       }
       this.trimmer.written(trims);
     } catch (cause) {
@@ -593,7 +584,11 @@ export class LevelStorage {
               `write to ${this.path} failed: ${(cause as Error).message}`,
               { cause },
             );
-      this.failureListener?.(this.failure);
+      try {
+        this.failureListener?.(this.failure);
+      } catch {
+        // The listener's trouble is its own: this write's error is the store's.
+      }
       throw this.failure;
     }
   }

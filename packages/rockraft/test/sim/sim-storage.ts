@@ -114,6 +114,7 @@ export class SimStorage implements NodeStorage {
   private queue: Promise<unknown> = Promise.resolve();
   private failure: StorageError | undefined;
   private failureListener: ((error: StorageError) => void) | undefined;
+  private closing: Promise<void> | undefined;
   /** A carry write is scheduled (see scheduleCarry). */
   private carrying = false;
   private readonly staged = new Map<number, State>();
@@ -392,15 +393,15 @@ export class SimStorage implements NodeStorage {
   }
 
   close(): Promise<void> {
-    // What deferred applies buffered is written first, as LevelStorage's close does.
-    const flushed =
-      this.failure === undefined ? this.serialized(() => this.write([], false)) : this.queue;
-    const done = flushed.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.failure ??= new StorageError("STORAGE_CLOSED", "sim", "storage is closed");
-    return done;
+    // As LevelStorage's: what deferred applies buffered is written first, then it closes.
+    this.closing ??= (async () => {
+      if (this.failure === undefined && this.disk.hasBuffered()) {
+        await this.serialized(() => this.write([], false)).catch(() => undefined);
+      }
+      await this.queue.catch(() => undefined);
+      this.failure ??= new StorageError("STORAGE_CLOSED", "sim", "storage is closed");
+    })();
+    return this.closing;
   }
 
   // ---- Internals -------------------------------------------------------------------------
@@ -456,7 +457,11 @@ export class SimStorage implements NodeStorage {
           cause,
         },
       );
-      this.failureListener?.(this.failure);
+      try {
+        this.failureListener?.(this.failure);
+      } catch {
+        // The listener's trouble is its own: this write's error is the store's.
+      }
       throw this.failure;
     }
   }
