@@ -263,9 +263,7 @@ export class LevelStorage {
         applying = await this.applyOps(toApply, ops);
       const issued = () => {
         if (applying === undefined) return options.issued?.([]);
-        // Readable while the batch is written (cleared once it is), like a deferred apply.
-        for (const op of ops.slice(applyFrom))
-          this.deferredValues.set(keyString(op.key), op.type === "put" ? op.value : null);
+        this.readable(ops, applyFrom); // while the batch is written, like a deferred apply
         this.appliedState = applying.applied;
         options.issued?.(applying.results);
       };
@@ -341,12 +339,18 @@ export class LevelStorage {
 
   /** Keeps apply ops for the next write (see `apply` with `waitForWrite: false`). */
   private defer(ops: BatchOp[], hardState: HardState | undefined): void {
-    for (const op of ops) {
-      this.deferred.push(op);
-      this.deferredValues.set(keyString(op.key), op.type === "put" ? op.value : null);
-    }
+    for (const op of ops) this.deferred.push(op);
+    this.readable(ops, 0);
     if (hardState !== undefined) this.deferredHardState = hardState;
     this.scheduleCarry();
+  }
+
+  /** `ops` from `from` on are read from memory until the next write lands (`write` clears). */
+  private readable(ops: readonly BatchOp[], from: number): void {
+    for (let i = from; i < ops.length; i++) {
+      const op = ops[i]!;
+      this.deferredValues.set(keyString(op.key), op.type === "put" ? op.value : null);
+    }
   }
 
   /** Unless a write carries what waits (see `write`) soon, one of its own will. */
