@@ -153,6 +153,7 @@ export class SimStorage implements NodeStorage {
   applied(): SnapshotMetadata {
     return this.appliedState;
   }
+
   onFailure(listener: (error: StorageError) => void): void {
     this.failureListener = listener;
   }
@@ -412,7 +413,7 @@ export class SimStorage implements NodeStorage {
     this.carrying = true;
     void this.sleep(CARRY_FLUSH_MS).then(() => {
       this.carrying = false;
-      if (this.failure !== undefined || !this.disk.hasBuffered()) return;
+      if (this.failure !== undefined) return;
       this.serialized(async () => {
         if (this.disk.hasBuffered()) await this.write([], false);
       }).catch(() => undefined);
@@ -435,10 +436,10 @@ export class SimStorage implements NodeStorage {
     return result;
   }
 
-  /** One write: it takes simulated time, then lands on the disk (or fails, stopping the store). */
   /**
-   * Writes `ops` after the write's latency. With `issued`, they are readable at once (held
-   * by the process, as LevelStorage holds a batch it handed to LevelDB) and `issued` runs.
+   * One write: it takes simulated time, then lands on the disk (or fails, stopping the
+   * store). With `issued`, its ops are readable at once (held by the process, as LevelStorage
+   * holds a batch it handed to LevelDB) and `issued` runs.
    */
   private async write(ops: readonly DiskOp[], sync: boolean, issued?: () => void): Promise<void> {
     if (issued !== undefined) {
