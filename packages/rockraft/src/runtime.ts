@@ -295,9 +295,9 @@ export class NodeRuntime {
     );
   }
 
-  /** Waits for a known leader (see leader-wait.ts): RAFT_NO_LEADER or RAFT_NOT_INITIALIZED. */
+  /** A known leader (leader-wait.ts); the Raft node's as in metrics, not the loop's lagging copy. */
   awaitLeader(deadline: number): Promise<void> {
-    if (this.softState.lead !== NONE) return Promise.resolve();
+    if (this.raw.softState().lead !== NONE) return Promise.resolve();
     return awaitLeader(this, deadline);
   }
 
@@ -309,12 +309,12 @@ export class NodeRuntime {
   }
 
   leaderAddress(): string | undefined {
-    const lead = this.softState.lead;
+    const lead = this.raw.softState().lead;
     return lead === NONE ? undefined : this.addresses.get(lead);
   }
 
   notLeader(): RockraftError {
-    const lead = this.softState.lead;
+    const lead = this.raw.softState().lead;
     return lead === NONE
       ? new RockraftError("RAFT_NO_LEADER", `node ${this.nodeId}: there is no leader`)
       : new RockraftError(

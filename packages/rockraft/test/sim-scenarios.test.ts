@@ -99,3 +99,33 @@ test("a store write that fails while the node shuts down is no failure of the no
   expect(failed).toBeUndefined();
   expect(runtime.metrics().state).toBe("stopped");
 });
+
+test("a follower that knows the leader forwards a membership change, though its Ready loop is still writing", async () => {
+  // It used to wait for a leader by the Raft node's state and forward by the Ready loop's
+  // copy of it, which lags while the loop writes a Ready to disk: a follower whose metrics
+  // named the leader refused the call with RAFT_NO_LEADER (a flaky cluster test found it).
+  const world = new World(11);
+  const byId = new Map<number, SimNode>();
+  const network = new SimNetwork(world, (id) => byId.get(id));
+  const byAddr = (addr: string) => [...byId.values()].find((node) => node.addr === addr);
+  for (const id of [1, 2, 3]) byId.set(id, new SimNode(id, simConfig(id), world, network, byAddr));
+  const nodes = [...byId.values()];
+  const slow = nodes[1]!;
+  slow.syncMs = 300; // its vote's write is still under way when node 1 has won with node 3's
+  for (const node of nodes) node.start();
+  void nodes[0]!.api!.initialize(nodes.map((node) => ({ nodeId: node.id, addr: node.addr })));
+  let outcome: unknown;
+  const poll = (): void => {
+    if (slow.runtime!.metrics().currentLeader === undefined) {
+      world.schedule(0.05, poll);
+      return;
+    }
+    slow.api!.addLearner({ nodeId: 9, addr: "127.0.0.1:9" }, { timeoutMs: 5_000 }).then(
+      (result) => (outcome = result),
+      (error: unknown) => (outcome = error),
+    );
+  };
+  poll();
+  await world.run(3_000);
+  expect(outcome).toMatchObject({ logIndex: expect.any(Number) as number });
+});

@@ -66,6 +66,8 @@ export class SimNode {
   private stopping = false;
   /** This incarnation's clock rate (1: true time; skew makes it faster or slower). */
   rate = 1;
+  /** A scenario's slow disk: every synced write takes this long (ms). */
+  syncMs: number | undefined;
 
   constructor(
     readonly id: NodeId,
@@ -111,7 +113,10 @@ export class SimNode {
     const storage = SimStorage.open(
       this.disk,
       (ms) => new Promise((resolve) => clock.setTimeout(resolve, ms)),
-      (sync) => (sync ? world.between(0.5, 4) : world.between(0.05, 0.5)),
+      (sync) => {
+        const ms = sync ? world.between(0.5, 4) : world.between(0.05, 0.5);
+        return sync ? (this.syncMs ?? ms) : ms;
+      },
       (entry, result) => this.onApplied(this.id, entry, result),
     );
     const runtime = new NodeRuntime(this.config, {
