@@ -5,8 +5,8 @@ import {
   type RaftStorage,
   type Status,
 } from "@rockraft/raft-core";
-import { RockraftError } from "./errors.js";
-import type { Member } from "./wait.js";
+import { RockraftError, withUnknownOutcome } from "./errors.js";
+import type { Member, Waiter } from "./wait.js";
 
 /** What the leader knows when it checks a membership change. */
 export interface MembershipContext {
@@ -140,6 +140,42 @@ export function changeOutcome(
     term = undefined; // compacted
   }
   return term !== undefined && term !== position.term ? "replaced" : "applied";
+}
+
+/**
+ * Waits until the membership change proposed at `position` is applied here (and the leaving
+ * of a joint configuration); resolves with its index. Rejects RAFT_PROPOSAL_DROPPED when a
+ * newer leader's entry replaced it; RAFT_TIMEOUT, its outcome unknown (the change may still
+ * be made), when the wait fails (the deadline, the node stopping).
+ */
+export async function awaitChange(
+  waiter: Waiter,
+  position: { index: number; term: number },
+  status: () => Status,
+  storage: RaftStorage,
+  timeoutMs: number,
+): Promise<number> {
+  let outcome = "pending" as ChangeOutcome;
+  await waiter
+    .until(
+      (m) => {
+        outcome = changeOutcome(position, status(), m.lastApplied?.index ?? 0, storage);
+        return outcome !== "pending";
+      },
+      `the membership change at index ${position.index} to be applied`,
+      timeoutMs,
+      "RAFT_TIMEOUT",
+    )
+    .catch((error: unknown) => {
+      throw withUnknownOutcome(error as Error);
+    });
+  if (outcome === "replaced") {
+    throw new RockraftError(
+      "RAFT_PROPOSAL_DROPPED",
+      `the membership change at index ${position.index} was replaced by a newer leader's entry before it committed`,
+    );
+  }
+  return position.index;
 }
 
 export class RemovalWatch {

@@ -18,10 +18,9 @@ import { awaitLeader } from "./leader-wait.js";
 import { RockraftError, refusalOf, withUnknownOutcome } from "./errors.js";
 import {
   RemovalWatch,
-  changeOutcome,
+  awaitChange,
   checkMembershipTarget,
   settledAt,
-  type ChangeOutcome,
 } from "./membership-checks.js";
 import type { NodeMetricsExporter } from "./metrics.js";
 import { raftOptionsOf } from "./options.js";
@@ -295,26 +294,32 @@ export class NodeRuntime {
     );
   }
 
-  /** A known leader (leader-wait.ts); the Raft node's as in metrics, not the loop's lagging copy. */
+  /** A known leader (leader-wait.ts): the Raft node's, as in metrics, not the loop's copy. */
   awaitLeader(deadline: number): Promise<void> {
-    if (this.raw.softState().lead !== NONE) return Promise.resolve();
+    if (this.knownLeader() !== NONE) return Promise.resolve();
     return awaitLeader(this, deadline);
   }
 
   /** Runs `call` against the leader's address (membership calls from a follower). */
-  forwardToLeader<T>(call: (calls: LeaderCalls, leaderAddr: string) => Promise<T>): Promise<T> {
+  async forwardToLeader<T>(call: (calls: LeaderCalls, addr: string) => Promise<T>): Promise<T> {
+    this.assertRunning();
     const addr = this.leaderAddress();
-    if (addr === undefined) return Promise.reject(this.notLeader());
+    if (addr === undefined) throw this.notLeader();
     return call(this.leaderCalls, addr);
   }
 
+  /** The leader as the Raft node knows it now (the loop's copy lags while it writes); none once stopped. */
+  private knownLeader(): NodeId {
+    return this.failure !== undefined || this.stopping ? NONE : this.raw.softState().lead;
+  }
+
   leaderAddress(): string | undefined {
-    const lead = this.raw.softState().lead;
+    const lead = this.knownLeader();
     return lead === NONE ? undefined : this.addresses.get(lead);
   }
 
   notLeader(): RockraftError {
-    const lead = this.raw.softState().lead;
+    const lead = this.knownLeader();
     return lead === NONE
       ? new RockraftError("RAFT_NO_LEADER", `node ${this.nodeId}: there is no leader`)
       : new RockraftError(
@@ -352,31 +357,13 @@ export class NodeRuntime {
     }
     this.addresses.refresh(this.raw.confState());
     this.loop.wake();
-    // Done when the change (and the leaving of a joint configuration) is applied here; if
-    // the wait fails (deadline, stop), the change may still be made.
-    let outcome = "pending" as ChangeOutcome;
-    const raftStorage = this.storage.raftStorage;
-    await this.waiter
-      .until(
-        (m) => {
-          const applied = m.lastApplied?.index ?? 0;
-          outcome = changeOutcome(position, this.raw.status(), applied, raftStorage);
-          return outcome !== "pending";
-        },
-        `the membership change at index ${position.index} to be applied`,
-        Math.max(0, deadline - this.clock.now()),
-        "RAFT_TIMEOUT",
-      )
-      .catch((error: unknown) => {
-        throw withUnknownOutcome(error as Error);
-      });
-    if (outcome === "replaced") {
-      throw new RockraftError(
-        "RAFT_PROPOSAL_DROPPED",
-        `the membership change at index ${position.index} was replaced by a newer leader's entry before it committed`,
-      );
-    }
-    return position.index;
+    return awaitChange(
+      this.waiter,
+      position,
+      () => this.raw.status(),
+      this.storage.raftStorage,
+      Math.max(0, deadline - this.clock.now()),
+    );
   }
 
   /** The configuration in effect, when it already is `target` (see settledAt): its index. */
@@ -517,11 +504,15 @@ export class NodeRuntime {
   private onSoftState(soft: SoftState): void {
     const before = this.softState;
     this.softState = soft;
-    if (soft.lead === NONE && before.lead !== NONE && this.reads.hasSent) {
+    // Reads sent to a leader that lost its term are dropped there: fail them now, to be
+    // retried. (The copy may go straight to the next leader, or to the same in a new term.)
+    const lost = before.lead !== NONE && (soft.lead !== before.lead || soft.term !== before.term);
+    if (lost && this.reads.hasSent) {
+      const why = soft.lead === NONE ? "was lost" : `changed to node ${soft.lead}`;
       this.reads.leaderLost(
         new RockraftError(
           "RAFT_NO_LEADER",
-          `node ${this.nodeId}: the leader was lost before it confirmed the read; retry`,
+          `node ${this.nodeId}: the leader ${why} before it confirmed the read; retry`,
         ),
       );
     }

@@ -40,8 +40,9 @@ const STATUS: Record<RockraftError["code"], RpcStatus> = {
 
 function rpcError(error: unknown, runtime: NodeRuntime): unknown {
   if (!(error instanceof RockraftError)) return error;
-  const leaderId = error.leader?.id ?? runtime.metrics().currentLeader;
-  const leaderAddr = error.leader?.addr ?? runtime.leaderAddress();
+  // The error's leader, or the one known now: never one's id with the other's address.
+  const leaderId = error.leader === undefined ? runtime.metrics().currentLeader : error.leader.id;
+  const leaderAddr = error.leader === undefined ? runtime.leaderAddress() : error.leader.addr;
   const leader =
     leaderId === undefined || leaderId === runtime.nodeId
       ? undefined

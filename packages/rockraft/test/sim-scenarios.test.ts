@@ -129,3 +129,58 @@ test("a follower that knows the leader forwards a membership change, though its 
   await world.run(3_000);
   expect(outcome).toMatchObject({ logIndex: expect.any(Number) as number });
 });
+
+test("a node stopped by a failure forwards no membership change", async () => {
+  // It forwarded it: the leader it knew outlived the failure in the Raft node's state.
+  const { world, nodes } = await cluster();
+  const leader = nodes.find((node) => node.runtime!.metrics().state === "leader")!;
+  const follower = nodes.find((node) => node !== leader)!;
+  follower.disk.failWrites = "EIO: i/o error";
+  void leader.api!.clientWrite({ key: "k", value: "v" }).catch(() => undefined);
+  await world.run(world.now + 200);
+  expect(follower.runtime!.metrics().state).toBe("stopped");
+  let outcome: unknown;
+  follower.api!.addLearner({ nodeId: 9, addr: "127.0.0.1:9" }, { timeoutMs: 2_000 }).then(
+    (result) => (outcome = result),
+    (error: unknown) => (outcome = error),
+  );
+  await world.run(world.now + 2_500);
+  expect(outcome).toMatchObject({ code: "RAFT_NODE_STOPPED" });
+  expect(leader.runtime!.metrics().membership.learners).toEqual([]);
+});
+
+test("a read sent to a leader that another replaces fails at once, to be retried, not at its deadline", async () => {
+  // The Ready loop failed sent reads when the leader became unknown, but its copy of the
+  // leader can go from the old one to the new one at once (the Raft node saw the new term's
+  // vote and append while the loop was writing), and the old leader drops pending reads.
+  const { world, nodes } = await cluster();
+  const leader = nodes.find((node) => node.runtime!.metrics().state === "leader")!;
+  const [reader, next] = nodes.filter((node) => node !== leader) as [SimNode, SimNode];
+  const runtime = reader.runtime!;
+  const receive = runtime.receive.bind(runtime);
+  // The old leader's answers to reads never arrive: the read stays sent.
+  runtime.receive = (messages, from, addr) =>
+    receive(
+      messages.filter((m) => !(m.type === "MsgReadIndexResp" && from === leader.id)),
+      from,
+      addr,
+    );
+  let outcome: unknown;
+  let settledAt = Infinity;
+  const sentAt = world.now;
+  reader.api!.read("k", { timeoutMs: 3_000 }).then(
+    (value) => ((outcome = value), (settledAt = world.now)),
+    (error: unknown) => ((outcome = error), (settledAt = world.now)),
+  );
+  await world.run(world.now + 20);
+  expect(runtime.readsWaiting()).toBe(true);
+  reader.syncMs = 300; // busy writing the next append while the leadership moves
+  void leader.api!.clientWrite({ key: "k", value: "v" }, { session: false }).catch(() => undefined);
+  await world.run(world.now + 5);
+  void leader.api!.transferLeader(next.id).catch(() => undefined);
+  await world.run(world.now + 1_000);
+  expect(next.runtime!.metrics().state).toBe("leader");
+  expect(outcome).toMatchObject({ code: "RAFT_NO_LEADER" });
+  expect((outcome as Error).message).toMatch(`the leader changed to node ${next.id}`);
+  expect(settledAt - sentAt).toBeLessThan(1_000);
+});
