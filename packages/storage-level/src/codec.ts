@@ -444,104 +444,115 @@ function writeOp(command: Command, bytes: Uint8Array, at: number): void {
  * `bytes`, not copies (log entries are never changed once written).
  */
 export function decodeCommand(bytes: Uint8Array): Command {
-  const field = (offset: number): [Uint8Array, number] => {
-    if (offset + 4 > bytes.byteLength) throw new DecodeError("command truncated");
-    const length = readU32(bytes, offset);
-    const end = offset + 4 + length;
-    if (end > bytes.byteLength) throw new DecodeError("command truncated");
-    return [bytes.subarray(offset + 4, end), end];
-  };
-  const exactly = (length: number) => {
-    if (bytes.byteLength !== length)
-      throw new DecodeError(`${bytes.byteLength} bytes for a command of ${length}`);
-  };
-  switch (bytes[0]) {
+  return decodeAt(bytes, 0);
+}
+
+/** Decodes the command at `at` of `bytes` to their end (a tag's inner command: no view of it). */
+function decodeAt(bytes: Uint8Array, at: number): Command {
+  switch (bytes[at]) {
     case OP_PUT: {
-      const [key, end] = field(1);
+      const [key, end] = fieldAt(bytes, at + 1);
       return { op: "put", key, value: bytes.subarray(end) };
     }
     case OP_DELETE: {
-      const [key, end] = field(1);
+      const [key, end] = fieldAt(bytes, at + 1);
       if (end !== bytes.byteLength) throw new DecodeError("delete command has trailing bytes");
       return { op: "delete", key };
     }
     case OP_CAS: {
-      if (bytes.byteLength < 2 || (bytes[1] !== 0 && bytes[1] !== 1)) {
+      if (bytes.byteLength - at < 2 || (bytes[at + 1] !== 0 && bytes[at + 1] !== 1)) {
         throw new DecodeError("cas command truncated");
       }
-      const [key, afterKey] = field(2);
-      const [expected, afterExpected] = field(afterKey);
+      const [key, afterKey] = fieldAt(bytes, at + 2);
+      const [expected, afterExpected] = fieldAt(bytes, afterKey);
       return {
         op: "cas",
         key,
-        expectFound: bytes[1] === 1,
+        expectFound: bytes[at + 1] === 1,
         expected,
         value: bytes.subarray(afterExpected),
       };
     }
     case OP_SESSION_OPEN:
-      exactly(1 + 16);
+      exactly(bytes, at, 1 + 16);
       return {
         op: "session-open",
-        idleTimeoutMs: readU64(bytes, 1),
-        maxUnacknowledged: readU32(bytes, 9),
-        maxSessions: readU32(bytes, 13),
+        idleTimeoutMs: readU64(bytes, at + 1),
+        maxUnacknowledged: readU32(bytes, at + 9),
+        maxSessions: readU32(bytes, at + 13),
       };
     case OP_SESSION_CLOSE:
-      exactly(1 + 8);
-      return { op: "session-close", sessionId: readU64(bytes, 1) };
+      exactly(bytes, at, 1 + 8);
+      return { op: "session-close", sessionId: readU64(bytes, at + 1) };
     case OP_CLOCK:
-      exactly(1 + 8);
-      return { op: "clock", elapsedMs: readU64(bytes, 1) };
+      exactly(bytes, at, 1 + 8);
+      return { op: "clock", elapsedMs: readU64(bytes, at + 1) };
     case OP_AUTH:
-      return { op: "auth", change: decodeAuthChange(bytes.subarray(1)) };
+      return { op: "auth", change: decodeAuthChange(bytes.subarray(at + 1)) };
     case OP_AUTH_TAG: {
-      const length = bytes[9];
-      if (length === undefined || bytes.byteLength < 10 + length + 1)
+      const length = bytes[at + 9];
+      if (length === undefined || bytes.byteLength - at < 10 + length + 1)
         throw new DecodeError("auth tag truncated");
-      if (bytes[10 + length] === OP_AUTH_TAG) throw new DecodeError("nested auth tag");
-      const inner = decodeCommand(bytes.subarray(10 + length));
+      if (bytes[at + 10 + length] === OP_AUTH_TAG) throw new DecodeError("nested auth tag");
+      const inner = decodeAt(bytes, at + 10 + length);
       if (inner.op === "clock") throw new DecodeError(`an auth tag on a ${inner.op} command`);
       if (inner.requestId !== undefined) throw new DecodeError("a request id inside an auth tag");
       let user: string;
       try {
-        user = new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(10, 10 + length));
+        user = new TextDecoder("utf-8", { fatal: true }).decode(
+          bytes.subarray(at + 10, at + 10 + length),
+        );
       } catch {
         throw new DecodeError("auth tag: the user is not UTF-8");
       }
-      (inner as { auth?: AuthTag }).auth = { user, revision: readU64(bytes, 1) }; // a fresh object
+      (inner as { auth?: AuthTag }).auth = { user, revision: readU64(bytes, at + 1) }; // a fresh object
       return inner;
     }
     case OP_REQUEST: {
-      const length = bytes[1];
-      if (length === undefined || bytes.byteLength < 2 + length + 1) {
+      const length = bytes[at + 1];
+      if (length === undefined || bytes.byteLength - at < 2 + length + 1) {
         throw new DecodeError("request id truncated");
       }
-      if (bytes[2 + length] === OP_REQUEST) throw new DecodeError("nested request id");
+      if (bytes[at + 2 + length] === OP_REQUEST) throw new DecodeError("nested request id");
       // A fresh object of this call's: tagged in place rather than copied.
-      const inner = decodeCommand(bytes.subarray(2 + length)) as { requestId?: Uint8Array };
-      inner.requestId = bytes.subarray(2, 2 + length);
+      const inner = decodeAt(bytes, at + 2 + length) as { requestId?: Uint8Array };
+      inner.requestId = bytes.subarray(at + 2, at + 2 + length);
       return inner as Command;
     }
     case OP_SESSION: {
-      if (bytes.byteLength < SESSION_TAG + 1) throw new DecodeError("session tag truncated");
-      if (bytes[SESSION_TAG] === OP_SESSION) throw new DecodeError("nested session tag");
-      const inner = decodeCommand(bytes.subarray(SESSION_TAG));
+      if (bytes.byteLength - at < SESSION_TAG + 1) throw new DecodeError("session tag truncated");
+      if (bytes[at + SESSION_TAG] === OP_SESSION) throw new DecodeError("nested session tag");
+      const inner = decodeAt(bytes, at + SESSION_TAG);
       if (inner.op !== "put" && inner.op !== "delete" && inner.op !== "cas")
         throw new DecodeError(`a session tag on a ${inner.op} command`);
       if (inner.requestId !== undefined) throw new DecodeError("a request id inside a session tag");
       if (inner.auth !== undefined) throw new DecodeError("an auth tag inside a session tag");
       const session = {
-        id: readU64(bytes, 1),
-        seq: readU64(bytes, 9),
-        acknowledged: readU64(bytes, 17),
+        id: readU64(bytes, at + 1),
+        seq: readU64(bytes, at + 9),
+        acknowledged: readU64(bytes, at + 17),
       };
       (inner as { session?: SessionTag }).session = session; // a fresh object of this call's
       return inner;
     }
     default:
-      throw new DecodeError(`unknown command op ${bytes[0]}`);
+      throw new DecodeError(`unknown command op ${bytes[at]}`);
   }
+}
+
+/** Refuses a command at `at` that is not exactly `length` bytes long. */
+function exactly(bytes: Uint8Array, at: number, length: number): void {
+  if (bytes.byteLength - at !== length)
+    throw new DecodeError(`${bytes.byteLength - at} bytes for a command of ${length}`);
+}
+
+/** A command's length-prefixed (u32) field at `offset`: its bytes (a view), and its end. */
+function fieldAt(bytes: Uint8Array, offset: number): [Uint8Array, number] {
+  if (offset + 4 > bytes.byteLength) throw new DecodeError("command truncated");
+  const length = readU32(bytes, offset);
+  const end = offset + 4 + length;
+  if (end > bytes.byteLength) throw new DecodeError("command truncated");
+  return [bytes.subarray(offset + 4, end), end];
 }
 
 /**

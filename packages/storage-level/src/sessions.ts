@@ -75,6 +75,31 @@ interface Session {
   lastSeq: number;
 }
 
+/**
+ * What an apply's rollback needs (begin..commit): the undo of each open and close, in the
+ * order made; each session a write touched, with its fields before and the answers the
+ * apply recorded and dropped (data, not a closure per write: this is every write's path);
+ * and the log's time before.
+ */
+interface Journal {
+  readonly undo: (() => void)[];
+  readonly touched: Map<Session, Touched>;
+  readonly time: number;
+  readonly timeChanged: boolean;
+}
+
+/** A session's fields before an apply's writes touched it, and their answers (Journal). */
+interface Touched {
+  readonly lastActive: number;
+  readonly acknowledged: number;
+  readonly ascending: boolean;
+  readonly lastSeq: number;
+  /** The sequence numbers of the answers the apply recorded. */
+  readonly recorded: number[];
+  /** The answers the apply dropped (acknowledged). */
+  readonly dropped: [number, SessionResponse][];
+}
+
 /** What a session's write must do: apply, answer as before, or be refused. */
 export type SessionCheck =
   | {
@@ -117,13 +142,8 @@ export class SessionTable {
   /** Sessions whose record changed since the last `changes()`. */
   private readonly dirty = new Set<number>();
   private timeChanged = false;
-  /**
-   * While an apply runs (begin..commit): how to undo each change, in the order made, and
-   * the time as it was before it, to roll back. (Records marked changed stay marked: a
-   * marked record is written as the table holds it, so a mark too many writes what is
-   * stored already.)
-   */
-  private journal: { undo: (() => void)[]; time: number; timeChanged: boolean } | undefined;
+  /** While an apply runs (begin..commit): what `rollback` needs to undo it (see Journal). */
+  private journal: Journal | undefined;
 
   /** Sessions open. */
   get size(): number {
@@ -132,7 +152,7 @@ export class SessionTable {
 
   /** Starts an apply: until `commit`, `rollback` undoes every change. */
   begin(): void {
-    this.journal = { undo: [], time: this.time, timeChanged: this.timeChanged };
+    this.journal = { undo: [], touched: new Map(), time: this.time, timeChanged: this.timeChanged };
   }
 
   /** The apply's changes stay. */
@@ -145,14 +165,44 @@ export class SessionTable {
     const journal = this.journal;
     if (journal === undefined) return;
     this.journal = undefined;
+    for (const [session, before] of journal.touched) {
+      session.lastActive = before.lastActive;
+      session.acknowledged = before.acknowledged;
+      session.ascending = before.ascending;
+      session.lastSeq = before.lastSeq;
+      if (before.dropped.length > 0) {
+        // Put back, and in order again (they would come after the others).
+        const kept = [...before.dropped, ...session.responses].sort(([a], [b]) => a - b);
+        session.responses.clear();
+        for (const [seq, response] of kept) session.responses.set(seq, response);
+        session.ascending = true;
+      }
+      // After that: an answer recorded and then dropped in this apply was put back too. (No
+      // recorded one was kept before: its write would have been a duplicate, or stale.)
+      for (const seq of before.recorded) session.responses.delete(seq);
+      if (before.dropped.length > 0) session.lastSeq = [...session.responses.keys()].at(-1) ?? 0;
+    }
     for (let i = journal.undo.length - 1; i >= 0; i--) journal.undo[i]!();
     this.time = journal.time;
     this.timeChanged = journal.timeChanged;
   }
 
-  /** Keeps `undo` to roll this change back, while an apply runs. */
+  /** Keeps `undo` to roll this change back, while an apply runs (opens and closes). */
   private undoWith(undo: () => void): void {
     this.journal?.undo.push(undo);
+  }
+
+  /** What a write changes in `session` while an apply runs: what it was before (once). */
+  private touch(session: Session): Touched | undefined {
+    const journal = this.journal;
+    if (journal === undefined) return undefined;
+    let before = journal.touched.get(session);
+    if (before === undefined) {
+      const { lastActive, acknowledged, ascending, lastSeq } = session;
+      before = { lastActive, acknowledged, ascending, lastSeq, recorded: [], dropped: [] };
+      journal.touched.set(session, before);
+    }
+    return before;
   }
 
   /**
@@ -262,20 +312,11 @@ export class SessionTable {
       }
     }
     this.dirty.add(tag.id);
-    const { lastActive, acknowledged: before, ascending, lastSeq } = session;
+    const touched = this.touch(session);
     session.lastActive = this.time;
-    const dropped = acknowledged > before ? dropBelow(session, acknowledged) : [];
+    if (acknowledged > session.acknowledged) dropBelow(session, acknowledged, touched?.dropped);
     session.acknowledged = acknowledged;
-    this.undoWith(() => {
-      session.lastActive = lastActive;
-      session.acknowledged = before;
-      for (const [seq, response] of dropped) session.responses.set(seq, response);
-      // Put back after the others, they are out of order: whole passes until the next one.
-      // (An undo only ever lowers the flag: a later one may have reordered the map.)
-      session.ascending &&= ascending && dropped.length === 0;
-      session.lastSeq = lastSeq;
-    });
-    return kept === undefined ? { action: "apply" } : { action: "duplicate", response: kept };
+    return kept === undefined ? APPLY : { action: "duplicate", response: kept };
   }
 
   /** Keeps the response of the write tagged `tag`, applied after check() said so. */
@@ -283,16 +324,11 @@ export class SessionTable {
     const session = this.sessions.get(tag.id);
     if (session === undefined) return;
     this.dirty.add(tag.id);
-    const { ascending, lastSeq } = session;
+    this.touch(session)?.recorded.push(tag.seq);
     if (session.responses.size === 0) session.ascending = true;
-    else if (tag.seq < lastSeq) session.ascending = false;
+    else if (tag.seq < session.lastSeq) session.ascending = false;
     session.lastSeq = tag.seq;
     session.responses.set(tag.seq, response);
-    this.undoWith(() => {
-      session.responses.delete(tag.seq);
-      session.ascending &&= ascending; // only lowered: see check()'s undo
-      session.lastSeq = lastSeq;
-    });
   }
 
   /** What changed since the last call, to persist with the apply's writes. */
@@ -330,14 +366,17 @@ function countBelow(session: Session, acknowledged: number): number {
   return count;
 }
 
-/** Drops `session`'s responses below `acknowledged`; returns them (for a rollback). */
-function dropBelow(session: Session, acknowledged: number): [number, SessionResponse][] {
-  const dropped: [number, SessionResponse][] = [];
+/** Drops `session`'s responses below `acknowledged`, keeping them in `dropped` (a rollback's). */
+function dropBelow(
+  session: Session,
+  acknowledged: number,
+  dropped: [number, SessionResponse][] | undefined,
+): void {
   let previous = 0;
   let ascending = true;
   for (const [seq, response] of session.responses) {
     if (seq < acknowledged) {
-      dropped.push([seq, response]);
+      dropped?.push([seq, response]);
       session.responses.delete(seq);
       continue;
     }
@@ -350,11 +389,12 @@ function dropBelow(session: Session, acknowledged: number): [number, SessionResp
     session.ascending = true;
     session.lastSeq = previous;
   }
-  return dropped;
 }
 
 /** The most one clock entry moves the log's time. */
 const MAX_CLOCK_STEP_MS = 24 * 3600 * 1000;
+
+const APPLY: SessionCheck = { action: "apply" };
 
 function refuse(refusal: SessionRefusal, reason: string): SessionCheck {
   return { action: "refuse", refusal, reason };
