@@ -394,7 +394,7 @@ function dropBelow(
 /** The most one clock entry moves the log's time. */
 const MAX_CLOCK_STEP_MS = 24 * 3600 * 1000;
 
-const APPLY: SessionCheck = { action: "apply" };
+const APPLY: SessionCheck = Object.freeze({ action: "apply" });
 
 function refuse(refusal: SessionRefusal, reason: string): SessionCheck {
   return { action: "refuse", refusal, reason };

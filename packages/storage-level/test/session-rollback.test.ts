@@ -1,6 +1,6 @@
 // A rolled-back apply leaves the session table as if it never ran, whatever it did: writes
-// in and out of order, acknowledgements that drop answers, sessions opened, closed and
-// expired. Random applies from a fixed seed, each checked against a twin that never saw it.
+// in and out of order, retried and late, acknowledgements that drop answers, refusals,
+// sessions opened, closed and expired. Random applies from a fixed seed, each checked against a twin that never saw it.
 import { expect, test } from "vitest";
 import { SessionTable, type SessionResponse } from "../src/index.js";
 
@@ -51,11 +51,17 @@ function step(random: (n: number) => number, index: number, twins: Twin[]): void
   // A write: a new one, or a retry of one still open; answered (acknowledged) at random.
   const client = clients.get(id)!;
   const retry = client.open.length > 0 && random(3) === 0;
-  const seq = retry ? client.open[random(client.open.length)]! : client.next;
+  // Now and then a late duplicate of an answered write (stale), or a new one.
+  const late = !retry && client.next > 1 && random(6) === 0;
+  const seq = retry
+    ? client.open[random(client.open.length)]!
+    : late
+      ? 1 + random(client.next - 1)
+      : client.next;
   const answered = client.open.length > 0 && random(2) === 0 ? random(client.open.length) : -1;
   for (const twin of twins) {
     const mine = twin.clients.get(id)!;
-    if (!retry) {
+    if (!retry && !late) {
       mine.next++;
       mine.open.push(seq);
     }
@@ -80,8 +86,9 @@ interface SessionState {
 
 /** A table's sessions, to compare (its order flag is checked to hold, not compared). */
 function contents(table: SessionTable): Map<number, unknown> {
-  const sessions = (table as unknown as { sessions: Map<number, SessionState> }).sessions;
-  const out = new Map<number, unknown>();
+  const inside = table as unknown as { sessions: Map<number, SessionState>; time: number };
+  const sessions = inside.sessions;
+  const out = new Map<number, unknown>([[0, { time: inside.time }]]);
   for (const [id, session] of sessions) {
     const seqs = [...session.responses.keys()];
     if (session.ascending) {
