@@ -144,8 +144,15 @@ test("a node stopped by a failure forwards no membership change", async () => {
     (result) => (outcome = result),
     (error: unknown) => (outcome = error),
   );
-  await world.run(world.now + 2_500);
+  let transfer: unknown;
+  follower
+    .api!.transferLeader(follower.id, { timeoutMs: 2_000 })
+    .catch((e: unknown) => (transfer = e));
+  await world.run(world.now + 10);
+  // At once, not after waiting for a leader (an election timeout) or the deadline.
   expect(outcome).toMatchObject({ code: "RAFT_NODE_STOPPED" });
+  expect(transfer).toMatchObject({ code: "RAFT_NODE_STOPPED" });
+  await world.run(world.now + 2_500);
   expect(leader.runtime!.metrics().membership.learners).toEqual([]);
 });
 
