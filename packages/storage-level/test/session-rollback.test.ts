@@ -1,21 +1,11 @@
 // A rolled-back apply leaves the session table as if it never ran, whatever it did: writes
 // in and out of order, retried and late, acknowledgements that drop answers, refusals,
 // sessions opened, closed and expired. Random applies from a fixed seed, each checked against a twin that never saw it.
+import { createPrng } from "@rockraft/raft-core";
 import { expect, test } from "vitest";
 import { SessionTable, type SessionResponse } from "../src/index.js";
 
 const LIMITS = { idleTimeoutMs: 50, maxUnacknowledged: 8, maxSessions: 4 };
-
-/** A small deterministic generator (mulberry32). */
-function prng(seed: number): (n: number) => number {
-  let a = seed;
-  return (n) => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n);
-  };
-}
 
 interface Twin {
   readonly table: SessionTable;
@@ -110,7 +100,8 @@ function copyClients(clients: Twin["clients"]): Twin["clients"] {
 
 test("a rolled-back apply leaves the table as a twin that never ran it (300 random applies)", () => {
   for (let seed = 1; seed <= 300; seed++) {
-    const random = prng(seed);
+    const prng = createPrng(seed);
+    const random = (n: number) => prng.nextInt(n);
     const twin: Twin = { table: new SessionTable(), clients: new Map() };
     const other: Twin = { table: new SessionTable(), clients: new Map() };
     let index = 1;
