@@ -142,7 +142,11 @@ export class SessionTable {
   /** Sessions whose record changed since the last `changes()`. */
   private readonly dirty = new Set<number>();
   private timeChanged = false;
-  /** While an apply runs (begin..commit): what `rollback` needs to undo it (see Journal). */
+  /**
+   * While an apply runs (begin..commit): what `rollback` needs to undo it (see Journal).
+   * (Records marked changed stay marked: a marked record is written as the table holds it,
+   * so a mark too many writes what is stored already.)
+   */
   private journal: Journal | undefined;
 
   /** Sessions open. */
@@ -168,19 +172,23 @@ export class SessionTable {
     for (const [session, before] of journal.touched) {
       session.lastActive = before.lastActive;
       session.acknowledged = before.acknowledged;
-      session.ascending = before.ascending;
-      session.lastSeq = before.lastSeq;
-      if (before.dropped.length > 0) {
-        // Put back, and in order again (they would come after the others).
-        const kept = [...before.dropped, ...session.responses].sort(([a], [b]) => a - b);
-        session.responses.clear();
-        for (const [seq, response] of kept) session.responses.set(seq, response);
-        session.ascending = true;
+      if (before.dropped.length === 0) {
+        for (const seq of before.recorded) session.responses.delete(seq);
+        session.ascending = before.ascending;
+        session.lastSeq = before.lastSeq;
+        continue;
       }
-      // After that: an answer recorded and then dropped in this apply was put back too. (No
-      // recorded one was kept before: its write would have been a duplicate, or stale.)
-      for (const seq of before.recorded) session.responses.delete(seq);
-      if (before.dropped.length > 0) session.lastSeq = [...session.responses.keys()].at(-1) ?? 0;
+      // The dropped answers go back, in order (they would come after the others), without
+      // the recorded ones (an answer may have been recorded and dropped in this apply; none
+      // recorded was kept before: its write would have been a duplicate, or stale).
+      const recorded = new Set(before.recorded);
+      const kept = [...before.dropped, ...session.responses]
+        .filter(([seq]) => !recorded.has(seq))
+        .sort(([a], [b]) => a - b);
+      session.responses.clear();
+      for (const [seq, response] of kept) session.responses.set(seq, response);
+      session.ascending = true;
+      session.lastSeq = kept.at(-1)?.[0] ?? 0;
     }
     for (let i = journal.undo.length - 1; i >= 0; i--) journal.undo[i]!();
     this.time = journal.time;
