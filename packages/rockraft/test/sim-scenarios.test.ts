@@ -6,17 +6,25 @@ import { RockraftError } from "../src/index.js";
 
 // Scenarios found by the whole-node simulation, kept as tests in the same simulated world.
 
-async function cluster() {
-  const world = new World(7);
+/** Nodes 1-3 of a simulated world from `seed`, not started. */
+function simNodes(seed: number) {
+  const world = new World(seed);
   const byId = new Map<number, SimNode>();
   const network = new SimNetwork(world, (id) => byId.get(id));
-  for (const id of [1, 2, 3]) {
-    const byAddr = (addr: string) => [...byId.values()].find((node) => node.addr === addr);
-    byId.set(id, new SimNode(id, simConfig(id), world, network, byAddr));
-  }
-  const nodes = [...byId.values()];
+  const byAddr = (addr: string) => [...byId.values()].find((node) => node.addr === addr);
+  for (const id of [1, 2, 3]) byId.set(id, new SimNode(id, simConfig(id), world, network, byAddr));
+  return { world, network, nodes: [...byId.values()] };
+}
+
+/** Starts `nodes` and initializes the cluster through the first. */
+function startAll(nodes: readonly SimNode[]): void {
   for (const node of nodes) node.start();
   void nodes[0]!.api!.initialize(nodes.map((node) => ({ nodeId: node.id, addr: node.addr })));
+}
+
+async function cluster() {
+  const { world, nodes, network } = simNodes(7);
+  startAll(nodes);
   await world.run(2_000);
   return { world, nodes, network };
 }
@@ -104,16 +112,10 @@ test("a follower that knows the leader forwards a membership change, though its 
   // It used to wait for a leader by the Raft node's state and forward by the Ready loop's
   // copy of it, which lags while the loop writes a Ready to disk: a follower whose metrics
   // named the leader refused the call with RAFT_NO_LEADER (a flaky cluster test found it).
-  const world = new World(11);
-  const byId = new Map<number, SimNode>();
-  const network = new SimNetwork(world, (id) => byId.get(id));
-  const byAddr = (addr: string) => [...byId.values()].find((node) => node.addr === addr);
-  for (const id of [1, 2, 3]) byId.set(id, new SimNode(id, simConfig(id), world, network, byAddr));
-  const nodes = [...byId.values()];
+  const { world, nodes } = simNodes(11);
   const slow = nodes[1]!;
   slow.syncMs = 300; // its vote's write is still under way when node 1 has won with node 3's
-  for (const node of nodes) node.start();
-  void nodes[0]!.api!.initialize(nodes.map((node) => ({ nodeId: node.id, addr: node.addr })));
+  startAll(nodes);
   let outcome: unknown;
   const poll = (): void => {
     if (slow.runtime!.metrics().currentLeader === undefined) {
