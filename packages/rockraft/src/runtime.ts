@@ -61,6 +61,7 @@ export class NodeRuntime {
   private readonly leaderOfTerm = new Map<number, NodeId>();
   /** When (monotonic ms) each peer was last heard from. */
   private readonly lastHeard = new Map<NodeId, number>();
+  /** The soft state as of the last Ready taken (its changes); `knownLeader()` is the live one. */
   private softState: SoftState = { lead: NONE, role: "follower", term: 0 };
   private lastApplied: LogId | undefined;
   private readonly proposer: Proposer;
