@@ -96,8 +96,9 @@ interface Touched {
   readonly lastSeq: number;
   /** The sequence numbers of the answers the apply recorded. */
   readonly recorded: number[];
-  /** The answers the apply dropped (acknowledged). */
-  readonly dropped: [number, SessionResponse][];
+  /** The answers the apply dropped (acknowledged): their sequence numbers, and the answers. */
+  readonly droppedSeqs: number[];
+  readonly droppedResponses: SessionResponse[];
 }
 
 /** What a session's write must do: apply, answer as before, or be refused. */
@@ -172,7 +173,7 @@ export class SessionTable {
     for (const [session, before] of journal.touched) {
       session.lastActive = before.lastActive;
       session.acknowledged = before.acknowledged;
-      if (before.dropped.length === 0) {
+      if (before.droppedSeqs.length === 0) {
         for (const seq of before.recorded) session.responses.delete(seq);
         session.ascending = before.ascending;
         session.lastSeq = before.lastSeq;
@@ -182,7 +183,11 @@ export class SessionTable {
       // the recorded ones (an answer may have been recorded and dropped in this apply; none
       // recorded was kept before: its write would have been a duplicate, or stale).
       const recorded = new Set(before.recorded);
-      const kept = [...before.dropped, ...session.responses]
+      const dropped = before.droppedSeqs.map((seq, i): [number, SessionResponse] => [
+        seq,
+        before.droppedResponses[i]!,
+      ]);
+      const kept = [...dropped, ...session.responses]
         .filter(([seq]) => !recorded.has(seq))
         .sort(([a], [b]) => a - b);
       session.responses.clear();
@@ -207,7 +212,15 @@ export class SessionTable {
     let before = journal.touched.get(session);
     if (before === undefined) {
       const { lastActive, acknowledged, ascending, lastSeq } = session;
-      before = { lastActive, acknowledged, ascending, lastSeq, recorded: [], dropped: [] };
+      before = {
+        lastActive,
+        acknowledged,
+        ascending,
+        lastSeq,
+        recorded: [],
+        droppedSeqs: [],
+        droppedResponses: [],
+      };
       journal.touched.set(session, before);
     }
     return before;
@@ -322,7 +335,7 @@ export class SessionTable {
     this.dirty.add(tag.id);
     const touched = this.touch(session);
     session.lastActive = this.time;
-    if (acknowledged > session.acknowledged) dropBelow(session, acknowledged, touched?.dropped);
+    if (acknowledged > session.acknowledged) dropBelow(session, acknowledged, touched);
     session.acknowledged = acknowledged;
     return kept === undefined ? APPLY : { action: "duplicate", response: kept };
   }
@@ -374,18 +387,21 @@ function countBelow(session: Session, acknowledged: number): number {
   return count;
 }
 
-/** Drops `session`'s responses below `acknowledged`, keeping them in `dropped` (a rollback's). */
-function dropBelow(
-  session: Session,
-  acknowledged: number,
-  dropped: [number, SessionResponse][] | undefined,
-): void {
+/**
+ * Drops `session`'s responses below `acknowledged`, keeping them in `journal` (a rollback's).
+ * (Over the keys, not the entries: no pair is made per answer on every write's path.)
+ */
+function dropBelow(session: Session, acknowledged: number, journal: Touched | undefined): void {
   let previous = 0;
   let ascending = true;
-  for (const [seq, response] of session.responses) {
+  const responses = session.responses;
+  for (const seq of responses.keys()) {
     if (seq < acknowledged) {
-      dropped?.push([seq, response]);
-      session.responses.delete(seq);
+      if (journal !== undefined) {
+        journal.droppedSeqs.push(seq);
+        journal.droppedResponses.push(responses.get(seq)!);
+      }
+      responses.delete(seq);
       continue;
     }
     if (session.ascending) break; // the rest are higher, and stay in order
