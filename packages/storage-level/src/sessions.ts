@@ -388,18 +388,19 @@ function countBelow(session: Session, acknowledged: number): number {
 }
 
 /**
- * Drops `session`'s responses below `acknowledged`, keeping them in `journal` (a rollback's).
+ * Drops `session`'s responses below `acknowledged`, keeping them in `touched` (the apply's
+ * journal of this session, for a rollback).
  * (Over the keys, not the entries: no pair is made per answer on every write's path.)
  */
-function dropBelow(session: Session, acknowledged: number, journal: Touched | undefined): void {
+function dropBelow(session: Session, acknowledged: number, touched: Touched | undefined): void {
   let previous = 0;
   let ascending = true;
   const responses = session.responses;
   for (const seq of responses.keys()) {
     if (seq < acknowledged) {
-      if (journal !== undefined) {
-        journal.droppedSeqs.push(seq);
-        journal.droppedResponses.push(responses.get(seq)!);
+      if (touched !== undefined) {
+        touched.droppedSeqs.push(seq);
+        touched.droppedResponses.push(responses.get(seq)!);
       }
       responses.delete(seq);
       continue;
