@@ -96,9 +96,8 @@ interface Touched {
   readonly lastSeq: number;
   /** The sequence numbers of the answers the apply recorded. */
   readonly recorded: number[];
-  /** The answers the apply dropped (acknowledged): their sequence numbers, and the answers. */
-  readonly droppedSeqs: number[];
-  readonly droppedResponses: SessionResponse[];
+  /** The answers the apply dropped (acknowledged), in the order they were kept. */
+  readonly dropped: Map<number, SessionResponse>;
 }
 
 /** What a session's write must do: apply, answer as before, or be refused. */
@@ -173,7 +172,7 @@ export class SessionTable {
     for (const [session, before] of journal.touched) {
       session.lastActive = before.lastActive;
       session.acknowledged = before.acknowledged;
-      if (before.droppedSeqs.length === 0) {
+      if (before.dropped.size === 0) {
         for (const seq of before.recorded) session.responses.delete(seq);
         session.ascending = before.ascending;
         session.lastSeq = before.lastSeq;
@@ -183,11 +182,7 @@ export class SessionTable {
       // the recorded ones (an answer may have been recorded and dropped in this apply; none
       // recorded was kept before: its write would have been a duplicate, or stale).
       const recorded = new Set(before.recorded);
-      const dropped = before.droppedSeqs.map((seq, i): [number, SessionResponse] => [
-        seq,
-        before.droppedResponses[i]!,
-      ]);
-      const kept = [...dropped, ...session.responses]
+      const kept = [...before.dropped, ...session.responses]
         .filter(([seq]) => !recorded.has(seq))
         .sort(([a], [b]) => a - b);
       session.responses.clear();
@@ -218,8 +213,7 @@ export class SessionTable {
         ascending,
         lastSeq,
         recorded: [],
-        droppedSeqs: [],
-        droppedResponses: [],
+        dropped: new Map(),
       };
       journal.touched.set(session, before);
     }
@@ -398,10 +392,7 @@ function dropBelow(session: Session, acknowledged: number, touched: Touched | un
   const responses = session.responses;
   for (const seq of responses.keys()) {
     if (seq < acknowledged) {
-      if (touched !== undefined) {
-        touched.droppedSeqs.push(seq);
-        touched.droppedResponses.push(responses.get(seq)!);
-      }
+      touched?.dropped.set(seq, responses.get(seq)!);
       responses.delete(seq);
       continue;
     }
