@@ -194,7 +194,7 @@ export class NodeRuntime {
 
   /** Messages from a peer (PeerHandler.receive). */
   receive(messages: readonly Message[], from: NodeId, fromAddr: string): void {
-    if (this.failure !== undefined || this.stopping) return;
+    if (this.stopped) return;
     this.lastHeard.set(from, this.clock.monotonic());
     if (this.addresses.learn(from, fromAddr)) this.addresses.refresh(this.raw.confState(), true);
     try {
@@ -310,8 +310,13 @@ export class NodeRuntime {
   }
 
   /** The leader as the Raft node knows it now (the loop's copy lags while it writes); none once stopped. */
-  private knownLeader(): NodeId {
-    return this.failure !== undefined || this.stopping ? NONE : this.raw.softState().lead;
+  knownLeader(): NodeId {
+    return this.stopped ? NONE : this.raw.softState().lead;
+  }
+
+  /** Failed, or shutting down: it leads nothing and follows no one (as its metrics say). */
+  private get stopped(): boolean {
+    return this.failure !== undefined || this.stopping;
   }
 
   leaderAddress(): string | undefined {
@@ -409,7 +414,7 @@ export class NodeRuntime {
     return metricsOf(status, {
       nodeId: this.nodeId,
       initialized: this.initialized(),
-      stopped: this.failure !== undefined || this.stopping,
+      stopped: this.stopped,
       removed: this.removal.removed(status),
       lastApplied: this.lastApplied,
       snapshotIndex: this.snapshotIndex(),

@@ -10,6 +10,7 @@ import type {
   KvHandler,
   PeerHandler,
 } from "@rockraft/transport-grpc";
+import { NONE } from "@rockraft/raft-core";
 import { RpcError, type RpcStatus } from "@rockraft/transport-grpc";
 import type { RaftApi } from "./api.js";
 import type { AuthGate, Caller } from "./auth.js";
@@ -41,7 +42,9 @@ const STATUS: Record<RockraftError["code"], RpcStatus> = {
 function rpcError(error: unknown, runtime: NodeRuntime): unknown {
   if (!(error instanceof RockraftError)) return error;
   // The error's leader, or the one known now: never one's id with the other's address.
-  const leaderId = error.leader === undefined ? runtime.metrics().currentLeader : error.leader.id;
+  const known = runtime.knownLeader();
+  const leaderId =
+    error.leader === undefined ? (known === NONE ? undefined : known) : error.leader.id;
   const leaderAddr = error.leader === undefined ? runtime.leaderAddress() : error.leader.addr;
   const leader =
     leaderId === undefined || leaderId === runtime.nodeId
