@@ -97,6 +97,24 @@ export function withUnknownOutcome(error: RockraftClientError): RockraftClientEr
   });
 }
 
+/**
+ * The error of a call whose retries ended with no answer served: UNAVAILABLE with what the
+ * last node said (`last`), or DEADLINE_EXCEEDED when none answered; `unknown` when an
+ * attempt may have applied.
+ */
+export function unservedError(
+  last: RockraftClientError | undefined,
+  unknown: boolean,
+  endpoint: string,
+): RockraftClientError {
+  return new RockraftClientError(
+    last === undefined ? "DEADLINE_EXCEEDED" : "UNAVAILABLE",
+    `no node could serve the call within its deadline: ${last?.message ?? "no answer"}${unknown ? "; an attempt may have applied: the outcome is unknown" : ""}`,
+    last?.endpoint ?? endpoint,
+    { serverCode: last?.serverCode, leader: last?.leader, outcomeUnknown: unknown, cause: last },
+  );
+}
+
 /** The error of a call the node answered with a failure (a unary status, or a CallError). */
 export function answeredError(
   address: string,

@@ -34,6 +34,7 @@ import {
   logId,
   dial,
   unaryAttempt,
+  unservedError,
   wireTag,
   withUnknownOutcome,
   type Attempt,
@@ -528,7 +529,8 @@ export class RockraftClient {
    * the answer, or else to the next endpoint after a backoff, until the deadline. A call
    * that reached a node without an answer is retried for a read or a write in a session
    * (whose error then says that an earlier attempt may have applied), not for any other
-   * write.
+   * write; such a write is tried again only with twice its last answer's time left (an
+   * attempt cut short by the deadline would make a refused write's outcome unknown).
    */
   private async call<Response>(
     attempt: Attempt<Response>,
@@ -544,14 +546,19 @@ export class RockraftClient {
     const backoff = new Backoff(25, 1_000);
     let lastError: RockraftClientError | undefined;
     let unknown = false; // an attempt of this session write may have applied
+    let answeredIn = 0; // how long the last answered attempt took
     const fail = (error: RockraftClientError) => (unknown ? withUnknownOutcome(error) : error);
-    while (Date.now() < deadline) {
+    for (;;) {
+      const left = deadline - Date.now();
+      if (left <= 0 || (mode === "write" && left < 2 * answeredIn)) break;
       const endpoint = this.endpoint(this.preferred);
+      const started = Date.now();
       try {
         await token?.ready(deadline);
         return await attempt(endpoint, deadline);
       } catch (error) {
         if (!(error instanceof RockraftClientError)) throw error;
+        if (!error.outcomeUnknown) answeredIn = Date.now() - started;
         if (mode === "retry-safe-write" && error.outcomeUnknown) unknown = true;
         // A node refused the token (it expired, or was voided): fetch another, once.
         if (error.code === "UNAUTHENTICATED" && token !== undefined && !renewed) {
@@ -581,16 +588,6 @@ export class RockraftClient {
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
-    throw new RockraftClientError(
-      lastError === undefined ? "DEADLINE_EXCEEDED" : "UNAVAILABLE",
-      `no node could serve the call within its deadline: ${lastError?.message ?? "no answer"}${unknown ? "; an attempt may have applied: the outcome is unknown" : ""}`,
-      lastError?.endpoint ?? this.preferred,
-      {
-        serverCode: lastError?.serverCode,
-        leader: lastError?.leader,
-        outcomeUnknown: unknown,
-        cause: lastError,
-      },
-    );
+    throw unservedError(lastError, unknown, this.preferred);
   }
 }

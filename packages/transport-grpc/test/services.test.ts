@@ -185,6 +185,26 @@ describe.each([
     );
   });
 
+  test("a write without a session is not tried again without time for its answer: refused, its outcome known", async () => {
+    let calls = 0;
+    // Each refusal takes 300 ms: a third attempt would start about 675 ms into the 800 ms
+    // deadline and be cut short by it, which would leave the write's outcome unknown.
+    const put: KvHandler["put"] = async () => {
+      calls += 1;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      throw new RpcError("UNAVAILABLE", "election in progress");
+    };
+    const { address } = await server({ kv: { ...stubKv, put } });
+    const error = await kvClient([address], 800)
+      .put("k", "v")
+      .catch((e: unknown) => e as RockraftClientError);
+    expect(error).toMatchObject({ code: "UNAVAILABLE", endpoint: address, outcomeUnknown: false });
+    expect((error as Error).message).toBe(
+      `no node could serve the call within its deadline: ${address}: election in progress`,
+    );
+    expect(calls).toBeLessThan(3);
+  });
+
   test("a deadline that passes during a retry reports the earlier UNAVAILABLE answer", async () => {
     let calls = 0;
     const get: KvHandler["get"] = () => {
