@@ -4,7 +4,7 @@
 // clients over up to 16 connections: 256-byte values over 10,000 keys, writes then
 // linearizable reads. Reports throughput, p50/p99 latency, and CPU per operation of the
 // servers (the three processes, from /proc) apart from the load generator's.
-//   pnpm bench:cluster [-- --seconds 10 --warmup 10 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd --vs-no-sessions --vs-auth --unary --floor --replication-floor --leader --repeat N --shape]
+//   pnpm bench:cluster [-- --seconds 10 --warmup 10 --clients 1,8,64,256 --ops write,read --profile DIR --vs-etcd --vs-no-sessions --vs-auth --vs-self --unary --floor --replication-floor --leader --repeat N --shape]
 // By default each system is driven by its own client: rockraft's RockraftClient (its calls
 // over each node's KV.Batch stream) and etcd's etcd3 package. With --unary both are driven
 // by the identical client instead: plain grpc-js stubs generated at run time from each
@@ -20,6 +20,8 @@
 // it, so that a slow minute of this machine in one row does not decide the comparison.
 // With --vs-no-sessions, the same load alternates with RockraftClients that write without a
 // client session (sessions: false): what sessions cost.
+// With --vs-self, the same load alternates with itself (rockraft again, the same clients):
+// the ratios this machine's noise alone gives, to read the other comparisons against.
 // With --vs-auth, the same load alternates with authentication enabled (switched on and off
 // through the log before each row): RockraftClients of a user whose role may read and write
 // the bench's keys, each call carrying a token the node verifies and checks: what auth costs.
@@ -58,6 +60,7 @@ const { values } = parseArgs({
     "vs-etcd": { type: "boolean", default: false },
     "vs-no-sessions": { type: "boolean", default: false },
     "vs-auth": { type: "boolean", default: false },
+    "vs-self": { type: "boolean", default: false },
     floor: { type: "boolean", default: false },
     "replication-floor": { type: "boolean", default: false },
     leader: { type: "boolean", default: false },
@@ -186,6 +189,9 @@ const noSessionsTarget = {
   cpuPids: rockraftTarget.cpuPids,
   connect: (i) => connectRockraft(i, { sessions: false }),
 };
+
+/** rockraft again, under another name (--vs-self): the comparison's own noise. */
+const selfTarget = { ...rockraftTarget, name: "rockraft again" };
 
 /** Starts `node lib/SCRIPT ...args` and waits until it says it is running. */
 async function startServerProcess(script, args) {
@@ -394,6 +400,7 @@ const systems = [
   rockraftTarget,
   values["vs-no-sessions"] ? noSessionsTarget : undefined,
   values["vs-auth"] ? authTarget : undefined,
+  values["vs-self"] ? selfTarget : undefined,
   etcd?.target,
   floor?.target,
   replicationFloor?.target,
