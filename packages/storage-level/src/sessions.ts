@@ -487,10 +487,12 @@ function encodeSession(session: Session): Uint8Array {
     varintSize(session.lastActive) +
     varintSize(base) +
     varintSize(session.responses.size);
-  for (const [seq, r] of session.responses) {
+  // forEach, not for..of over entries: no pair is made per answer (every apply encodes
+  // each session it touched, with all its kept answers).
+  session.responses.forEach((r, seq) => {
     size += varintSize(seq - base) + 1 + varintSize(r.index) + varintSize(r.term);
     if (r.current !== undefined) size += varintSize(r.current.byteLength) + r.current.byteLength;
-  }
+  });
   const owner = session.owner === "" ? undefined : new TextEncoder().encode(session.owner);
   if (owner !== undefined) size += varintSize(owner.byteLength) + owner.byteLength;
   const bytes = allocate(size); // every byte written below
@@ -500,7 +502,7 @@ function encodeSession(session: Session): Uint8Array {
   at = writeVarint(bytes, at, session.lastActive);
   at = writeVarint(bytes, at, base);
   at = writeVarint(bytes, at, session.responses.size);
-  for (const [seq, r] of session.responses) {
+  session.responses.forEach((r, seq) => {
     // Every kept answer is at or above the acknowledged number (dropBelow keeps it so).
     if (seq < base) throw new Error(`encodeSession: answer ${seq} is below ${base}`);
     at = writeVarint(bytes, at, seq - base);
@@ -516,7 +518,7 @@ function encodeSession(session: Session): Uint8Array {
       bytes.set(r.current, at);
       at += r.current.byteLength;
     }
-  }
+  });
   if (owner !== undefined) {
     at = writeVarint(bytes, at, owner.byteLength);
     bytes.set(owner, at);
