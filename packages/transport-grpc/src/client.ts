@@ -546,19 +546,20 @@ export class RockraftClient {
     const backoff = new Backoff(25, 1_000);
     let lastError: RockraftClientError | undefined;
     let unknown = false; // an attempt of this session write may have applied
-    let answeredIn = 0; // how long the last answered attempt took
+    let answeredIn = 0; // how long the last refused attempt took (ms)
+    const noTimeFor = (wait: number) =>
+      mode === "write" && deadline - Date.now() - wait < 2 * answeredIn;
     const fail = (error: RockraftClientError) => (unknown ? withUnknownOutcome(error) : error);
     for (;;) {
-      const left = deadline - Date.now();
-      if (left <= 0 || (mode === "write" && left < 2 * answeredIn)) break;
+      if (Date.now() >= deadline || noTimeFor(0)) break;
       const endpoint = this.endpoint(this.preferred);
-      const started = Date.now();
+      let started: number | undefined; // when the attempt left, after the token's wait
       try {
         await token?.ready(deadline);
+        started = performance.now();
         return await attempt(endpoint, deadline);
       } catch (error) {
         if (!(error instanceof RockraftClientError)) throw error;
-        if (!error.outcomeUnknown) answeredIn = Date.now() - started;
         if (mode === "retry-safe-write" && error.outcomeUnknown) unknown = true;
         // A node refused the token (it expired, or was voided): fetch another, once.
         if (error.code === "UNAUTHENTICATED" && token !== undefined && !renewed) {
@@ -575,6 +576,7 @@ export class RockraftClient {
         const busy = error.serverCode === "RAFT_AUTH_BUSY";
         if (error.code !== "UNAVAILABLE" && !busy) throw fail(error);
         lastError = error;
+        if (started !== undefined) answeredIn = performance.now() - started;
         const leaderAddr = error.leader?.addr;
         if (leaderAddr !== undefined && leaderAddr !== endpoint.address) {
           this.preferred = leaderAddr;
@@ -585,6 +587,7 @@ export class RockraftClient {
         this.preferred = addresses[(addresses.indexOf(endpoint.address) + 1) % addresses.length]!;
         if (unknownWrite) throw error; // the next call goes elsewhere; this one may have landed
         const wait = Math.min(backoff.next(), deadline - Date.now());
+        if (noTimeFor(wait)) break; // at once, rather than after the wait
         if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
       }
     }
