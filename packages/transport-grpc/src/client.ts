@@ -550,8 +550,7 @@ export class RockraftClient {
     const noTimeFor = (wait: number) =>
       mode === "write" && deadline - Date.now() - wait < 2 * answeredIn;
     const fail = (error: RockraftClientError) => (unknown ? withUnknownOutcome(error) : error);
-    for (;;) {
-      if (Date.now() >= deadline || noTimeFor(0)) break;
+    while (Date.now() < deadline && !noTimeFor(0)) {
       const endpoint = this.endpoint(this.preferred);
       let started: number | undefined; // when the attempt left, after the token's wait
       try {

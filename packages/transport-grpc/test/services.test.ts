@@ -187,7 +187,8 @@ describe.each([
 
   test("a write without a session is not tried again without time for its answer: refused, its outcome known", async () => {
     let calls = 0;
-    // Each refusal takes 300 ms, so after the first only about 475 ms are left, less than
+    // Each refusal takes 300 ms (the server's latency, not a wait of the test), so after the
+    // first only about 475 ms are left, less than
     // twice that: a second attempt could be cut short by the deadline (a third, started
     // about 675 ms in, would be), which would leave the write's outcome unknown.
     const put: KvHandler["put"] = async () => {
@@ -213,14 +214,16 @@ describe.each([
       return Promise.reject(new RpcError("UNAVAILABLE", "election in progress"));
     };
     const { address } = await server({ kv: { ...stubKv, put } });
-    // The token takes 400 ms to come, the refusal a few: the write has time to be tried again.
+    // The token takes 800 ms to come (the server's latency, not a wait of the test), the
+    // refusal a few: counted with the token's wait, the refusal would leave less than twice
+    // its time before the 2 s deadline, and the write would not be tried again.
     const token = async () => {
-      await new Promise((resolve) => setTimeout(resolve, 400));
+      await new Promise((resolve) => setTimeout(resolve, 800));
       return { token: "t", expiresAtMs: Date.now() + 60_000, ttlMs: 60_000 };
     };
     const tokenClient = new RockraftClient({
       endpoints: [address],
-      timeoutMs: 800,
+      timeoutMs: 2_000,
       unaryCalls,
       sessions: false,
       auth: { token },
