@@ -118,7 +118,12 @@ describe("the basic example, as processes", () => {
     })();
     try {
       await waitFor(() => acked.length >= 20, "20 acknowledged writes", 30_000);
-      const leaderId = (await kv.metrics()).currentLeader;
+      // 0 while an election is under way: asked until a node leads.
+      const leaderId = await waitFor(
+        () => kv.metrics().then((m) => m.currentLeader || undefined),
+        "a leader",
+        10_000,
+      );
       const leader = nodes[leaderId - 1]!;
       await leader.stop("SIGKILL");
       const survivors = nodes.filter((n) => n !== leader);

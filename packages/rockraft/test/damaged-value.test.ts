@@ -53,6 +53,8 @@ test(
       await damageStoredValue(cluster.configs.get(id)!.storage.dataPath, "precious value"),
     ).toBe(1);
     const node = await cluster.start(id);
+    // The read needs a leader, which the restarted node may take a few seconds to hear from.
+    await node.raft().wait({ timeoutMs: 15_000 }).leader("after the restart");
 
     const refused = await node
       .raft()

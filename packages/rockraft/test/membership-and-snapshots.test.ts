@@ -75,9 +75,18 @@ test(
     expect(text(await newcomer.raft().read("before", { mode: "local" }))).toBe("1");
 
     const members = leader.metrics().membership.voters;
-    await leader.raft().changeMembership({
-      voters: [...members, { nodeId: 4, addr: config.node.advertiseAddr }],
-    });
+    // Refused as not ready while the leader has not heard from node 4 lately (after a stall
+    // of a loaded machine, say): asked again until it is.
+    await eventually(
+      () =>
+        leader
+          .raft()
+          .changeMembership({
+            voters: [...members, { nodeId: 4, addr: config.node.advertiseAddr }],
+          })
+          .then(() => true),
+      "node 4 promoted to voter",
+    );
     expect(leader.metrics().membership.voters.map((v) => v.nodeId)).toEqual([1, 2, 3, 4]);
 
     const leaderId = leader.metrics().nodeId;

@@ -20,18 +20,20 @@ test(
     await cluster.stop(other!); // the leader's quorum is now itself and the reader
 
     // The leader hears no heartbeat responses: its ReadIndex rounds cannot complete, while
-    // appends (and so writes) still commit.
+    // appends (and so writes) still commit. Nor does it hear votes: the restarted reader,
+    // whose log is as long as its own, could otherwise win an election (no CheckQuorum, so
+    // no lease refuses it) and serve its read itself.
     const runtime = runtimeOf(leader);
     const receive = runtime.receive.bind(runtime);
     let heartbeatsHeard = false;
     let readsArrived = 0;
+    const votes = new Set<Message["type"]>(["MsgPreVote", "MsgVote"]);
     runtime.receive = (messages: Message[], from: number, fromAddr: string) => {
       readsArrived += messages.filter((m) => m.type === "MsgReadIndex").length;
-      receive(
-        heartbeatsHeard ? messages : messages.filter((m) => m.type !== "MsgHeartbeatResp"),
-        from,
-        fromAddr,
+      const heard = messages.filter(
+        (m) => !votes.has(m.type) && (heartbeatsHeard || m.type !== "MsgHeartbeatResp"),
       );
+      receive(heard, from, fromAddr);
     };
 
     const lost = runtimeOf(cluster.node(reader!))

@@ -133,7 +133,9 @@ test(
     const tooMany = await refusal(
       api.clientWrite(
         { key: "k", value: "3" },
-        { session: { id, seq: 3, acknowledged: 1 }, timeoutMs: 500 },
+        // 2 s: every attempt has at least 400 ms (a quarter of attemptMs) to be refused, on
+        // a loaded machine too; one cut short would report an unknown outcome instead.
+        { session: { id, seq: 3, acknowledged: 1 }, timeoutMs: 2_000 },
       ),
     );
     expect(tooMany).toMatchObject({ code: "RAFT_SESSION_LIMIT", outcomeUnknown: false });

@@ -112,23 +112,27 @@ describe('BuildOptions.youngGc: "scheduled"', () => {
     for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
   });
 
-  test("a leader writing one value at a time collects the young generation itself; every write is applied", async () => {
-    const minor: unknown[] = [];
-    exposed.gc = (options: unknown) => void minor.push(options);
-    cluster = await startCluster(3, { buildOptions: { youngGc: "scheduled" } });
-    const leader = cluster.leader()!;
-    const value = "v".repeat(256);
-    // Three nodes in this process allocate well over 100 KB per write: 400 writes fill any
-    // young generation V8 sizes (at most 16 MB here) several times over.
-    for (let i = 0; i < 400; i++) {
-      await leader.raft().clientWrite({ key: `key-${i}`, value });
-    }
-    expect(minor.length).toBeGreaterThan(0);
-    expect(minor.every((options) => JSON.stringify(options) === '{"type":"minor"}')).toBe(true);
-    for (const node of cluster.nodes.values()) {
-      expect(new TextDecoder().decode(await node.raft().read("key-399"))).toBe(value);
-    }
-  });
+  test(
+    "a leader writing one value at a time collects the young generation itself; every write is applied",
+    { timeout: 120_000 },
+    async () => {
+      const minor: unknown[] = [];
+      exposed.gc = (options: unknown) => void minor.push(options);
+      cluster = await startCluster(3, { buildOptions: { youngGc: "scheduled" } });
+      const leader = cluster.leader()!;
+      const value = "v".repeat(256);
+      // Three nodes in this process allocate well over 100 KB per write: 400 writes fill any
+      // young generation V8 sizes (at most 16 MB here) several times over.
+      for (let i = 0; i < 400; i++) {
+        await leader.raft().clientWrite({ key: `key-${i}`, value });
+      }
+      expect(minor.length).toBeGreaterThan(0);
+      expect(minor.every((options) => JSON.stringify(options) === '{"type":"minor"}')).toBe(true);
+      for (const node of cluster.nodes.values()) {
+        expect(new TextDecoder().decode(await node.raft().read("key-399"))).toBe(value);
+      }
+    },
+  );
 
   test("without the collector exposed, the node says so and keeps V8's timing", async () => {
     const dir = await mkdtemp(join(tmpdir(), "rockraft-young-gc-"));
