@@ -1,7 +1,7 @@
 // Linearizable reads, batched: the reads that arrive together share one ReadIndex request
 // (one heartbeat round on the leader), and each is answered with the read index the
 // leader confirmed for its batch.
-import type { RawNode, ReadState } from "@rockraft/raft-core";
+import type { Message, RawNode, ReadState } from "@rockraft/raft-core";
 import { RockraftError } from "./errors.js";
 import type { Clock, TimerHandle } from "./seams.js";
 
@@ -41,6 +41,9 @@ export class ReadBatcher {
    */
   private sweepTimer: TimerHandle;
   private sweepAt = Infinity;
+  /** Reads whose request the network dropped unsent, to be queued again after a pause. */
+  private resending: PendingRead[] = [];
+  private resendTimer: TimerHandle;
 
   /**
    * `prefix` starts every read context. It must be random per process: a restarted node
@@ -50,6 +53,8 @@ export class ReadBatcher {
   constructor(
     private readonly prefix: string,
     private readonly clock: Clock,
+    /** Asks for a Ready soon: reads were queued again. */
+    private readonly wake: () => void,
   ) {}
 
   /** Whether reads wait to be sent. */
@@ -122,6 +127,28 @@ export class ReadBatcher {
     this.batches.clear();
   }
 
+  /**
+   * Requests the network dropped unsent (no connection to the leader yet): they never
+   * reached it, so their reads are queued again after a pause (a read has no effect) and
+   * sent once the connection is up, rather than left to their deadline.
+   */
+  dropped(messages: readonly Message[]): void {
+    for (const message of messages) {
+      if (message.type !== "MsgReadIndex") continue;
+      const batch = this.batches.get(message.context);
+      if (batch === undefined) continue;
+      this.batches.delete(message.context);
+      for (const read of batch) if (!read.settled) this.resending.push(read);
+    }
+    if (this.resending.length === 0 || this.resendTimer !== undefined) return;
+    this.resendTimer = this.clock.setTimeout(() => {
+      this.resendTimer = undefined;
+      this.queued.push(...this.resending);
+      this.resending = [];
+      this.wake();
+    }, RESEND_PAUSE_MS);
+  }
+
   /** Whether batches wait for confirmation. */
   get hasSent(): boolean {
     return this.batches.size > 0;
@@ -142,6 +169,7 @@ export class ReadBatcher {
       } else next = Math.min(next, read.deadline);
     };
     this.queued.forEach(visit);
+    this.resending.forEach(visit);
     for (const batch of this.batches.values()) batch.forEach(visit);
     if (next < Infinity) this.armSweep(next);
   }
@@ -161,8 +189,14 @@ export class ReadBatcher {
     this.clock.clear(this.sweepTimer);
     this.sweepTimer = undefined;
     this.sweepAt = Infinity;
-    for (const read of this.queued) read.reject(error);
+    this.clock.clear(this.resendTimer);
+    this.resendTimer = undefined;
+    for (const read of [...this.queued, ...this.resending]) read.reject(error);
     this.queued = [];
+    this.resending = [];
     this.leaderLost(error);
   }
 }
+
+/** The pause before reads whose request could not be sent are sent again. */
+const RESEND_PAUSE_MS = 50;

@@ -139,10 +139,14 @@ export class NodeRuntime {
     this.reads = new ReadBatcher(
       this.unsafe.fixedReadPrefix === true ? "" : `${Buffer.from(prefix).toString("hex")}/`,
       this.clock,
+      () => this.loop.wake(),
     );
     this.network = env.network({
       onUnreachable: (peer) => this.raw.reportUnreachable(peer),
-      onDropped: (_peer, messages) => this.proposer.dropped(messages),
+      onDropped: (_peer, messages) => {
+        this.proposer.dropped(messages); // forwarded writes fail at once, safely
+        this.reads.dropped(messages); // reads are sent again
+      },
       onSnapshotStatus: (peer, ok) => {
         this.raw.reportSnapshot(peer, ok);
         if (ok) this.metricsExporter?.snapshotsSent.inc();

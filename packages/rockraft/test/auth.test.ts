@@ -92,7 +92,9 @@ test(
   "a read-only role reads its prefix and writes nothing; no token, a forged one or an expired one is refused on every node",
   { timeout: 120_000 },
   async () => {
-    cluster = await startCluster(3, { extraRaft: "\n[auth]\ntoken_ttl_ms = 3000\n" });
+    // Tokens live 5 s: long enough for the nine calls below made with a fresh one, each on
+    // a new connection, on a loaded machine; short enough to see one expire.
+    cluster = await startCluster(3, { extraRaft: "\n[auth]\ntoken_ttl_ms = 5000\n" });
     await setUp(client());
 
     const anonymous = client();
@@ -152,7 +154,7 @@ test(
     await eventually(
       async () => (await rawGet(addresses()[0]!, token))?.details.includes("expired"),
       "alice's first token to expire",
-      10_000,
+      15_000,
     );
     for (const address of addresses()) {
       expect((await rawGet(address, token))?.details).toContain("expired");

@@ -47,7 +47,7 @@ describe("ReadBatcher", () => {
     // Found by the whole-node simulation: a follower cut off from its leader held reads
     // until something else happened, past their deadlines.
     const { clock, advance } = manualClock();
-    const reads = new ReadBatcher("p/", clock);
+    const reads = new ReadBatcher("p/", clock, () => undefined);
     const { raw } = rawNode();
     const outcome = reads.request(100).catch((error: unknown) => error);
     reads.flush(raw, clock.now());
@@ -60,7 +60,7 @@ describe("ReadBatcher", () => {
 
   test("reads that arrive together share one context; a confirmation answers each once", async () => {
     const { clock } = manualClock();
-    const reads = new ReadBatcher("p/", clock);
+    const reads = new ReadBatcher("p/", clock, () => undefined);
     const { raw, contexts } = rawNode();
     const a = reads.request(1_000);
     const b = reads.request(1_000);
@@ -75,18 +75,55 @@ describe("ReadBatcher", () => {
 
   test("a lost leader fails the reads it was confirming; queued ones wait for the next", async () => {
     const { clock } = manualClock();
-    const reads = new ReadBatcher("p/", clock);
+    const reads = new ReadBatcher("p/", clock, () => undefined);
     const { raw } = rawNode();
     const sent = reads.request(1_000).catch((error: unknown) => (error as RockraftError).code);
     reads.flush(raw, clock.now());
     reads.leaderLost(new RockraftError("RAFT_NO_LEADER", "lost"));
     expect(await sent).toBe("RAFT_NO_LEADER");
   });
+
+  test("a request the network dropped unsent is sent again after a pause, with a new context", async () => {
+    const { clock, advance } = manualClock();
+    let wakes = 0;
+    const reads = new ReadBatcher("p/", clock, () => void wakes++);
+    const { raw, contexts } = rawNode();
+    const read = reads.request(1_000);
+    reads.flush(raw, clock.now());
+    const request = { type: "MsgReadIndex", from: 2, to: 1, term: 0, context: "p/1" } as const;
+    reads.dropped([request]);
+    reads.dropped([request]); // reported twice: sent again once
+    expect(reads.hasQueued).toBe(false);
+    await advance(50);
+    expect([reads.hasQueued, wakes]).toEqual([true, 1]);
+    reads.flush(raw, clock.now());
+    expect(contexts).toEqual(["p/1", "p/2"]);
+    reads.confirmed([{ index: 7, context: "p/1" }]); // the dropped request has no answer
+    reads.confirmed([{ index: 8, context: "p/2" }]);
+    expect(await read).toBe(8);
+  });
+
+  test("reads waiting to be sent again fail at their deadline, or when the node stops", async () => {
+    const { clock, advance } = manualClock();
+    let wakes = 0;
+    const reads = new ReadBatcher("p/", clock, () => void wakes++);
+    const { raw } = rawNode();
+    const early = reads.request(20).catch((error: unknown) => (error as RockraftError).code);
+    const late = reads.request(1_000).catch((error: unknown) => (error as RockraftError).code);
+    reads.flush(raw, clock.now());
+    reads.dropped([{ type: "MsgReadIndex", from: 2, to: 1, term: 0, context: "p/1" }]);
+    await advance(20);
+    expect(await early).toBe("RAFT_TIMEOUT");
+    reads.rejectAll(new RockraftError("RAFT_NODE_STOPPED", "stopped"));
+    expect(await late).toBe("RAFT_NODE_STOPPED");
+    await advance(100); // the pause's timer went with them
+    expect([reads.hasQueued, wakes]).toEqual([false, 0]);
+  });
 });
 
 test("reads with later deadlines are failed in turn, each at its own deadline", async () => {
   const { clock, advance } = manualClock();
-  const reads = new ReadBatcher("p/", clock);
+  const reads = new ReadBatcher("p/", clock, () => undefined);
   const { raw } = rawNode();
   const failedAt: Record<string, number> = {};
   const track = (name: string, deadline: number) =>

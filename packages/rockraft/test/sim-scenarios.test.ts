@@ -193,3 +193,31 @@ test("a read sent to a leader that another replaces fails at once, to be retried
   expect((outcome as Error).message).toMatch(`the leader changed to node ${next.id}`);
   expect(settledAt - sentAt).toBeLessThan(1_000);
 });
+
+test("a read whose request to the leader could not be sent is asked again, not left to its deadline", async () => {
+  // A follower whose connection to the leader is down (a restarted node's, still
+  // connecting) drops its MsgReadIndex unsent; the read was never at the leader.
+  const { world, nodes, network } = await cluster();
+  const leader = nodes.find((node) => node.runtime!.metrics().state === "leader")!;
+  const reader = nodes.find((node) => node !== leader)!;
+  let written = false;
+  void leader.api!.clientWrite({ key: "k", value: "v" }, { session: false }).then(() => {
+    written = true;
+  });
+  await world.run(world.now + 500);
+  expect(written).toBe(true);
+  const restore = network.cutLink(reader.id, leader.id); // the leader still reaches it
+  let outcome: unknown;
+  let settledAt = Infinity;
+  const sentAt = world.now;
+  reader.api!.read("k", { timeoutMs: 5_000 }).then(
+    (value) => ((outcome = value), (settledAt = world.now)),
+    (error: unknown) => ((outcome = error), (settledAt = world.now)),
+  );
+  await world.run(world.now + 300);
+  expect(outcome).toBeUndefined(); // still trying
+  restore();
+  await world.run(world.now + 1_000);
+  expect(new TextDecoder().decode(outcome as Uint8Array)).toBe("v");
+  expect(settledAt - sentAt).toBeLessThan(1_000);
+});

@@ -1,8 +1,8 @@
 // The simulated network between nodes: per-link loss, duplication and delay (reordering
 // follows from the delays), partitions of every shape (a link cut one way or both), and
 // snapshot streams that can break mid-way. Messages to a node that is down, or across a
-// cut link, are reported unreachable, and forwarded proposals among them dropped unsent
-// (as the gRPC transport reports a stream it cannot open).
+// cut link, are reported unreachable and dropped unsent (as the gRPC transport reports the
+// messages for a stream it cannot open).
 import type { Message, MsgSnap, NodeId } from "@rockraft/raft-core";
 import { decodeCommand } from "@rockraft/storage-level";
 import type { PeerNetwork, PeerNetworkEvents } from "../../src/seams.js";
@@ -150,8 +150,8 @@ export class SimNetwork {
   private send(from: SimNode, message: Message, events: PeerNetworkEvents): void {
     const to = message.to;
     if (this.reachable(from.id, to) === undefined) {
-      // No connection: nothing is sent. A forwarded proposal fails at once, safely.
-      if (message.type === "MsgProp") events.onDropped(to, [message]);
+      // No connection: nothing is sent, and the sender is told (as the gRPC network does).
+      events.onDropped(to, [message]);
       events.onUnreachable(to);
       return;
     }
