@@ -135,13 +135,19 @@ class PeerConnection {
     );
   }
 
-  close(): void {
+  /**
+   * Closes the connection. `reportQueued` (the peer moved or left, the transport goes on):
+   * messages queued for the next flush were never sent, and are handed back as dropped.
+   */
+  close(reportQueued = false): void {
     this.state = "closed";
     clearTimeout(this.timer);
     this.stream?.end();
     this.stream = undefined;
+    const queued = this.queue;
     this.queue = [];
     this.client.close();
+    if (reportQueued && queued.length > 0) this.options.onDropped?.(this.peer, queued);
   }
 
   private log(): TransportLogger {
@@ -371,7 +377,7 @@ export class PeerTransport {
     const wanted = new Map([...peers].filter(([id]) => id !== this.options.nodeId));
     for (const [id, connection] of this.peers) {
       if (wanted.get(id) !== connection.address) {
-        connection.close();
+        connection.close(true);
         this.peers.delete(id);
       }
     }

@@ -159,6 +159,24 @@ describe("peer transport", () => {
     expect(again.inbox.messages[0]).toMatchObject({ type: "MsgApp", from: 1, to: 2 });
   });
 
+  test("a peer whose address changes: messages queued for the old one are reported dropped", async () => {
+    const first = await server();
+    const moved = await server();
+    const { peers, dropped } = transport();
+    peers.setPeers([[2, first.address]]);
+    await waitFor(() => {
+      peers.send([app(2, 1)]);
+      return first.inbox.messages.length > 0;
+    }, "delivery to the first address");
+    await new Promise((resolve) => setImmediate(resolve)); // the last one's flush
+    dropped.length = 0;
+    // Queued for the next flush when the address moves: never sent, so handed back.
+    const read: Message = { type: "MsgReadIndex", from: 1, to: 2, term: 0, context: "c" };
+    peers.send([read]);
+    peers.setPeers([[2, moved.address]]);
+    expect(dropped).toEqual([read]);
+  });
+
   test("a peer that shuts down gracefully is logged at info, not as a lost connection", async () => {
     const peer = await server();
     const logger = recordingLogger();
