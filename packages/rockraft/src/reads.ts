@@ -1,7 +1,7 @@
 // Linearizable reads, batched: the reads that arrive together share one ReadIndex request
 // (one heartbeat round on the leader), and each is answered with the read index the
 // leader confirmed for its batch.
-import type { Message, RawNode, ReadState } from "@rockraft/raft-core";
+import type { Message, RawNode, ReadState, SoftState } from "@rockraft/raft-core";
 import { RockraftError } from "./errors.js";
 import type { Clock, TimerHandle } from "./seams.js";
 
@@ -29,11 +29,18 @@ class PendingRead {
   }
 }
 
+/** A ReadIndex request raft-core sent: its reads, and the leader and term it went to. */
+interface SentBatch {
+  readonly reads: PendingRead[];
+  readonly lead: number;
+  readonly term: number;
+}
+
 export class ReadBatcher {
   /** Reads not yet sent to raft-core. */
   private queued: PendingRead[] = [];
-  /** Batches raft-core is confirming, by read context. */
-  private readonly batches = new Map<string, PendingRead[]>();
+  /** Batches raft-core is confirming, by read context, with the leader and term sent to. */
+  private readonly batches = new Map<string, SentBatch>();
   private counter = 0;
   /**
    * One timer for every read's deadline, armed at the earliest one not yet settled: a read
@@ -88,6 +95,7 @@ export class ReadBatcher {
     this.queued = [];
     if (batch.length === 0) return;
     const context = `${this.prefix}${++this.counter}`;
+    const { lead, term } = raw.softState();
     try {
       raw.readIndex(context);
     } catch {
@@ -95,7 +103,7 @@ export class ReadBatcher {
       this.queued = batch;
       return;
     }
-    this.batches.set(context, batch);
+    this.batches.set(context, { reads: batch, lead, term });
   }
 
   /** The leader confirmed read indexes (a Ready's readStates). */
@@ -104,7 +112,7 @@ export class ReadBatcher {
       const batch = this.batches.get(state.context);
       if (batch === undefined) continue;
       this.batches.delete(state.context);
-      for (const read of batch) read.resolve(state.index);
+      for (const read of batch.reads) read.resolve(state.index);
     }
   }
 
@@ -114,17 +122,22 @@ export class ReadBatcher {
    */
   expire(): void {
     for (const [context, batch] of this.batches) {
-      if (batch.every((read) => read.settled)) this.batches.delete(context);
+      if (batch.reads.every((read) => read.settled)) this.batches.delete(context);
     }
   }
 
   /**
-   * The leader that was to confirm the sent reads is gone (it loses them when it steps
-   * down): a read has no effect, so each fails at once with `error` and may be retried.
+   * The leader or term is now `now`'s: a batch sent to another leader, or in another term,
+   * is lost (a leader drops what it was confirming when its term ends), so its reads fail
+   * at once with `error` and may be retried (a read has no effect). Batches sent to the
+   * leader of `now` (flushed after it was known) wait on. Without `now`, every batch fails.
    */
-  leaderLost(error: Error): void {
-    for (const batch of this.batches.values()) for (const read of batch) read.reject(error);
-    this.batches.clear();
+  leaderLost(error: Error, now?: Pick<SoftState, "lead" | "term">): void {
+    for (const [context, batch] of this.batches) {
+      if (now !== undefined && batch.lead === now.lead && batch.term === now.term) continue;
+      this.batches.delete(context);
+      for (const read of batch.reads) read.reject(error);
+    }
   }
 
   /**
@@ -138,7 +151,7 @@ export class ReadBatcher {
       const batch = this.batches.get(message.context);
       if (batch === undefined) continue;
       this.batches.delete(message.context);
-      for (const read of batch) if (!read.settled) this.resending.push(read);
+      for (const read of batch.reads) if (!read.settled) this.resending.push(read);
     }
     if (this.resending.length === 0 || this.resendTimer !== undefined) return;
     this.resendTimer = this.clock.setTimeout(() => {
@@ -170,7 +183,7 @@ export class ReadBatcher {
     };
     this.queued.forEach(visit);
     this.resending.forEach(visit);
-    for (const batch of this.batches.values()) batch.forEach(visit);
+    for (const batch of this.batches.values()) batch.reads.forEach(visit);
     if (next < Infinity) this.armSweep(next);
   }
 

@@ -515,16 +515,13 @@ export class NodeRuntime {
     const before = this.softState;
     this.softState = soft;
     // Reads sent to a leader that lost its term are dropped there: fail them now, to be
-    // retried. (The copy may go straight to the next leader, or to the same in a new term.)
-    const lost = before.lead !== NONE && (soft.lead !== before.lead || soft.term !== before.term);
+    // retried. (The copy may go straight to the next leader, or to the same in a new term;
+    // reads flushed since, to the leader of this Ready, wait on.)
+    const lost = soft.lead !== before.lead || soft.term !== before.term;
     if (lost && this.reads.hasSent) {
       const why = soft.lead === NONE ? "was lost" : `changed to node ${soft.lead}`;
-      this.reads.leaderLost(
-        new RockraftError(
-          "RAFT_NO_LEADER",
-          `node ${this.nodeId}: the leader ${why} before it confirmed the read; retry`,
-        ),
-      );
+      const error = `node ${this.nodeId}: the leader ${why} before it confirmed the read; retry`;
+      this.reads.leaderLost(new RockraftError("RAFT_NO_LEADER", error), soft);
     }
     if (soft.lead !== NONE) this.leaderOfTerm.set(soft.term, soft.lead);
     if (before.lead !== soft.lead || before.role !== soft.role) {

@@ -35,11 +35,15 @@ function manualClock() {
   return { clock, advance };
 }
 
-/** A raw node that accepts read requests and remembers their contexts. */
+/** A raw node that accepts read requests and remembers their contexts; leader 1 in term 2. */
 function rawNode() {
   const contexts: string[] = [];
-  const raw = { readIndex: (context: string) => contexts.push(context) } as unknown as RawNode;
-  return { raw, contexts };
+  const soft = { lead: 1, term: 2, role: "follower" };
+  const raw = {
+    readIndex: (context: string) => contexts.push(context),
+    softState: () => soft,
+  } as unknown as RawNode;
+  return { raw, contexts, soft };
 }
 
 describe("ReadBatcher", () => {
@@ -81,6 +85,24 @@ describe("ReadBatcher", () => {
     reads.flush(raw, clock.now());
     reads.leaderLost(new RockraftError("RAFT_NO_LEADER", "lost"));
     expect(await sent).toBe("RAFT_NO_LEADER");
+  });
+
+  test("a leader change fails only the batches sent to another leader or in another term", async () => {
+    const { clock } = manualClock();
+    const reads = new ReadBatcher("p/", clock, () => undefined);
+    const { raw, soft } = rawNode();
+    const outcome = (read: Promise<number>) =>
+      read.catch((error: unknown) => (error as RockraftError).code);
+    const toOld = outcome(reads.request(1_000));
+    reads.flush(raw, clock.now()); // to leader 1, term 2
+    Object.assign(soft, { lead: 3, term: 3 }); // the node learns of leader 3...
+    const toNew = outcome(reads.request(1_000));
+    reads.flush(raw, clock.now()); // ...and sends this one there, before its Ready says so
+    reads.leaderLost(new RockraftError("RAFT_NO_LEADER", "changed"), { lead: 3, term: 3 });
+    expect(await toOld).toBe("RAFT_NO_LEADER");
+    expect(reads.hasSent).toBe(true);
+    reads.confirmed([{ index: 5, context: "p/2" }]);
+    expect(await toNew).toBe(5);
   });
 
   test("a request the network dropped unsent is sent again after a pause, with a new context", async () => {
