@@ -1,4 +1,7 @@
-/** Ports free right now on 127.0.0.1 (the operating system picks them). */
+/**
+ * Ports free right now on 127.0.0.1, for servers that bind them later: below the kernel's
+ * ephemeral range where there is room (no outgoing connection takes one meanwhile).
+ */
 export function freePorts(count: number): Promise<number[]>;
 
 /**

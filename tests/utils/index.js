@@ -6,8 +6,52 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join } from "node:path";
 
-/** Ports free right now on 127.0.0.1 (the operating system picks them). */
+/**
+ * Ports free right now on 127.0.0.1, for servers that bind them later (a node's, restarted
+ * on the same port after a kill). Picked below the kernel's ephemeral range where there is
+ * room: a port in it can be taken meanwhile as the local port of any outgoing connection
+ * on the machine, and the node's bind would then fail with EADDRINUSE. Elsewhere the
+ * operating system picks them.
+ */
 export async function freePorts(count) {
+  const below = ephemeralStart();
+  if (below === undefined || below - PICK_FROM < 1_000) return systemPorts(count);
+  const ports = new Set();
+  for (let tries = 0; ports.size < count; tries++) {
+    if (tries >= 1_000) throw new Error(`freePorts: no free port below ${below} in 1,000 tries`);
+    const port = PICK_FROM + Math.floor(Math.random() * (below - PICK_FROM));
+    if (!ports.has(port) && (await bindable(port))) ports.add(port);
+  }
+  return [...ports];
+}
+
+/** The lowest port picked: above the well-known and most registered services' ports. */
+const PICK_FROM = 10_000;
+
+/** Where the kernel's ephemeral ports start (Linux), if it says. */
+function ephemeralStart() {
+  try {
+    const [start] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8")
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    return Number.isInteger(start) ? start : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a server can listen on `port` of 127.0.0.1 now. */
+function bindable(port) {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
+  });
+}
+
+/** Ports the operating system picks (in its ephemeral range). */
+async function systemPorts(count) {
   const servers = await Promise.all(
     Array.from(
       { length: count },
