@@ -22,6 +22,15 @@ function startAll(nodes: readonly SimNode[]): void {
   void nodes[0]!.api!.initialize(nodes.map((node) => ({ nodeId: node.id, addr: node.addr })));
 }
 
+/** What `call` settled with (its value or error), and how long after now it took. */
+function settlement(world: World, call: Promise<unknown>) {
+  const sentAt = world.now;
+  const seen = { outcome: undefined as unknown, tookMs: Infinity };
+  const settle = (outcome: unknown) => Object.assign(seen, { outcome, tookMs: world.now - sentAt });
+  call.then(settle, settle);
+  return seen;
+}
+
 async function cluster() {
   const { world, nodes, network } = simNodes(7);
   startAll(nodes);
@@ -174,13 +183,7 @@ test("a read sent to a leader that another replaces fails at once, to be retried
       from,
       addr,
     );
-  let outcome: unknown;
-  let settledAt = Infinity;
-  const sentAt = world.now;
-  reader.api!.read("k", { timeoutMs: 3_000 }).then(
-    (value) => ((outcome = value), (settledAt = world.now)),
-    (error: unknown) => ((outcome = error), (settledAt = world.now)),
-  );
+  const read = settlement(world, reader.api!.read("k", { timeoutMs: 3_000 }));
   await world.run(world.now + 20);
   expect(runtime.readsWaiting()).toBe(true);
   reader.syncMs = 300; // busy writing the next append while the leadership moves
@@ -189,9 +192,9 @@ test("a read sent to a leader that another replaces fails at once, to be retried
   void leader.api!.transferLeader(next.id).catch(() => undefined);
   await world.run(world.now + 1_000);
   expect(next.runtime!.metrics().state).toBe("leader");
-  expect(outcome).toMatchObject({ code: "RAFT_NO_LEADER" });
-  expect((outcome as Error).message).toMatch(`the leader changed to node ${next.id}`);
-  expect(settledAt - sentAt).toBeLessThan(1_000);
+  expect(read.outcome).toMatchObject({ code: "RAFT_NO_LEADER" });
+  expect((read.outcome as Error).message).toMatch(`the leader changed to node ${next.id}`);
+  expect(read.tookMs).toBeLessThan(1_000);
 });
 
 test("a read whose request to the leader could not be sent is asked again, not left to its deadline", async () => {
@@ -207,17 +210,11 @@ test("a read whose request to the leader could not be sent is asked again, not l
   await world.run(world.now + 500);
   expect(written).toBe(true);
   const restore = network.cutLink(reader.id, leader.id); // the leader still reaches it
-  let outcome: unknown;
-  let settledAt = Infinity;
-  const sentAt = world.now;
-  reader.api!.read("k", { timeoutMs: 5_000 }).then(
-    (value) => ((outcome = value), (settledAt = world.now)),
-    (error: unknown) => ((outcome = error), (settledAt = world.now)),
-  );
+  const read = settlement(world, reader.api!.read("k", { timeoutMs: 5_000 }));
   await world.run(world.now + 300);
-  expect(outcome).toBeUndefined(); // still trying
+  expect(read.tookMs).toBe(Infinity); // still trying
   restore();
   await world.run(world.now + 1_000);
-  expect(new TextDecoder().decode(outcome as Uint8Array)).toBe("v");
-  expect(settledAt - sentAt).toBeLessThan(1_000);
+  expect(new TextDecoder().decode(read.outcome as Uint8Array)).toBe("v");
+  expect(read.tookMs).toBeLessThan(1_000);
 });
