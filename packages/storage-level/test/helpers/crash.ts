@@ -46,10 +46,11 @@ export async function crashRound(
   const child = startFixture("crash-worker.ts", [dataPath, String(seed)]);
   const observed = observe(child);
   try {
-    await waitForLine(child, /^ready /);
+    // A minute: a worker's start (tsx compiling it) can take many seconds on a loaded machine.
+    await waitForLine(child, /^ready /, 60_000);
     const killAt = round.killAt;
     if ("afterMs" in killAt) await new Promise((resolve) => setTimeout(resolve, killAt.afterMs));
-    else await waitForLine(child, new RegExp(`^${killAt.marker} `));
+    else await waitForLine(child, new RegExp(`^${killAt.marker} `), 60_000);
   } finally {
     child.kill("SIGKILL");
     await exited(child);
