@@ -89,10 +89,6 @@ export function checkMembershipTarget(
 }
 
 /**
- * Whether this node knows it was removed: it was a member (in this process), and the
- * configuration in effect, committed as far as it knows, no longer lists it.
- */
-/**
  * The index of the configuration in effect when it already is `target` (the same voters,
  * learners and addresses, applied, no change in progress): a change made again, say by a
  * retry after an unknown outcome, is then done already. Undefined otherwise.
@@ -178,6 +174,10 @@ export async function awaitChange(
   return position.index;
 }
 
+/**
+ * Whether this node knows it was removed: it was a member (in this process), and the
+ * configuration in effect, committed as far as it knows, no longer lists it.
+ */
 export class RemovalWatch {
   private wasMember = false;
   private said = false;
