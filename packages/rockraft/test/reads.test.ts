@@ -46,13 +46,19 @@ function rawNode() {
   return { raw, contexts, soft };
 }
 
+/** A ReadBatcher on a manual clock and a raw node, counting the wake-ups it asks for. */
+function batcher() {
+  const { clock, advance } = manualClock();
+  const woken = { count: 0 };
+  const reads = new ReadBatcher("p/", clock, () => void woken.count++);
+  return { clock, advance, reads, woken, ...rawNode() };
+}
+
 describe("ReadBatcher", () => {
   test("a read the leader never confirms fails at its deadline, without another Ready", async () => {
     // Found by the whole-node simulation: a follower cut off from its leader held reads
     // until something else happened, past their deadlines.
-    const { clock, advance } = manualClock();
-    const reads = new ReadBatcher("p/", clock, () => undefined);
-    const { raw } = rawNode();
+    const { clock, advance, reads, raw } = batcher();
     const outcome = reads.request(100).catch((error: unknown) => error);
     reads.flush(raw, clock.now());
     await advance(99);
@@ -63,9 +69,7 @@ describe("ReadBatcher", () => {
   });
 
   test("reads that arrive together share one context; a confirmation answers each once", async () => {
-    const { clock } = manualClock();
-    const reads = new ReadBatcher("p/", clock, () => undefined);
-    const { raw, contexts } = rawNode();
+    const { clock, reads, raw, contexts } = batcher();
     const a = reads.request(1_000);
     const b = reads.request(1_000);
     reads.flush(raw, clock.now());
@@ -78,9 +82,7 @@ describe("ReadBatcher", () => {
   });
 
   test("a lost leader fails the reads it was confirming; queued ones wait for the next", async () => {
-    const { clock } = manualClock();
-    const reads = new ReadBatcher("p/", clock, () => undefined);
-    const { raw } = rawNode();
+    const { clock, reads, raw } = batcher();
     const sent = reads.request(1_000).catch((error: unknown) => (error as RockraftError).code);
     reads.flush(raw, clock.now());
     reads.leaderLost(new RockraftError("RAFT_NO_LEADER", "lost"));
@@ -88,9 +90,7 @@ describe("ReadBatcher", () => {
   });
 
   test("a leader change fails only the batches sent to another leader or in another term", async () => {
-    const { clock } = manualClock();
-    const reads = new ReadBatcher("p/", clock, () => undefined);
-    const { raw, soft } = rawNode();
+    const { clock, reads, raw, soft } = batcher();
     const outcome = (read: Promise<number>) =>
       read.catch((error: unknown) => (error as RockraftError).code);
     const toOld = outcome(reads.request(1_000));
@@ -106,10 +106,7 @@ describe("ReadBatcher", () => {
   });
 
   test("a request the network dropped unsent is sent again after a pause, with a new context", async () => {
-    const { clock, advance } = manualClock();
-    let wakes = 0;
-    const reads = new ReadBatcher("p/", clock, () => void wakes++);
-    const { raw, contexts } = rawNode();
+    const { clock, advance, reads, raw, contexts, woken } = batcher();
     const read = reads.request(1_000);
     reads.flush(raw, clock.now());
     const request = { type: "MsgReadIndex", from: 2, to: 1, term: 0, context: "p/1" } as const;
@@ -117,7 +114,7 @@ describe("ReadBatcher", () => {
     reads.dropped([request]); // reported twice: sent again once
     expect(reads.hasQueued).toBe(false);
     await advance(50);
-    expect([reads.hasQueued, wakes]).toEqual([true, 1]);
+    expect([reads.hasQueued, woken.count]).toEqual([true, 1]);
     reads.flush(raw, clock.now());
     expect(contexts).toEqual(["p/1", "p/2"]);
     reads.confirmed([{ index: 7, context: "p/1" }]); // the dropped request has no answer
@@ -126,10 +123,7 @@ describe("ReadBatcher", () => {
   });
 
   test("reads waiting to be sent again fail at their deadline, or when the node stops", async () => {
-    const { clock, advance } = manualClock();
-    let wakes = 0;
-    const reads = new ReadBatcher("p/", clock, () => void wakes++);
-    const { raw } = rawNode();
+    const { clock, advance, reads, raw, woken } = batcher();
     const early = reads.request(20).catch((error: unknown) => (error as RockraftError).code);
     const late = reads.request(1_000).catch((error: unknown) => (error as RockraftError).code);
     reads.flush(raw, clock.now());
@@ -139,14 +133,12 @@ describe("ReadBatcher", () => {
     reads.rejectAll(new RockraftError("RAFT_NODE_STOPPED", "stopped"));
     expect(await late).toBe("RAFT_NODE_STOPPED");
     await advance(100); // the pause's timer went with them
-    expect([reads.hasQueued, wakes]).toEqual([false, 0]);
+    expect([reads.hasQueued, woken.count]).toEqual([false, 0]);
   });
 });
 
 test("reads with later deadlines are failed in turn, each at its own deadline", async () => {
-  const { clock, advance } = manualClock();
-  const reads = new ReadBatcher("p/", clock, () => undefined);
-  const { raw } = rawNode();
+  const { clock, advance, reads, raw } = batcher();
   const failedAt: Record<string, number> = {};
   const track = (name: string, deadline: number) =>
     reads.request(deadline).catch(() => (failedAt[name] = clock.now()));
