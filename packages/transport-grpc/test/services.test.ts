@@ -188,9 +188,8 @@ describe.each([
   test("a write without a session is not tried again without time for its answer: refused, its outcome known", async () => {
     let calls = 0;
     // Each refusal takes 300 ms (the server's latency, not a wait of the test), so after the
-    // first only about 475 ms are left, less than
-    // twice that: a second attempt could be cut short by the deadline (a third, started
-    // about 675 ms in, would be), which would leave the write's outcome unknown.
+    // first only about 475 ms are left, less than twice that: a second attempt could be cut
+    // short by the deadline, which would leave the write's outcome unknown.
     const put: KvHandler["put"] = async () => {
       calls += 1;
       await new Promise((resolve) => setTimeout(resolve, 300));

@@ -25,8 +25,6 @@ afterAll(() => {
 });
 
 const cleanups: (() => Promise<void> | void)[] = [];
-/** The deadline of a call that must be served. */
-const SERVED_MS = 10_000;
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
@@ -51,7 +49,10 @@ async function tlsServer(
   return started;
 }
 
-/** A client of `address`; a call that must be served gets `SERVED_MS` (a handshake may be slow). */
+/** The deadline of a call that must be served (a handshake may be slow on a loaded machine). */
+const SERVED_MS = 10_000;
+
+/** A client of `address`; its calls' deadline is 2 s (one expected to be refused) or `timeoutMs`. */
 function clientOf(
   address: string,
   tls: ConstructorParameters<typeof RockraftClient>[0]["tls"],
