@@ -34,6 +34,16 @@ interface SentBatch {
   readonly reads: PendingRead[];
   readonly lead: number;
   readonly term: number;
+  /**
+   * When it was sent (monotonic ms), if to another node: its request or answer may be lost
+   * on the way, and it is asked again if unanswered (see `retry`).
+   */
+  readonly sentAt: number | undefined;
+  /**
+   * Its unsettled reads were asked again in a newer request: they follow that one (a leader
+   * change fails them there), and this one's answer, should it still come, answers them too.
+   */
+  superseded: boolean;
 }
 
 export class ReadBatcher {
@@ -51,6 +61,8 @@ export class ReadBatcher {
   /** Reads whose request the network dropped unsent, to be queued again after a pause. */
   private resending: PendingRead[] = [];
   private resendTimer: TimerHandle;
+  /** One timer for asking again of batches sent to another node and not answered. */
+  private retryTimer: TimerHandle;
 
   /**
    * `prefix` starts every read context. It must be random per process: a restarted node
@@ -103,7 +115,10 @@ export class ReadBatcher {
       this.queued = batch;
       return;
     }
-    this.batches.set(context, { reads: batch, lead, term });
+    const remote = lead !== raw.id;
+    const sentAt = remote ? this.clock.monotonic() : undefined;
+    this.batches.set(context, { reads: batch, lead, term, sentAt, superseded: false });
+    if (remote) this.armRetry(READ_RETRY_MS);
   }
 
   /** The leader confirmed read indexes (a Ready's readStates). */
@@ -136,6 +151,7 @@ export class ReadBatcher {
     for (const [context, batch] of this.batches) {
       if (now !== undefined && batch.lead === now.lead && batch.term === now.term) continue;
       this.batches.delete(context);
+      if (now !== undefined && batch.superseded) continue; // its reads wait where they went
       for (const read of batch.reads) read.reject(error);
     }
   }
@@ -151,6 +167,7 @@ export class ReadBatcher {
       const batch = this.batches.get(message.context);
       if (batch === undefined) continue;
       this.batches.delete(message.context);
+      if (batch.superseded) continue; // its reads went out again already
       for (const read of batch.reads) if (!read.settled) this.resending.push(read);
     }
     if (this.resending.length === 0 || this.resendTimer !== undefined) return;
@@ -160,6 +177,44 @@ export class ReadBatcher {
       this.resending = [];
       this.wake();
     }, RESEND_PAUSE_MS);
+  }
+
+  /**
+   * Batches sent to the leader and still unanswered after {@link READ_RETRY_MS} are asked
+   * again, together in one new request: their request or its answer may have been lost on
+   * the way (a stream that broke after writing it), and nothing else would tell. Each stays
+   * in the map, superseded: a slow leader's late answer to it still counts (an answer to any
+   * request made after a read arrived is a valid read index for it). Safe: a read has no
+   * effect, and a later request can only be answered with a later read index. The timer
+   * runs every {@link READ_RETRY_MS} while such batches wait, so a batch is asked again
+   * 500 to 1,000 ms after it was sent, and however many wait, at most one new request goes
+   * out per round. (A leader's own batches need no retry: its heartbeat rounds confirm them.)
+   */
+  private retry(): void {
+    this.retryTimer = undefined;
+    const now = this.clock.monotonic();
+    let waiting = false;
+    let asked = false;
+    for (const batch of this.batches.values()) {
+      if (batch.sentAt === undefined || batch.superseded) continue;
+      if (batch.sentAt + READ_RETRY_MS > now) {
+        waiting = true; // asked again at the next round
+        continue;
+      }
+      batch.superseded = true;
+      for (const read of batch.reads) {
+        if (read.settled) continue;
+        this.queued.push(read);
+        asked = true;
+      }
+    }
+    if (waiting) this.armRetry(READ_RETRY_MS);
+    if (asked) this.wake();
+  }
+
+  private armRetry(ms: number): void {
+    if (this.retryTimer !== undefined) return;
+    this.retryTimer = this.clock.setTimeout(() => this.retry(), Math.max(0, ms));
   }
 
   /** Whether batches wait for confirmation. */
@@ -204,6 +259,8 @@ export class ReadBatcher {
     this.sweepAt = Infinity;
     this.clock.clear(this.resendTimer);
     this.resendTimer = undefined;
+    this.clock.clear(this.retryTimer);
+    this.retryTimer = undefined;
     for (const read of [...this.queued, ...this.resending]) read.reject(error);
     this.queued = [];
     this.resending = [];
@@ -213,3 +270,8 @@ export class ReadBatcher {
 
 /** The pause before reads whose request could not be sent are sent again. */
 const RESEND_PAUSE_MS = 50;
+/**
+ * How long a batch sent to the leader waits for its answer before it is asked again
+ * (etcd's server retries its ReadIndex requests after the same time).
+ */
+export const READ_RETRY_MS = 500;

@@ -32,14 +32,20 @@ function manualClock() {
     }
     await Promise.resolve();
   };
-  return { clock, advance };
+  /** Timers armed and not yet cancelled or fired. */
+  const armed = () => timers.filter((timer) => !timer.cancelled).length;
+  return { clock, advance, armed };
 }
 
-/** A raw node that accepts read requests and remembers their contexts; leader 1 in term 2. */
+/**
+ * Node 2's raw node, which accepts read requests and remembers their contexts; leader 1 in
+ * term 2.
+ */
 function rawNode() {
   const contexts: string[] = [];
   const soft = { lead: 1, term: 2, role: "follower" };
   const raw = {
+    id: 2,
     readIndex: (context: string) => contexts.push(context),
     softState: () => soft,
   } as unknown as RawNode;
@@ -48,10 +54,10 @@ function rawNode() {
 
 /** A ReadBatcher on a manual clock and a raw node, counting the wake-ups it asks for. */
 function batcher() {
-  const { clock, advance } = manualClock();
+  const { clock, advance, armed } = manualClock();
   const woken = { count: 0 };
   const reads = new ReadBatcher("p/", clock, () => void woken.count++);
-  return { clock, advance, reads, woken, ...rawNode() };
+  return { clock, advance, armed, reads, woken, ...rawNode() };
 }
 
 describe("ReadBatcher", () => {
@@ -133,6 +139,96 @@ describe("ReadBatcher", () => {
     reads.rejectAll(new RockraftError("RAFT_NODE_STOPPED", "stopped"));
     expect(await late).toBe("RAFT_NODE_STOPPED");
     await advance(100); // the pause's timer went with them
+    expect([reads.hasQueued, woken.count]).toEqual([false, 0]);
+  });
+
+  test("batches the leader has not answered in 500 ms are asked again, as one new request", async () => {
+    const { clock, advance, reads, raw, contexts, woken } = batcher();
+    const first = reads.request(5_000);
+    reads.flush(raw, clock.now());
+    await advance(100);
+    const second = reads.request(5_000);
+    reads.flush(raw, clock.now());
+    await advance(399);
+    expect([reads.hasQueued, woken.count]).toEqual([false, 0]);
+    await advance(1); // the first is 500 ms old: asked again
+    expect([reads.hasQueued, woken.count]).toEqual([true, 1]);
+    await advance(100); // the second waits for the next round...
+    expect(woken.count).toBe(1);
+    await advance(400); // ...and joins the first's
+    expect(woken.count).toBe(2);
+    reads.flush(raw, clock.now());
+    expect(contexts).toEqual(["p/1", "p/2", "p/3"]);
+    reads.confirmed([{ index: 7, context: "p/1" }]); // a late answer to the first request counts
+    expect(await first).toBe(7);
+    reads.confirmed([{ index: 8, context: "p/3" }]);
+    expect(await second).toBe(8);
+    reads.expire();
+    expect(reads.hasSent).toBe(false);
+    await advance(2_000); // nothing left to ask again
+    expect([contexts.length, woken.count]).toEqual([3, 2]);
+  });
+
+  test("a leader that always answers after 500 ms still answers every read", async () => {
+    const { clock, advance, reads, raw, contexts } = batcher();
+    const read = reads.request(10_000);
+    reads.flush(raw, clock.now());
+    await advance(500);
+    reads.flush(raw, clock.now()); // asked again, as p/2
+    await advance(100);
+    reads.confirmed([{ index: 4, context: contexts[0]! }]); // p/1's answer, 600 ms late
+    expect(await read).toBe(4);
+    reads.confirmed([{ index: 5, context: "p/2" }]); // ignored: the read has its answer
+    reads.expire();
+    expect(reads.hasSent).toBe(false);
+  });
+
+  test("reads asked again follow their newest request through a leader change", async () => {
+    const { clock, advance, reads, raw, soft } = batcher();
+    const read = reads.request(10_000);
+    reads.flush(raw, clock.now()); // p/1, to leader 1 in term 2
+    await advance(500);
+    Object.assign(soft, { lead: 3, term: 3 });
+    reads.flush(raw, clock.now()); // p/2, to leader 3
+    reads.leaderLost(new RockraftError("RAFT_NO_LEADER", "changed"), { lead: 3, term: 3 });
+    expect(reads.hasSent).toBe(true); // p/1 is gone, p/2 waits: the read is not failed
+    reads.confirmed([{ index: 2, context: "p/1" }]); // the old leader's answer no longer counts
+    reads.confirmed([{ index: 9, context: "p/2" }]);
+    expect(await read).toBe(9);
+    reads.expire();
+    expect(reads.hasSent).toBe(false);
+  });
+
+  test("a superseded request dropped unsent sends nothing again", async () => {
+    const { clock, advance, reads, raw, contexts } = batcher();
+    const read = reads.request(10_000);
+    reads.flush(raw, clock.now());
+    await advance(500);
+    reads.flush(raw, clock.now()); // p/2 carries the read now
+    reads.dropped([{ type: "MsgReadIndex", from: 2, to: 1, term: 0, context: "p/1" }]);
+    await advance(50);
+    expect(reads.hasQueued).toBe(false);
+    reads.confirmed([{ index: 6, context: "p/2" }]);
+    expect([await read, contexts.length]).toEqual([6, 2]);
+  });
+
+  test("a leader's own batches are not asked again (its heartbeat rounds confirm them)", async () => {
+    const { clock, advance, reads, raw, soft, woken } = batcher();
+    Object.assign(soft, { lead: 2, role: "leader" });
+    void reads.request(5_000);
+    reads.flush(raw, clock.now());
+    await advance(2_000);
+    expect([reads.hasQueued, woken.count]).toEqual([false, 0]);
+  });
+
+  test("a node that stops asks nothing again, and leaves no timer", async () => {
+    const { clock, advance, armed, reads, raw, woken } = batcher();
+    const read = reads.request(5_000).catch((error: unknown) => (error as RockraftError).code);
+    reads.flush(raw, clock.now());
+    reads.rejectAll(new RockraftError("RAFT_NODE_STOPPED", "stopped"));
+    expect(await read).toBe("RAFT_NODE_STOPPED");
+    expect(armed()).toBe(0);
+    await advance(1_000);
     expect([reads.hasQueued, woken.count]).toEqual([false, 0]);
   });
 });
