@@ -39,7 +39,8 @@ test(
     const lost = runtimeOf(cluster.node(reader!))
       .readIndex(30_000)
       .catch(() => undefined);
-    await eventually(() => readsArrived === 1, "the read to reach the leader");
+    // (Unanswered, it is asked again every 500 ms: the count may go on.)
+    await eventually(() => readsArrived >= 1, "the read to reach the leader");
 
     // The reader restarts (a new runtime, as a new process would be) and a write commits.
     await cluster.stop(reader!);
@@ -49,8 +50,9 @@ test(
     const { logId } = await leader.raft().clientWrite({ key: "k", value: "acknowledged" });
 
     // The restarted reader reads; once its request is at the leader, heartbeats flow again.
+    const before = readsArrived; // the old process's requests, which stopped with it
     const readPoint = runtimeOf(restarted).readIndex(10_000);
-    await eventually(() => readsArrived === 2, "the new read to reach the leader");
+    await eventually(() => readsArrived > before, "the new read to reach the leader");
     heartbeatsHeard = true;
     expect(await readPoint).toBeGreaterThanOrEqual(logId.index);
   },
