@@ -197,18 +197,25 @@ test("a read sent to a leader that another replaces fails at once, to be retried
   expect(read.tookMs).toBeLessThan(1_000);
 });
 
-test("a read whose request to the leader could not be sent is asked again, not left to its deadline", async () => {
-  // A follower whose connection to the leader is down (a restarted node's, still
-  // connecting) drops its MsgReadIndex unsent; the read was never at the leader.
+/** A cluster where "k" is "v", committed and applied on the leader; a follower to read on. */
+async function written() {
   const { world, nodes, network } = await cluster();
   const leader = nodes.find((node) => node.runtime!.metrics().state === "leader")!;
   const reader = nodes.find((node) => node !== leader)!;
-  let written = false;
-  void leader.api!.clientWrite({ key: "k", value: "v" }, { session: false }).then(() => {
-    written = true;
-  });
+  const write = settlement(
+    world,
+    leader.api!.clientWrite({ key: "k", value: "v" }, { session: false }),
+  );
   await world.run(world.now + 500);
-  expect(written).toBe(true);
+  expect(write.tookMs).toBeLessThan(500);
+  expect(write.outcome).not.toBeInstanceOf(Error);
+  return { world, network, leader, reader };
+}
+
+test("a read whose request to the leader could not be sent is asked again, not left to its deadline", async () => {
+  // A follower whose connection to the leader is down (a restarted node's, still
+  // connecting) drops its MsgReadIndex unsent; the read was never at the leader.
+  const { world, network, leader, reader } = await written();
   const restore = network.cutLink(reader.id, leader.id); // the leader still reaches it
   const read = settlement(world, reader.api!.read("k", { timeoutMs: 5_000 }));
   await world.run(world.now + 300);
@@ -222,15 +229,7 @@ test("a read whose request to the leader could not be sent is asked again, not l
 test("a read whose request or answer was lost on the way is asked again, not left to its deadline", async () => {
   // A stream that breaks after a MsgReadIndex was written (or its answer) loses it without a
   // report: nothing tells the follower, whose read would wait for its deadline.
-  const { world, nodes } = await cluster();
-  const leader = nodes.find((node) => node.runtime!.metrics().state === "leader")!;
-  const reader = nodes.find((node) => node !== leader)!;
-  let written = false;
-  void leader.api!.clientWrite({ key: "k", value: "v" }, { session: false }).then(() => {
-    written = true;
-  });
-  await world.run(world.now + 500);
-  expect(written).toBe(true);
+  const { world, leader, reader } = await written();
   const runtime = leader.runtime!;
   const receive = runtime.receive.bind(runtime);
   let lost = 0;
