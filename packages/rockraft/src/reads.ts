@@ -274,4 +274,4 @@ const RESEND_PAUSE_MS = 50;
  * How long a batch sent to the leader waits for its answer before it is asked again
  * (etcd's server retries its ReadIndex requests after the same time).
  */
-export const READ_RETRY_MS = 500;
+const READ_RETRY_MS = 500;
