@@ -113,7 +113,10 @@ const bytes = (value: Bytes): Uint8Array =>
 export class RaftApi {
   /** Writes in this node's own session, for writes without one (undefined: disabled). */
   private readonly sessionWrite: ReturnType<typeof nodeSession> | undefined;
-  /** How long one attempt of a session's write waits before it is proposed again. */
+  /**
+   * How long one attempt of a session's write waits before it is proposed again, and one of
+   * a leadership transfer before it is asked for again.
+   */
   private readonly attemptMs: number;
 
   /** The cluster's users, roles and permissions, and tokens for them. */
@@ -316,15 +319,32 @@ export class RaftApi {
     );
   }
 
-  /** Asks the leader to hand leadership to `nodeId`; resolves once that node leads. */
+  /**
+   * Asks the leader to hand leadership to `nodeId`; resolves once that node leads. A
+   * transfer that has not happened within {@link attemptMs} is asked for once more (while the
+   * deadline leaves more than that), if the same leader still leads: a leader abandons a
+   * transfer after an election timeout, and its request or MsgTimeoutNow may have been lost
+   * on the way. Not more often: a leader refuses writes while a transfer is under way. Not
+   * after a leadership change: that was another caller's transfer, or an election.
+   */
   async transferLeader(nodeId: NodeId, options: CallOptions = {}): Promise<void> {
-    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    await this.runtime.awaitLeader(this.runtime.clock.now() + timeoutMs);
+    const { clock } = this.runtime;
+    const deadline = clock.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+    const toLead = (timeoutMs: number) =>
+      this.wait({ timeoutMs }).metrics((m) => m.currentLeader === nodeId, `node ${nodeId} to lead`);
+    await this.runtime.awaitLeader(deadline);
+    const leader = this.runtime.knownLeader();
     this.runtime.transferLeader(nodeId);
-    await this.wait({ timeoutMs }).metrics(
-      (m) => m.currentLeader === nodeId,
-      `node ${nodeId} to lead`,
-    );
+    if (deadline - clock.now() > this.attemptMs) {
+      try {
+        await toLead(this.attemptMs);
+        return;
+      } catch (error) {
+        if (!(error instanceof RockraftError) || error.code !== "RAFT_WAIT_TIMEOUT") throw error;
+      }
+      if (this.runtime.knownLeader() === leader) this.runtime.transferLeader(nodeId);
+    }
+    await toLead(Math.max(0, deadline - clock.now()));
   }
 
   /** Takes a snapshot of this node's state now; resolves with its index. */

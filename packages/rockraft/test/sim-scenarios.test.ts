@@ -249,3 +249,31 @@ test("a read whose request or answer was lost on the way is asked again, not lef
   expect(new TextDecoder().decode(read.outcome as Uint8Array)).toBe("v");
   expect(read.tookMs).toBeLessThan(1_500);
 });
+
+test("a leadership transfer whose MsgTimeoutNow was lost is asked again, not left to its deadline", async () => {
+  // The leader abandons a transfer its target never acted on after an election timeout (a
+  // MsgTimeoutNow lost with a broken stream, or dropped unsent while the peer connection
+  // was not up yet, as after a restart); the call then waited for its whole deadline.
+  const { world, nodes } = await cluster();
+  const leader = nodes.find((node) => node.runtime!.metrics().state === "leader")!;
+  const target = nodes.find((node) => node !== leader)!;
+  const runtime = target.runtime!;
+  const receive = runtime.receive.bind(runtime);
+  let lost = 0;
+  runtime.receive = (messages, from, addr) =>
+    receive(
+      messages.filter((m) => {
+        const lose = lost === 0 && m.type === "MsgTimeoutNow";
+        if (lose) lost++;
+        return !lose;
+      }),
+      from,
+      addr,
+    );
+  const transfer = settlement(world, leader.api!.transferLeader(target.id, { timeoutMs: 8_000 }));
+  await world.run(world.now + 4_000);
+  expect(lost).toBe(1);
+  expect(transfer.tookMs).toBeLessThan(2 * 1_200); // asked again after 1.2 s (sim: 2 x 600 ms)
+  expect(transfer.outcome).toBeUndefined(); // resolved, not rejected
+  expect(target.runtime!.metrics().state).toBe("leader");
+});

@@ -269,7 +269,9 @@ export class FaultSchedule {
         if (leader === undefined) return;
         const target: NodeId = world.pick(ids.filter((id) => id !== leader.id));
         this.note(`transfer leadership ${leader.id} -> ${target}`);
-        void leader.api?.transferLeader(target, { timeoutMs: 1_000 }).catch(() => undefined);
+        // Some long enough to ask again (after 1.2 s here) for a transfer not yet done.
+        const timeoutMs = world.between(1_000, 4_000);
+        void leader.api?.transferLeader(target, { timeoutMs }).catch(() => undefined);
         return;
       }
       case "membership": {
