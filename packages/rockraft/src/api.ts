@@ -321,11 +321,12 @@ export class RaftApi {
 
   /**
    * Asks the leader to hand leadership to `nodeId`; resolves once that node leads. A
-   * transfer that has not happened within {@link attemptMs} is asked for once more (while the
-   * deadline leaves more than that), if the same leader still leads: a leader abandons a
-   * transfer after an election timeout, and its request or MsgTimeoutNow may have been lost
-   * on the way. Not more often: a leader refuses writes while a transfer is under way. Not
-   * after a leadership change: that was another caller's transfer, or an election.
+   * transfer that has not happened within two maximal election timeouts (at least 1 s) is
+   * asked for once more (while the deadline leaves more than that), if the same leader still
+   * leads: a leader abandons a transfer after an election timeout, and its request or
+   * MsgTimeoutNow may have been lost on the way. Not more often: a leader refuses writes while
+   * a transfer is under way. Not after a leadership change: that was another caller's
+   * transfer, or an election.
    */
   async transferLeader(nodeId: NodeId, options: CallOptions = {}): Promise<void> {
     const { clock } = this.runtime;

@@ -3,6 +3,7 @@ import { SimNetwork } from "./sim/network.js";
 import { SimNode, simConfig } from "./sim/process.js";
 import { World } from "./sim/world.js";
 import { RockraftError } from "../src/index.js";
+import type { Message } from "@rockraft/raft-core";
 
 // Scenarios found by the whole-node simulation, kept as tests in the same simulated world.
 
@@ -212,6 +213,25 @@ async function written() {
   return { world, network, leader, reader };
 }
 
+/** `node` loses the first message it receives that `matches`, as a broken stream would. */
+function loseFirst(node: SimNode, matches: (message: Message, from: number) => boolean) {
+  const runtime = node.runtime!;
+  const receive = runtime.receive.bind(runtime);
+  const lost = { count: 0 };
+  const kept = (message: Message, from: number) => {
+    if (lost.count > 0 || !matches(message, from)) return true;
+    lost.count++;
+    return false;
+  };
+  runtime.receive = (messages, from, addr) =>
+    receive(
+      messages.filter((m) => kept(m, from)),
+      from,
+      addr,
+    );
+  return lost;
+}
+
 test("a read whose request to the leader could not be sent is asked again, not left to its deadline", async () => {
   // A follower whose connection to the leader is down (a restarted node's, still
   // connecting) drops its MsgReadIndex unsent; the read was never at the leader.
@@ -230,22 +250,10 @@ test("a read whose request or answer was lost on the way is asked again, not lef
   // A stream that breaks after a MsgReadIndex was written (or its answer) loses it without a
   // report: nothing tells the follower, whose read would wait for its deadline.
   const { world, leader, reader } = await written();
-  const runtime = leader.runtime!;
-  const receive = runtime.receive.bind(runtime);
-  let lost = 0;
-  runtime.receive = (messages, from, addr) =>
-    receive(
-      messages.filter((m) => {
-        const lose = lost === 0 && m.type === "MsgReadIndex" && from === reader.id;
-        if (lose) lost++;
-        return !lose;
-      }),
-      from,
-      addr,
-    );
+  const lost = loseFirst(leader, (m, from) => m.type === "MsgReadIndex" && from === reader.id);
   const read = settlement(world, reader.api!.read("k", { timeoutMs: 5_000 }));
   await world.run(world.now + 2_000);
-  expect(lost).toBe(1);
+  expect(lost.count).toBe(1);
   expect(new TextDecoder().decode(read.outcome as Uint8Array)).toBe("v");
   expect(read.tookMs).toBeLessThan(1_500);
 });
@@ -257,22 +265,10 @@ test("a leadership transfer whose MsgTimeoutNow was lost is asked again, not lef
   const { world, nodes } = await cluster();
   const leader = nodes.find((node) => node.runtime!.metrics().state === "leader")!;
   const target = nodes.find((node) => node !== leader)!;
-  const runtime = target.runtime!;
-  const receive = runtime.receive.bind(runtime);
-  let lost = 0;
-  runtime.receive = (messages, from, addr) =>
-    receive(
-      messages.filter((m) => {
-        const lose = lost === 0 && m.type === "MsgTimeoutNow";
-        if (lose) lost++;
-        return !lose;
-      }),
-      from,
-      addr,
-    );
+  const lost = loseFirst(target, (m) => m.type === "MsgTimeoutNow");
   const transfer = settlement(world, leader.api!.transferLeader(target.id, { timeoutMs: 8_000 }));
   await world.run(world.now + 4_000);
-  expect(lost).toBe(1);
+  expect(lost.count).toBe(1);
   expect(transfer.tookMs).toBeLessThan(2 * 1_200); // asked again after 1.2 s (sim: 2 x 600 ms)
   expect(transfer.outcome).toBeUndefined(); // resolved, not rejected
   expect(target.runtime!.metrics().state).toBe("leader");
