@@ -58,6 +58,13 @@ class PeerConnection {
   private client: RaftServiceClient;
   private stream: ClientWritableStream<SendRequest> | undefined;
   private state: State = "connecting";
+  /**
+   * Whether the first connection attempt is still under way: messages wait for it in the
+   * queue (a new cluster's first votes, and the answers on the peers' own new connections
+   * back, are sent before any connection is up). Later, a peer that is not connected is
+   * down or unreachable, and its messages are dropped at once.
+   */
+  private firstAttempt = true;
   private queue: Message[] = [];
   private flushScheduled = false;
   private waitingForDrain = false;
@@ -98,7 +105,8 @@ class PeerConnection {
   }
 
   enqueue(messages: Message[]): void {
-    if (this.state !== "ready") {
+    const waiting = this.state === "connecting" && this.firstAttempt;
+    if (this.state !== "ready" && !waiting) {
       this.drop(messages, "peer is not connected");
       return;
     }
@@ -107,6 +115,10 @@ class PeerConnection {
       return;
     }
     for (const message of messages) this.queue.push(message);
+    if (!waiting) this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => {
@@ -180,13 +192,16 @@ class PeerConnection {
     });
     this.stream = stream;
     this.state = "ready";
+    this.firstAttempt = false;
     this.backoff.reset();
     this.log().debug({ peer: this.peer, address: this.address }, "connected to peer");
+    if (this.queue.length > 0) this.scheduleFlush(); // what waited for the first attempt
   }
 
   private down(error: Error): void {
     if (this.state === "closed") return;
     const wasReady = this.state === "ready";
+    this.firstAttempt = false;
     this.stream = undefined;
     this.waitingForDrain = false;
     const dropped = this.queue;

@@ -7,6 +7,7 @@ import {
   RaftServiceService,
   type SendRequest,
 } from "../src/gen/rockraft/v1/raft.js";
+import { freePorts } from "@rockraft/test-utils";
 import { recordingLogger, startServer, waitFor } from "./helpers/servers.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -157,6 +158,34 @@ describe("peer transport", () => {
       return again.inbox.messages.length > 0;
     }, "delivery after the peer came back");
     expect(again.inbox.messages[0]).toMatchObject({ type: "MsgApp", from: 1, to: 2 });
+  });
+
+  test("messages sent while the first connection to a peer is made are delivered, not dropped", async () => {
+    // A new cluster's first election: the candidate's votes, and the peers' answers on
+    // their own new connections back, go out before any connection is up. Dropped, each
+    // cost an election timeout (about 3 s before a three-node cluster had a leader).
+    const { inbox, address } = await server();
+    const { peers, dropped, unreachable } = transport();
+    peers.setPeers([[2, address]]);
+    peers.send([app(2, 1)]);
+    peers.send([app(2, 2)]);
+    await waitFor(() => inbox.messages.length === 2, "both messages");
+    expect(inbox.messages.map((m) => (m as { index: number }).index)).toEqual([1, 2]);
+    expect([dropped, unreachable]).toEqual([[], []]);
+  });
+
+  test("messages queued for a first connection that fails are reported dropped", async () => {
+    const [port] = await freePorts(1);
+    const { peers, dropped, unreachable } = transport();
+    peers.setPeers([[2, `127.0.0.1:${port}`]]); // nothing listens there
+    const read: Message = { type: "MsgReadIndex", from: 1, to: 2, term: 0, context: "c" };
+    peers.send([read]);
+    await waitFor(() => dropped.length > 0, "the drop", 5_000);
+    expect(dropped).toEqual([read]);
+    expect(unreachable).toContain(2);
+    dropped.length = 0;
+    peers.send([app(2, 3)]); // known to be down now: dropped at once
+    expect(dropped).toEqual([app(2, 3)]);
   });
 
   test("a peer whose address changes: messages queued for the old one are reported dropped", async () => {
