@@ -243,9 +243,10 @@ export class NodeRuntime {
    * raft-core forwards the proposal to the leader over the peer stream (a MsgProp, batched
    * with the others), and the proposal's request id finds it again when this node applies
    * it: no gRPC call per forwarded write. A MsgProp the network drops unsent (the leader
-   * is down or its queue full) fails the proposal at once with RAFT_PROPOSAL_DROPPED
-   * (reason `unreachable`), which is safe to retry; one lost after it was sent is only
-   * noticed at the deadline, with an unknown outcome.
+   * is down or its queue full; on a new connection, once its first attempt fails, within a
+   * second) fails the proposal with RAFT_PROPOSAL_DROPPED (reason `unreachable`), which is
+   * safe to retry; one lost after it was sent is only noticed at the deadline, with an
+   * unknown outcome.
    */
   async write(command: Command, timeoutMs: number): Promise<AppliedWrite> {
     this.assertRunning();

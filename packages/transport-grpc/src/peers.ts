@@ -149,7 +149,9 @@ class PeerConnection {
 
   /**
    * Closes the connection. `reportQueued` (the peer moved or left, the transport goes on):
-   * messages queued for the next flush were never sent, and are handed back as dropped.
+   * messages queued for the next flush (or for the first attempt) were never sent, and are
+   * handed back as dropped. Without it (the transport closes with its node) they are
+   * discarded.
    */
   close(reportQueued = false): void {
     this.state = "closed";

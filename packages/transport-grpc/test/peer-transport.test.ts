@@ -180,12 +180,24 @@ describe("peer transport", () => {
     peers.setPeers([[2, `127.0.0.1:${port}`]]); // nothing listens there
     const read: Message = { type: "MsgReadIndex", from: 1, to: 2, term: 0, context: "c" };
     peers.send([read]);
-    await waitFor(() => dropped.length > 0, "the drop", 5_000);
+    expect(dropped).toEqual([]); // it waits for the first attempt...
+    await waitFor(() => dropped.length > 0, "the drop", 5_000); // ...which fails
     expect(dropped).toEqual([read]);
     expect(unreachable).toContain(2);
     dropped.length = 0;
     peers.send([app(2, 3)]); // known to be down now: dropped at once
     expect(dropped).toEqual([app(2, 3)]);
+  });
+
+  test("messages waiting for a first connection are reported dropped when the address changes", async () => {
+    const [port] = await freePorts(1);
+    const moved = await server();
+    const { peers, dropped } = transport();
+    peers.setPeers([[2, `127.0.0.1:${port}`]]);
+    const read: Message = { type: "MsgReadIndex", from: 1, to: 2, term: 0, context: "c" };
+    peers.send([read]);
+    peers.setPeers([[2, moved.address]]);
+    expect(dropped).toEqual([read]);
   });
 
   test("a peer whose address changes: messages queued for the old one are reported dropped", async () => {
