@@ -158,8 +158,9 @@ export class ReadBatcher {
 
   /**
    * Requests the network dropped unsent (no connection to the leader: it is down, or a new
-   * connection's first attempt failed): they never reached it, so their reads are queued again after a pause (a read has no effect) and
-   * sent once the connection is up, rather than left to their deadline.
+   * connection's first attempt failed): they never reached it, so their reads are queued
+   * again after a pause (a read has no effect) and sent once the connection is up, rather
+   * than left to their deadline.
    */
   dropped(messages: readonly Message[]): void {
     for (const message of messages) {
