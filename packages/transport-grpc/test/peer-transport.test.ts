@@ -58,6 +58,9 @@ const app = (to: number, index: number, entries: Entry[] = [entry(index + 1)]): 
   commit: index,
 });
 
+/** A read request to node 2: what rockraft sends again when it is reported dropped. */
+const read: Message = { type: "MsgReadIndex", from: 1, to: 2, term: 0, context: "c" };
+
 describe("peer transport", () => {
   test("a batch of every message type arrives intact and in order", async () => {
     const { inbox, address } = await server();
@@ -178,7 +181,6 @@ describe("peer transport", () => {
     const [port] = await freePorts(1);
     const { peers, dropped, unreachable } = transport();
     peers.setPeers([[2, `127.0.0.1:${port}`]]); // nothing listens there
-    const read: Message = { type: "MsgReadIndex", from: 1, to: 2, term: 0, context: "c" };
     peers.send([read]);
     expect(dropped).toEqual([]); // it waits for the first attempt...
     await waitFor(() => dropped.length > 0, "the drop", 5_000); // ...which fails
@@ -194,7 +196,6 @@ describe("peer transport", () => {
     const moved = await server();
     const { peers, dropped } = transport();
     peers.setPeers([[2, `127.0.0.1:${port}`]]);
-    const read: Message = { type: "MsgReadIndex", from: 1, to: 2, term: 0, context: "c" };
     peers.send([read]);
     peers.setPeers([[2, moved.address]]);
     expect(dropped).toEqual([read]);
@@ -212,7 +213,6 @@ describe("peer transport", () => {
     await new Promise((resolve) => setImmediate(resolve)); // the last one's flush
     dropped.length = 0;
     // Queued for the next flush when the address moves: never sent, so handed back.
-    const read: Message = { type: "MsgReadIndex", from: 1, to: 2, term: 0, context: "c" };
     peers.send([read]);
     peers.setPeers([[2, moved.address]]);
     expect(dropped).toEqual([read]);
